@@ -1,0 +1,66 @@
+# Every target installs what it needs first, so `make run` and `make test` work on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help system-packages venv run up down reset psql keys test lint format lock
+
+help:
+	@echo "make run     start the local stack in the foreground (Ctrl-C stops it)"
+	@echo "make up      start the local stack in the background; make down stops it"
+	@echo "make reset   rebuild the local database (emulation, migrations, functions, seed)"
+	@echo "make psql    psql on the local database"
+	@echo "make test    every test (pgTAP and pytest) against a throwaway cluster"
+	@echo "make lint    sqlfluff over supabase/, ruff over app/, tests/ and bench/"
+
+system-packages:
+	@scripts/ensure-system-packages
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+run: system-packages venv
+	@$(BIN)/python -m app run
+
+up: system-packages venv
+	@$(BIN)/python -m app up
+
+down: venv
+	@$(BIN)/python -m app down
+
+reset: system-packages venv
+	@$(BIN)/python -m app db reset
+
+psql: system-packages venv
+	@$(BIN)/python -m app psql
+
+keys: venv
+	@$(BIN)/python -m app keys
+
+test: system-packages venv
+	@$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	@$(BIN)/sqlfluff lint --processes 2 supabase
+	@$(BIN)/ruff check app tests bench
+	@$(BIN)/ruff format --check app tests bench
+
+format: venv
+	@$(BIN)/sqlfluff fix --processes 2 supabase
+	@$(BIN)/ruff check --fix app tests bench
+	@$(BIN)/ruff format app tests bench
+
+# Rewrites the lock from a clean environment; run after changing pyproject.toml's pins.
+lock:
+	@rm -rf /tmp/easymo-lock && $(PYTHON) -m venv /tmp/easymo-lock
+	@/tmp/easymo-lock/bin/pip install --quiet --disable-pip-version-check '.[dev]'
+	@/tmp/easymo-lock/bin/pip freeze --exclude easymo-backend > requirements.lock
+	@rm -rf /tmp/easymo-lock

@@ -1,0 +1,106 @@
+"""python -m app: the local stack, the database and the edge from one command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from app import keys
+from app.db.migrator import MigrationError, migrate
+from app.db.sql_files import SqlFileError
+from app.local import stack
+from app.local.cluster import ClusterError
+from app.settings import database_url, setting
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except (MigrationError, SqlFileError, ClusterError, stack.StackError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("run", help="the stack in the foreground (Ctrl-C stops it)").set_defaults(
+        handler=lambda _: stack.run()
+    )
+    commands.add_parser("up", help="the stack in the background, ready on return").set_defaults(
+        handler=lambda _: stack.up()
+    )
+    commands.add_parser("down", help="stop what `up` or `db start` started").set_defaults(
+        handler=lambda _: stack.down()
+    )
+    commands.add_parser("serve", help="the edge alone, configured from the env").set_defaults(
+        handler=_serve
+    )
+    commands.add_parser("keys", help="print the local API keys and JWT secret").set_defaults(
+        handler=_keys
+    )
+    commands.add_parser("psql", help="psql on the local database").set_defaults(
+        handler=lambda _: stack.psql()
+    )
+
+    db = commands.add_parser("db", help="the database").add_subparsers(dest="db", required=True)
+    db.add_parser("start", help="create (first time), start and migrate the local cluster")
+    db.choices["start"].set_defaults(handler=lambda _: stack.prepare())
+    db.add_parser("stop", help="stop the local cluster").set_defaults(
+        handler=lambda _: stack.local_cluster().stop()
+    )
+    db.add_parser("status", help="is the local cluster running").set_defaults(handler=_status)
+    db.add_parser("reset", help="drop and rebuild the local database, with seed").set_defaults(
+        handler=lambda _: stack.reset()
+    )
+    run_migrations = db.add_parser(
+        "migrate", help="apply emulation (not on hosted Supabase), migrations and functions"
+    )
+    run_migrations.add_argument(
+        "--database-url", help="target database (default: DATABASE_URL, else the local stack)"
+    )
+    run_migrations.add_argument(
+        "--include-all", action="store_true", help="also apply migrations older than the newest"
+    )
+    run_migrations.add_argument("--seed", action="store_true", help="apply supabase/seed.sql once")
+    run_migrations.add_argument(
+        "--no-emulation", action="store_true", help="skip the Supabase emulation"
+    )
+    run_migrations.set_defaults(handler=_migrate)
+    return parser
+
+
+def _migrate(args: argparse.Namespace) -> None:
+    url = args.database_url or database_url()
+    report = migrate(
+        url, emulation=not args.no_emulation, seed=args.seed, include_all=args.include_all
+    )
+    if not report.changed_anything:
+        print("database is up to date")
+
+
+def _serve(_: argparse.Namespace) -> None:
+    from app.edge.serve import serve  # noqa: PLC0415 - the web stack loads only to serve
+
+    serve()
+
+
+def _keys(_: argparse.Namespace) -> None:
+    secret = setting("SUPABASE_JWT_SECRET")
+    if not secret:
+        raise stack.StackError("no JWT secret yet: `make run` or `make up` creates one")
+    print(f"SUPABASE_ANON_KEY={keys.api_key(secret, 'anon')}")
+    print(f"SUPABASE_SERVICE_ROLE_KEY={keys.api_key(secret, 'service_role')}")
+    print(f"SUPABASE_JWT_SECRET={secret}")
+
+
+def _status(_: argparse.Namespace) -> None:
+    cluster = stack.local_cluster()
+    state = "running" if cluster.is_running() else "stopped" if cluster.exists() else "not created"
+    print(f"local database: {state} ({cluster.data_dir}, port {cluster.port})")

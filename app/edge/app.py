@@ -1,0 +1,65 @@
+"""The edge: a Starlette app with the probes, the metrics and the RPC gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from psycopg_pool import AsyncConnectionPool
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from app.db.sql_files import SqlSources
+from app.edge.metrics import EdgeMetrics
+from app.edge.probes import Readiness, health
+from app.edge.request_context import RequestContext
+from app.gateway.auth import API_ROLES
+from app.gateway.catalog import Catalog
+from app.gateway.reload_listener import listen_for_reloads
+from app.gateway.route import RpcGateway
+from app.settings import Settings
+
+
+def create_app(settings: Settings, sources: SqlSources | None = None) -> Starlette:
+    pool = AsyncConnectionPool(
+        settings.edge_database_url,
+        min_size=settings.pool_min_size,
+        max_size=settings.pool_max_size,
+        kwargs={"autocommit": True},
+        open=False,
+        name="edge",
+    )
+    catalog = Catalog(settings.api_schemas, sorted(API_ROLES))
+    metrics = EdgeMetrics()
+    metrics.watch_pool(pool.get_stats)
+    expected_versions = [m.version for m in (sources or SqlSources()).read_migrations()]
+    gateway = RpcGateway(settings, pool, catalog)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # wait=False: the edge starts (and /health answers) while the database is still down.
+        await pool.open(wait=False)
+        listener = asyncio.create_task(
+            listen_for_reloads(settings.edge_database_url, pool, catalog)
+        )
+        try:
+            yield
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+            await pool.close()
+
+    methods = ["GET", "HEAD", "POST"]
+    app = Starlette(
+        routes=[
+            Route("/health", health, methods=["GET"]),
+            Route("/ready", Readiness(pool, expected_versions).check, methods=["GET"]),
+            Route("/metrics", metrics.endpoint, methods=["GET"]),
+            Route("/rest/v1/rpc/{function}", gateway.handle, methods=methods),
+        ],
+        lifespan=lifespan,
+    )
+    app.add_middleware(RequestContext, metrics=metrics)
+    return app

@@ -1,0 +1,56 @@
+"""Prometheus metrics for the edge, in a registry of the app's own (tests build many apps)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from starlette.requests import Request
+from starlette.responses import Response
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class EdgeMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "edge_http_requests_total",
+            "HTTP requests served, by method, route and status.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "edge_http_request_duration_seconds",
+            "Time from request to the last byte of the response.",
+            ["method", "route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(method, route, str(status)).inc()
+        self.latency.labels(method, route).observe(seconds)
+
+    def watch_pool(self, stats: Callable[[], dict[str, int]]) -> None:
+        self.registry.register(_PoolCollector(stats))
+
+    async def endpoint(self, request: Request) -> Response:
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE)
+
+
+class _PoolCollector(Collector):
+    def __init__(self, stats: Callable[[], dict[str, int]]) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        stats = self.stats()
+        gauge = GaugeMetricFamily(
+            "edge_db_pool_connections", "Database pool connections, by state.", labels=["state"]
+        )
+        gauge.add_metric(["open"], stats.get("pool_size", 0))
+        gauge.add_metric(["idle"], stats.get("pool_available", 0))
+        gauge.add_metric(["waiting_requests"], stats.get("requests_waiting", 0))
+        yield gauge

@@ -1,0 +1,81 @@
+"""Per request: an id (X-Request-Id, else generated, echoed back), one JSON log line, metrics.
+
+A generated id is also added to the request's headers, so an RPC sees it in request.headers
+and audit rows can be traced to the log line."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.edge.metrics import EdgeMetrics
+
+_VALID_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,200}$")
+log = structlog.get_logger("edge.request")
+
+
+def route_label(path: str) -> str:
+    """Bounded metric labels: a request for an unknown function must not add a series."""
+    if path.startswith("/rest/v1/rpc/"):
+        return "/rest/v1/rpc/{function}"
+    if path in ("/health", "/ready", "/metrics") or path.startswith("/webhooks/"):
+        return path
+    return "other"
+
+
+class RequestContext:
+    def __init__(self, app: ASGIApp, metrics: EdgeMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers: list[tuple[bytes, bytes]] = list(scope["headers"])
+        request_id = _header(headers, b"x-request-id")
+        if request_id is None or not _VALID_ID.match(request_id):
+            request_id = uuid.uuid4().hex
+            headers = [(k, v) for k, v in headers if k != b"x-request-id"]
+            headers.append((b"x-request-id", request_id.encode()))
+            scope = {**scope, "headers": headers}
+        correlation_id = _header(headers, b"x-correlation-id")
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        if correlation_id:
+            structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
+        status = {"code": 500}
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        started = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = route_label(scope["path"])
+            self.metrics.observe(scope["method"], route, status["code"], elapsed)
+            log.info(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status["code"],
+                duration_ms=round(elapsed * 1000, 2),
+            )
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> Any:
+    for key, value in headers:
+        if key == name:
+            return value.decode("latin-1")
+    return None

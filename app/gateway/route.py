@@ -1,0 +1,283 @@
+"""`/rest/v1/rpc/{function}`: PostgREST's RPC dialect, as the supabase client speaks it.
+
+Per request: verify the JWT, pick the schema from Content-Profile / Accept-Profile, read the
+arguments (JSON body, or the query string for GET and HEAD), and make one transaction that
+switches to the caller's role, publishes the claims and headers as PostgREST does, calls the
+function and shapes the result. The gateway decides nothing about permissions: a function the
+role may not execute fails in Postgres, and RLS does the rest.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app.gateway import errors
+from app.gateway.auth import Caller, identify
+from app.gateway.call import Page, plan_call, plan_void_call
+from app.gateway.catalog import Catalog, Routine
+from app.gateway.errors import GatewayError
+from app.settings import Settings
+
+JSON = "application/json; charset=utf-8"
+OBJECT_JSON = "application/vnd.pgrst.object+json; charset=utf-8"
+_RESERVED = frozenset({"select", "columns", "order", "limit", "offset", "on_conflict", "and", "or"})
+_FILTER_OPERATORS = frozenset(
+    "eq gt gte lt lte neq like ilike match imatch in is isdistinct fts plfts phfts wfts cs cd ov "
+    "sl sr nxr nxl adj not".split()
+)
+
+
+@dataclass(frozen=True)
+class Arguments:
+    keys: frozenset[str]
+    values: dict[str, list[str]] | None  # GET: every value of each key, as text
+    body: str | None  # POST: the request body, passed to Postgres as it came
+    page: Page
+
+
+class RpcGateway:
+    def __init__(self, settings: Settings, pool: AsyncConnectionPool, catalog: Catalog) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.catalog = catalog
+        self.secret = settings.supabase_jwt_secret.get_secret_value()
+
+    async def handle(self, request: Request) -> Response:
+        try:
+            return await self._handle(request)
+        except GatewayError as error:
+            return error_response(error)
+
+    async def _handle(self, request: Request) -> Response:
+        headers = request.headers
+        caller = identify(headers.get("authorization"), headers.get("apikey"), self.secret)
+        schema, profile_sent = self._schema(request)
+        want_object = _wants_object(headers.get("accept"))
+        want_count = "count=" in (headers.get("prefer") or "")
+        arguments = await self._arguments(request)
+        read_only = request.method in ("GET", "HEAD")
+        try:
+            async with self.pool.connection(timeout=self.settings.pool_timeout_seconds) as conn:
+                routine = await self.catalog.find(
+                    conn, schema, request.path_params["function"], arguments.keys
+                )
+                if routine.volatility != "v":
+                    read_only = True  # STABLE and IMMUTABLE functions never need to write
+                async with conn.transaction():
+                    await self._begin_request(conn, request, caller, schema, read_only)
+                    result = await self._call(conn, routine, arguments, want_object, want_count)
+        except PoolTimeout as error:
+            raise errors.pool_exhausted() from error
+        except psycopg.Error as error:
+            raise errors.from_postgres(error, anonymous=caller.anonymous) from error
+        response_headers = {"Content-Range": result.content_range(arguments.page)}
+        if profile_sent or len(self.settings.api_schemas) > 1:
+            response_headers["Content-Profile"] = schema
+        if result.body is None:
+            return Response(status_code=204, headers=response_headers)
+        status = 206 if result.partial(arguments.page) else 200
+        content = b"" if request.method == "HEAD" else result.body.encode()
+        media_type = OBJECT_JSON if want_object else JSON
+        return Response(content, status, response_headers, media_type)
+
+    def _schema(self, request: Request) -> tuple[str, bool]:
+        header = "accept-profile" if request.method in ("GET", "HEAD") else "content-profile"
+        requested = request.headers.get(header)
+        exposed = self.settings.api_schemas
+        if requested is None:
+            return exposed[0], False
+        if requested not in exposed:
+            raise GatewayError(
+                406,
+                "PGRST106",
+                f"Invalid schema: {requested}",
+                hint=f"Only the following schemas are exposed: {', '.join(exposed)}",
+            )
+        return requested, True
+
+    async def _arguments(self, request: Request) -> Arguments:
+        page = _page(request)
+        if request.method in ("GET", "HEAD"):
+            values: dict[str, list[str]] = {}
+            for key, value in request.query_params.multi_items():
+                if _is_argument(key, value):
+                    values.setdefault(key, []).append(value)
+            return Arguments(frozenset(values), values, None, page)
+        raw = await request.body()
+        if len(raw) > self.settings.rpc_max_body_bytes:
+            raise GatewayError(
+                413,
+                "PGRST413",
+                f"Request body larger than {self.settings.rpc_max_body_bytes} bytes",
+            )
+        content_type = (request.headers.get("content-type") or "application/json").split(";")[0]
+        if raw.strip() and content_type.strip().lower() != "application/json":
+            raise GatewayError(400, "PGRST102", f"Content-Type not acceptable: {content_type}")
+        try:
+            text = raw.decode("utf-8") if raw.strip() else "{}"
+            parsed = json.loads(text)
+        except (UnicodeDecodeError, ValueError) as error:
+            raise GatewayError(400, "PGRST102", "Empty or invalid json") from error
+        keys = frozenset(parsed) if isinstance(parsed, dict) else frozenset()
+        return Arguments(keys, None, text, page)
+
+    async def _begin_request(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        request: Request,
+        caller: Caller,
+        schema: str,
+        read_only: bool,
+    ) -> None:
+        """Transaction-local settings, as PostgREST sets them before the call."""
+        search_path = ", ".join(
+            f'"{name}"' for name in (schema, *self.settings.api_extra_search_path)
+        )
+        header_json = {k.lower(): v for k, v in request.headers.items() if k.lower() != "cookie"}
+        settings: list[tuple[str, str]] = []
+        if read_only:
+            settings.append(("transaction_read_only", "on"))
+        settings += list(self.catalog.role_settings.get(caller.role, {}).items())
+        settings += [
+            ("search_path", search_path),
+            ("role", caller.role),
+            ("request.jwt.claims", json.dumps(caller.claims)),
+            ("request.headers", json.dumps(header_json)),
+            ("request.cookies", json.dumps(dict(request.cookies))),
+            ("request.method", request.method),
+            ("request.path", f"/rpc/{request.path_params['function']}"),
+        ]
+        query = "select " + ", ".join(["pg_catalog.set_config(%s, %s, true)"] * len(settings))
+        await conn.execute(query, [item for pair in settings for item in pair])  # type: ignore[arg-type]
+
+    async def _call(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        routine: Routine,
+        arguments: Arguments,
+        want_object: bool,
+        want_count: bool,
+    ) -> CallResult:
+        body = arguments.body if arguments.values is None else _json_arguments(routine, arguments)
+        if routine.returns_void:
+            await conn.execute(plan_void_call(routine, arguments.keys), {"body": body})
+            return CallResult(None, 1, 1 if want_count else None)
+        page = arguments.page
+        if routine.returns_set:
+            cap = self.settings.api_max_rows
+            page = Page(min(page.limit, cap) if page.limit is not None else cap, page.offset)
+        plan = plan_call(
+            routine, arguments.keys, want_object=want_object, want_count=want_count, page=page
+        )
+        cursor = await conn.execute(plan.query, {"body": body})
+        row = await cursor.fetchone()
+        assert row is not None  # an aggregate always returns one row
+        text, page_total, total = row
+        if want_object and page_total != 1:
+            raise GatewayError(
+                406,
+                "PGRST116",
+                "Cannot coerce the result to a single JSON object",
+                f"The result contains {page_total} rows",
+            )  # raised inside the transaction, so whatever the function did is rolled back
+        return CallResult(text, page_total, total)
+
+
+@dataclass(frozen=True)
+class CallResult:
+    body: str | None  # None: the function returns void
+    page_total: int
+    total: int | None
+
+    def content_range(self, page: Page) -> str:
+        total = "*" if self.total is None else str(self.total)
+        if self.page_total == 0:
+            return f"*/{total}"
+        first = page.offset if self.body is not None else 0
+        return f"{first}-{first + self.page_total - 1}/{total}"
+
+    def partial(self, page: Page) -> bool:
+        return self.total is not None and page.offset + self.page_total < self.total
+
+
+def error_response(error: GatewayError) -> Response:
+    return Response(error.body(), error.status, error.headers, JSON)
+
+
+def _wants_object(accept: str | None) -> bool:
+    if not accept:
+        return False
+    types = [part.split(";")[0].strip().lower() for part in accept.split(",")]
+    if any(t in ("application/vnd.pgrst.object+json", "application/vnd.pgrst.object") for t in types):
+        return True
+    if any(t in ("application/json", "*/*", "application/*") for t in types):
+        return False
+    raise GatewayError(406, "PGRST107", f"None of these media types are available: {accept}")
+
+
+def _page(request: Request) -> Page:
+    params = request.query_params
+    try:
+        limit = int(params["limit"]) if "limit" in params else None
+        offset = int(params.get("offset", "0"))
+    except ValueError as error:
+        raise GatewayError(400, "PGRST100", "limit and offset must be whole numbers") from error
+    if (limit is not None and limit < 0) or offset < 0:
+        raise GatewayError(
+            416,
+            "PGRST103",
+            "Requested range not satisfiable",
+            "Limit should be greater than or equal to zero.",
+        )
+    unsupported = [key for key in params if key in _RESERVED - {"limit", "offset"}]
+    if request.method not in ("GET", "HEAD"):
+        unsupported += [key for key in params if key not in _RESERVED]
+    if unsupported:
+        raise GatewayError(
+            400,
+            "PGRST100",
+            f"Unsupported query parameter on an RPC result: {', '.join(sorted(set(unsupported)))}",
+            hint="This gateway supports limit and offset on RPC results; filter inside the "
+            "function instead.",
+        )
+    return Page(limit, offset)
+
+
+def _is_argument(key: str, value: str) -> bool:
+    """PostgREST's rule: reserved words and filters (`col=eq.1`) are not function arguments."""
+    if key in _RESERVED or key.rsplit(".", 1)[-1] in _RESERVED:
+        return False
+    if "." in key:
+        raise _filter_error(key)
+    operator = value.split(".", 1)[0]
+    if operator in _FILTER_OPERATORS and "." in value:
+        raise _filter_error(key)
+    return True
+
+
+def _filter_error(key: str) -> GatewayError:
+    return GatewayError(
+        400,
+        "PGRST100",
+        f"Filters on RPC results are not supported by this gateway: {key}",
+        hint="Filter inside the function instead.",
+    )
+
+
+def _json_arguments(routine: Routine, arguments: Arguments) -> str:
+    """GET arguments as a JSON object of strings: Postgres' input functions type them."""
+    assert arguments.values is not None
+    variadic = {p.name for p in routine.parameters if p.variadic}
+    return json.dumps(
+        {
+            key: values if key in variadic else values[-1]
+            for key, values in arguments.values.items()
+        }
+    )

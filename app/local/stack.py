@@ -1,0 +1,230 @@
+"""The local stack: a Postgres cluster under .local/ and the edge in front of it.
+
+`prepare` is the one path that brings the database up to date: create the cluster on first
+use, start it, apply emulation, migrations, functions and seed, and write .local/stack.env.
+`run`, `up`, `reset` and `psql` all go through it, so they cannot disagree about set-up.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import psycopg
+
+from app import keys, paths
+from app.db.migrator import migrate
+from app.local.cluster import PG_BINDIR, Cluster, ClusterError
+from app.local.stack_env import read_env_file, write_env_file
+from app.project_config import load_project_config
+
+# The Supabase CLI's local superuser password: local only, and what every tutorial expects.
+LOCAL_PASSWORD = "postgres"
+EDGE_PID = paths.LOCAL / "run" / "edge.pid"
+EDGE_LOG = paths.LOCAL / "log" / "edge.log"
+READY_TIMEOUT_SECONDS = 30.0
+Log = Callable[[str], None]
+
+
+class StackError(RuntimeError):
+    """The stack cannot do what was asked; the message says what to do instead."""
+
+
+def local_cluster() -> Cluster:
+    return Cluster(root=paths.LOCAL / "postgres", port=load_project_config().db_port)
+
+
+def prepare(cluster: Cluster | None = None, *, log: Log = print) -> dict[str, str]:
+    """Cluster created, running and migrated; returns the settings written to stack.env."""
+    cluster = cluster or local_cluster()
+    if not cluster.exists():
+        log(f"creating a Postgres cluster in {cluster.data_dir.relative_to(paths.REPO)}")
+        cluster.init()
+    cluster.start()
+    stack = _stack_settings(cluster)
+    _set_password(cluster, "postgres", LOCAL_PASSWORD)
+    migrate(stack["DATABASE_URL"], seed=True, log=log)
+    _set_password(cluster, "authenticator", stack["AUTHENTICATOR_PASSWORD"])
+    write_env_file(
+        paths.STACK_ENV,
+        stack,
+        "Written by `python -m app` (make run/up). Secrets were generated on first run and are\n"
+        "kept across runs; delete this file and `make reset` to start over.",
+    )
+    return stack
+
+
+def reset(*, log: Log = print) -> dict[str, str]:
+    """Drop and recreate the local database, then apply everything and the seed."""
+    cluster = local_cluster()
+    was_running = cluster.is_running()
+    if cluster.exists():
+        cluster.start()
+        with psycopg.connect(cluster.socket_conninfo("template1"), autocommit=True) as conn:
+            # FORCE ends every session on it, pg_cron's scheduler included (it reconnects).
+            conn.execute("drop database if exists postgres with (force)")
+            conn.execute("create database postgres")
+        log("dropped and recreated the local database")
+    stack = prepare(cluster, log=log)
+    if not was_running and not _edge_pid():
+        cluster.stop()
+    return stack
+
+
+def run(*, log: Log = print) -> None:
+    """The stack in the foreground: Ctrl-C stops the edge and then the database."""
+    from app.edge.serve import serve  # noqa: PLC0415 - keeps `make down` free of the web stack
+
+    _refuse_if_edge_up()
+    cluster = local_cluster()
+    was_running = cluster.is_running()
+    stack = prepare(cluster, log=log)
+    _announce(stack, log)
+    os.environ.update(stack)
+    try:
+        serve()
+    finally:
+        if not was_running:
+            cluster.stop()
+            log("stopped the edge and the database")
+
+
+def up(*, log: Log = print) -> None:
+    """The stack in the background; returns once /ready answers 200."""
+    if _edge_pid():
+        stack = read_env_file(paths.STACK_ENV)
+        log("the stack is already up")
+        _announce(stack, log)
+        return
+    stack = prepare(log=log)
+    EDGE_LOG.parent.mkdir(parents=True, exist_ok=True)
+    EDGE_PID.parent.mkdir(parents=True, exist_ok=True)
+    with EDGE_LOG.open("ab") as output:
+        edge = subprocess.Popen(
+            [sys.executable, "-m", "app", "serve"],
+            cwd=paths.REPO,
+            env={**os.environ, **stack},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # survives the terminal that ran `make up`
+        )
+    EDGE_PID.write_text(str(edge.pid))
+    _wait_until_ready(stack["SUPABASE_URL"], edge)
+    _announce(stack, log)
+    log(f"edge log: {EDGE_LOG.relative_to(paths.REPO)}; `make down` stops everything")
+
+
+def down(*, log: Log = print) -> None:
+    pid = _edge_pid()
+    if pid:
+        _terminate(pid)
+        log(f"stopped the edge (pid {pid})")
+    EDGE_PID.unlink(missing_ok=True)
+    cluster = local_cluster()
+    if cluster.is_running():
+        cluster.stop()
+        log("stopped the database")
+
+
+def psql() -> None:
+    stack = prepare(log=lambda _: None)
+    os.execv(PG_BINDIR / "psql", ["psql", stack["DATABASE_URL"]])
+
+
+def _stack_settings(cluster: Cluster) -> dict[str, str]:
+    """Every setting the stack uses; generated secrets are kept from the previous stack.env."""
+    config = load_project_config()
+    previous = read_env_file(paths.STACK_ENV)
+    jwt_secret = previous.get("SUPABASE_JWT_SECRET") or secrets.token_urlsafe(48)
+    authenticator_password = previous.get("AUTHENTICATOR_PASSWORD") or secrets.token_urlsafe(24)
+    return {
+        "SUPABASE_URL": f"http://127.0.0.1:{config.api_port}",
+        "DATABASE_URL": cluster.url(password=LOCAL_PASSWORD),
+        "SUPABASE_ANON_KEY": keys.api_key(jwt_secret, "anon"),
+        "SUPABASE_SERVICE_ROLE_KEY": keys.api_key(jwt_secret, "service_role"),
+        "SUPABASE_JWT_SECRET": jwt_secret,
+        "EDGE_DATABASE_URL": cluster.url("authenticator", authenticator_password),
+        "AUTHENTICATOR_PASSWORD": authenticator_password,
+        "EDGE_HOST": "127.0.0.1",
+        "EDGE_PORT": str(config.api_port),
+    }
+
+
+def _set_password(cluster: Cluster, role: str, password: str) -> None:
+    with psycopg.connect(cluster.socket_conninfo(), autocommit=True) as conn:
+        literal = psycopg.sql.Literal(password).as_string(conn)
+        conn.execute(f"alter role {role} password {literal}")  # type: ignore[arg-type]
+
+
+def _announce(stack: dict[str, str], log: Log) -> None:
+    shown = (
+        "SUPABASE_URL",
+        "DATABASE_URL",
+        "SUPABASE_ANON_KEY",
+        "SUPABASE_SERVICE_ROLE_KEY",
+        "SUPABASE_JWT_SECRET",
+    )
+    width = max(map(len, shown))
+    log("")
+    for key in shown:
+        log(f"{key:<{width}}  {stack.get(key, '')}")
+    log(f"(all settings: {paths.STACK_ENV.relative_to(paths.REPO)})")
+    log("")
+
+
+def _refuse_if_edge_up() -> None:
+    if _edge_pid():
+        raise StackError("the stack is already running in the background; `make down` first")
+
+
+def _edge_pid() -> int | None:
+    """The background edge's pid, if that process is still ours and alive."""
+    try:
+        pid = int(EDGE_PID.read_text().strip())
+        cmdline = (Path(f"/proc/{pid}/cmdline")).read_bytes()
+    except (OSError, ValueError):
+        return None
+    return pid if b"app\x00serve" in cmdline else None
+
+
+def _wait_until_ready(url: str, edge: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if edge.poll() is not None:
+            EDGE_PID.unlink(missing_ok=True)
+            raise StackError(f"the edge exited with {edge.returncode}:\n{_tail(EDGE_LOG)}")
+        try:
+            if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise StackError(f"the edge was not ready within {READY_TIMEOUT_SECONDS:.0f}s:\n{_tail(EDGE_LOG)}")
+
+
+def _terminate(pid: int, grace_seconds: float = 10.0) -> None:
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_seconds
+    while time.monotonic() < deadline:
+        if not Path(f"/proc/{pid}").exists():
+            return
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+__all__ = ["ClusterError", "StackError", "down", "prepare", "psql", "reset", "run", "up"]

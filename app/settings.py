@@ -1,0 +1,57 @@
+"""Settings from the environment, then from .local/stack.env, which the local stack writes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app import paths
+from app.local.stack_env import read_env_file
+from app.project_config import load_project_config
+
+_project = load_project_config()
+
+LOCAL_DATABASE_URL = f"postgresql://postgres:postgres@127.0.0.1:{_project.db_port}/postgres"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", env_file=None)
+
+    database_url: str = Field(
+        LOCAL_DATABASE_URL, description="Owner connection: migrations, CLI, tests."
+    )
+    edge_database_url: str = Field(
+        description="The edge's pool; connects as `authenticator`, like PostgREST."
+    )
+    supabase_jwt_secret: SecretStr = Field(description="HS256 secret API keys are signed with.")
+    edge_host: str = "127.0.0.1"
+    edge_port: int = _project.api_port
+    api_schemas: tuple[str, ...] = _project.schemas
+    api_extra_search_path: tuple[str, ...] = _project.extra_search_path
+    api_max_rows: int = _project.max_rows
+    pool_min_size: int = 2
+    pool_max_size: int = 10
+    pool_timeout_seconds: float = Field(
+        5.0, description="How long a request waits for a free connection before a 504."
+    )
+    rpc_max_body_bytes: int = Field(1024 * 1024, description="Larger RPC bodies get a 413.")
+    log_level: str = "info"
+
+
+def load_settings(env_file: Path | None = paths.STACK_ENV) -> Settings:
+    """Environment variables win over the stack file, so a hosted DATABASE_URL overrides it."""
+    if env_file is not None and env_file.exists():
+        return Settings(_env_file=env_file)  # type: ignore[call-arg]
+    return Settings()  # type: ignore[call-arg]
+
+
+def setting(name: str, default: str | None = None) -> str | None:
+    """One value, for commands that need it without a whole edge configuration."""
+    return os.environ.get(name) or read_env_file(paths.STACK_ENV).get(name) or default
+
+
+def database_url() -> str:
+    return setting("DATABASE_URL", LOCAL_DATABASE_URL)  # type: ignore[return-value]

@@ -1,0 +1,4 @@
+-- Demo data for the local stack, applied once by `make run` on a new database and by
+-- `make reset` (recorded in supabase_migrations.seed_files, as the Supabase CLI does).
+-- Each domain appends its rows here (feature flags, services, locations) as it lands; write
+-- them so they do not depend on data from earlier runs.
