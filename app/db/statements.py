@@ -36,48 +36,61 @@ def split_statements(sql: str) -> list[Statement]:
     atomic_depth = 0  # > 0 inside BEGIN ATOMIC, where `;` ends inner statements only
     previous_word = ""
     i = 0
-    n = len(sql)
-    while i < n:
-        char = sql[i]
-        if char == "-" and sql.startswith("--", i):
-            end = sql.find("\n", i)
-            i = n if end < 0 else end + 1
-        elif char == "/" and sql.startswith("/*", i):
-            i = _skip_block_comment(sql, i)
-        elif char == "'":
-            escapes = i > 0 and sql[i - 1] in "eE" and not _is_word_char(sql, i - 2)
-            i = _skip_quoted(sql, i, "'", backslash_escapes=escapes)
-        elif char == '"':
-            i = _skip_quoted(sql, i, '"', backslash_escapes=False)
-        elif char == "$" and (match := _DOLLAR_TAG.match(sql, i)) and not _is_word_char(sql, i - 1):
-            closing = sql.find(match.group(0), match.end())
-            if closing < 0:
-                raise UnterminatedSQL(f"dollar quote {match.group(0)} opened at line "
-                                      f"{_line_of(sql, i)} is never closed")
-            i = closing + len(match.group(0))
+    while i < len(sql):
+        skipped_to = _skip_literal_or_comment(sql, i)
+        if skipped_to is not None:
+            i = skipped_to
         elif (match := _WORD.match(sql, i)) and not _is_word_char(sql, i - 1):
             word = match.group(0).lower()
-            if word == "atomic" and previous_word == "begin":
-                atomic_depth += 1
-            elif atomic_depth and word == "case":
-                atomic_depth += 1
-            elif atomic_depth and word == "end":
-                atomic_depth -= 1
+            atomic_depth += _atomic_step(word, previous_word, atomic_depth)
             previous_word = word
             i = match.end()
-        elif char == ";" and not atomic_depth:
+        elif sql[i] == ";" and not atomic_depth:
             _append(statements, sql, start, i + 1)
-            start = i + 1
+            start = i = i + 1
             previous_word = ""
-            i += 1
         else:
-            if not char.isspace():
+            if not sql[i].isspace():
                 previous_word = ""
             i += 1
     if atomic_depth:
         raise UnterminatedSQL("a BEGIN ATOMIC block is never closed with END")
-    _append(statements, sql, start, n)
+    _append(statements, sql, start, len(sql))
     return statements
+
+
+def _atomic_step(word: str, previous_word: str, depth: int) -> int:
+    """BEGIN ATOMIC opens a body; inside it CASE opens and END closes a level."""
+    if word == "atomic" and previous_word == "begin":
+        return 1
+    if depth and word == "case":
+        return 1
+    if depth and word == "end":
+        return -1
+    return 0
+
+
+def _skip_literal_or_comment(sql: str, i: int) -> int | None:
+    """Where the comment, quoted string, identifier or dollar quote starting at i ends."""
+    char = sql[i]
+    if char == "-" and sql.startswith("--", i):
+        end = sql.find("\n", i)
+        return len(sql) if end < 0 else end + 1
+    if char == "/" and sql.startswith("/*", i):
+        return _skip_block_comment(sql, i)
+    if char == "'":
+        escapes = i > 0 and sql[i - 1] in "eE" and not _is_word_char(sql, i - 2)
+        return _skip_quoted(sql, i, "'", backslash_escapes=escapes)
+    if char == '"':
+        return _skip_quoted(sql, i, '"', backslash_escapes=False)
+    if char == "$" and (match := _DOLLAR_TAG.match(sql, i)) and not _is_word_char(sql, i - 1):
+        closing = sql.find(match.group(0), match.end())
+        if closing < 0:
+            raise UnterminatedSQL(
+                f"dollar quote {match.group(0)} opened at line {_line_of(sql, i)} is never closed"
+            )
+        return closing + len(match.group(0))
+    return None
 
 
 def _append(statements: list[Statement], sql: str, start: int, end: int) -> None:

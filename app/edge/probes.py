@@ -26,7 +26,9 @@ class Readiness:
         try:
             applied = await self._applied_versions()
         except (PoolTimeout, psycopg.Error) as error:
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            reason = (
+                str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            )
             return _unavailable(f"database unreachable: {reason}")
         missing = sorted(self.expected - applied)
         if missing:
@@ -34,14 +36,14 @@ class Readiness:
         return JSONResponse({"status": "ready", "migrations": len(applied)})
 
     async def _applied_versions(self) -> frozenset[str]:
-        async with self.pool.connection(timeout=READY_TIMEOUT_SECONDS) as conn:
-            async with conn.transaction():
-                # The pool logs in as authenticator, which may read nothing itself.
-                await conn.execute("select pg_catalog.set_config('role', 'service_role', true)")
-                cursor = await conn.execute(
-                    "select version from supabase_migrations.schema_migrations"
-                )
-                return frozenset(version for (version,) in await cursor.fetchall())
+        async with (
+            self.pool.connection(timeout=READY_TIMEOUT_SECONDS) as conn,
+            conn.transaction(),
+        ):
+            # The pool logs in as authenticator, which may read nothing itself.
+            await conn.execute("select pg_catalog.set_config('role', 'service_role', true)")
+            cursor = await conn.execute("select version from supabase_migrations.schema_migrations")
+            return frozenset(version for (version,) in await cursor.fetchall())
 
 
 def _unavailable(reason: str) -> JSONResponse:

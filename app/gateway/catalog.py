@@ -152,7 +152,9 @@ class Catalog:
             noun = "parameter" if len(keys) == 1 else "parameters"
             searched = f"with {noun} {listed}"
         else:
-            message = f"Could not find the function {function} without parameters in the schema cache"
+            message = (
+                f"Could not find the function {function} without parameters in the schema cache"
+            )
             searched = "without parameters"
         known = self._routines.get((schema, name), [])
         hint = None

@@ -107,47 +107,59 @@ def invalid_token(message: str, code: str = "PGRST301") -> GatewayError:
         401,
         code,
         message,
-        headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description={description}'},
+        headers={
+            "WWW-Authenticate": f'Bearer error="invalid_token", error_description={description}'
+        },
     )
 
 
 def _raised_pgrst(message: str, detail: str | None) -> GatewayError:
     """`raise sqlstate 'PGRST' using message = '{json}', detail = '{json}'`: full control of the
     response, as PostgREST allows. Anything unparseable is PGRST121, as there."""
-    try:
-        body = json.loads(message)
-        if not isinstance(body, dict) or "code" not in body or "message" not in body:
-            raise ValueError(message)
-    except ValueError:
-        return GatewayError(
-            500,
-            "PGRST121",
-            "Could not parse JSON in the \"RAISE SQLSTATE 'PGRST'\" error",
+    body = _json_object(message, required=("code", "message"))
+    if body is None:
+        return _unparseable(
             f"Invalid JSON value for MESSAGE: '{message}'",
             "MESSAGE must be a JSON object with obligatory keys: 'code', 'message' and optional "
             "keys: 'details', 'hint'.",
         )
-    try:
-        response = json.loads(detail or "")
-        status = int(response["status"])
-        headers = {str(k): str(v) for k, v in dict(response.get("headers") or {}).items()}
-    except (ValueError, KeyError, TypeError):
-        return GatewayError(
-            500,
-            "PGRST121",
-            "Could not parse JSON in the \"RAISE SQLSTATE 'PGRST'\" error",
-            f"Invalid JSON value for DETAIL: '{detail}'" if detail else "DETAIL is missing in the "
-            "RAISE statement",
+    response = _json_object(detail or "", required=("status", "headers"))
+    if response is None or not str(response["status"]).isdigit():
+        return _unparseable(
+            f"Invalid JSON value for DETAIL: '{detail}'"
+            if detail
+            else "DETAIL is missing in the RAISE statement",
             "DETAIL must be a JSON object with obligatory keys: 'status', 'headers' and optional "
             "key: 'status_text'.",
         )
+    headers = response["headers"] if isinstance(response["headers"], dict) else {}
     return GatewayError(
-        status,
+        int(response["status"]),
         str(body["code"]),
         str(body["message"]),
         _text_or_none(body.get("details")),
         _text_or_none(body.get("hint")),
-        headers,
+        {str(k): str(v) for k, v in headers.items()},
+    )
+
+
+def _json_object(text: str, required: tuple[str, ...]) -> dict[str, object] | None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(value, dict) or any(key not in value for key in required):
+        return None
+    return value
+
+
+def _unparseable(details: str, hint: str) -> GatewayError:
+    return GatewayError(
+        500,
+        "PGRST121",
+        "Could not parse JSON in the \"RAISE SQLSTATE 'PGRST'\" error",
+        details,
+        hint,
     )
 
 

@@ -29,8 +29,11 @@ JSON = "application/json; charset=utf-8"
 OBJECT_JSON = "application/vnd.pgrst.object+json; charset=utf-8"
 _RESERVED = frozenset({"select", "columns", "order", "limit", "offset", "on_conflict", "and", "or"})
 _FILTER_OPERATORS = frozenset(
-    "eq gt gte lt lte neq like ilike match imatch in is isdistinct fts plfts phfts wfts cs cd ov "
-    "sl sr nxr nxl adj not".split()
+    {
+        *("eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "match", "imatch"),
+        *("in", "is", "isdistinct", "not", "cs", "cd", "ov", "sl", "sr", "nxr", "nxl", "adj"),
+        *("fts", "plfts", "phfts", "wfts"),
+    }
 )
 
 
@@ -215,7 +218,9 @@ def _wants_object(accept: str | None) -> bool:
     if not accept:
         return False
     types = [part.split(";")[0].strip().lower() for part in accept.split(",")]
-    if any(t in ("application/vnd.pgrst.object+json", "application/vnd.pgrst.object") for t in types):
+    if any(
+        t in ("application/vnd.pgrst.object+json", "application/vnd.pgrst.object") for t in types
+    ):
         return True
     if any(t in ("application/json", "*/*", "application/*") for t in types):
         return False
@@ -276,8 +281,5 @@ def _json_arguments(routine: Routine, arguments: Arguments) -> str:
     assert arguments.values is not None
     variadic = {p.name for p in routine.parameters if p.variadic}
     return json.dumps(
-        {
-            key: values if key in variadic else values[-1]
-            for key, values in arguments.values.items()
-        }
+        {key: values if key in variadic else values[-1] for key, values in arguments.values.items()}
     )

@@ -65,7 +65,7 @@ class Cluster:
         status = self._pg_ctl("status", check=False)
         return status.returncode == 0
 
-    def url(self, user: str = SUPERUSER, password: str = "postgres", database: str = "postgres") -> str:
+    def url(self, password: str, user: str = SUPERUSER, database: str = "postgres") -> str:
         return (
             f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}"
             f"@{self.host}:{self.port}/{quote(database, safe='')}"
@@ -203,9 +203,7 @@ host    all   all   ::1/128        scram-sha-256
 def settings_file(cluster: Cluster) -> str:
     """postgresql.conf for a 2-core machine, rewritten at every start so changes here apply."""
     durability = (
-        ""
-        if cluster.durable
-        else "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+        "" if cluster.durable else "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
     )
     return f"""\
 # Written by app/local/cluster.py at every start; edit that file, not this one.

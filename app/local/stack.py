@@ -26,7 +26,7 @@ from app.local.stack_env import read_env_file, write_env_file
 from app.project_config import load_project_config
 
 # The Supabase CLI's local superuser password: local only, and what every tutorial expects.
-LOCAL_PASSWORD = "postgres"
+LOCAL_PASSWORD = "postgres"  # noqa: S105 - a well-known local default, never used elsewhere
 EDGE_PID = paths.LOCAL / "run" / "edge.pid"
 EDGE_LOG = paths.LOCAL / "log" / "edge.log"
 READY_TIMEOUT_SECONDS = 30.0
@@ -136,7 +136,7 @@ def down(*, log: Log = print) -> None:
 
 def psql() -> None:
     stack = prepare(log=lambda _: None)
-    os.execv(PG_BINDIR / "psql", ["psql", stack["DATABASE_URL"]])
+    os.execv(PG_BINDIR / "psql", ["psql", stack["DATABASE_URL"]])  # noqa: S606 - replaces us
 
 
 def _stack_settings(cluster: Cluster) -> dict[str, str]:
@@ -151,7 +151,7 @@ def _stack_settings(cluster: Cluster) -> dict[str, str]:
         "SUPABASE_ANON_KEY": keys.api_key(jwt_secret, "anon"),
         "SUPABASE_SERVICE_ROLE_KEY": keys.api_key(jwt_secret, "service_role"),
         "SUPABASE_JWT_SECRET": jwt_secret,
-        "EDGE_DATABASE_URL": cluster.url("authenticator", authenticator_password),
+        "EDGE_DATABASE_URL": cluster.url(authenticator_password, "authenticator"),
         "AUTHENTICATOR_PASSWORD": authenticator_password,
         "EDGE_HOST": "127.0.0.1",
         "EDGE_PORT": str(config.api_port),
@@ -207,7 +207,9 @@ def _wait_until_ready(url: str, edge: subprocess.Popen[bytes]) -> None:
         except httpx.TransportError:
             pass
         time.sleep(0.2)
-    raise StackError(f"the edge was not ready within {READY_TIMEOUT_SECONDS:.0f}s:\n{_tail(EDGE_LOG)}")
+    raise StackError(
+        f"the edge was not ready within {READY_TIMEOUT_SECONDS:.0f}s:\n{_tail(EDGE_LOG)}"
+    )
 
 
 def _terminate(pid: int, grace_seconds: float = 10.0) -> None:

@@ -17,8 +17,12 @@ begin
 end
 $$;
 
-grant anon, authenticated, service_role to authenticator;
-grant anon, authenticated, service_role to postgres;
+grant anon to authenticator;
+grant authenticated to authenticator;
+grant service_role to authenticator;
+grant anon to postgres;
+grant authenticated to postgres;
+grant service_role to postgres;
 
 -- The timeouts Supabase sets, so a slow RPC fails here as it would in production.
 alter role anon set statement_timeout = '3s';
@@ -26,4 +30,4 @@ alter role authenticated set statement_timeout = '8s';
 alter role authenticator set statement_timeout = '8s';
 alter role authenticator set lock_timeout = '8s';
 
-alter role postgres set search_path = "$user", public, extensions;
+alter role postgres set search_path = "$user", public, extensions;  -- noqa: RF05

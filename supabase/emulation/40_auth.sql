@@ -3,11 +3,12 @@
 create schema if not exists auth;
 grant usage on schema auth to postgres, anon, authenticated, service_role;
 
+-- Supabase's column names, keyword `role` included.
 create table if not exists auth.users (
     instance_id uuid,
     id uuid primary key,
     aud varchar(255),
-    role varchar(255),
+    role varchar(255),  -- noqa: RF04
     email varchar(255),
     encrypted_password varchar(255),
     email_confirmed_at timestamptz,

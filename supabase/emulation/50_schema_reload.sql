@@ -21,10 +21,15 @@ begin
 end;
 $$;
 
-drop event trigger if exists pgrst_ddl_watch;
-create event trigger pgrst_ddl_watch on ddl_command_end
-execute function extensions.pgrst_ddl_watch();
+-- Inside DO only because sqlfluff's postgres dialect cannot parse event trigger DDL.
+do $$
+begin
+    drop event trigger if exists pgrst_ddl_watch;
+    create event trigger pgrst_ddl_watch on ddl_command_end
+    execute function extensions.pgrst_ddl_watch();
 
-drop event trigger if exists pgrst_drop_watch;
-create event trigger pgrst_drop_watch on sql_drop
-execute function extensions.pgrst_drop_watch();
+    drop event trigger if exists pgrst_drop_watch;
+    create event trigger pgrst_drop_watch on sql_drop
+    execute function extensions.pgrst_drop_watch();
+end
+$$;
