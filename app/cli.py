@@ -6,6 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+import psycopg
+
 from app import keys
 from app.db.migrator import MigrationError, migrate
 from app.db.sql_files import SqlFileError
@@ -20,6 +22,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.handler(args)
     except (MigrationError, SqlFileError, ClusterError, stack.StackError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 1
+    except psycopg.OperationalError as error:
+        print(f"error: cannot connect to the database: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

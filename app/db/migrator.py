@@ -263,7 +263,7 @@ def _execute_file(conn: psycopg.Connection, file: SqlFile) -> None:
 def describe_failure(file: SqlFile, statement: Statement, error: psycopg.Error) -> str:
     """file:line: ERROR code: message, the offending line with a caret, then detail and hint."""
     diag = error.diag
-    line, column = statement.line, 0
+    line, column = statement.code_line, 0
     if diag.statement_position:
         offset = statement.offset + int(diag.statement_position) - 1
         line = file.text.count("\n", 0, offset) + 1

@@ -36,10 +36,7 @@ class SqlFile:
 
     @property
     def display_path(self) -> str:
-        try:
-            return str(self.path.relative_to(paths.REPO))
-        except ValueError:
-            return str(self.path)
+        return paths.display(self.path)
 
     @cached_property
     def sha256(self) -> str:

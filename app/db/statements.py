@@ -25,6 +25,12 @@ class Statement:
         """The statement without its leading comments, for recognising what kind it is."""
         return _strip_leading_comments(self.text)
 
+    @property
+    def code_line(self) -> int:
+        """The line of the first character past the leading comments."""
+        skipped = self.text[: len(self.text) - len(self.keyword_text())]
+        return self.line + skipped.count("\n")
+
 
 class UnterminatedSQL(ValueError):
     """A quote, dollar quote, comment or BEGIN ATOMIC block runs to the end of the file."""

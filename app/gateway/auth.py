@@ -3,7 +3,9 @@ with the project's secret, decides the Postgres role the call runs as."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import jwt
@@ -51,6 +53,17 @@ def _bearer_token(authorization: str) -> str | None:
 
 
 def _verified_claims(token: str, secret: str) -> dict[str, Any]:
+    """Verifying a signature costs more than the rest of a request; services send the same few
+    keys over and over. A verified token is remembered, its expiry checked again on every use."""
+    claims = _verify(token, secret)
+    expires = claims.get("exp")
+    if isinstance(expires, int | float) and time.time() - CLOCK_SKEW_SECONDS > expires:
+        raise invalid_token("JWT expired", "PGRST303")
+    return claims
+
+
+@lru_cache(maxsize=4096)
+def _verify(token: str, secret: str) -> dict[str, Any]:
     if token.count(".") != 2:
         raise invalid_token(f"Expected 3 parts in JWT; got {token.count('.') + 1}")
     try:

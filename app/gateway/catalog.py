@@ -118,20 +118,29 @@ class Catalog:
             await self._load(conn)
 
     async def find(
-        self, conn: psycopg.AsyncConnection[Any], schema: str, name: str, keys: frozenset[str]
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        schema: str,
+        name: str,
+        keys: frozenset[str],
+        *,
+        json_body: bool,
     ) -> Routine:
-        routine = self._match(schema, name, keys)
+        """json_body: a POSTed JSON body, which a single unnamed json parameter may take."""
+        routine = self._match(schema, name, keys, json_body)
         if routine is None and time.monotonic() - self._loaded_at > MISS_RELOAD_INTERVAL_SECONDS:
             await self.reload(conn)
-            routine = self._match(schema, name, keys)
+            routine = self._match(schema, name, keys, json_body)
         if routine is None:
-            raise self._not_found(schema, name, keys)
+            raise self._not_found(schema, name, keys, json_body)
         return routine
 
-    def _match(self, schema: str, name: str, keys: frozenset[str]) -> Routine | None:
+    def _match(
+        self, schema: str, name: str, keys: frozenset[str], json_body: bool
+    ) -> Routine | None:
         candidates = self._routines.get((schema, name), [])
         named = [r for r in candidates if r.accepts(keys)]
-        if not named:
+        if not named and json_body:
             named = [r for r in candidates if r.takes_whole_body]
         if len(named) > 1:
             raise GatewayError(
@@ -144,7 +153,9 @@ class Catalog:
             )
         return named[0] if named else None
 
-    def _not_found(self, schema: str, name: str, keys: frozenset[str]) -> GatewayError:
+    def _not_found(
+        self, schema: str, name: str, keys: frozenset[str], json_body: bool
+    ) -> GatewayError:
         listed = ", ".join(sorted(keys))
         function = f"{schema}.{name}"
         if keys:
@@ -165,8 +176,9 @@ class Catalog:
             404,
             "PGRST202",
             message,
-            f"Searched for the function {function} {searched} or with a single unnamed "
-            "json/jsonb parameter, but no matches were found in the schema cache.",
+            f"Searched for the function {function} {searched}"
+            + (" or with a single unnamed json/jsonb parameter" if json_body else "")
+            + ", but no matches were found in the schema cache.",
             hint,
         )
 

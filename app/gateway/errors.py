@@ -51,6 +51,10 @@ class GatewayError(Exception):
     hint: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
 
+    def response_headers(self) -> dict[str, str]:
+        # PostgREST 13+ names the code here too: a HEAD response has no body to carry it.
+        return {"Proxy-Status": f"PostgREST; error={self.code}", **self.headers}
+
     def body(self) -> bytes:
         payload = {
             "code": self.code,
@@ -61,9 +65,11 @@ class GatewayError(Exception):
         return json.dumps(payload, separators=(",", ":")).encode()
 
 
-def status_for(sqlstate: str, *, anonymous: bool) -> int:
+def status_for(sqlstate: str, *, anonymous: bool, message: str = "") -> int:
     if sqlstate == "42501":
         return 401 if anonymous else 403
+    if sqlstate == "21000":  # pg-safeupdate's refusal is the client's fault; the rest is ours
+        return 400 if message.endswith("requires a WHERE clause") else 500
     if sqlstate.startswith("PT") and sqlstate[2:].isdigit():
         return int(sqlstate[2:])
     for prefix, status in _STATUS_BY_SQLSTATE:
@@ -79,7 +85,7 @@ def from_postgres(error: psycopg.Error, *, anonymous: bool) -> GatewayError:
         return connection_lost(str(error))
     if sqlstate == "PGRST":
         return _raised_pgrst(diag.message_primary or "", diag.message_detail)
-    status = status_for(sqlstate, anonymous=anonymous)
+    status = status_for(sqlstate, anonymous=anonymous, message=diag.message_primary or "")
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
     return GatewayError(
         status,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import psycopg
@@ -69,7 +70,11 @@ class RpcGateway:
         try:
             async with self.pool.connection(timeout=self.settings.pool_timeout_seconds) as conn:
                 routine = await self.catalog.find(
-                    conn, schema, request.path_params["function"], arguments.keys
+                    conn,
+                    schema,
+                    request.path_params["function"],
+                    arguments.keys,
+                    json_body=arguments.values is None,
                 )
                 if routine.volatility != "v":
                     read_only = True  # STABLE and IMMUTABLE functions never need to write
@@ -83,9 +88,11 @@ class RpcGateway:
         response_headers = {"Content-Range": result.content_range(arguments.page)}
         if profile_sent or len(self.settings.api_schemas) > 1:
             response_headers["Content-Profile"] = schema
+        if want_count:
+            response_headers["Preference-Applied"] = "count=exact"
         if result.body is None:
             return Response(status_code=204, headers=response_headers)
-        status = 206 if result.partial(arguments.page) else 200
+        status = 206 if result.partial() else 200
         content = b"" if request.method == "HEAD" else result.body.encode()
         media_type = OBJECT_JSON if want_object else JSON
         return Response(content, status, response_headers, media_type)
@@ -113,13 +120,7 @@ class RpcGateway:
                 if _is_argument(key, value):
                     values.setdefault(key, []).append(value)
             return Arguments(frozenset(values), values, None, page)
-        raw = await request.body()
-        if len(raw) > self.settings.rpc_max_body_bytes:
-            raise GatewayError(
-                413,
-                "PGRST413",
-                f"Request body larger than {self.settings.rpc_max_body_bytes} bytes",
-            )
+        raw = await self._bounded_body(request)
         content_type = (request.headers.get("content-type") or "application/json").split(";")[0]
         if raw.strip() and content_type.strip().lower() != "application/json":
             raise GatewayError(400, "PGRST102", f"Content-Type not acceptable: {content_type}")
@@ -130,6 +131,20 @@ class RpcGateway:
             raise GatewayError(400, "PGRST102", "Empty or invalid json") from error
         keys = frozenset(parsed) if isinstance(parsed, dict) else frozenset()
         return Arguments(keys, None, text, page)
+
+    async def _bounded_body(self, request: Request) -> bytes:
+        """The body, refused as soon as it is known to be too large: memory stays bounded."""
+        limit = self.settings.rpc_max_body_bytes
+        too_large = GatewayError(413, "PGRST413", f"Request body larger than {limit} bytes")
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise too_large
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise too_large
+        return bytes(body)
 
     async def _begin_request(
         self,
@@ -170,19 +185,24 @@ class RpcGateway:
     ) -> CallResult:
         body = arguments.body if arguments.values is None else _json_arguments(routine, arguments)
         if routine.returns_void:
-            await conn.execute(plan_void_call(routine, arguments.keys), {"body": body})
+            await conn.execute(_rendered_void_call(routine, arguments.keys), {"body": body})
             return CallResult(None, 1, 1 if want_count else None)
         page = arguments.page
         if routine.returns_set:
             cap = self.settings.api_max_rows
             page = Page(min(page.limit, cap) if page.limit is not None else cap, page.offset)
-        plan = plan_call(
-            routine, arguments.keys, want_object=want_object, want_count=want_count, page=page
-        )
-        cursor = await conn.execute(plan.query, {"body": body})
+        query = _rendered_call(routine, arguments.keys, want_object, want_count, page)
+        cursor = await conn.execute(query, {"body": body})
         row = await cursor.fetchone()
         assert row is not None  # an aggregate always returns one row
         text, page_total, total = row
+        if total is not None and page.offset > total:
+            raise GatewayError(
+                416,
+                "PGRST103",
+                "Requested range not satisfiable",
+                f"An offset of {page.offset} was requested, but there are only {total} rows.",
+            )
         if want_object and page_total != 1:
             raise GatewayError(
                 406,
@@ -206,12 +226,28 @@ class CallResult:
         first = page.offset if self.body is not None else 0
         return f"{first}-{first + self.page_total - 1}/{total}"
 
-    def partial(self, page: Page) -> bool:
-        return self.total is not None and page.offset + self.page_total < self.total
+    def partial(self) -> bool:
+        """PostgREST's rule: 206 whenever the page holds fewer rows than the known total."""
+        return self.total is not None and self.page_total < self.total
+
+
+# Composing the SQL of a call costs as much as running it; the same few shapes repeat. A
+# reloaded catalog makes new Routine objects, so stale entries are never hit again.
+@lru_cache(maxsize=2048)
+def _rendered_call(
+    routine: Routine, keys: frozenset[str], want_object: bool, want_count: bool, page: Page
+) -> str:
+    plan = plan_call(routine, keys, want_object=want_object, want_count=want_count, page=page)
+    return plan.query.as_string()
+
+
+@lru_cache(maxsize=2048)
+def _rendered_void_call(routine: Routine, keys: frozenset[str]) -> str:
+    return plan_void_call(routine, keys).as_string()
 
 
 def error_response(error: GatewayError) -> Response:
-    return Response(error.body(), error.status, error.headers, JSON)
+    return Response(error.body(), error.status, error.response_headers(), JSON)
 
 
 def _wants_object(accept: str | None) -> bool:

@@ -45,7 +45,7 @@ def prepare(cluster: Cluster | None = None, *, log: Log = print) -> dict[str, st
     """Cluster created, running and migrated; returns the settings written to stack.env."""
     cluster = cluster or local_cluster()
     if not cluster.exists():
-        log(f"creating a Postgres cluster in {cluster.data_dir.relative_to(paths.REPO)}")
+        log(f"creating a Postgres cluster in {paths.display(cluster.data_dir)}")
         cluster.init()
     cluster.start()
     stack = _stack_settings(cluster)
@@ -119,7 +119,7 @@ def up(*, log: Log = print) -> None:
     EDGE_PID.write_text(str(edge.pid))
     _wait_until_ready(stack["SUPABASE_URL"], edge)
     _announce(stack, log)
-    log(f"edge log: {EDGE_LOG.relative_to(paths.REPO)}; `make down` stops everything")
+    log(f"edge log: {paths.display(EDGE_LOG)}; `make down` stops everything")
 
 
 def down(*, log: Log = print) -> None:
@@ -176,7 +176,7 @@ def _announce(stack: dict[str, str], log: Log) -> None:
     log("")
     for key in shown:
         log(f"{key:<{width}}  {stack.get(key, '')}")
-    log(f"(all settings: {paths.STACK_ENV.relative_to(paths.REPO)})")
+    log(f"(all settings: {paths.display(paths.STACK_ENV)})")
     log("")
 
 

@@ -27,6 +27,8 @@ JWT_SECRET = "test-jwt-secret-that-is-long-enough-for-hs256-0123456789"
 
 @dataclass
 class TestServer:
+    __test__ = False  # a fixture's type, not a test class
+
     admin_url: str  # a superuser on the server's `postgres` database
     cluster: Cluster | None = None
     _clones: list[str] = field(default_factory=list)

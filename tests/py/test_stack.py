@@ -1,0 +1,164 @@
+"""The first five minutes: `up`, `down`, `run` and `db reset` as a user runs them, in a stack
+directory and on ports of the test's own, so a developer's .local stack is never touched."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from app.local.stack_env import read_env_file
+from tests.support.client import RecordingClient
+from tests.support.server import free_port
+
+STACK_KEYS = (
+    "SUPABASE_URL",
+    "DATABASE_URL",
+    "SUPABASE_ANON_KEY",
+    "SUPABASE_SERVICE_ROLE_KEY",
+    "SUPABASE_JWT_SECRET",
+)
+
+
+@dataclass(frozen=True)
+class StackDir:
+    root: Path
+    env: dict[str, str]
+
+    def app(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "app", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def settings(self) -> dict[str, str]:
+        return read_env_file(self.root / "stack.env")
+
+    def database_accepts_connections(self) -> bool:
+        try:
+            with psycopg.connect(self.settings()["DATABASE_URL"], connect_timeout=2):
+                return True
+        except psycopg.OperationalError:
+            return False
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[StackDir]:
+    root = Path(tempfile.mkdtemp(prefix="easymo-stack-"))
+    root.chmod(0o755)  # the cluster runs as another OS user when we are root
+    env = {
+        **os.environ,
+        "EASYMO_LOCAL_DIR": str(root),
+        "EASYMO_DB_PORT": str(free_port()),
+        "EASYMO_API_PORT": str(free_port()),
+    }
+    for inherited in ("DATABASE_URL", "EDGE_DATABASE_URL", "SUPABASE_JWT_SECRET"):
+        env.pop(inherited, None)
+    stack_dir = StackDir(root, env)
+    yield stack_dir
+    stack_dir.app("down")
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def call_probe(settings: dict[str, str]) -> object:
+    with RecordingClient(settings["SUPABASE_URL"], settings["SUPABASE_ANON_KEY"]) as client:
+        return client.rpc("stack_probe", {"n": 41}).execute().data
+
+
+def test_up_prints_the_keys_serves_the_client_and_down_stops_everything(stack):
+    up = stack.app("up")
+    assert up.returncode == 0, up.stderr
+    assert "creating a Postgres cluster" in up.stdout
+    settings = stack.settings()
+    for key in STACK_KEYS:
+        assert re.search(rf"^{key} +{re.escape(settings[key])}$", up.stdout, re.MULTILINE)
+    assert (stack.root / "stack.env").stat().st_mode & 0o777 == 0o600
+    assert httpx.get(settings["SUPABASE_URL"] + "/ready").status_code == 200
+    with psycopg.connect(settings["DATABASE_URL"], autocommit=True) as conn:
+        assert conn.execute("select count(*) from cron.job").fetchone() == (0,)
+        conn.execute(
+            "create function public.stack_probe(n int) returns int language sql"
+            " set search_path = '' as 'select n + 1'"
+        )
+        conn.execute("grant execute on function public.stack_probe(int) to anon")
+    assert call_probe(settings) == 42
+
+    again = stack.app("up")
+    assert again.returncode == 0
+    assert "the stack is already up" in again.stdout
+
+    down = stack.app("down")
+    assert down.returncode == 0, down.stderr
+    assert "stopped the edge" in down.stdout
+    assert "stopped the database" in down.stdout
+    with pytest.raises(httpx.TransportError):
+        httpx.get(settings["SUPABASE_URL"] + "/health")
+    assert not stack.database_accepts_connections()
+
+
+def test_run_reuses_the_cluster_and_ctrl_c_stops_edge_and_database(stack):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app", "run"],
+        env=stack.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        url = stack.settings()["SUPABASE_URL"]
+        deadline = time.monotonic() + 60
+        while not _ready(url):
+            assert process.poll() is None, process.stdout.read() if process.stdout else ""
+            assert time.monotonic() < deadline, "the stack did not become ready"
+            time.sleep(0.2)
+        assert call_probe(stack.settings()) == 42  # the data of the previous run is still there
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+
+    assert process.returncode in (0, 130), output
+    assert "creating a Postgres cluster" not in output
+    assert "stopped the edge and the database" in output
+    assert not stack.database_accepts_connections()
+
+
+def test_reset_rebuilds_the_database_with_migrations_and_seed(stack):
+    reset = stack.app("db", "reset")
+    assert reset.returncode == 0, reset.stderr
+    assert "dropped and recreated the local database" in reset.stdout
+    assert "applied supabase/migrations/20260301000000_foundation.sql" in reset.stdout
+
+    start = stack.app("db", "start")
+    assert start.returncode == 0, start.stderr
+    with psycopg.connect(stack.settings()["DATABASE_URL"]) as conn:
+        assert conn.execute("select to_regprocedure('public.stack_probe(int)')").fetchone() == (
+            None,
+        )
+        assert conn.execute("select path from supabase_migrations.seed_files").fetchall() == [
+            ("supabase/seed.sql",)
+        ]
+    assert stack.app("db", "stop").returncode == 0
+    assert not stack.database_accepts_connections()
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(url + "/ready", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
