@@ -22,7 +22,9 @@ system-packages:
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	@# This machine's pip.conf names local indexes that may be absent: keep their warnings out.
+	@$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]' \
+		2> >(grep -v "^WARNING: Location" >&2)
 	@touch $(STAMP)
 
 venv: $(STAMP)

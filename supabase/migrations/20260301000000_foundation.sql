@@ -33,11 +33,17 @@ grant usage on schema monitoring to analyst;
 
 -- A fresh Supabase project grants every new table, sequence and function in public to anon and
 -- authenticated. Here each object grants what it needs, so a forgotten grant fails closed.
-alter default privileges in schema public revoke all on tables from anon, authenticated;
-alter default privileges in schema public revoke all on sequences from anon, authenticated;
-alter default privileges in schema public revoke execute on functions from anon, authenticated;
--- Postgres itself grants EXECUTE on every new function to PUBLIC, in every schema.
-alter default privileges revoke execute on functions from public;
+alter default privileges for role postgres in schema public
+revoke all on tables from anon, authenticated;
+alter default privileges for role postgres in schema public
+revoke all on sequences from anon, authenticated;
+alter default privileges for role postgres in schema public
+revoke execute on functions from anon, authenticated;
+-- Postgres itself grants EXECUTE on every new function to PUBLIC, in every schema, and that
+-- cannot be narrowed per schema. An extension a later migration creates therefore grants
+-- EXECUTE on what the API roles call (on hosted Supabase an admin role creates extensions and
+-- they keep PUBLIC; here the stricter default fails loudly in tests instead of silently).
+alter default privileges for role postgres revoke execute on functions from public;
 
 -- pg_cron lives in pg_catalog as on Supabase; its tables are in schema cron.
 create extension if not exists pg_cron with schema pg_catalog;

@@ -45,9 +45,13 @@ class TestServer:
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             conn.execute(f"drop database if exists {TEMPLATE} with (force)")
             conn.execute(f"create database {TEMPLATE}")
+        with psycopg.connect(self.url(TEMPLATE), autocommit=True) as conn:
+            # Before the migrations narrow default privileges, as `supabase test db` finds it
+            # on a hosted project: pgTAP callable by every role a test switches to.
+            conn.execute("create schema extensions")
+            conn.execute("create extension pgtap with schema extensions")
         migrate(self.url(TEMPLATE), log=lambda _: None)
         with psycopg.connect(self.url(TEMPLATE), autocommit=True) as conn:
-            conn.execute("create extension if not exists pgtap with schema extensions")
             conn.execute(f"alter role authenticator password '{AUTHENTICATOR_PASSWORD}'")
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             # pg_cron's scheduler holds a session on the database it serves, and a template
