@@ -11,6 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from app import paths
 from app.db.migrator import MigrationError, migrate
 from app.db.sql_files import SqlFileError, SqlSources
 from tests.support.server import TestServer
@@ -310,10 +311,13 @@ def test_the_cli_reports_success_and_failure_by_exit_code(server, database_url, 
     unreachable = cli("postgresql://postgres:postgres@127.0.0.1:1/postgres")
 
     assert (current.returncode, current.stdout) == (0, "database is up to date\n")
+    foundation = "supabase/migrations/20260301000000_foundation.sql"
+    lines = (paths.REPO / foundation).read_text().splitlines()
+    line = next(n for n, text in enumerate(lines, 1) if text.startswith("create extension"))
     assert refused.returncode == 1
     assert (
-        "error: supabase/migrations/20260301000000_foundation.sql:43: ERROR P0001: can only "
-        "create extension in database" in refused.stderr
+        f"error: {foundation}:{line}: ERROR P0001: can only create extension in database"
+        in refused.stderr
     )
     assert "HINT: Add cron.database_name" in refused.stderr
     assert unreachable.returncode == 1
