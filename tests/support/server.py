@@ -98,7 +98,16 @@ class TestServer:
 def start_test_server() -> TestServer:
     external = os.environ.get("TEST_DATABASE_URL")
     if external:
-        return TestServer(external)
+        with psycopg.connect(external, autocommit=True) as conn:
+            row = conn.execute("select current_setting('cron.database_name', true)").fetchone()
+        if row is None or row[0] != TEMPLATE:
+            raise RuntimeError(
+                f"TEST_DATABASE_URL: start that server with cron.database_name={TEMPLATE} and "
+                "pg_cron preloaded; pg_cron can only be created in the database it serves"
+            )
+        server = TestServer(external)
+        server.build_template()
+        return server
     root = Path(tempfile.mkdtemp(prefix="easymo-test-"))
     # Until the template is built, pg_cron serves it: the extension can only be created there.
     cluster = Cluster(root, free_port(), durable=False, cron_database=TEMPLATE)
