@@ -200,7 +200,7 @@ def _apply_functions(conn: psycopg.Connection, sources: SqlSources, *, force: bo
     files = sources.read_functions()
     wanted = {file.path.name: file.sha256 for file in files}
     recorded = dict(conn.execute("select file, sha256 from supabase_migrations.functions_sql"))
-    if wanted == recorded and not force:
+    if wanted == recorded and (not force or not files):
         return False
     conn.execute("reset all")
     with conn.transaction():

@@ -6,12 +6,12 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
 from starlette.routing import Route
 
 from app.db.sql_files import SqlSources
 from app.edge.metrics import EdgeMetrics
+from app.edge.pool import edge_pool
 from app.edge.probes import Readiness, health
 from app.edge.request_context import RequestContext
 from app.gateway.auth import API_ROLES
@@ -22,14 +22,7 @@ from app.settings import Settings
 
 
 def create_app(settings: Settings, sources: SqlSources | None = None) -> Starlette:
-    pool = AsyncConnectionPool(
-        settings.edge_database_url,
-        min_size=settings.pool_min_size,
-        max_size=settings.pool_max_size,
-        kwargs={"autocommit": True},
-        open=False,
-        name="edge",
-    )
+    pool = edge_pool(settings)
     catalog = Catalog(settings.api_schemas, sorted(API_ROLES))
     metrics = EdgeMetrics()
     metrics.watch_pool(pool.get_stats)

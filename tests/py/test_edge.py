@@ -108,3 +108,23 @@ def test_logs_are_json_lines_with_the_request_id(edge, capsys: pytest.CaptureFix
             "timestamp": request_lines[0]["timestamp"],
         }
     ]
+
+
+def test_connections_the_server_closed_are_replaced_without_failing_a_request(edge, database_url):
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "create function public.still_here() returns int language sql"
+            " set search_path = '' as 'select 1'"
+        )
+        conn.execute("grant execute on function public.still_here() to anon")
+    with httpx.Client(base_url=edge.url) as client:
+        assert client.post("/rest/v1/rpc/still_here").json() == 1
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            ended = conn.execute(
+                "select count(pg_terminate_backend(pid)) from pg_stat_activity"
+                " where usename = 'authenticator' and datname = current_database()"
+            ).fetchone()
+        assert ended is not None
+        assert ended[0] >= 1
+        statuses = [client.post("/rest/v1/rpc/still_here").status_code for _ in range(6)]
+    assert statuses == [200] * 6
