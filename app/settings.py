@@ -18,11 +18,10 @@ LOCAL_DATABASE_URL = f"postgresql://postgres:postgres@127.0.0.1:{_project.db_por
 
 
 class Settings(BaseSettings):
+    """The edge's settings. The owner's DATABASE_URL is not among them: the edge never needs it."""
+
     model_config = SettingsConfigDict(extra="ignore", env_file=None)
 
-    database_url: str = Field(
-        LOCAL_DATABASE_URL, description="Owner connection: migrations, CLI, tests."
-    )
     edge_database_url: str = Field(
         description="The edge's pool; connects as `authenticator`, like PostgREST."
     )

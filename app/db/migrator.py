@@ -99,11 +99,6 @@ def is_hosted_supabase(conn: psycopg.Connection) -> bool:
     return bool(row.fetchone()[0])  # type: ignore[index]
 
 
-def applied_versions(conn: psycopg.Connection) -> set[str]:
-    rows = conn.execute("select version from supabase_migrations.schema_migrations")
-    return {version for (version,) in rows}
-
-
 def _pending(
     conn: psycopg.Connection,
     migrations: Sequence[Migration],

@@ -10,7 +10,7 @@ from typing import Any
 
 import jwt
 
-from app.gateway.errors import GatewayError, invalid_token
+from app.gateway.errors import invalid_token
 
 API_ROLES = frozenset({"anon", "authenticated", "service_role"})
 ANON_ROLE = "anon"
@@ -91,6 +91,3 @@ def _verify(token: str, secret: str) -> dict[str, Any]:
     if not isinstance(claims, dict):
         raise invalid_token("Parsing claims failed", "PGRST303")
     return claims
-
-
-__all__ = ["ANONYMOUS", "Caller", "GatewayError", "identify"]

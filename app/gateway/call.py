@@ -16,13 +16,6 @@ class Page:
     offset: int = 0
 
 
-@dataclass(frozen=True)
-class CallPlan:
-    query: sql.Composed
-    routine: Routine
-    single_object: bool  # the result is one JSON value, not an array
-
-
 def plan_call(
     routine: Routine,
     keys: frozenset[str],
@@ -30,7 +23,7 @@ def plan_call(
     want_object: bool,
     want_count: bool,
     page: Page,
-) -> CallPlan:
+) -> sql.Composed:
     """SQL taking the arguments as one json parameter and returning (body, page_total, total)."""
     call = _call_expression(routine, keys)
     source = _source(routine, keys, call)
@@ -56,13 +49,12 @@ def plan_call(
         if want_count
         else sql.SQL("null::bigint")
     )
-    query = sql.SQL(
+    return sql.SQL(
         "with pgrst_source as (select {selected} from {source}) "
         "select {body}::text as body, pg_catalog.count(_postgrest_t) as page_total, "
         "{total} as total "
         "from (select * from pgrst_source{window}) as _postgrest_t"
     ).format(selected=selected, source=source, body=body, total=total, window=window)
-    return CallPlan(query, routine, single)
 
 
 def plan_void_call(routine: Routine, keys: frozenset[str]) -> sql.Composed:

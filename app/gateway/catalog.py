@@ -109,10 +109,6 @@ class Catalog:
         self._loaded_at = float("-inf")
         self._lock = asyncio.Lock()
 
-    @property
-    def loaded(self) -> bool:
-        return self._loaded_at > float("-inf")
-
     async def reload(self, conn: psycopg.AsyncConnection[Any]) -> None:
         async with self._lock:
             await self._load(conn)

@@ -237,8 +237,8 @@ class CallResult:
 def _rendered_call(
     routine: Routine, keys: frozenset[str], want_object: bool, want_count: bool, page: Page
 ) -> str:
-    plan = plan_call(routine, keys, want_object=want_object, want_count=want_count, page=page)
-    return plan.query.as_string()
+    query = plan_call(routine, keys, want_object=want_object, want_count=want_count, page=page)
+    return query.as_string()
 
 
 @lru_cache(maxsize=2048)

@@ -21,7 +21,7 @@ import psycopg
 
 from app import keys, paths
 from app.db.migrator import migrate
-from app.local.cluster import PG_BINDIR, Cluster, ClusterError
+from app.local.cluster import PG_BINDIR, Cluster
 from app.local.stack_env import read_env_file, write_env_file
 from app.project_config import load_project_config
 
@@ -227,6 +227,3 @@ def _tail(path: Path, lines: int = 20) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
-
-
-__all__ = ["ClusterError", "StackError", "down", "prepare", "psql", "reset", "run", "up"]

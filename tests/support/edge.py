@@ -39,7 +39,6 @@ class Edge:
 
 def edge_settings(server: TestServer, database: str, **overrides: object) -> Settings:
     values: dict[str, object] = {
-        "database_url": server.url(database),
         "edge_database_url": server.url(database, "authenticator", AUTHENTICATOR_PASSWORD),
         "supabase_jwt_secret": SecretStr(JWT_SECRET),
         "pool_min_size": 1,

@@ -10,7 +10,7 @@ import os
 import socket
 import tempfile
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -31,7 +31,6 @@ class TestServer:
 
     admin_url: str  # a superuser on the server's `postgres` database
     cluster: Cluster | None = None
-    _clones: list[str] = field(default_factory=list)
 
     def url(self, database: str, user: str | None = None, password: str | None = None) -> str:
         params = conninfo_to_dict(self.admin_url)
