@@ -23,11 +23,11 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import httpx
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from app import keys
+from app.local.stack import StackError, wait_until_ready
 from bench.http_load import KeepAliveConnection, post_json
 from tests.support.server import (
     AUTHENTICATOR_PASSWORD,
@@ -158,15 +158,12 @@ def start_edge(server: TestServer, database: str, port: int, pool_size: int) -> 
         "EASYMO_LOCAL_DIR": "/nonexistent",  # never the developer's stack.env
     }
     edge = subprocess.Popen([sys.executable, "-m", "app", "serve"], env=env)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/ready").status_code == 200:
-                return edge
-        except httpx.TransportError:
-            time.sleep(0.1)
-    edge.terminate()
-    raise RuntimeError("the edge did not become ready")
+    try:
+        wait_until_ready(f"http://127.0.0.1:{port}", edge)
+    except StackError:
+        edge.terminate()
+        raise
+    return edge
 
 
 def main() -> None:

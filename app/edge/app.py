@@ -14,16 +14,16 @@ from app.edge.metrics import EdgeMetrics
 from app.edge.pool import edge_pool
 from app.edge.probes import Readiness, health
 from app.edge.request_context import RequestContext
-from app.gateway.auth import API_ROLES
 from app.gateway.catalog import Catalog
 from app.gateway.reload_listener import listen_for_reloads
 from app.gateway.route import RpcGateway
+from app.keys import API_ROLES
 from app.settings import Settings
 
 
 def create_app(settings: Settings, sources: SqlSources | None = None) -> Starlette:
     pool = edge_pool(settings)
-    catalog = Catalog(settings.api_schemas, sorted(API_ROLES))
+    catalog = Catalog(settings.api_schemas, API_ROLES)
     metrics = EdgeMetrics()
     metrics.watch_pool(pool.get_stats)
     expected_versions = [m.version for m in (sources or SqlSources()).read_migrations()]

@@ -11,8 +11,8 @@ from typing import Any
 import jwt
 
 from app.gateway.errors import invalid_token
+from app.keys import API_ROLES
 
-API_ROLES = frozenset({"anon", "authenticated", "service_role"})
 ANON_ROLE = "anon"
 CLOCK_SKEW_SECONDS = 30  # PostgREST's allowance for clocks that disagree
 

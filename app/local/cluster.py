@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+import psycopg
+from psycopg import sql
+
 PG_BINDIR = Path(os.environ.get("PG_BINDIR", "/usr/lib/postgresql/15/bin"))
 ROOT_OS_USER = os.environ.get("PG_OS_USER", "postgres")
 SUPERUSER = "postgres"
@@ -189,6 +192,14 @@ class Cluster:
             return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return f"(no log at {self.log_file})"
+
+
+def set_password(conninfo: str, role: str, password: str) -> None:
+    """ALTER ROLE ... PASSWORD with both quoted: passwords are generated, roles are ours."""
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("alter role {} password {}").format(sql.Identifier(role), sql.Literal(password))
+        )
 
 
 # The socket lives in a 0700 folder, so only the server's OS user and root can reach it:

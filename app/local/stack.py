@@ -15,13 +15,14 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
 
 from app import keys, paths
 from app.db.migrator import migrate
-from app.local.cluster import PG_BINDIR, Cluster
+from app.local.cluster import PG_BINDIR, Cluster, set_password
 from app.local.stack_env import read_env_file, write_env_file
 from app.project_config import load_project_config
 
@@ -49,9 +50,9 @@ def prepare(cluster: Cluster | None = None, *, log: Log = print) -> dict[str, st
         cluster.init()
     cluster.start()
     stack = _stack_settings(cluster)
-    _set_password(cluster, "postgres", LOCAL_PASSWORD)
+    set_password(cluster.socket_conninfo(), "postgres", LOCAL_PASSWORD)
     migrate(stack["DATABASE_URL"], seed=True, log=log)
-    _set_password(cluster, "authenticator", stack["AUTHENTICATOR_PASSWORD"])
+    set_password(cluster.socket_conninfo(), "authenticator", stack["AUTHENTICATOR_PASSWORD"])
     write_env_file(
         paths.STACK_ENV,
         stack,
@@ -117,7 +118,11 @@ def up(*, log: Log = print) -> None:
             start_new_session=True,  # survives the terminal that ran `make up`
         )
     EDGE_PID.write_text(str(edge.pid))
-    _wait_until_ready(stack["SUPABASE_URL"], edge)
+    try:
+        wait_until_ready(stack["SUPABASE_URL"], edge, log_file=EDGE_LOG)
+    finally:
+        if edge.poll() is not None:
+            EDGE_PID.unlink(missing_ok=True)
     _announce(stack, log)
     log(f"edge log: {paths.display(EDGE_LOG)}; `make down` stops everything")
 
@@ -158,12 +163,6 @@ def _stack_settings(cluster: Cluster) -> dict[str, str]:
     }
 
 
-def _set_password(cluster: Cluster, role: str, password: str) -> None:
-    with psycopg.connect(cluster.socket_conninfo(), autocommit=True) as conn:
-        literal = psycopg.sql.Literal(password).as_string(conn)
-        conn.execute(f"alter role {role} password {literal}")  # type: ignore[arg-type]
-
-
 def _announce(stack: dict[str, str], log: Log) -> None:
     shown = (
         "SUPABASE_URL",
@@ -195,21 +194,25 @@ def _edge_pid() -> int | None:
     return pid if b"app\x00serve" in cmdline else None
 
 
-def _wait_until_ready(url: str, edge: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+def wait_until_ready(
+    url: str,
+    edge: subprocess.Popen[Any],
+    *,
+    log_file: Path | None = None,
+    timeout: float = READY_TIMEOUT_SECONDS,
+) -> None:
+    """Until the edge's /ready answers 200; StackError if it exits or the time runs out."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if edge.poll() is not None:
-            EDGE_PID.unlink(missing_ok=True)
-            raise StackError(f"the edge exited with {edge.returncode}:\n{_tail(EDGE_LOG)}")
+            raise StackError(f"the edge exited with {edge.returncode}:\n{_tail(log_file)}")
         try:
             if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.2)
-    raise StackError(
-        f"the edge was not ready within {READY_TIMEOUT_SECONDS:.0f}s:\n{_tail(EDGE_LOG)}"
-    )
+    raise StackError(f"the edge was not ready within {timeout:.0f}s:\n{_tail(log_file)}")
 
 
 def _terminate(pid: int, grace_seconds: float = 10.0) -> None:
@@ -222,7 +225,9 @@ def _terminate(pid: int, grace_seconds: float = 10.0) -> None:
     os.kill(pid, signal.SIGKILL)
 
 
-def _tail(path: Path, lines: int = 20) -> str:
+def _tail(path: Path | None, lines: int = 20) -> str:
+    if path is None:
+        return ""
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:

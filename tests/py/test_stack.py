@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import httpx
 import psycopg
 import pytest
 
+from app.local.stack import wait_until_ready
 from app.local.stack_env import read_env_file
 from tests.support.client import RecordingClient
 from tests.support.server import free_port
@@ -121,12 +121,7 @@ def test_run_reuses_the_cluster_and_ctrl_c_stops_edge_and_database(stack):
         text=True,
     )
     try:
-        url = stack.settings()["SUPABASE_URL"]
-        deadline = time.monotonic() + 60
-        while not _ready(url):
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
-            assert time.monotonic() < deadline, "the stack did not become ready"
-            time.sleep(0.2)
+        wait_until_ready(stack.settings()["SUPABASE_URL"], process, timeout=60)
         assert call_probe(stack.settings()) == 42  # the data of the previous run is still there
     finally:
         process.send_signal(signal.SIGINT)
@@ -155,10 +150,3 @@ def test_reset_rebuilds_the_database_with_migrations_and_seed(stack):
         ]
     assert stack.app("db", "stop").returncode == 0
     assert not stack.database_accepts_connections()
-
-
-def _ready(url: str) -> bool:
-    try:
-        return httpx.get(url + "/ready", timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False

@@ -18,7 +18,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from app.db.migrator import migrate
-from app.local.cluster import Cluster
+from app.local.cluster import Cluster, set_password
 
 TEMPLATE = "easymo_template"
 AUTHENTICATOR_PASSWORD = "authenticator-test-password"
@@ -50,8 +50,7 @@ class TestServer:
             conn.execute("create schema extensions")
             conn.execute("create extension pgtap with schema extensions")
         migrate(self.url(TEMPLATE), log=lambda _: None)
-        with psycopg.connect(self.url(TEMPLATE), autocommit=True) as conn:
-            conn.execute(f"alter role authenticator password '{AUTHENTICATOR_PASSWORD}'")
+        set_password(self.url(TEMPLATE), "authenticator", AUTHENTICATOR_PASSWORD)
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             # pg_cron's scheduler holds a session on the database it serves, and a template
             # must have none: refuse connections, then end the ones there are.
@@ -112,8 +111,7 @@ def start_test_server() -> TestServer:
     cluster = Cluster(root, free_port(), durable=False, cron_database=TEMPLATE)
     cluster.init()
     cluster.start()
-    with psycopg.connect(cluster.socket_conninfo(), autocommit=True) as conn:
-        conn.execute("alter role postgres password 'postgres'")
+    set_password(cluster.socket_conninfo(), "postgres", "postgres")
     server = TestServer(cluster.url("postgres"), cluster)
     try:
         server.build_template()
