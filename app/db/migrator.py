@@ -4,7 +4,7 @@ Migrations are recorded in supabase_migrations.schema_migrations exactly as the 
 records them (version, name, statements), so `supabase db push` and this runner agree on what is
 applied and either can take over. Two tables of our own sit beside it: the checksum of every
 migration we applied, so a shipped file that later changes is caught, and the checksums of the
-repeatable definitions, so an unchanged tree costs nothing to re-run.
+repeatable files (emulation, functions-sql), so an unchanged tree costs nothing to re-run.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ HISTORY_DDL = (
     "create table if not exists supabase_migrations.migration_checksums"
     " (version text primary key, sha256 text not null,"
     " applied_at timestamptz not null default now())",
-    "create table if not exists supabase_migrations.functions_sql"
-    " (file text primary key, sha256 text not null,"
-    " applied_at timestamptz not null default now())",
+    "create table if not exists supabase_migrations.repeatable_files"
+    " (kind text not null, file text not null, sha256 text not null,"
+    " applied_at timestamptz not null default now(), primary key (kind, file))",
 )
 
 Log = Callable[[str], None]
@@ -71,19 +71,23 @@ def migrate(
     report = MigrateReport()
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute("select pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
-        if emulation and not is_hosted_supabase(conn):
-            _apply_in_one_transaction(conn, sources.read_emulation())
-            report.emulated = True
         for statement in HISTORY_DDL:
             conn.execute(statement)
+        if emulation and not is_hosted_supabase(conn):
+            emulated = _apply_repeatable(conn, "emulation", sources.read_emulation(), force=False)
+            report.emulated = emulated > 0
         pending = _pending(conn, migrations, include_all=include_all, report=report)
         for migration in pending:
             _apply_migration(conn, migration)
             report.applied.append(migration.path.name)
             log(f"applied {migration.display_path}")
-        report.functions_applied = _apply_functions(conn, sources, force=bool(pending))
-        if report.functions_applied:
-            log(f"applied {sources.functions.name}/ ({len(sources.read_functions())} files)")
+        # A migration may drop what a definition depends on: after one, apply them all again.
+        functions = _apply_repeatable(
+            conn, "functions", sources.read_functions(), force=bool(pending)
+        )
+        report.functions_applied = functions > 0
+        if functions:
+            log(f"applied {sources.functions.name}/ ({functions} files)")
         if seed:
             report.seeded = _apply_seed(conn, sources.read_seed(), report, log)
         if report.changed_anything:
@@ -191,23 +195,32 @@ def _record_checksum(conn: psycopg.Connection, migration: Migration) -> None:
     )
 
 
-def _apply_functions(conn: psycopg.Connection, sources: SqlSources, *, force: bool) -> bool:
-    files = sources.read_functions()
+def _apply_repeatable(
+    conn: psycopg.Connection, kind: str, files: Sequence[SqlFile], *, force: bool
+) -> int:
+    """Idempotent files, applied together in name order and in one transaction whenever one of
+    them changed (or `force`). Returns how many were applied: 0 when nothing changed."""
     wanted = {file.path.name: file.sha256 for file in files}
-    recorded = dict(conn.execute("select file, sha256 from supabase_migrations.functions_sql"))
+    recorded = dict(
+        conn.execute(
+            "select file, sha256 from supabase_migrations.repeatable_files where kind = %s",
+            (kind,),
+        )
+    )
     if wanted == recorded and (not force or not files):
-        return False
+        return 0
     conn.execute("reset all")
     with conn.transaction():
         for file in files:
             _execute_file(conn, file)
-        conn.execute("delete from supabase_migrations.functions_sql")
+        conn.execute("delete from supabase_migrations.repeatable_files where kind = %s", (kind,))
         with conn.cursor() as cur:
             cur.executemany(
-                "insert into supabase_migrations.functions_sql (file, sha256) values (%s, %s)",
-                list(wanted.items()),
+                "insert into supabase_migrations.repeatable_files (kind, file, sha256)"
+                " values (%s, %s, %s)",
+                [(kind, name, sha256) for name, sha256 in wanted.items()],
             )
-    return True
+    return len(files)
 
 
 def _apply_seed(
@@ -238,13 +251,6 @@ def _apply_seed(
         (key, seed.sha256),
     )
     return row is None
-
-
-def _apply_in_one_transaction(conn: psycopg.Connection, files: Sequence[SqlFile]) -> None:
-    conn.execute("reset all")
-    with conn.transaction():
-        for file in files:
-            _execute_file(conn, file)
 
 
 def _execute_file(conn: psycopg.Connection, file: SqlFile) -> None:

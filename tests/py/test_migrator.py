@@ -301,6 +301,16 @@ def test_the_emulation_is_skipped_on_a_hosted_supabase_database(server, empty_ur
     assert relation_exists(empty_url, "emulated")
 
 
+def test_the_emulation_is_applied_again_only_when_a_file_changed(empty_url, sources):
+    marker = write(sources.emulation, "10_marker.sql", "create table if not exists e (id int);")
+    assert migrate(empty_url, sources, log=lambda _: None).emulated
+    assert not migrate(empty_url, sources, log=lambda _: None).emulated
+
+    marker.write_text("create table if not exists e (id int);\ncreate table if not exists f ();")
+    assert migrate(empty_url, sources, log=lambda _: None).emulated
+    assert relation_exists(empty_url, "f")
+
+
 def test_the_cli_reports_success_and_failure_by_exit_code(server, database_url, empty_url):
     def cli(url: str) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-m", "app", "db", "migrate", "--database-url", url]
