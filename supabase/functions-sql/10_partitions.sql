@@ -72,13 +72,15 @@ declare
     v_columns text;
     v_moved bigint;
 begin
-    -- Rows of this month already in the default partition block attaching the month, and new
-    -- ones must not arrive while they move: hold the default until the child is attached.
-    -- Inserts routed to other months do not touch the default and go on meanwhile.
+    -- Inserts wait (reads go on) until the month is attached. An insert already routed to the
+    -- default partition when the month appears would fail its partition check instead of
+    -- waiting, so inserts are held back before routing: at the parent.
+    execute pg_catalog.format('lock table %s in share row exclusive mode', p_parent);
+    -- Rows of this month already in the default block attaching it: they move first.
     execute pg_catalog.format('lock table %s in access exclusive mode', p_default);
 
     -- Built beside the parent and attached, rather than CREATE TABLE ... PARTITION OF, which
-    -- locks the whole parent against inserts; ATTACH only takes SHARE UPDATE EXCLUSIVE on it.
+    -- takes ACCESS EXCLUSIVE on the parent and so would stop its readers too.
     execute pg_catalog.format(
         'create table %s (like %s including defaults including constraints including storage'
         ' including generated including statistics)',

@@ -91,7 +91,10 @@ def test_up_prints_the_keys_serves_the_client_and_down_stops_everything(stack):
     assert (stack.root / "stack.env").stat().st_mode & 0o777 == 0o600
     assert httpx.get(settings["SUPABASE_URL"] + "/ready").status_code == 200
     with psycopg.connect(settings["DATABASE_URL"], autocommit=True) as conn:
-        assert conn.execute("select count(*) from cron.job").fetchone() == (0,)
+        assert conn.execute("select jobname from cron.job order by jobname").fetchall() == [
+            ("maintain-partitions",),
+            ("purge-cron-history",),
+        ]
         conn.execute(
             "create function public.stack_probe(n int) returns int language sql"
             " set search_path = '' as 'select n + 1'"

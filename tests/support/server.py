@@ -65,6 +65,10 @@ class TestServer:
                 self.cluster.root, self.cluster.port, durable=False, cron_database="postgres"
             )
             self.cluster.restart()
+            # The scheduler now serves `postgres`; with pg_cron there, a test can schedule a job
+            # into its own clone (cron.schedule_in_database) and watch it run.
+            with psycopg.connect(self.admin_url, autocommit=True) as conn:
+                conn.execute("create extension if not exists pg_cron")
 
     def clone(self, prefix: str = "test") -> str:
         name = f"{prefix}_{uuid.uuid4().hex[:12]}"
