@@ -32,7 +32,9 @@ declare
     v_deleted bigint;
 begin
     -- pg_cron never trims cron.job_run_details itself; every run of every job adds a row.
-    delete from cron.job_run_details where end_time < pg_catalog.now() - p_keep;
+    -- A run cut short by a restart has no end_time: its start dates it.
+    delete from cron.job_run_details
+    where coalesce(end_time, start_time) < pg_catalog.now() - p_keep;
     get diagnostics v_deleted = row_count;
     return v_deleted;
 end;

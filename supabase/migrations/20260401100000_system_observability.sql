@@ -152,5 +152,6 @@ values
 ('public', 'system_metrics', 3, 3),
 ('public', 'system_audit_logs', 3, null);
 
--- Analysts search the monitoring views first, so the seed's unqualified names work.
+-- Monitoring first, so the seed's unqualified view names work for a session of this role; an
+-- analyst's own login role needs the same setting (members do not inherit it; see README).
 alter role analyst set search_path to monitoring, public;

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -351,3 +352,28 @@ def test_only_service_role_may_record(edge: Edge, database_url):
     assert (anon_status, anon_error["code"]) == (401, "42501")
     assert (user_status, user_error["code"]) == (403, "42501")
     assert query(database_url, "select count(*) from public.system_metrics") == [(0,)]
+
+
+# Analysts ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def analyst_login(server: TestServer, database: str) -> Iterator[str]:
+    """A login made as README says: a member of analyst with monitoring first on its path."""
+    name = f"analyst_{uuid.uuid4().hex[:8]}"
+    query(server.admin_url, f"create role {name} login password 'analyst-pw' in role analyst")
+    query(server.admin_url, f"alter role {name} set search_path to monitoring, public")
+    yield server.url(database, name, "analyst-pw")
+    query(server.admin_url, f"drop role {name}")
+
+
+def test_an_analyst_login_reads_the_views_unqualified_and_no_table(database_url, analyst_login):
+    query(database_url, "select public.record_metric('api', 'latency', 'rpc', 4, 'ms', null)")
+
+    assert query(
+        analyst_login, "select service_name, sample_count from recent_metrics_by_service"
+    ) == [("api", 1)]
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        query(analyst_login, "select count(*) from system_metrics")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        query(analyst_login, "select record_metric('api', 'latency', 'rpc', 4, 'ms', null)")

@@ -2,7 +2,7 @@
 -- may not read, its search_path setting, and the pg_cron helpers of 00_cron.sql. Runs as postgres
 -- on a fresh clone of the migrated template.
 begin;
-select plan(50);
+select plan(51);
 
 -- Partition names and month bounds are UTC; so are the expectations computed here.
 set local timezone = 'UTC';
@@ -531,6 +531,16 @@ select results_eq(
     $$select return_message from cron.job_run_details order by start_time$$,
     $$values ('SELECT 1'), ('ERROR:  first'), ('SELECT 4'), ('ERROR:  latest')$$,
     'purge_cron_history left every run of the last day'
+);
+-- pg_cron leaves end_time null on a run a server restart cut short; its start dates it.
+insert into cron.job_run_details (jobid, status, return_message, start_time)
+select jobid, 'failed', 'server restarted', now() - interval '30 days'
+from cron.job
+where jobname = 'maintain-partitions';
+select is(
+    private.purge_cron_history('1 day'),
+    1::bigint,
+    'purge_cron_history also deletes an old run that never ended'
 );
 
 -- schedule_cron -----------------------------------------------------------------------------------
