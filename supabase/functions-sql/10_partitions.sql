@@ -34,6 +34,32 @@ $$;
 comment on function private.partition_children(regclass) is
 'The direct children of a partitioned table with their range bounds (null when unbounded).';
 
+create or replace function private.copy_truncate_triggers(p_parent regclass, p_child regclass)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+    v_definition text;
+begin
+    -- Postgres clones a parent's row triggers onto its partitions but not its statement-level
+    -- TRUNCATE triggers, and a child can be truncated on its own.
+    for v_definition in
+        select pg_catalog.pg_get_triggerdef(t.oid)
+        from pg_catalog.pg_trigger as t
+        where t.tgrelid = p_parent and not t.tgisinternal and t.tgtype & 32 <> 0
+    loop
+        execute pg_catalog.replace(
+            pg_catalog.replace(v_definition, 'CREATE TRIGGER', 'CREATE OR REPLACE TRIGGER'),
+            ' ON ' || p_parent::text || ' ',
+            ' ON ' || p_child::text || ' '
+        );
+    end loop;
+end;
+$$;
+comment on function private.copy_truncate_triggers(regclass, regclass) is
+'Gives p_child the statement-level TRUNCATE triggers of p_parent (Postgres does not clone them).';
+
 create or replace function private.secure_partition(p_child regclass)
 returns void
 language plpgsql
@@ -47,10 +73,53 @@ begin
     if exists (select from pg_catalog.pg_roles where rolname = 'anon') then
         execute pg_catalog.format('revoke all on %s from anon, authenticated', p_child);
     end if;
+    perform private.copy_truncate_triggers(
+        (select i.inhparent from pg_catalog.pg_inherits as i where i.inhrelid = p_child),
+        p_child
+    );
 end;
 $$;
 comment on function private.secure_partition(regclass) is
-'Enables RLS on a child partition and revokes what PUBLIC and the API roles could hold on it.';
+'Enables RLS on a child partition, revokes what PUBLIC and the API roles could hold on it, and '
+'gives it the parent''s TRUNCATE triggers.';
+
+create or replace function private.mark_partition_move(p_moving boolean)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+    -- The setting is the triggers' cheap first test; the row, which only the owner can write,
+    -- is what they trust.
+    perform pg_catalog.set_config(
+        'easymo.partition_maintenance', case when p_moving then 'on' else 'off' end, true
+    );
+    if p_moving then
+        insert into private.partition_moves (txid) values (pg_catalog.txid_current())
+        on conflict do nothing;
+    else
+        delete from private.partition_moves where txid = pg_catalog.txid_current();
+    end if;
+end;
+$$;
+comment on function private.mark_partition_move(boolean) is
+'Marks (true) or unmarks (false) the current transaction as moving rows between partitions.';
+
+create or replace function private.is_partition_move()
+returns boolean
+language sql
+stable
+set search_path = ''
+as $$
+    select pg_catalog.current_setting('easymo.partition_maintenance', true) = 'on'
+        and exists (
+            select from private.partition_moves
+            where txid = pg_catalog.txid_current_if_assigned()
+        )
+$$;
+comment on function private.is_partition_move() is
+'Whether the current transaction is the partition manager moving rows: the audit and '
+'append-only triggers let such a move through.';
 
 create or replace function private.create_month_partition(
     p_parent regclass,
@@ -98,14 +167,14 @@ begin
     where a.attrelid = p_parent and a.attnum > 0 and not a.attisdropped and a.attgenerated = '';
 
     -- A move, not a change: the audit and append-only triggers let it through.
-    perform pg_catalog.set_config('easymo.partition_maintenance', 'on', true);
+    perform private.mark_partition_move(true);
     execute pg_catalog.format(
         'with moved as (delete from %1$s where created_at >= %3$L and created_at < %4$L'
         ' returning %5$s) insert into %2$s (%5$s) select %5$s from moved',
         p_default, v_child, v_from, v_to, v_columns
     );
     get diagnostics v_moved = row_count;
-    perform pg_catalog.set_config('easymo.partition_maintenance', 'off', true);
+    perform private.mark_partition_move(false);
 
     execute pg_catalog.format(
         'alter table %s attach partition %s for values from (%L) to (%L)',
@@ -155,7 +224,7 @@ begin
         );
         v_default := pg_catalog.format('partitions.%I', p_table.table_name || '_default');
         perform private.secure_partition(v_default);
-        partition_name := v_default::text;
+        partition_name := p_table.table_name || '_default';
         action := 'created';
         row_count := 0;
         return next;
@@ -213,11 +282,11 @@ begin
             return next;
         end loop;
 
-        perform pg_catalog.set_config('easymo.partition_maintenance', 'on', true);
+        perform private.mark_partition_move(true);
         execute pg_catalog.format('delete from %s where created_at < $1', v_default)
         using v_cutoff;
         get diagnostics v_count = row_count;
-        perform pg_catalog.set_config('easymo.partition_maintenance', 'off', true);
+        perform private.mark_partition_move(false);
         if v_count > 0 then
             partition_name := (select c.relname from pg_catalog.pg_class as c where c.oid = v_default);
             action := 'purged';
@@ -239,39 +308,60 @@ as $$
 #variable_conflict use_column
 declare
     v_table private.partitioned_tables;
+    v_logged_before bigint;
+    v_error text;
 begin
     -- One maintainer at a time: a second run waits here, then finds the work done.
     perform pg_catalog.pg_advisory_xact_lock(
         pg_catalog.hashtext('private.maintain_partitions')
     );
+    v_logged_before := (select coalesce(max(l.id), 0) from private.partition_maintenance_log as l);
+
     for v_table in
         select * from private.partitioned_tables order by schema_name, table_name
     loop
-        return query
-        with done as (
-            select * from private.maintain_table_partitions(v_table, p_as_of)
-        ),
-        logged as (
+        -- One table that cannot be maintained (dropped, renamed, not partitioned) must not
+        -- stop the others: its work is undone, the failure logged, and the loop goes on.
+        begin
             insert into private.partition_maintenance_log (
                 schema_name, table_name, partition_name, action, row_count
             )
             select v_table.schema_name, v_table.table_name, d.partition_name, d.action, d.row_count
-            from done as d
-        )
-        select d.table_name, d.partition_name, d.action, d.row_count from done as d;
-        update private.partitioned_tables as t
-        set last_maintained_at = pg_catalog.now()
-        where t.schema_name = v_table.schema_name and t.table_name = v_table.table_name;
+            from private.maintain_table_partitions(v_table, p_as_of) as d;
+            update private.partitioned_tables as t
+            set last_maintained_at = pg_catalog.now()
+            where t.schema_name = v_table.schema_name and t.table_name = v_table.table_name;
+        exception when others then
+            get stacked diagnostics v_error = message_text;
+            raise warning 'maintain_partitions: %.% failed: %',
+                v_table.schema_name, v_table.table_name, v_error;
+            insert into private.partition_maintenance_log (
+                schema_name, table_name, action, detail
+            )
+            values (v_table.schema_name, v_table.table_name, 'failed', v_error);
+        end;
     end loop;
-    delete from private.partition_maintenance_log
-    where created_at < pg_catalog.now() - interval '1 year';
+
+    delete from private.partition_maintenance_log as l
+    where l.created_at < pg_catalog.now() - interval '1 year';
+
+    return query
+    select
+        pg_catalog.format('%I.%I', l.schema_name, l.table_name),
+        l.partition_name::text,
+        l.action,
+        l.row_count
+    from private.partition_maintenance_log as l
+    where l.id > v_logged_before
+    order by l.id;
 end;
 $$;
 comment on function private.maintain_partitions(timestamptz) is
 'Creates each managed table''s missing monthly children (current month plus premake_months, and '
 'months with strays in the default partition), moves strays into them, drops children past '
-'retention, logs each action in private.partition_maintenance_log and returns them. Safe to run '
-'beside inserts and beside itself; pg_cron runs it hourly (job maintain-partitions).';
+'retention, logs each action in private.partition_maintenance_log and returns them. A table that '
+'fails is logged as failed and the others are maintained. Safe to run beside inserts and beside '
+'itself; pg_cron runs it hourly (job maintain-partitions).';
 
 select private.schedule_cron(
     'maintain-partitions', '7 * * * *', 'select private.maintain_partitions()'

@@ -54,7 +54,7 @@ set search_path = ''
 as $$
     select case
         when pg_catalog.jsonb_typeof(p_item) <> 'object'
-            then 'must be a JSON object'
+            then ' must be a JSON object'
         when exists (
             select from pg_catalog.jsonb_object_keys(p_item) as k (key)
             where k.key not in (
@@ -62,7 +62,7 @@ as $$
             )
         )
             then pg_catalog.format(
-                'has unknown keys %s (known: service_name, metric_type, metric_name, value, '
+                ' has unknown keys %s (known: service_name, metric_type, metric_name, value, '
                 'unit, tags)',
                 (select pg_catalog.string_agg(k.key, ', ' order by k.key)
                    from pg_catalog.jsonb_object_keys(p_item) as k (key)
@@ -82,6 +82,8 @@ as $$
             then '.value must be a number'
         -- A JSON number can exceed double precision; say so rather than fail the cast.
         when abs((p_item ->> 'value')::numeric) > 1.7976931348623157e308
+            or (p_item ->> 'value')::numeric <> 0
+            and abs((p_item ->> 'value')::numeric) < 4.9406564584124654e-324
             then '.value is out of range for double precision'
         else '.' || private.metric_problem(
             p_item ->> 'service_name',

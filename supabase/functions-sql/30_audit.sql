@@ -105,7 +105,8 @@ declare
     v_actor text;
 begin
     -- Rows the partition manager moves between partitions are not changed.
-    if pg_catalog.current_setting('easymo.partition_maintenance', true) = 'on' then
+    if pg_catalog.current_setting('easymo.partition_maintenance', true) = 'on'
+        and private.is_partition_move() then
         return null;
     end if;
 
@@ -199,10 +200,11 @@ begin
     from pg_catalog.pg_class as c
     inner join pg_catalog.pg_namespace as n on c.relnamespace = n.oid
     where c.oid = p_table;
-    if v_relation.relkind not in ('r', 'p') then
-        raise exception 'enable_audit: % is not a table', p_table using errcode = '22023';
+    if v_relation.relkind is null or v_relation.relkind not in ('r', 'p') then
+        raise exception 'enable_audit: % is not a table', coalesce(p_table::text, 'null')
+        using errcode = '22023';
     end if;
-    if p_table = 'public.system_audit_logs'::regclass then
+    if pg_catalog.pg_partition_root(p_table) = 'public.system_audit_logs'::regclass then
         raise exception 'enable_audit: the audit log cannot audit itself' using errcode = '22023';
     end if;
 
@@ -246,6 +248,8 @@ begin
         ' for each statement execute function private.audit_row(%s)',
         p_table, v_arguments
     );
+    perform private.copy_truncate_triggers(p_table, c.child)
+    from private.partition_children(p_table) as c;
 end;
 $$;
 comment on function private.enable_audit(regclass, text[]) is
@@ -257,9 +261,20 @@ returns void
 language plpgsql
 set search_path = ''
 as $$
+declare
+    v_table regclass;
 begin
+    if p_table is null then
+        raise exception 'disable_audit: p_table must name a table' using errcode = '22023';
+    end if;
     execute pg_catalog.format('drop trigger if exists audit_row on %s', p_table);
-    execute pg_catalog.format('drop trigger if exists audit_truncate on %s', p_table);
+    for v_table in
+        select p_table
+        union all
+        select c.child from private.partition_children(p_table) as c
+    loop
+        execute pg_catalog.format('drop trigger if exists audit_truncate on %s', v_table);
+    end loop;
 end;
 $$;
 comment on function private.disable_audit(regclass) is
@@ -274,7 +289,8 @@ set search_path = ''
 as $$
 begin
     if tg_op = 'DELETE'
-        and pg_catalog.current_setting('easymo.partition_maintenance', true) = 'on' then
+        and pg_catalog.current_setting('easymo.partition_maintenance', true) = 'on'
+        and private.is_partition_move() then
         return old;
     end if;
     raise exception 'system_audit_logs is append-only: % is not allowed', pg_catalog.lower(tg_op)
@@ -294,6 +310,9 @@ for each row execute function private.refuse_audit_change();
 create or replace trigger system_audit_logs_no_truncate
 before truncate on public.system_audit_logs
 for each statement execute function private.refuse_audit_change();
+-- Children made before this trigger existed get it now; later ones from secure_partition.
+select private.copy_truncate_triggers('public.system_audit_logs', c.child)
+from private.partition_children('public.system_audit_logs') as c;
 
 -- Who reads -------------------------------------------------------------------------------------
 

@@ -56,7 +56,8 @@ returns table (
     oldest_partition name,
     oldest_from timestamptz,
     newest_to timestamptz,
-    last_maintained_at timestamptz
+    last_maintained_at timestamptz,
+    last_error text
 )
 language plpgsql
 stable
@@ -71,14 +72,26 @@ declare
     v_current timestamptz := pg_catalog.date_trunc('month', pg_catalog.now());
 begin
     for v_table in
-        select t.*, pg_catalog.format('%I.%I', t.schema_name, t.table_name)::regclass as parent
+        select
+            t.*,
+            pg_catalog.to_regclass(pg_catalog.format('%I.%I', t.schema_name, t.table_name))
+            as parent
         from private.partitioned_tables as t
         order by t.schema_name, t.table_name
     loop
-        table_name := v_table.parent::text;
+        table_name := pg_catalog.format('%I.%I', v_table.schema_name, v_table.table_name);
         premake_months := v_table.premake_months;
         retention_months := v_table.retention_months;
         last_maintained_at := v_table.last_maintained_at;
+        -- A failure still matters until a later run succeeds.
+        last_error := (
+            select l.detail from private.partition_maintenance_log as l
+            where l.schema_name = v_table.schema_name and l.table_name = v_table.table_name
+                and l.action = 'failed'
+                and l.created_at >= coalesce(v_table.last_maintained_at, '-infinity')
+            order by l.id desc
+            limit 1
+        );
 
         select
             count(*) filter (where not c.is_default),
@@ -146,11 +159,13 @@ select
     h.oldest_partition,
     h.oldest_from,
     h.newest_to,
-    h.last_maintained_at
+    h.last_maintained_at,
+    h.last_error
 from private.partition_health() as h;
 comment on view monitoring.partition_health is
 'Each partitioned table under the partition manager: its children, rows (estimated) and size, '
-'rows stuck in the default partition (exact), months premade ahead and the oldest child.';
+'rows stuck in the default partition (exact), months premade ahead, the oldest child, and the '
+'error of the last run if it failed for this table.';
 grant select on monitoring.partition_health to analyst;
 
 grant execute on function private.partition_children(regclass) to analyst;
@@ -167,7 +182,7 @@ select
 from private.partitioned_tables as t
 cross join
     lateral private.partition_children(
-        pg_catalog.format('%I.%I', t.schema_name, t.table_name)::regclass
+        pg_catalog.to_regclass(pg_catalog.format('%I.%I', t.schema_name, t.table_name))
     ) as c
 inner join pg_catalog.pg_class as cl on c.child = cl.oid;
 comment on view monitoring.partition_children is
@@ -180,11 +195,13 @@ select
     l.partition_name,
     l.action,
     l.row_count,
+    l.detail,
     l.created_at
 from private.partition_maintenance_log as l;
 comment on view monitoring.partition_maintenance is
 'What the partition manager did over the last year: children created and dropped, stray rows '
-'moved out of the default partition or purged past retention.';
+'moved out of the default partition or purged past retention, and tables it failed to maintain '
+'(detail: the error).';
 grant select on monitoring.partition_maintenance to analyst;
 
 -- pg_cron ---------------------------------------------------------------------------------------

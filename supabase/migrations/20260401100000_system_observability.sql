@@ -13,6 +13,8 @@ create table private.partitioned_tables (
     created_at timestamptz not null default now(),
     primary key (schema_name, table_name),
     constraint partitioned_tables_premake_range check (premake_months between 0 and 36),
+    -- Room for the children's _pYYYY_MM within Postgres' 63-character names.
+    constraint partitioned_tables_table_name_length check (char_length(table_name) <= 55),
     constraint partitioned_tables_retention_positive check (retention_months > 0)
 );
 comment on table private.partitioned_tables is
@@ -24,16 +26,32 @@ create table private.partition_maintenance_log (
     id bigint generated always as identity primary key,
     schema_name name not null,
     table_name name not null,
-    partition_name name not null,
+    partition_name name,
     action text not null, -- noqa: RF04
     row_count bigint,
+    detail text,
     created_at timestamptz not null default now(),
     constraint partition_maintenance_log_action_known
-    check (action in ('created', 'moved', 'dropped', 'purged'))
+    check (action in ('created', 'moved', 'dropped', 'purged', 'failed')),
+    constraint partition_maintenance_log_partition_named check (
+        (partition_name is null) = (action = 'failed')
+    )
 );
 comment on table private.partition_maintenance_log is
-'What private.maintain_partitions() did: children created, stray rows moved out of the default '
-'partition into their month, children dropped past retention, strays past retention purged.';
+'What private.maintain_partitions() did: children created (row_count: the rows they start with), '
+'stray rows moved out of the default partition into their month, children dropped past '
+'retention (row_count: the planner''s estimate), strays past retention purged, and a table it '
+'failed to maintain (detail: the error; the other tables are maintained all the same).';
+
+-- Transactions of the partition manager that are moving rows between partitions, so that the
+-- audit and append-only triggers let those moves through. A table, not a setting: only the
+-- owner can write it, while any role can set a setting.
+create table private.partition_moves (
+    txid bigint primary key
+);
+comment on table private.partition_moves is
+'Transactions in which private.maintain_partitions() is moving rows between partitions; a row '
+'lives only inside its own transaction.';
 create index partition_maintenance_log_created_at on private.partition_maintenance_log
 using brin (created_at);
 

@@ -2,7 +2,7 @@
 -- constraints of system_metrics behind them, and who may call, read and write what.
 -- Runs as postgres on a fresh clone.
 begin;
-select plan(97);
+select plan(98);
 
 -- Statements that must run as another role go through this helper (see test_foundation.sql):
 -- pgTAP itself is not executable by the API roles.
@@ -700,6 +700,11 @@ select is(
     ),
     pg_temp.seen('before changes'),
     'the refused changes left every row as it was'
+);
+-- The owner keeps delete: the partition manager purges strays past retention with it.
+select lives_ok(
+    $$delete from public.system_metrics where service_name = 'direct'$$,
+    'the owner may delete from system_metrics'
 );
 
 -- Children are reached only through the parent: named directly, nobody but the owner gets in.

@@ -3,7 +3,7 @@
 -- fixed date, so the months made do not depend on when the suite runs; only the health section
 -- also runs as of now() and derives its expectations from now(). Runs as postgres on a fresh clone.
 begin;
-select plan(86);
+select plan(90);
 
 -- Literals below are UTC; the manager works in UTC whatever the session says.
 set local timezone = 'UTC';
@@ -26,10 +26,10 @@ $$;
 -- Each run's returned rows, kept in order: a run is called once and asserted on many times.
 create temp table pm_runs (
     seq bigint generated always as identity,
-    label text not null,
+    label text not null, -- noqa: RF04
     table_name text,
     partition_name text,
-    action text,
+    action text, -- noqa: RF04
     row_count bigint
 );
 
@@ -58,7 +58,12 @@ select private.enable_audit('public.pm_probe');
 insert into private.partitioned_tables (schema_name, table_name, premake_months)
 values ('public', 'pm_probe', 2);
 
--- The registered tables as of June 2024 ---------------------------------------------------------
+-- Nothing grants the API roles tables in partitions today; were a default privilege to, the
+-- manager's children must still give them nothing. (The quarter made by hand below gets these.)
+alter default privileges in schema partitions
+grant select, insert on tables to public, anon, authenticated;
+
+-- The June 2024 run: the system tables ------------------------------------------------------------
 
 select lives_ok(
     $$select pg_temp.maintain('june', '2024-06-15 12:00+00')$$,
@@ -119,7 +124,7 @@ select results_eq(
     'the migration''s own run (as of now()) left the current month and the next ones ready'
 );
 
--- A probe table registered by hand -----------------------------------------------------------------
+-- The June 2024 run: the probe registered above ---------------------------------------------------
 
 select results_eq(
     $$select r.partition_name, r.action, r.row_count::integer
@@ -148,8 +153,10 @@ select results_eq(
 );
 
 select is(
-    (select count(*)::integer from pg_catalog.pg_index as i
-      where i.indrelid = 'public.pm_probe'::regclass),
+    (
+        select count(*)::integer from pg_catalog.pg_index as i
+        where i.indrelid = 'public.pm_probe'::regclass
+    ),
     2,
     'the probe has two partitioned indexes: the primary key and pm_probe_body'
 );
@@ -247,7 +254,7 @@ select throws_ok(
     'authenticated selecting a system_audit_logs month directly is refused'
 );
 
--- Strays: rows for a month without a child ------------------------------------------------------
+-- Strays: rows for a month without a child --------------------------------------------------------
 
 insert into public.pm_probe (body, created_at) values
 ('jul-first', '2024-07-01 00:00+00'),
@@ -271,16 +278,23 @@ select results_eq(
 
 -- The move must be silent in the audit trail, which only means something if inserts are not.
 select is(
-    (select count(*)::integer from public.system_audit_logs as a
-      where a.resource_type = 'public.pm_probe' and a.action = 'insert'),
+    (
+        select count(*)::integer from public.system_audit_logs as a
+        where a.resource_type = 'public.pm_probe' and a.action = 'insert'
+    ),
     6,
     'the probe is audited: its six inserts are in system_audit_logs'
 );
 
 create temp table pm_rows_before as
-select p.id, p.body, p.created_at from public.pm_probe as p;
+select
+    p.id,
+    p.body,
+    p.created_at
+from public.pm_probe as p;
 create temp table pm_audit_before as
-select count(*) as n from public.system_audit_logs as a where a.resource_type = 'public.pm_probe';
+select count(*) as n from public.system_audit_logs as a
+where a.resource_type = 'public.pm_probe';
 
 select lives_ok(
     $$select pg_temp.maintain('july', '2024-07-10 08:00+00')$$,
@@ -320,7 +334,10 @@ select results_eq(
 );
 
 select is(
-    (select count(*) from public.system_audit_logs as a where a.resource_type = 'public.pm_probe'),
+    (
+        select count(*) from public.system_audit_logs as a
+        where a.resource_type = 'public.pm_probe'
+    ),
     (select b.n from pm_audit_before as b),
     'moving the audited probe''s rows wrote no audit rows'
 );
@@ -355,13 +372,14 @@ reset role;
 revoke select on partitions.pm_probe_p2024_07 from authenticated;
 revoke usage on schema partitions from authenticated;
 
-select is(
-    current_setting('pm_test.visible'),
-    '0',
+select results_eq(
+    $$select current_setting('pm_test.visible')::integer, count(*)::integer
+        from partitions.pm_probe_p2024_07$$,
+    $$values (0, 2)$$,
     'a role granted a child anyway sees none of its two rows: RLS is on and has no policy'
 );
 
--- Missed maintenance: the next run comes months later ------------------------------------------
+-- Missed maintenance: the next run comes months later ---------------------------------------------
 
 -- Last run as of July made up to September; October and November rows have nowhere but the
 -- default, and so does a far-future row.
@@ -400,10 +418,16 @@ select results_eq(
 );
 
 truncate pm_rows_before;
-insert into pm_rows_before select p.id, p.body, p.created_at from public.pm_probe as p;
+insert into pm_rows_before (id, body, created_at)
+select
+    p.id,
+    p.body,
+    p.created_at
+from public.pm_probe as p;
 truncate pm_audit_before;
 insert into pm_audit_before
-select count(*) from public.system_audit_logs as a where a.resource_type = 'public.pm_probe';
+select count(*) from public.system_audit_logs as a
+where a.resource_type = 'public.pm_probe';
 
 select lives_ok(
     $$select pg_temp.maintain('december', '2024-12-05 09:00+00')$$,
@@ -448,7 +472,10 @@ select results_eq(
 );
 
 select is(
-    (select count(*) from public.system_audit_logs as a where a.resource_type = 'public.pm_probe'),
+    (
+        select count(*) from public.system_audit_logs as a
+        where a.resource_type = 'public.pm_probe'
+    ),
     (select b.n from pm_audit_before as b),
     'the catch-up moves wrote no audit rows for the audited probe'
 );
@@ -488,18 +515,21 @@ select throws_ok(
 );
 
 select is(
-    (select h.default_rows from monitoring.partition_health as h
-      where h.table_name = 'public.pm_probe'),
+    (
+        select h.default_rows from monitoring.partition_health as h
+        where h.table_name = 'public.pm_probe'
+    ),
     1::bigint,
     'partition_health counts the far-future row waiting in the probe''s default partition'
 );
 
--- A child made by hand that covers several months ------------------------------------------------
+-- A child made by hand that covers several months -------------------------------------------------
 
 create table partitions.pm_probe_2025_q2 partition of public.pm_probe
 for values from ('2025-04-01 00:00+00') to ('2025-07-01 00:00+00');
 
--- 2025-05-01 06:00 in Tokyo is still April in UTC: the run's current month is April.
+-- 2025-05-01 06:00 in Tokyo is still April in UTC: the run's current month is April, so
+-- system_metrics (3 months' retention) keeps January 2025, which as of May it would drop.
 set local timezone = 'Asia/Tokyo';
 select lives_ok(
     $$select pg_temp.maintain('april', '2025-05-01 06:00+09')$$,
@@ -524,7 +554,7 @@ select results_eq(
         ('system_metrics_p2024_09', 'dropped'),
         ('system_metrics_p2024_10', 'dropped'),
         ('system_metrics_p2024_12', 'dropped')$$,
-    'system_metrics makes April to July and keeps January: the as-of month is taken in UTC'
+    'system_metrics makes April to July and drops up to December: the as-of month is UTC'
 );
 
 select lives_ok(
@@ -553,7 +583,7 @@ select results_eq(
     'the quarter is kept as it was and no month overlapping it was made'
 );
 
--- Retention --------------------------------------------------------------------------------------
+-- Retention ---------------------------------------------------------------------------------------
 
 create table public.pm_retained (
     id bigint generated always as identity,
@@ -673,7 +703,8 @@ select results_eq(
         from monitoring.partition_children as c
        where c.range_to <= '2025-08-01'$$,
     $$values (14, 0)$$,
-    'system_audit_logs (retention null) keeps all 14 of those months; system_metrics none'
+    'of the months ending by August 2025, system_audit_logs (retention null) keeps all 14 '
+    || 'and system_metrics none'
 );
 select is_empty(
     $$select from pm_runs as r
@@ -682,9 +713,10 @@ select is_empty(
 );
 
 -- Off the registry, the table is left alone (asserted once the later runs have been).
-delete from private.partitioned_tables where table_name = 'pm_retained';
+delete from private.partitioned_tables
+where table_name = 'pm_retained';
 
--- partition_health -------------------------------------------------------------------------------
+-- partition_health --------------------------------------------------------------------------------
 
 create table public.pm_health (
     id bigint generated always as identity,
@@ -724,9 +756,12 @@ select results_eq(
         from private.partition_children('public.pm_health') as c
        where c.range_from >= date_trunc('month', now())
        order by c.range_from$$,
-    $$select ('pm_health_p' || to_char(date_trunc('month', now()) + make_interval(months => n), 'YYYY_MM'))::name collate "C"
-        from generate_series(0, 2) as n
-       order by n$$,
+    $$select ('pm_health_p' || to_char(m.m, 'YYYY_MM'))::name collate "C"
+        from generate_series(
+             date_trunc('month', now()), date_trunc('month', now()) + interval '2 months',
+             interval '1 month'
+         ) as m (m)
+       order by m.m$$,
     'as of now() the current month and two ahead are made'
 );
 
@@ -745,7 +780,7 @@ select lives_ok(
     'analyst reads partition_health'
 );
 
--- A far-future row -------------------------------------------------------------------------------
+-- A far-future row --------------------------------------------------------------------------------
 
 select lives_ok(
     $$select pg_temp.maintain('far-october', '2098-10-15 12:00+00')$$,
@@ -763,8 +798,10 @@ select results_eq(
     'as of October 2098, January 2099 is past the horizon: its row is not moved'
 );
 select is(
-    (select h.default_rows from monitoring.partition_health as h
-      where h.table_name = 'public.pm_probe'),
+    (
+        select h.default_rows from monitoring.partition_health as h
+        where h.table_name = 'public.pm_probe'
+    ),
     1::bigint,
     'the far-future row is still counted in the probe''s default partition'
 );
@@ -792,13 +829,15 @@ select results_eq(
     'the far-future row now lives in its month'
 );
 select is(
-    (select h.default_rows from monitoring.partition_health as h
-      where h.table_name = 'public.pm_probe'),
+    (
+        select h.default_rows from monitoring.partition_health as h
+        where h.table_name = 'public.pm_probe'
+    ),
     0::bigint,
     'the probe''s default partition is empty again'
 );
 
--- Every child the manager made, across all the runs ------------------------------------------------
+-- Every child the manager made, across all the runs -----------------------------------------------
 
 select is_empty(
     $$select from pm_runs as r
@@ -809,7 +848,10 @@ select is_empty(
 
 -- The managed tables' children, and the retained table's, except the quarter made by hand.
 create temp view pm_children as
-select p.parent, c.child, c.table_name
+select
+    p.parent,
+    c.child,
+    c.table_name
 from (
     values
     ('public.system_metrics'::regclass),
@@ -870,10 +912,14 @@ select results_eq(
     'the log holds every returned row of every run, and nothing else'
 );
 
--- Bad registrations ------------------------------------------------------------------------------
+-- Bad registrations -------------------------------------------------------------------------------
 
 create temp table pm_registry_before as
-select t.schema_name, t.table_name, t.premake_months, t.retention_months
+select
+    t.schema_name,
+    t.table_name,
+    t.premake_months,
+    t.retention_months
 from private.partitioned_tables as t;
 
 select throws_ok(
@@ -932,6 +978,52 @@ select lives_ok(
       )
       values ('public', 'pm_edge_low', 0, 1), ('public', 'pm_edge_high', 36, null)$$,
     'premake_months 0 and 36 and retention_months 1 are accepted'
+);
+
+select throws_ok(
+    $$insert into private.partitioned_tables (schema_name, table_name)
+      values ('public', repeat('t', 56))
+    $$,
+    '23514',
+    'new row for relation "partitioned_tables" violates check constraint '
+    || '"partitioned_tables_table_name_length"',
+    'a table name too long for its children''s _pYYYY_MM suffix is refused'
+);
+
+-- A registration that cannot be maintained --------------------------------------------------------
+
+-- pm_edge_low and pm_edge_high (above) name no table: their runs fail, the others go on.
+create table public.pm_after_failure (
+    id bigint generated always as identity,
+    created_at timestamptz not null,
+    primary key (id, created_at)
+) partition by range (created_at);
+insert into private.partitioned_tables (schema_name, table_name, premake_months)
+values ('public', 'pm_after_failure', 0);
+
+select results_eq(
+    $$select table_name, partition_name, action
+        from private.maintain_partitions('2030-05-10')
+       where table_name in ('public.pm_after_failure', 'public.pm_edge_high', 'public.pm_edge_low')
+       order by table_name collate "C", partition_name collate "C"$$,
+    $$values
+        ('public.pm_after_failure', 'pm_after_failure_default', 'created'),
+        ('public.pm_after_failure', 'pm_after_failure_p2030_05', 'created'),
+        ('public.pm_edge_high', null, 'failed'),
+        ('public.pm_edge_low', null, 'failed')$$,
+    'a registered table that does not exist fails alone; a table after it is still maintained'
+);
+select is(
+    (select detail from private.partition_maintenance_log
+      where table_name = 'pm_edge_low' and action = 'failed'),
+    'relation "public.pm_edge_low" does not exist',
+    'the failure is logged with the error'
+);
+select is(
+    (select last_error from monitoring.partition_health
+      where table_name = 'public.pm_edge_low'),
+    'relation "public.pm_edge_low" does not exist',
+    'partition_health shows the failure until a run succeeds'
 );
 
 select * from finish();
