@@ -93,16 +93,20 @@ language plpgsql
 security definer
 set search_path = ''
 as $$
+-- It runs once per audited row, so it keeps to plain expressions, which PL/pgSQL evaluates
+-- without starting the executor; only an update's changed keys need a query.
 declare
     -- Arguments, set by private.enable_audit: resource type, id column, columns to redact.
-    v_resource_type text := tg_argv[0];
     v_redact text[] := tg_argv[2:];
+    v_column text;
     v_old jsonb;
     v_new jsonb;
     v_changed text[];
-    v_claims jsonb := nullif(pg_catalog.current_setting('request.jwt.claims', true), '')::jsonb;
-    v_actor_type text;
+    v_claims text := pg_catalog.current_setting('request.jwt.claims', true);
+    v_headers text := pg_catalog.current_setting('request.headers', true);
+    v_actor_type text := 'database';
     v_actor text;
+    v_correlation_id text;
 begin
     -- Rows the partition manager moves between partitions are not changed.
     if pg_catalog.current_setting('easymo.partition_maintenance', true) = 'on'
@@ -123,31 +127,38 @@ begin
             order by n.key
         );
     end if;
-    if pg_catalog.cardinality(v_redact) > 0 then
-        v_old := v_old || coalesce((
-            select pg_catalog.jsonb_object_agg(c.name, '[redacted]'::text)
-            from pg_catalog.unnest(v_redact) as c (name) where v_old ? c.name
-        ), '{}');
-        v_new := v_new || coalesce((
-            select pg_catalog.jsonb_object_agg(c.name, '[redacted]'::text)
-            from pg_catalog.unnest(v_redact) as c (name) where v_new ? c.name
-        ), '{}');
-    end if;
+    foreach v_column in array v_redact loop
+        if v_old ? v_column then
+            v_old := v_old || pg_catalog.jsonb_build_object(v_column, '[redacted]');
+        end if;
+        if v_new ? v_column then
+            v_new := v_new || pg_catalog.jsonb_build_object(v_column, '[redacted]');
+        end if;
+    end loop;
 
     -- Who: the API caller's claims when there are any, else the database role (SET ROLE if
     -- one is in effect; this function runs as its owner, so current_user would say postgres).
-    if v_claims ->> 'role' = 'service_role' then
-        v_actor_type := 'service';
-        v_actor := coalesce(v_claims ->> 'sub', 'service_role');
-    elsif v_claims ->> 'sub' is not null then
-        v_actor_type := 'user';
-        v_actor := v_claims ->> 'sub';
-    elsif v_claims ->> 'role' = 'anon' then
-        v_actor_type := 'anonymous';
-    else
-        v_actor_type := 'database';
+    if v_claims <> '' then
+        v_actor_type := case
+            when v_claims::jsonb ->> 'role' = 'service_role' then 'service'
+            when v_claims::jsonb ->> 'sub' is not null then 'user'
+            when v_claims::jsonb ->> 'role' = 'anon' then 'anonymous'
+            else 'database'
+        end;
+        v_actor := case v_actor_type
+            when 'service' then coalesce(v_claims::jsonb ->> 'sub', 'service_role')
+            when 'user' then v_claims::jsonb ->> 'sub'
+        end;
+    end if;
+    if v_actor_type = 'database' then
         v_actor := coalesce(
             nullif(pg_catalog.current_setting('role'), 'none'), pg_catalog.session_user()
+        );
+    end if;
+    -- As private.request_correlation_id() reads it, without a call per row.
+    if v_headers <> '' then
+        v_correlation_id := coalesce(
+            v_headers::jsonb ->> 'x-correlation-id', v_headers::jsonb ->> 'x-request-id'
         );
     end if;
 
@@ -166,12 +177,12 @@ begin
         v_actor_type,
         v_actor,
         pg_catalog.lower(tg_op),
-        v_resource_type,
+        tg_argv[0],
         coalesce(v_new, v_old) ->> nullif(tg_argv[1], ''),
         v_old,
         v_new,
         v_changed,
-        private.request_correlation_id()
+        v_correlation_id
     );
     return null;
 end;
