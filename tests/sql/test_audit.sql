@@ -4,21 +4,6 @@
 begin;
 select plan(97);
 
--- Statements that must run as another role go through this helper (see test_foundation.sql):
--- pgTAP itself is not executable by the API roles.
-create function pg_temp.as_role(p_role text, p_sql text)
-returns void
-language plpgsql
-as $$
-declare
-    v_previous text := current_setting('role');
-begin
-    perform set_config('role', p_role, true);
-    execute p_sql;
-    perform set_config('role', v_previous, true);
-end;
-$$;
-
 -- An API request: its JWT claims and its role, for p_sql only.
 create function pg_temp.as_caller(p_role text, p_claims text, p_sql text)
 returns void
@@ -28,7 +13,7 @@ declare
     v_previous text := coalesce(current_setting('request.jwt.claims', true), '');
 begin
     perform set_config('request.jwt.claims', p_claims, true);
-    perform pg_temp.as_role(p_role, p_sql);
+    perform tests.as_role(p_role, p_sql);
     perform set_config('request.jwt.claims', v_previous, true);
 end;
 $$;
@@ -42,16 +27,6 @@ language sql
 as $$ select n from pg_temp.seen where note = p_note $$;
 create temp table visible (note text not null, id bigint not null);
 grant select, insert on pg_temp.seen, pg_temp.visible to anon, authenticated, service_role;
-
--- The name of the child (in schema partitions) holding this month's rows.
-create function pg_temp.current_child(p_parent regclass)
-returns text
-language sql
-as $$
-    select c.table_name::text
-    from private.partition_children(p_parent) as c
-    where not c.is_default and now() >= c.range_from and now() < c.range_to
-$$;
 
 -- The template may have been migrated in an earlier month: make sure this month has its child.
 do $$ begin perform private.maintain_partitions(); end $$;
@@ -315,7 +290,7 @@ select is(
         select tableoid::regclass::text from public.audit_probe_events
         where id = 10
     ),
-    'partitions.' || pg_temp.current_child('public.audit_probe_events'),
+    'partitions.' || tests.current_child('public.audit_probe_events'),
     'the probe row lives in this month''s child'
 );
 select results_eq(
@@ -368,7 +343,7 @@ values ('truncates so far', (
     where resource_type = 'public.audit_probe_events' and action = 'truncate'
 ));
 select lives_ok(
-    format('truncate partitions.%I', pg_temp.current_child('public.audit_probe_events')),
+    format('truncate partitions.%I', tests.current_child('public.audit_probe_events')),
     'the owner truncates a child of the partitioned table'
 );
 select ok(
@@ -406,7 +381,7 @@ select is(
     'the write is audited all the same: the setting is not enough to pass for the manager'
 );
 select throws_ok(
-    $$select pg_temp.as_role(
+    $$select tests.as_role(
         'service_role', 'insert into private.partition_moves (txid) values (txid_current())'
     )$$,
     '42501',
@@ -446,7 +421,7 @@ select lives_ok(
 insert into public.audit_probe (id, owner_id, secret)
 values (23, '5d2f1e0a-7c3b-4a9d-8e6f-0123456789ab', 'hunter2-postgres');
 select lives_ok(
-    $$select pg_temp.as_role(
+    $$select tests.as_role(
         'service_role',
         'insert into public.audit_probe (id, owner_id, secret)'
         ' values (24, ''5d2f1e0a-7c3b-4a9d-8e6f-0123456789ab'', ''hunter2-set-role'')'
@@ -720,7 +695,7 @@ select throws_ok(
             '{"sub": "5d2f1e0a-7c3b-4a9d-8e6f-0123456789ab", "role": "authenticated"}',
             'select count(*) from partitions.%I'
         )$$,
-        pg_temp.current_child('public.system_audit_logs')
+        tests.current_child('public.system_audit_logs')
     ),
     '42501',
     'permission denied for schema partitions',
@@ -728,15 +703,15 @@ select throws_ok(
 );
 select throws_ok(
     format(
-        $$select pg_temp.as_role('service_role', 'select count(*) from partitions.%I')$$,
-        pg_temp.current_child('public.system_audit_logs')
+        $$select tests.as_role('service_role', 'select count(*) from partitions.%I')$$,
+        tests.current_child('public.system_audit_logs')
     ),
     '42501',
     'permission denied for schema partitions',
     'service_role cannot read this month''s child of system_audit_logs'
 );
 select throws_ok(
-    $$select pg_temp.as_role(
+    $$select tests.as_role(
         'authenticated', 'select count(*) from partitions.system_audit_logs_default'
     )$$,
     '42501',
@@ -756,7 +731,7 @@ insert into pg_temp.seen (note, n)
 values ('before tampering', (select count(*) from public.system_audit_logs));
 
 select throws_ok(
-    $$select pg_temp.as_role(
+    $$select tests.as_role(
         'service_role', 'update public.system_audit_logs set action = ''tampered'''
     )$$,
     '42501',
@@ -764,13 +739,13 @@ select throws_ok(
     'service_role may not update the log'
 );
 select throws_ok(
-    $$select pg_temp.as_role('service_role', 'delete from public.system_audit_logs')$$,
+    $$select tests.as_role('service_role', 'delete from public.system_audit_logs')$$,
     '42501',
     'permission denied for table system_audit_logs',
     'service_role may not delete from the log'
 );
 select throws_ok(
-    $$select pg_temp.as_role('service_role', 'truncate public.system_audit_logs')$$,
+    $$select tests.as_role('service_role', 'truncate public.system_audit_logs')$$,
     '42501',
     'permission denied for table system_audit_logs',
     'service_role may not truncate the log'
@@ -817,14 +792,14 @@ select throws_ok(
 select throws_ok(
     format(
         $$update partitions.%I set action = 'tampered'$$,
-        pg_temp.current_child('public.system_audit_logs')
+        tests.current_child('public.system_audit_logs')
     ),
     '42501',
     'system_audit_logs is append-only: update is not allowed',
     'the owner may not update this month''s child directly'
 );
 select throws_ok(
-    format('delete from partitions.%I', pg_temp.current_child('public.system_audit_logs')),
+    format('delete from partitions.%I', tests.current_child('public.system_audit_logs')),
     '42501',
     'system_audit_logs is append-only: delete is not allowed',
     'the owner may not delete from this month''s child directly'
@@ -849,7 +824,7 @@ select results_eq(
 );
 -- Last in this section: should it not be refused, it empties this month's child.
 select throws_ok(
-    format('truncate partitions.%I', pg_temp.current_child('public.system_audit_logs')),
+    format('truncate partitions.%I', tests.current_child('public.system_audit_logs')),
     '42501',
     'system_audit_logs is append-only: truncate is not allowed',
     'the owner may not truncate this month''s child directly'
@@ -882,7 +857,7 @@ select function_privs_are(
     'analyst may not execute log_audit_event'
 );
 select throws_ok(
-    $$select pg_temp.as_role(
+    $$select tests.as_role(
         'anon', 'select public.log_audit_event(''anonymous'', null, ''forged'', ''session'')'
     )$$,
     '42501',

@@ -3,23 +3,6 @@
 begin;
 select plan(52);
 
--- pgTAP's functions are not executable by the API roles (it is installed after the foundation
--- revoked EXECUTE from PUBLIC), so statements that must run as another role go through this
--- helper: it switches role for p_sql only. On error the caller's subtransaction (throws_ok's)
--- rolls the switch back; on success the helper switches back itself.
-create function pg_temp.as_role(p_role text, p_sql text)
-returns void
-language plpgsql
-as $$
-declare
-    v_previous text := current_setting('role');
-begin
-    perform set_config('role', p_role, true);
-    execute p_sql;
-    perform set_config('role', v_previous, true);
-end;
-$$;
-
 -- Schemas -----------------------------------------------------------------------------------------
 
 select has_schema('private');
@@ -159,19 +142,19 @@ select is(
 );
 -- And the refusal itself, as anon would meet it.
 select throws_ok(
-    $$select pg_temp.as_role('anon', 'select public.foundation_probe_fn()')$$,
+    $$select tests.as_role('anon', 'select public.foundation_probe_fn()')$$,
     '42501',
     'permission denied for function foundation_probe_fn',
     'anon calling a new public function is refused with 42501'
 );
 select throws_ok(
-    $$select pg_temp.as_role('authenticated', 'select count(*) from public.foundation_probe')$$,
+    $$select tests.as_role('authenticated', 'select count(*) from public.foundation_probe')$$,
     '42501',
     'permission denied for table foundation_probe',
     'authenticated reading a new public table without a grant is refused with 42501'
 );
 select lives_ok(
-    $$select pg_temp.as_role('service_role', 'select public.foundation_probe_fn()')$$,
+    $$select tests.as_role('service_role', 'select public.foundation_probe_fn()')$$,
     'service_role calls a new public function'
 );
 
@@ -243,19 +226,19 @@ select table_privs_are(
 );
 select schema_privs_are('supabase_migrations', 'service_role', array['USAGE']);
 select lives_ok(
-    $$select pg_temp.as_role(
+    $$select tests.as_role(
         'service_role', 'select version from supabase_migrations.schema_migrations'
     )$$,
     'service_role reads schema_migrations'
 );
 select throws_ok(
-    $$select pg_temp.as_role('anon', 'select * from supabase_migrations.schema_migrations')$$,
+    $$select tests.as_role('anon', 'select * from supabase_migrations.schema_migrations')$$,
     '42501',
     'permission denied for schema supabase_migrations',
     'anon cannot read schema_migrations'
 );
 select throws_ok(
-    $$select pg_temp.as_role(
+    $$select tests.as_role(
         'authenticated', 'select * from supabase_migrations.schema_migrations'
     )$$,
     '42501',
@@ -263,7 +246,7 @@ select throws_ok(
     'authenticated cannot read schema_migrations'
 );
 select throws_ok(
-    $$select pg_temp.as_role(
+    $$select tests.as_role(
         'service_role', 'delete from supabase_migrations.schema_migrations'
     )$$,
     '42501',

@@ -4,21 +4,6 @@
 begin;
 select plan(98);
 
--- Statements that must run as another role go through this helper (see test_foundation.sql):
--- pgTAP itself is not executable by the API roles.
-create function pg_temp.as_role(p_role text, p_sql text)
-returns void
-language plpgsql
-as $$
-declare
-    v_previous text := current_setting('role');
-begin
-    perform set_config('role', p_role, true);
-    execute p_sql;
-    perform set_config('role', v_previous, true);
-end;
-$$;
-
 -- Counts noted along the way: baselines, and what a role saw (written by that role through
 -- as_role, asserted afterwards as postgres).
 create temp table seen (note text primary key, n bigint not null);
@@ -27,17 +12,6 @@ create function pg_temp.seen(p_note text)
 returns bigint
 language sql
 as $$ select n from pg_temp.seen where note = p_note $$;
-
--- The name of the child (in schema partitions) holding this month's rows: CHECK violations
--- name it.
-create function pg_temp.current_child(p_parent regclass)
-returns text
-language sql
-as $$
-    select c.table_name::text
-    from private.partition_children(p_parent) as c
-    where not c.is_default and now() >= c.range_from and now() < c.range_to
-$$;
 
 -- The template may have been migrated in an earlier month: make sure this month has its child.
 do $$ begin perform private.maintain_partitions(); end $$;
@@ -365,7 +339,7 @@ select throws_ok(
     '23514',
     format(
         'new row for relation "%s" violates check constraint "system_metrics_value_finite"',
-        pg_temp.current_child('public.system_metrics')
+        tests.current_child('public.system_metrics')
     ),
     'the table refuses a NaN value'
 );
@@ -375,7 +349,7 @@ select throws_ok(
     '23514',
     format(
         'new row for relation "%s" violates check constraint "system_metrics_value_finite"',
-        pg_temp.current_child('public.system_metrics')
+        tests.current_child('public.system_metrics')
     ),
     'the table refuses an infinite value'
 );
@@ -385,7 +359,7 @@ select throws_ok(
     '23514',
     format(
         'new row for relation "%s" violates check constraint "system_metrics_metric_type_known"',
-        pg_temp.current_child('public.system_metrics')
+        tests.current_child('public.system_metrics')
     ),
     'the table refuses an unknown metric_type'
 );
@@ -395,7 +369,7 @@ select throws_ok(
     '23514',
     format(
         'new row for relation "%s" violates check constraint "system_metrics_service_name_length"',
-        pg_temp.current_child('public.system_metrics')
+        tests.current_child('public.system_metrics')
     ),
     'the table refuses an empty service_name'
 );
@@ -408,7 +382,7 @@ select throws_ok(
     '23514',
     format(
         'new row for relation "%s" violates check constraint "system_metrics_service_name_length"',
-        pg_temp.current_child('public.system_metrics')
+        tests.current_child('public.system_metrics')
     ),
     'the table refuses a service_name of 101 characters'
 );
@@ -421,7 +395,7 @@ select throws_ok(
     '23514',
     format(
         'new row for relation "%s" violates check constraint "system_metrics_metric_name_length"',
-        pg_temp.current_child('public.system_metrics')
+        tests.current_child('public.system_metrics')
     ),
     'the table refuses a metric_name of 201 characters'
 );
@@ -431,7 +405,7 @@ select throws_ok(
     '23514',
     format(
         'new row for relation "%s" violates check constraint "system_metrics_unit_length"',
-        pg_temp.current_child('public.system_metrics')
+        tests.current_child('public.system_metrics')
     ),
     'the table refuses an empty unit'
 );
@@ -441,7 +415,7 @@ select throws_ok(
     '23514',
     format(
         'new row for relation "%s" violates check constraint "system_metrics_tags_object"',
-        pg_temp.current_child('public.system_metrics')
+        tests.current_child('public.system_metrics')
     ),
     'the table refuses tags that are not an object'
 );
@@ -499,7 +473,7 @@ select function_privs_are(
 );
 
 select throws_ok(
-    $$select pg_temp.as_role(
+    $$select tests.as_role(
         'anon', 'select public.record_metric(''checkout'', ''gauge'', ''x'', 1)'
     )$$,
     '42501',
@@ -507,7 +481,7 @@ select throws_ok(
     'anon calling record_metric is refused'
 );
 select throws_ok(
-    $$select pg_temp.as_role(
+    $$select tests.as_role(
         'authenticated', 'select public.record_metric(''checkout'', ''gauge'', ''x'', 1)'
     )$$,
     '42501',
@@ -515,7 +489,7 @@ select throws_ok(
     'authenticated calling record_metric is refused'
 );
 select throws_ok(
-    $$select pg_temp.as_role(
+    $$select tests.as_role(
         'analyst', 'select public.record_metric(''checkout'', ''gauge'', ''x'', 1)'
     )$$,
     '42501',
@@ -523,25 +497,25 @@ select throws_ok(
     'analyst calling record_metric is refused'
 );
 select throws_ok(
-    $$select pg_temp.as_role('anon', 'select public.record_metrics(''[]'')')$$,
+    $$select tests.as_role('anon', 'select public.record_metrics(''[]'')')$$,
     '42501',
     'permission denied for function record_metrics',
     'anon calling record_metrics is refused'
 );
 select throws_ok(
-    $$select pg_temp.as_role('authenticated', 'select public.record_metrics(''[]'')')$$,
+    $$select tests.as_role('authenticated', 'select public.record_metrics(''[]'')')$$,
     '42501',
     'permission denied for function record_metrics',
     'authenticated calling record_metrics is refused'
 );
 select throws_ok(
-    $$select pg_temp.as_role('analyst', 'select public.record_metrics(''[]'')')$$,
+    $$select tests.as_role('analyst', 'select public.record_metrics(''[]'')')$$,
     '42501',
     'permission denied for function record_metrics',
     'analyst calling record_metrics is refused'
 );
 select lives_ok(
-    $$select pg_temp.as_role('service_role', 'select public.record_metrics(''[]'')')$$,
+    $$select tests.as_role('service_role', 'select public.record_metrics(''[]'')')$$,
     'service_role calls record_metrics'
 );
 
@@ -600,25 +574,25 @@ select table_privs_are(
 );
 
 select throws_ok(
-    $$select pg_temp.as_role('anon', 'select count(*) from public.system_metrics')$$,
+    $$select tests.as_role('anon', 'select count(*) from public.system_metrics')$$,
     '42501',
     'permission denied for table system_metrics',
     'anon reading system_metrics is refused'
 );
 select throws_ok(
-    $$select pg_temp.as_role('authenticated', 'select count(*) from public.system_metrics')$$,
+    $$select tests.as_role('authenticated', 'select count(*) from public.system_metrics')$$,
     '42501',
     'permission denied for table system_metrics',
     'authenticated reading system_metrics is refused'
 );
 select throws_ok(
-    $$select pg_temp.as_role('analyst', 'select count(*) from public.system_metrics')$$,
+    $$select tests.as_role('analyst', 'select count(*) from public.system_metrics')$$,
     '42501',
     'permission denied for table system_metrics',
     'analyst reading system_metrics directly is refused (it reads the monitoring views)'
 );
 select throws_ok(
-    $$select pg_temp.as_role(
+    $$select tests.as_role(
         'anon',
         'insert into public.system_metrics (service_name, metric_type, metric_name, value)'
         ' values (''anon'', ''gauge'', ''x'', 1)'
@@ -628,7 +602,7 @@ select throws_ok(
     'anon writing system_metrics is refused'
 );
 select throws_ok(
-    $$select pg_temp.as_role(
+    $$select tests.as_role(
         'authenticated',
         'insert into public.system_metrics (service_name, metric_type, metric_name, value)'
         ' values (''authenticated'', ''gauge'', ''x'', 1)'
@@ -639,7 +613,7 @@ select throws_ok(
 );
 
 select lives_ok(
-    $$select pg_temp.as_role(
+    $$select tests.as_role(
         'service_role',
         'insert into public.system_metrics (service_name, metric_type, metric_name, value)'
         ' values (''direct'', ''gauge'', ''x'', 7)'
@@ -655,7 +629,7 @@ select is(
     'service_role''s direct insert was stored'
 );
 select lives_ok(
-    $$select pg_temp.as_role(
+    $$select tests.as_role(
         'service_role',
         'insert into pg_temp.seen select ''service_role'', count(*) from public.system_metrics'
     )$$,
@@ -670,25 +644,25 @@ select is(
 insert into pg_temp.seen (note, n)
 values ('before changes', (select count(*) from public.system_metrics));
 select throws_ok(
-    $$select pg_temp.as_role('service_role', 'update public.system_metrics set value = 0')$$,
+    $$select tests.as_role('service_role', 'update public.system_metrics set value = 0')$$,
     '42501',
     'permission denied for table system_metrics',
     'service_role may not update system_metrics'
 );
 select throws_ok(
-    $$select pg_temp.as_role('service_role', 'delete from public.system_metrics')$$,
+    $$select tests.as_role('service_role', 'delete from public.system_metrics')$$,
     '42501',
     'permission denied for table system_metrics',
     'service_role may not delete from system_metrics'
 );
 select throws_ok(
-    $$select pg_temp.as_role('service_role', 'truncate public.system_metrics')$$,
+    $$select tests.as_role('service_role', 'truncate public.system_metrics')$$,
     '42501',
     'permission denied for table system_metrics',
     'service_role may not truncate system_metrics'
 );
 select throws_ok(
-    $$select pg_temp.as_role('authenticated', 'delete from public.system_metrics')$$,
+    $$select tests.as_role('authenticated', 'delete from public.system_metrics')$$,
     '42501',
     'permission denied for table system_metrics',
     'authenticated may not delete from system_metrics'
@@ -710,8 +684,8 @@ select lives_ok(
 -- Children are reached only through the parent: named directly, nobody but the owner gets in.
 select throws_ok(
     format(
-        $$select pg_temp.as_role('anon', 'select count(*) from partitions.%I')$$,
-        pg_temp.current_child('public.system_metrics')
+        $$select tests.as_role('anon', 'select count(*) from partitions.%I')$$,
+        tests.current_child('public.system_metrics')
     ),
     '42501',
     'permission denied for schema partitions',
@@ -719,8 +693,8 @@ select throws_ok(
 );
 select throws_ok(
     format(
-        $$select pg_temp.as_role('authenticated', 'select count(*) from partitions.%I')$$,
-        pg_temp.current_child('public.system_metrics')
+        $$select tests.as_role('authenticated', 'select count(*) from partitions.%I')$$,
+        tests.current_child('public.system_metrics')
     ),
     '42501',
     'permission denied for schema partitions',
@@ -728,21 +702,21 @@ select throws_ok(
 );
 select throws_ok(
     format(
-        $$select pg_temp.as_role('service_role', 'select count(*) from partitions.%I')$$,
-        pg_temp.current_child('public.system_metrics')
+        $$select tests.as_role('service_role', 'select count(*) from partitions.%I')$$,
+        tests.current_child('public.system_metrics')
     ),
     '42501',
     'permission denied for schema partitions',
     'service_role cannot read this month''s child of system_metrics'
 );
 select throws_ok(
-    $$select pg_temp.as_role('anon', 'select count(*) from partitions.system_metrics_default')$$,
+    $$select tests.as_role('anon', 'select count(*) from partitions.system_metrics_default')$$,
     '42501',
     'permission denied for schema partitions',
     'anon cannot read the default partition of system_metrics'
 );
 select throws_ok(
-    $$select pg_temp.as_role(
+    $$select tests.as_role(
         'authenticated', 'select count(*) from partitions.system_metrics_default'
     )$$,
     '42501',
@@ -750,7 +724,7 @@ select throws_ok(
     'authenticated cannot read the default partition of system_metrics'
 );
 select throws_ok(
-    $$select pg_temp.as_role(
+    $$select tests.as_role(
         'service_role', 'select count(*) from partitions.system_metrics_default'
     )$$,
     '42501',

@@ -7,22 +7,6 @@ select plan(51);
 -- Partition names and month bounds are UTC; so are the expectations computed here.
 set local timezone = 'UTC';
 
--- pgTAP's functions are not executable by the API roles, so statements that must run as another
--- role go through this helper: it switches role for p_sql only. On error the caller's
--- subtransaction (throws_ok's) rolls the switch back; on success the helper switches back itself.
-create function pg_temp.as_role(p_role text, p_sql text)
-returns void
-language plpgsql
-as $$
-declare
-    v_previous text := current_setting('role');
-begin
-    perform set_config('role', p_role, true);
-    execute p_sql;
-    perform set_config('role', v_previous, true);
-end;
-$$;
-
 -- The views ---------------------------------------------------------------------------------------
 
 select has_view('monitoring', 'recent_metrics_by_service', 'monitoring.recent_metrics_by_service');
@@ -63,36 +47,36 @@ select results_eq(
 );
 
 select lives_ok(
-    $$select pg_temp.as_role('analyst', 'select * from monitoring.recent_metrics_by_service')$$,
+    $$select tests.as_role('analyst', 'select * from monitoring.recent_metrics_by_service')$$,
     'analyst selects monitoring.recent_metrics_by_service'
 );
 select lives_ok(
-    $$select pg_temp.as_role('analyst', 'select * from monitoring.partition_health')$$,
+    $$select tests.as_role('analyst', 'select * from monitoring.partition_health')$$,
     'analyst selects monitoring.partition_health'
 );
 select lives_ok(
-    $$select pg_temp.as_role('analyst', 'select * from monitoring.partition_children')$$,
+    $$select tests.as_role('analyst', 'select * from monitoring.partition_children')$$,
     'analyst selects monitoring.partition_children'
 );
 select lives_ok(
-    $$select pg_temp.as_role('analyst', 'select * from monitoring.partition_maintenance')$$,
+    $$select tests.as_role('analyst', 'select * from monitoring.partition_maintenance')$$,
     'analyst selects monitoring.partition_maintenance'
 );
 select lives_ok(
-    $$select pg_temp.as_role('analyst', 'select * from monitoring.cron_job_health')$$,
+    $$select tests.as_role('analyst', 'select * from monitoring.cron_job_health')$$,
     'analyst selects monitoring.cron_job_health'
 );
 
 -- And nothing behind them -------------------------------------------------------------------------
 
 select throws_ok(
-    $$select pg_temp.as_role('analyst', 'select * from public.system_metrics')$$,
+    $$select tests.as_role('analyst', 'select * from public.system_metrics')$$,
     '42501',
     'permission denied for table system_metrics',
     'analyst cannot read public.system_metrics'
 );
 select throws_ok(
-    $$select pg_temp.as_role('analyst', 'select * from public.system_audit_logs')$$,
+    $$select tests.as_role('analyst', 'select * from public.system_audit_logs')$$,
     '42501',
     'permission denied for table system_audit_logs',
     'analyst cannot read public.system_audit_logs'
@@ -105,7 +89,7 @@ select has_table(
 );
 select throws_ok(
     format(
-        $$select pg_temp.as_role('analyst', %L)$$,
+        $$select tests.as_role('analyst', %L)$$,
         format('select * from partitions.%I', 'system_audit_logs_p' || to_char(now(), 'YYYY_MM'))
     ),
     '42501',
@@ -113,19 +97,19 @@ select throws_ok(
     'analyst cannot read a child partition directly'
 );
 select throws_ok(
-    $$select pg_temp.as_role('analyst', 'select * from private.partitioned_tables')$$,
+    $$select tests.as_role('analyst', 'select * from private.partitioned_tables')$$,
     '42501',
     'permission denied for schema private',
     'analyst cannot read private.partitioned_tables'
 );
 select throws_ok(
-    $$select pg_temp.as_role('analyst', 'select * from private.partition_maintenance_log')$$,
+    $$select tests.as_role('analyst', 'select * from private.partition_maintenance_log')$$,
     '42501',
     'permission denied for schema private',
     'analyst cannot read private.partition_maintenance_log'
 );
 select throws_ok(
-    $$select pg_temp.as_role('analyst', 'select * from cron.job')$$,
+    $$select tests.as_role('analyst', 'select * from cron.job')$$,
     '42501',
     'permission denied for schema cron',
     'analyst cannot read cron.job'
@@ -144,7 +128,7 @@ select
     ) as triggers;
 
 select throws_ok(
-    $$select pg_temp.as_role(
+    $$select tests.as_role(
         'analyst', 'select public.record_metric(''api'', ''latency'', ''probe'', 1, ''ms'', null)'
     )$$,
     '42501',
@@ -152,7 +136,7 @@ select throws_ok(
     'analyst cannot call record_metric'
 );
 select throws_ok(
-    $$select pg_temp.as_role(
+    $$select tests.as_role(
         'analyst',
         'select public.record_metrics(''[{"service_name": "api", "metric_type": "latency",'
         ' "metric_name": "probe", "value": 1}]'')'
@@ -162,7 +146,7 @@ select throws_ok(
     'analyst cannot call record_metrics'
 );
 select throws_ok(
-    $$select pg_temp.as_role(
+    $$select tests.as_role(
         'analyst', 'select public.log_audit_event(''system'', null, ''probe'', ''monitoring'')'
     )$$,
     '42501',
@@ -170,13 +154,13 @@ select throws_ok(
     'analyst cannot call log_audit_event'
 );
 select throws_ok(
-    $$select pg_temp.as_role('analyst', 'select * from private.maintain_partitions()')$$,
+    $$select tests.as_role('analyst', 'select * from private.maintain_partitions()')$$,
     '42501',
     'permission denied for schema private',
     'analyst cannot call private.maintain_partitions'
 );
 select throws_ok(
-    $$select pg_temp.as_role(
+    $$select tests.as_role(
         'analyst', 'select private.enable_audit(''public.system_metrics'')'
     )$$,
     '42501',
@@ -185,7 +169,7 @@ select throws_ok(
 );
 -- partition_maintenance is a simple view, hence updatable by whoever holds the privilege.
 select throws_ok(
-    $$select pg_temp.as_role('analyst', 'delete from monitoring.partition_maintenance')$$,
+    $$select tests.as_role('analyst', 'delete from monitoring.partition_maintenance')$$,
     '42501',
     'permission denied for view partition_maintenance',
     'analyst cannot delete through monitoring.partition_maintenance'

@@ -8,21 +8,6 @@ select plan(90);
 -- Literals below are UTC; the manager works in UTC whatever the session says.
 set local timezone = 'UTC';
 
--- pgTAP's functions are not executable by the API roles, so statements that must run as another
--- role go through this helper (see test_foundation.sql).
-create function pg_temp.as_role(p_role text, p_sql text)
-returns void
-language plpgsql
-as $$
-declare
-    v_previous text := current_setting('role');
-begin
-    perform set_config('role', p_role, true);
-    execute p_sql;
-    perform set_config('role', v_previous, true);
-end;
-$$;
-
 -- Each run's returned rows, kept in order: a run is called once and asserted on many times.
 create temp table pm_runs (
     seq bigint generated always as identity,
@@ -228,25 +213,25 @@ select schema_privs_are('partitions', 'anon', array[]::name[]);
 select schema_privs_are('partitions', 'authenticated', array[]::name[]);
 
 select throws_ok(
-    $$select pg_temp.as_role('anon', 'select * from partitions.pm_probe_p2024_06')$$,
+    $$select tests.as_role('anon', 'select * from partitions.pm_probe_p2024_06')$$,
     '42501',
     'permission denied for schema partitions',
     'anon selecting a probe month directly is refused'
 );
 select throws_ok(
-    $$select pg_temp.as_role('authenticated', 'select * from partitions.pm_probe_default')$$,
+    $$select tests.as_role('authenticated', 'select * from partitions.pm_probe_default')$$,
     '42501',
     'permission denied for schema partitions',
     'authenticated selecting the probe''s default partition directly is refused'
 );
 select throws_ok(
-    $$select pg_temp.as_role('anon', 'select * from partitions.system_metrics_p2024_06')$$,
+    $$select tests.as_role('anon', 'select * from partitions.system_metrics_p2024_06')$$,
     '42501',
     'permission denied for schema partitions',
     'anon selecting a system_metrics month directly is refused'
 );
 select throws_ok(
-    $$select pg_temp.as_role(
+    $$select tests.as_role(
         'authenticated', 'select * from partitions.system_audit_logs_p2024_06'
     )$$,
     '42501',
@@ -776,7 +761,7 @@ select results_eq(
 );
 
 select lives_ok(
-    $$select pg_temp.as_role('analyst', 'select * from monitoring.partition_health')$$,
+    $$select tests.as_role('analyst', 'select * from monitoring.partition_health')$$,
     'analyst reads partition_health'
 );
 
@@ -1014,14 +999,18 @@ select results_eq(
     'a registered table that does not exist fails alone; a table after it is still maintained'
 );
 select is(
-    (select detail from private.partition_maintenance_log
-      where table_name = 'pm_edge_low' and action = 'failed'),
+    (
+        select detail from private.partition_maintenance_log
+        where table_name = 'pm_edge_low' and action = 'failed'
+    ),
     'relation "public.pm_edge_low" does not exist',
     'the failure is logged with the error'
 );
 select is(
-    (select last_error from monitoring.partition_health
-      where table_name = 'public.pm_edge_low'),
+    (
+        select last_error from monitoring.partition_health
+        where table_name = 'public.pm_edge_low'
+    ),
     'relation "public.pm_edge_low" does not exist',
     'partition_health shows the failure until a run succeeds'
 );

@@ -21,6 +21,7 @@ from app.db.migrator import migrate
 from app.local.cluster import Cluster, set_password
 
 TEMPLATE = "easymo_template"
+PGTAP_HELPERS = Path(__file__).with_name("pgtap_helpers.sql")
 AUTHENTICATOR_PASSWORD = "authenticator-test-password"
 JWT_SECRET = "test-jwt-secret-that-is-long-enough-for-hs256-0123456789"
 
@@ -50,6 +51,8 @@ class TestServer:
             conn.execute("create schema extensions")
             conn.execute("create extension pgtap with schema extensions")
         migrate(self.url(TEMPLATE), log=lambda _: None)
+        with psycopg.connect(self.url(TEMPLATE), autocommit=True) as conn:
+            conn.execute(PGTAP_HELPERS.read_text())  # type: ignore[arg-type]  # our own file
         set_password(self.url(TEMPLATE), "authenticator", AUTHENTICATOR_PASSWORD)
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             # pg_cron's scheduler holds a session on the database it serves, and a template

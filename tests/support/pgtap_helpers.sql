@@ -1,0 +1,31 @@
+-- Helpers every pgTAP file may call, installed once in the test template (schema tests) rather
+-- than defined again at the top of each file.
+
+create schema tests;
+comment on schema tests is 'Helpers for the pgTAP files; exists only in test databases.';
+
+-- pgTAP's functions are not executable by the API roles, so a statement that must run as one
+-- goes through this: it switches role for p_sql only. On error the caller's subtransaction
+-- (throws_ok's) rolls the switch back; on success the helper switches back itself.
+create function tests.as_role(p_role text, p_sql text)
+returns void
+language plpgsql
+as $$
+declare
+    v_previous text := current_setting('role');
+begin
+    perform set_config('role', p_role, true);
+    execute p_sql;
+    perform set_config('role', v_previous, true);
+end;
+$$;
+
+-- The child (in schema partitions) holding this month's rows of p_parent.
+create function tests.current_child(p_parent regclass)
+returns text
+language sql
+as $$
+    select c.table_name::text
+    from private.partition_children(p_parent) as c
+    where not c.is_default and now() >= c.range_from and now() < c.range_to
+$$;
