@@ -14,6 +14,7 @@ import pytest
 from app import paths
 from app.db.migrator import MigrationError, migrate
 from app.db.sql_files import SqlFileError, SqlSources
+from tests.support.db import query
 from tests.support.server import TestServer
 
 
@@ -45,11 +46,6 @@ def write(folder: Path, name: str, sql: str) -> Path:
 
 def run(url: str, sources: SqlSources, **options: object):
     return migrate(url, sources, emulation=False, log=lambda _: None, **options)  # type: ignore[arg-type]
-
-
-def query(url: str, sql: str, params: tuple = ()) -> list[tuple]:
-    with psycopg.connect(url) as conn:
-        return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
 
 
 def relation_exists(url: str, name: str) -> bool:

@@ -15,6 +15,7 @@ import pytest
 from app.db.migrator import migrate
 from app.db.sql_files import SqlSources
 from tests.support.client import RecordingClient
+from tests.support.db import query
 from tests.support.edge import Edge
 from tests.support.server import TestServer
 
@@ -37,12 +38,6 @@ def run_together(workers: list[Callable[[], None]]) -> list[BaseException]:
     for thread in threads:
         thread.join(timeout=120)
     return errors
-
-
-def query(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    with psycopg.connect(url, autocommit=True) as conn:
-        cursor = conn.execute(sql, params)  # type: ignore[arg-type]
-        return cursor.fetchall() if cursor.description else []
 
 
 def children(url: str, table: str) -> list[str]:
