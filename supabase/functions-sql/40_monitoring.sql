@@ -93,47 +93,55 @@ begin
             limit 1
         );
 
+        -- The children are read once per table; every figure below comes from that one read.
+        with children as materialized (
+            select c.*, greatest(cl.reltuples, 0)::bigint as estimate
+            from private.partition_children(v_table.parent) as c
+            inner join pg_catalog.pg_class as cl on c.child = cl.oid
+        )
         select
-            count(*) filter (where not c.is_default),
-            sum(greatest(cl.reltuples, 0))::bigint,
-            sum(pg_catalog.pg_total_relation_size(c.child))::bigint
-        into partitions, estimated_rows, total_bytes
-        from private.partition_children(v_table.parent) as c
-        inner join pg_catalog.pg_class as cl on c.child = cl.oid;
-
-        select c.table_name, c.range_from
-        into oldest_partition, oldest_from
-        from private.partition_children(v_table.parent) as c
-        where not c.is_default
-        order by c.range_from nulls first
-        limit 1;
-        newest_to := (
-            select max(c.range_to) from private.partition_children(v_table.parent) as c
-        );
+            (select count(*) from children as c where not c.is_default),
+            (select sum(c.estimate) from children as c)::bigint,
+            (select sum(pg_catalog.pg_total_relation_size(c.child)) from children as c)::bigint,
+            (
+                select c.table_name from children as c where not c.is_default
+                order by c.range_from nulls first limit 1
+            ),
+            (
+                select c.range_from from children as c where not c.is_default
+                order by c.range_from nulls first limit 1
+            ),
+            (select max(c.range_to) from children as c),
+            (select c.child from children as c where c.is_default),
+            exists (
+                select from children as c
+                where c.range_from <= v_current and c.range_to >= v_current + interval '1 month'
+            ),
+            (
+                select coalesce(min(g.n), 37) - 1
+                from pg_catalog.generate_series(1, 37) as g (n)
+                where not exists (
+                    select from children as c
+                    where c.range_from <= v_current + pg_catalog.make_interval(months => g.n)
+                        and c.range_to >= v_current + pg_catalog.make_interval(months => g.n + 1)
+                )
+            )
+        into
+            partitions,
+            estimated_rows,
+            total_bytes,
+            oldest_partition,
+            oldest_from,
+            newest_to,
+            v_default,
+            current_month_ready,
+            months_ahead;
 
         -- Exact, unlike the estimates: a handful of strays is what an operator looks for.
-        v_default := (
-            select c.child from private.partition_children(v_table.parent) as c
-            where c.is_default
-        );
         default_rows := null;
         if v_default is not null then
             execute pg_catalog.format('select count(*) from %s', v_default) into default_rows;
         end if;
-
-        current_month_ready := exists (
-            select from private.partition_children(v_table.parent) as c
-            where c.range_from <= v_current and c.range_to >= v_current + interval '1 month'
-        );
-        months_ahead := (
-            select coalesce(min(g.n), 37) - 1
-            from pg_catalog.generate_series(1, 37) as g (n)
-            where not exists (
-                select from private.partition_children(v_table.parent) as c
-                where c.range_from <= v_current + pg_catalog.make_interval(months => g.n)
-                    and c.range_to >= v_current + pg_catalog.make_interval(months => g.n + 1)
-            )
-        );
         return next;
     end loop;
 end;
