@@ -2,7 +2,7 @@
 -- private.enable_audit() attaches, the append-only guard and who may read system_audit_logs.
 -- Runs as postgres on a fresh clone.
 begin;
-select plan(97);
+select plan(111);
 
 -- An API request: its JWT claims and its role, for p_sql only.
 create function pg_temp.as_caller(p_role text, p_claims text, p_sql text)
@@ -60,8 +60,8 @@ $$;
 reset role;
 
 select results_eq(
-    $$select actor_type, actor_identifier, action, resource_type, resource_id, metadata,
-             correlation_id, old_data, new_data, changed_keys, txid, created_at
+    $$select actor_type::text, actor_identifier, action::text, resource_type::text, resource_id,
+             metadata::jsonb, correlation_id, old_data, new_data, changed_keys, txid, created_at
         from public.system_audit_logs
        where id = current_setting('audit_test.full')::bigint$$,
     $$values (
@@ -72,7 +72,7 @@ select results_eq(
     'log_audit_event returns the id of a row holding the values given, this txid, at now()'
 );
 select results_eq(
-    $$select actor_identifier, resource_id, metadata, correlation_id
+    $$select actor_identifier, resource_id, metadata::jsonb, correlation_id
         from public.system_audit_logs
        where id = current_setting('audit_test.bare')::bigint$$,
     $$values ('ops@example.com', null::text, '{}'::jsonb, null::text)$$,
@@ -198,7 +198,7 @@ end;
 $$;
 
 select results_eq(
-    $$select action, resource_type, resource_id, old_data, new_data, changed_keys
+    $$select action::text, resource_type::text, resource_id, old_data, new_data, changed_keys
         from public.system_audit_logs
        where resource_type = 'public.audit_probe'
        order by id$$,
@@ -231,7 +231,7 @@ select results_eq(
     'insert, update, delete and truncate are logged with the rows, redacted, and the keys changed'
 );
 select results_eq(
-    $$select distinct actor_type, actor_identifier, txid
+    $$select distinct actor_type::text, actor_identifier, txid
         from public.system_audit_logs where resource_type = 'public.audit_probe'$$,
     $$values ('database', 'postgres', txid_current())$$,
     'without claims the actor is the database role, and each row carries the writing txid'
@@ -262,16 +262,16 @@ select lives_ok(
     $$select private.enable_audit('public.audit_probe_events', array['secret'])$$,
     'enable_audit attaches the audit trigger to a partitioned table'
 );
--- The default, this month and next month: each gets a clone of the row trigger.
-select is(
-    (
-        select count(*)
+-- Statement triggers on the parent see every row routed to a child; a child can be truncated
+-- on its own, so the default, this month and next month each get the truncate trigger.
+select results_eq(
+    $$select t.tgname::text collate "default", count(*)
         from private.partition_children('public.audit_probe_events') as c
         inner join pg_catalog.pg_trigger as t on c.child = t.tgrelid
-        where t.tgname = 'audit_row'
-    ),
-    3::bigint,
-    'every child of the partitioned table has the audit row trigger'
+       where t.tgname like 'audit%'
+       group by t.tgname$$,
+    $$values ('audit_truncate', 3::bigint)$$,
+    'every child of the partitioned table has the truncate trigger, and no other audit trigger'
 );
 
 do $$
@@ -294,7 +294,7 @@ select is(
     'the probe row lives in this month''s child'
 );
 select results_eq(
-    $$select action, resource_type, resource_id, changed_keys
+    $$select action::text, resource_type::text, resource_id, changed_keys
         from public.system_audit_logs
        where resource_type like '%audit_probe_events%'
        order by id$$,
@@ -328,7 +328,7 @@ select is(
 
 do $$ begin truncate public.audit_probe_events; end $$;
 select results_eq(
-    $$select distinct resource_type, resource_id
+    $$select distinct resource_type::text, resource_id
         from public.system_audit_logs
        where resource_type like '%audit_probe_events%' and action = 'truncate'$$,
     $$values ('public.audit_probe_events', null::text)$$,
@@ -356,6 +356,199 @@ select ok(
 select is_empty(
     $$select id from public.system_audit_logs where resource_type like 'partitions.%'$$,
     'no log row names a child partition'
+);
+
+-- Statements of many rows ------------------------------------------------------------------------
+
+-- One trigger call per statement: every row is still logged, and an update's old and new rows
+-- are paired by key, also when the first key column alone does not tell the rows apart.
+create table public.audit_probe_wallets (
+    user_id uuid not null,
+    currency text not null,
+    balance numeric not null,
+    pin text,
+    primary key (user_id, currency)
+);
+select lives_ok(
+    $$select private.enable_audit('public.audit_probe_wallets', array['pin'])$$,
+    'enable_audit attaches the audit triggers to a table with a two-column primary key'
+);
+do $$
+begin
+    insert into public.audit_probe_wallets (user_id, currency, balance, pin) values
+        ('5d2f1e0a-7c3b-4a9d-8e6f-0123456789ab', 'RWF', 1000, 'hunter2-rwf'),
+        ('5d2f1e0a-7c3b-4a9d-8e6f-0123456789ab', 'USD', 10, 'hunter2-usd'),
+        ('c0ffee00-1111-4222-8333-444455556666', 'RWF', 500, 'hunter2-other');
+    update public.audit_probe_wallets
+    set balance = balance + case currency when 'RWF' then 1 else 2 end
+    where user_id = '5d2f1e0a-7c3b-4a9d-8e6f-0123456789ab';
+    update public.audit_probe_wallets set balance = balance where balance < 0;
+    delete from public.audit_probe_wallets where currency = 'RWF';
+end;
+$$;
+select results_eq(
+    $$select action::text, resource_id, old_data ->> 'currency', old_data ->> 'balance',
+             new_data ->> 'currency', new_data ->> 'balance', new_data ->> 'pin', changed_keys
+        from public.system_audit_logs
+       where resource_type = 'public.audit_probe_wallets'
+       order by action, coalesce(new_data, old_data) ->> 'user_id',
+                coalesce(new_data, old_data) ->> 'currency'$$,
+    $$values
+        ('delete', '5d2f1e0a-7c3b-4a9d-8e6f-0123456789ab', 'RWF', '1001', null, null, null,
+         null::text[]),
+        ('delete', 'c0ffee00-1111-4222-8333-444455556666', 'RWF', '500', null, null, null, null),
+        ('insert', '5d2f1e0a-7c3b-4a9d-8e6f-0123456789ab', null, null, 'RWF', '1000',
+         '[redacted]', null),
+        ('insert', '5d2f1e0a-7c3b-4a9d-8e6f-0123456789ab', null, null, 'USD', '10',
+         '[redacted]', null),
+        ('insert', 'c0ffee00-1111-4222-8333-444455556666', null, null, 'RWF', '500',
+         '[redacted]', null),
+        ('update', '5d2f1e0a-7c3b-4a9d-8e6f-0123456789ab', 'RWF', '1000', 'RWF', '1001',
+         '[redacted]', array['balance']),
+        ('update', '5d2f1e0a-7c3b-4a9d-8e6f-0123456789ab', 'USD', '10', 'USD', '12',
+         '[redacted]', array['balance'])$$,
+    'each row of a many-row statement is logged; an update pairs old and new by the whole key'
+);
+select is_empty(
+    $$select id from public.system_audit_logs as l where l::text like '%hunter2%'$$,
+    'no many-row statement leaked a redacted value'
+);
+
+-- An upsert is an insert or an update, and is logged as the one it was.
+do $$
+begin
+    insert into public.audit_probe_wallets (user_id, currency, balance) values
+        ('5d2f1e0a-7c3b-4a9d-8e6f-0123456789ab', 'USD', 5),
+        ('5d2f1e0a-7c3b-4a9d-8e6f-0123456789ab', 'EUR', 7)
+    on conflict (user_id, currency) do update set balance = excluded.balance;
+end;
+$$;
+select results_eq(
+    $$select action::text, new_data ->> 'currency', old_data ->> 'balance', new_data ->> 'balance'
+        from public.system_audit_logs
+       where resource_type = 'public.audit_probe_wallets' and id > (
+           select max(l.id) from public.system_audit_logs as l
+           where l.resource_type = 'public.audit_probe_wallets' and l.action = 'delete'
+       )
+       order by action$$,
+    $$values ('insert', 'EUR', null, '7'), ('update', 'USD', '12', '5')$$,
+    'an upsert logs the row it inserted as an insert and the row it updated as an update'
+);
+
+-- A row whose key changed has no partner by key: it is paired in the statement's own order.
+do $$
+begin
+    update public.audit_probe_wallets
+    set currency = case currency when 'EUR' then 'GBP' else currency end, balance = balance + 1
+    where user_id = '5d2f1e0a-7c3b-4a9d-8e6f-0123456789ab';
+end;
+$$;
+select results_eq(
+    $$select old_data ->> 'currency', old_data ->> 'balance', new_data ->> 'currency',
+             new_data ->> 'balance', changed_keys
+        from public.system_audit_logs
+       where resource_type = 'public.audit_probe_wallets' and action = 'update'
+         and new_data ->> 'balance' in ('6', '8')
+       order by old_data ->> 'currency'$$,
+    $$values ('EUR', '7', 'GBP', '8', array['balance', 'currency']),
+             ('USD', '5', 'USD', '6', array['balance'])$$,
+    'an update that changes one row''s key pairs that row too, and the others by key'
+);
+
+-- Moving a row to another month's child is an update of the partitioned table.
+insert into public.audit_probe_events (id, secret, note) values (14, 'hunter2-mover', 'mover');
+do $$
+begin
+    update public.audit_probe_events set created_at = created_at + interval '1 month'
+    where id = 14;
+end;
+$$;
+select results_eq(
+    $$select action::text, changed_keys
+        from public.system_audit_logs
+       where resource_type = 'public.audit_probe_events' and resource_id = '14'
+       order by id$$,
+    $$values ('insert', null::text[]), ('update', array['created_at'])$$,
+    'an update that moves a row to another child is logged as one update'
+);
+
+-- A statement that touches no row logs nothing.
+insert into pg_temp.seen (note, n)
+values ('before no-row statements', (select count(*) from public.system_audit_logs));
+do $$
+begin
+    update public.audit_probe_wallets set balance = 0 where currency = 'XXX';
+    delete from public.audit_probe_wallets where currency = 'XXX';
+    insert into public.audit_probe_wallets (user_id, currency, balance)
+    select user_id, currency, balance from public.audit_probe_wallets where false;
+end;
+$$;
+select is(
+    (select count(*) from public.system_audit_logs),
+    pg_temp.seen('before no-row statements'),
+    'statements that change no row write no audit row'
+);
+
+-- What enable_audit refuses --------------------------------------------------------------------
+
+create table public.audit_probe_keyless (code text, secret text);
+select throws_ok(
+    $$select private.enable_audit('public.audit_probe_keyless')$$,
+    '22023',
+    'enable_audit: public.audit_probe_keyless has no primary key or id column to tell its rows '
+    || 'apart',
+    'enable_audit refuses a table whose rows it could not tell apart'
+);
+select throws_ok(
+    format(
+        'select private.enable_audit(%L)',
+        'partitions.' || tests.current_child('public.audit_probe_events')
+    ),
+    '22023',
+    format(
+        'enable_audit: partitions.%s is a partition; audit its partitioned table',
+        tests.current_child('public.audit_probe_events')
+    ),
+    'enable_audit refuses a partition: changes reach it through its parent'
+);
+
+-- The log's own rules ----------------------------------------------------------------------------
+
+select throws_ok(
+    $$insert into public.system_audit_logs (actor_type, action, resource_type)
+      values ('robot', 'probe', 'probe')$$,
+    '23514',
+    null,
+    'the log refuses an unknown actor type, also from its owner'
+);
+select throws_ok(
+    $$insert into public.system_audit_logs (actor_type, action, resource_type)
+      values ('system', '', 'probe')$$,
+    '23514',
+    null,
+    'the log refuses an empty action'
+);
+select throws_ok(
+    $$insert into public.system_audit_logs (actor_type, action, resource_type)
+      values ('system', 'probe', repeat('r', 101))$$,
+    '23514',
+    null,
+    'the log refuses a resource type over 100 characters'
+);
+select throws_ok(
+    $$insert into public.system_audit_logs (actor_type, action, resource_type, metadata)
+      values ('system', 'probe', 'probe', '[]')$$,
+    '23514',
+    null,
+    'the log refuses metadata that is not an object'
+);
+select lives_ok(
+    $$select tests.as_role(
+        'service_role',
+        'insert into public.system_audit_logs (actor_type, action, resource_type, metadata)'
+        ' values (''service'', ''probe.direct'', ''probe'', ''{"k": 1}'')'
+    )$$,
+    'service_role inserts a valid row directly (the columns'' domains are usable by it)'
 );
 
 -- Switching the audit off ------------------------------------------------------------------------
@@ -430,7 +623,7 @@ select lives_ok(
 );
 
 select results_eq(
-    $$select resource_id, actor_type, actor_identifier
+    $$select resource_id, actor_type::text, actor_identifier
         from public.system_audit_logs
        where resource_type = 'public.audit_probe' and resource_id in ('20', '21', '22', '23', '24')
        order by resource_id$$,
@@ -506,7 +699,7 @@ select throws_ok(
 );
 select is_empty(
     $$select t.tgname from pg_catalog.pg_trigger as t
-      where t.tgname in ('audit_row', 'audit_truncate')
+      where t.tgname like 'audit%'
         and t.tgrelid in (
             select c.child from private.partition_children('public.system_audit_logs') as c
             union all
@@ -524,8 +717,8 @@ select lives_ok(
 select results_eq(
     $$select tgname::text collate "default" from pg_catalog.pg_trigger
       where tgrelid = 'public.audit_probe'::regclass order by tgname$$,
-    $$values ('audit_row'), ('audit_truncate')$$,
-    'enable_audit run twice leaves one row trigger and one truncate trigger'
+    $$values ('audit_delete'), ('audit_insert'), ('audit_truncate'), ('audit_update')$$,
+    'enable_audit run twice leaves one trigger for each kind of change'
 );
 insert into public.audit_probe (id, owner_id, secret, note)
 values (30, '5d2f1e0a-7c3b-4a9d-8e6f-0123456789ab', 'hunter2-again', 'now hidden');
@@ -561,7 +754,7 @@ select is(
 select is_empty(
     $$select tgname from pg_catalog.pg_trigger
       where tgrelid = 'public.audit_probe'::regclass$$,
-    'disable_audit removed both triggers'
+    'disable_audit removed every audit trigger'
 );
 
 -- Who reads the log -------------------------------------------------------------------------------
