@@ -92,8 +92,10 @@ def test_up_prints_the_keys_serves_the_client_and_down_stops_everything(stack):
     assert httpx.get(settings["SUPABASE_URL"] + "/ready").status_code == 200
     with psycopg.connect(settings["DATABASE_URL"], autocommit=True) as conn:
         assert conn.execute("select jobname from cron.job order by jobname").fetchall() == [
+            ("expire-whatsapp-sessions",),
             ("maintain-partitions",),
             ("purge-cron-history",),
+            ("purge-outbox-events",),
         ]
         conn.execute(
             "create function public.stack_probe(n int) returns int language sql"

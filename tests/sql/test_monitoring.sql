@@ -560,6 +560,7 @@ select is(
 );
 select results_eq(
     $$select jobname::text collate "default", count(*) from cron.job
+       where jobname in ('maintain-partitions', 'mon-test-job', 'purge-cron-history')
        group by jobname order by jobname collate "C"$$,
     $$values ('maintain-partitions', 1::bigint), ('mon-test-job', 1::bigint),
              ('purge-cron-history', 1::bigint)$$,

@@ -1,0 +1,149 @@
+-- The transactional outbox: events written in the transaction that made the change, and the
+-- RPCs relays publish them with.
+
+create or replace function private.emit_event(
+    p_aggregate_type text,
+    p_aggregate_id text,
+    p_event_type text,
+    p_payload jsonb,
+    p_correlation_id text default null,
+    p_metadata jsonb default '{}'
+)
+returns bigint
+language sql
+volatile
+set search_path = ''
+as $$
+    insert into public.outbox_events (
+        aggregate_type, aggregate_id, event_type, payload, metadata, correlation_id
+    )
+    values (
+        p_aggregate_type,
+        p_aggregate_id,
+        p_event_type,
+        p_payload,
+        coalesce(p_metadata, '{}'),
+        p_correlation_id
+    )
+    returning id
+$$;
+comment on function private.emit_event(text, text, text, jsonb, text, jsonb) is
+'Appends an event to outbox_events in the calling transaction; returns its id.';
+
+create or replace function public.claim_outbox_events(
+    p_batch integer default 100,
+    p_worker text default null,
+    p_lease_seconds integer default 30
+)
+returns setof public.outbox_events
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+begin
+    if p_batch is null or p_batch not between 1 and 1000 then
+        raise exception 'claim_outbox_events: p_batch must be 1 to 1000 (got %)',
+            coalesce(p_batch::text, 'null')
+        using errcode = '22023';
+    end if;
+    if p_lease_seconds is null or p_lease_seconds not between 1 and 3600 then
+        raise exception 'claim_outbox_events: p_lease_seconds must be 1 to 3600 (got %)',
+            coalesce(p_lease_seconds::text, 'null')
+        using errcode = '22023';
+    end if;
+
+    -- Only events below the oldest transaction still running: a transaction that began earlier
+    -- and commits later would otherwise slip an event in before ones already published. Rows
+    -- another relay holds are skipped, not waited for; an expired lease is taken over.
+    return query
+    with candidate as (
+        select e.id
+        from public.outbox_events as e
+        where e.published_at is null
+            and e.txid < pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())
+            and (e.claimed_until is null or e.claimed_until < pg_catalog.now())
+        order by e.txid, e.id
+        limit p_batch
+        for update skip locked
+    )
+
+    update public.outbox_events as e
+    set
+        claimed_by = coalesce(p_worker, 'relay'),
+        claimed_until = pg_catalog.now() + pg_catalog.make_interval(secs => p_lease_seconds)
+    from candidate as c
+    where e.id = c.id
+    returning e.*;
+end;
+$$;
+comment on function public.claim_outbox_events(integer, text, integer) is
+'Claims up to p_batch unpublished events for p_worker for p_lease_seconds, oldest first in the '
+'order their transactions began; events of transactions still running wait. Several relays get '
+'disjoint batches. service_role only.';
+revoke all on function public.claim_outbox_events(integer, text, integer)
+from public, anon, authenticated;
+grant execute on function public.claim_outbox_events(integer, text, integer) to service_role;
+
+create or replace function public.mark_outbox_published(
+    p_ids bigint[],
+    p_worker text default null
+)
+returns integer
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_marked integer;
+begin
+    if p_ids is null then
+        raise exception 'mark_outbox_published: p_ids must be an array of event ids'
+        using errcode = '22023';
+    end if;
+    -- A relay whose lease ran out may no longer own its events: it marks only what it holds.
+    update public.outbox_events as e
+    set published_at = pg_catalog.now(), claimed_until = null
+    where e.id = any(p_ids)
+        and e.published_at is null
+        and (p_worker is null or e.claimed_by = p_worker);
+    get diagnostics v_marked = row_count;
+    return v_marked;
+end;
+$$;
+comment on function public.mark_outbox_published(bigint[], text) is
+'Marks events published; with p_worker only those that worker holds. Already published ones are '
+'left as they are. Returns how many were marked. service_role only.';
+revoke all on function public.mark_outbox_published(bigint[], text)
+from public, anon, authenticated;
+grant execute on function public.mark_outbox_published(bigint[], text) to service_role;
+
+create or replace function private.purge_published_outbox_events(
+    p_older_than interval default '7 days'
+)
+returns integer
+language plpgsql
+set search_path = ''
+as $$
+declare
+    v_deleted integer;
+begin
+    delete from public.outbox_events as e
+    where e.published_at < pg_catalog.now() - p_older_than;
+    get diagnostics v_deleted = row_count;
+    return v_deleted;
+end;
+$$;
+comment on function private.purge_published_outbox_events(interval) is
+'Deletes events published more than p_older_than ago; unpublished ones are never deleted.';
+
+select private.schedule_cron(
+    'purge-outbox-events', '41 3 * * *',
+    'select private.purge_published_outbox_events()'
+);
+
+drop policy if exists outbox_events_service_select on public.outbox_events;
+create policy outbox_events_service_select on public.outbox_events
+for select to service_role
+using (true);
