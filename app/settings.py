@@ -37,6 +37,23 @@ class Settings(BaseSettings):
         5.0, description="How long a request waits for a free connection before a 504."
     )
     rpc_max_body_bytes: int = Field(1024 * 1024, description="Larger RPC bodies get a 413.")
+    # Webhooks. An unset (or empty) secret makes its endpoint refuse every request: unsigned
+    # input is never accepted, whatever else is misconfigured.
+    whatsapp_app_secret: SecretStr | None = Field(
+        None, description="Meta app secret: X-Hub-Signature-256 is its HMAC of the raw body."
+    )
+    whatsapp_verify_token: SecretStr | None = Field(
+        None, description="The token Meta's GET verification handshake must present."
+    )
+    twilio_auth_token: SecretStr | None = Field(
+        None, description="Twilio auth token: X-Twilio-Signature is signed with it."
+    )
+    public_base_url: str | None = Field(
+        None,
+        description="The edge's URL as providers call it (behind a proxy it differs from the "
+        "request's); Twilio signs this URL plus the path. Unset: the request's own URL.",
+    )
+    webhook_max_body_bytes: int = Field(1024 * 1024, description="Larger webhook bodies get a 413.")
     log_level: str = "info"
 
 

@@ -145,8 +145,14 @@ async def run_benchmarks(
     return results
 
 
-def start_edge(server: TestServer, database: str, port: int, pool_size: int) -> subprocess.Popen:
-    env = {
+def start_edge(
+    server: TestServer,
+    database: str,
+    port: int,
+    pool_size: int,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen:
+    settings = {
         **os.environ,
         "DATABASE_URL": server.url(database),
         "EDGE_DATABASE_URL": server.url(database, "authenticator", AUTHENTICATOR_PASSWORD),
@@ -156,8 +162,9 @@ def start_edge(server: TestServer, database: str, port: int, pool_size: int) -> 
         "POOL_MAX_SIZE": str(pool_size),
         "LOG_LEVEL": "warning",
         "EASYMO_LOCAL_DIR": "/nonexistent",  # never the developer's stack.env
+        **(env or {}),
     }
-    edge = subprocess.Popen([sys.executable, "-m", "app", "serve"], env=env)
+    edge = subprocess.Popen([sys.executable, "-m", "app", "serve"], env=settings)
     try:
         wait_until_ready(f"http://127.0.0.1:{port}", edge)
     except StackError:

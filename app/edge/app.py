@@ -1,4 +1,4 @@
-"""The edge: a Starlette app with the probes, the metrics and the RPC gateway."""
+"""The edge: a Starlette app with the probes, the metrics, the RPC gateway and the webhooks."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from app.gateway.reload_listener import listen_for_reloads
 from app.gateway.route import RpcGateway
 from app.keys import API_ROLES
 from app.settings import Settings
+from app.webhooks.routes import webhook_routes
 
 
 def create_app(settings: Settings, sources: SqlSources | None = None) -> Starlette:
@@ -51,6 +52,7 @@ def create_app(settings: Settings, sources: SqlSources | None = None) -> Starlet
             Route("/ready", Readiness(pool, expected_versions).check, methods=["GET"]),
             Route("/metrics", metrics.endpoint, methods=["GET"]),
             Route("/rest/v1/rpc/{function}", gateway.handle, methods=methods),
+            *webhook_routes(settings, pool, catalog, metrics),
         ],
         lifespan=lifespan,
     )

@@ -29,10 +29,19 @@ class EdgeMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=self.registry,
         )
+        self.webhooks = Counter(
+            "edge_webhook_requests_total",
+            "Webhook requests, by provider and outcome (accepted, bad_signature, unavailable...).",
+            ["provider", "outcome"],
+            registry=self.registry,
+        )
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)
+
+    def count_webhook(self, provider: str, outcome: str) -> None:
+        self.webhooks.labels(provider, outcome).inc()
 
     def watch_pool(self, stats: Callable[[], dict[str, int]]) -> None:
         self.registry.register(_PoolCollector(stats))

@@ -16,14 +16,23 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.edge.metrics import EdgeMetrics
 
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,200}$")
+# Each known path is its own label; anything else under /webhooks/ must not add a series.
+_FIXED_ROUTES = frozenset(
+    {"/health", "/ready", "/metrics", "/webhooks/whatsapp", "/webhooks/twilio"}
+)
 log = structlog.get_logger("edge.request")
+
+
+def valid_id(value: str | None) -> bool:
+    """Whether a caller's request or correlation id is safe to log and store as given."""
+    return value is not None and _VALID_ID.match(value) is not None
 
 
 def route_label(path: str) -> str:
     """Bounded metric labels: a request for an unknown function must not add a series."""
     if path.startswith("/rest/v1/rpc/"):
         return "/rest/v1/rpc/{function}"
-    if path in ("/health", "/ready", "/metrics") or path.startswith("/webhooks/"):
+    if path in _FIXED_ROUTES:
         return path
     return "other"
 
@@ -39,7 +48,7 @@ class RequestContext:
             return
         headers: list[tuple[bytes, bytes]] = list(scope["headers"])
         request_id = _header(headers, b"x-request-id")
-        if request_id is None or not _VALID_ID.match(request_id):
+        if not valid_id(request_id):
             request_id = uuid.uuid4().hex
             headers = [(k, v) for k, v in headers if k != b"x-request-id"]
             headers.append((b"x-request-id", request_id.encode()))

@@ -19,6 +19,8 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app.edge.body import BodyTooLarge, bounded_body
+from app.edge.db_call import apply_settings, request_settings
 from app.gateway import errors
 from app.gateway.auth import Caller, identify
 from app.gateway.call import Page, plan_call, plan_void_call
@@ -133,18 +135,11 @@ class RpcGateway:
         return Arguments(keys, None, text, page)
 
     async def _bounded_body(self, request: Request) -> bytes:
-        """The body, refused as soon as it is known to be too large: memory stays bounded."""
         limit = self.settings.rpc_max_body_bytes
-        too_large = GatewayError(413, "PGRST413", f"Request body larger than {limit} bytes")
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            raise too_large
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                raise too_large
-        return bytes(body)
+        try:
+            return await bounded_body(request, limit)
+        except BodyTooLarge as error:
+            raise GatewayError(413, "PGRST413", str(error)) from error
 
     async def _begin_request(
         self,
@@ -155,25 +150,16 @@ class RpcGateway:
         read_only: bool,
     ) -> None:
         """Transaction-local settings, as PostgREST sets them before the call."""
-        search_path = ", ".join(
-            f'"{name}"' for name in (schema, *self.settings.api_extra_search_path)
+        settings = request_settings(
+            request,
+            role=caller.role,
+            claims=caller.claims,
+            path=f"/rpc/{request.path_params['function']}",
+            search_path=(schema, *self.settings.api_extra_search_path),
+            role_settings=self.catalog.role_settings.get(caller.role, {}),
+            read_only=read_only,
         )
-        header_json = {k.lower(): v for k, v in request.headers.items() if k.lower() != "cookie"}
-        settings: list[tuple[str, str]] = []
-        if read_only:
-            settings.append(("transaction_read_only", "on"))
-        settings += list(self.catalog.role_settings.get(caller.role, {}).items())
-        settings += [
-            ("search_path", search_path),
-            ("role", caller.role),
-            ("request.jwt.claims", json.dumps(caller.claims)),
-            ("request.headers", json.dumps(header_json)),
-            ("request.cookies", json.dumps(dict(request.cookies))),
-            ("request.method", request.method),
-            ("request.path", f"/rpc/{request.path_params['function']}"),
-        ]
-        query = "select " + ", ".join(["pg_catalog.set_config(%s, %s, true)"] * len(settings))
-        await conn.execute(query, [item for pair in settings for item in pair])  # type: ignore[arg-type]
+        await apply_settings(conn, settings)
 
     async def _call(
         self,

@@ -150,8 +150,15 @@ def _stack_settings(cluster: Cluster) -> dict[str, str]:
     previous = read_env_file(paths.STACK_ENV)
     jwt_secret = previous.get("SUPABASE_JWT_SECRET") or secrets.token_urlsafe(48)
     authenticator_password = previous.get("AUTHENTICATOR_PASSWORD") or secrets.token_urlsafe(24)
+    edge_url = f"http://127.0.0.1:{config.api_port}"
+    # Webhook secrets: generated so the endpoints work (and refuse unsigned input) out of the
+    # box; put a real Meta app secret or Twilio token in stack.env and it is kept.
+    webhook_secrets = {
+        name: previous.get(name) or secrets.token_urlsafe(32)
+        for name in ("WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN", "TWILIO_AUTH_TOKEN")
+    }
     return {
-        "SUPABASE_URL": f"http://127.0.0.1:{config.api_port}",
+        "SUPABASE_URL": edge_url,
         "DATABASE_URL": cluster.url(password=LOCAL_PASSWORD),
         "SUPABASE_ANON_KEY": keys.api_key(jwt_secret, "anon"),
         "SUPABASE_SERVICE_ROLE_KEY": keys.api_key(jwt_secret, "service_role"),
@@ -160,6 +167,9 @@ def _stack_settings(cluster: Cluster) -> dict[str, str]:
         "AUTHENTICATOR_PASSWORD": authenticator_password,
         "EDGE_HOST": "127.0.0.1",
         "EDGE_PORT": str(config.api_port),
+        **webhook_secrets,
+        # What Twilio signs; a tunnel (PUBLIC_BASE_URL=https://....ngrok.app) replaces it.
+        "PUBLIC_BASE_URL": os.environ.get("PUBLIC_BASE_URL") or edge_url,
     }
 
 

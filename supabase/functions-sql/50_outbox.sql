@@ -10,10 +10,15 @@ create or replace function private.emit_event(
     p_metadata jsonb default '{}'
 )
 returns bigint
-language sql
+language plpgsql
 volatile
 set search_path = ''
 as $$
+-- PL/pgSQL rather than SQL: it keeps its plan for the session, where a SQL function that cannot
+-- be inlined is planned again on every call.
+declare
+    v_id bigint;
+begin
     insert into public.outbox_events (
         aggregate_type, aggregate_id, event_type, payload, metadata, correlation_id
     )
@@ -25,7 +30,9 @@ as $$
         coalesce(p_metadata, '{}'),
         p_correlation_id
     )
-    returning id
+    returning id into v_id;
+    return v_id;
+end;
 $$;
 comment on function private.emit_event(text, text, text, jsonb, text, jsonb) is
 'Appends an event to outbox_events in the calling transaction; returns its id.';

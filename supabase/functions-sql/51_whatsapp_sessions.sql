@@ -46,8 +46,17 @@ begin
             last_message_at = greatest(s.last_message_at, p_at),
             last_heartbeat_at = pg_catalog.now(),
             message_count = s.message_count + case when p_increment_message_count then 1 else 0 end,
-            phone_number = coalesce(s.phone_number, p_phone_number),
-            wa_user_id = coalesce(s.wa_user_id, p_wa_user_id),
+            -- The identifier this activity adds, unless another session already has it.
+            phone_number = coalesce(s.phone_number, (
+                select p_phone_number where not exists (
+                    select from public.whatsapp_sessions as o where o.phone_number = p_phone_number
+                )
+            )),
+            wa_user_id = coalesce(s.wa_user_id, (
+                select p_wa_user_id where not exists (
+                    select from public.whatsapp_sessions as o where o.wa_user_id = p_wa_user_id
+                )
+            )),
             user_id = coalesce(s.user_id, p_user_id)
         where s.id = (
             select x.id from public.whatsapp_sessions as x
@@ -192,6 +201,13 @@ begin
         raise exception 'correlate_conversation: p_conversation_id must be 1 to 100 characters'
         using errcode = '22023';
     end if;
+    if p_communication_id is not null and (
+        pg_catalog.btrim(p_communication_id) = '' or pg_catalog.char_length(p_communication_id) > 100
+    ) then
+        raise exception 'correlate_conversation: p_communication_id must be 1 to 100 characters, '
+            'or null'
+        using errcode = '22023';
+    end if;
 
     select m.* into v_mapping
     from public.conversation_mappings as m
@@ -201,14 +217,10 @@ begin
         raise exception 'correlate_conversation: % has no active conversation', p_wa_id
         using errcode = 'PT404';
     end if;
-    -- A desk retrying the same correlation is answered as the first time; another one is not.
-    if v_mapping.conversation_id is not null
-        and (
-            v_mapping.conversation_id <> p_conversation_id
-            or v_mapping.communication_id is distinct from coalesce(
-                p_communication_id, v_mapping.communication_id
-            )
-        ) then
+    -- A desk retrying the same correlation, or adding the communication id later, is answered
+    -- as the first time; a different id is a conflict.
+    if v_mapping.conversation_id <> p_conversation_id
+        or v_mapping.communication_id <> p_communication_id then
         raise exception 'correlate_conversation: the active conversation of % is already '
             'correlated with %', p_wa_id, v_mapping.conversation_id
         using errcode = 'PT409';
@@ -225,7 +237,8 @@ end;
 $$;
 comment on function public.correlate_conversation(text, text, text) is
 'Sets the desk''s conversation (and communication) id on the active conversation of p_wa_id. '
-'Repeating it is harmless; a different conversation id is PT409, no active conversation PT404. '
+'Repeating it, or adding the communication id later, is harmless; a different id is PT409, no '
+'active conversation PT404. '
 'service_role only.';
 revoke all on function public.correlate_conversation(text, text, text)
 from public, anon, authenticated;

@@ -45,13 +45,18 @@ comment on function private.status_rank(text) is
 
 create or replace function private.lock_wamid(p_wamid text)
 returns void
-language sql
+language plpgsql
 volatile
 set search_path = ''
 as $$
-    -- A status and the outbound row it is about may arrive in two transactions at once: both
-    -- take this lock before looking for the other, so one always sees the other.
-    select pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('wamid:' || p_wamid, 0))
+-- A status and the outbound row it is about may arrive in two transactions at once: both take
+-- this lock before looking for the other, so one always sees the other. (PL/pgSQL keeps the
+-- plan; a SQL function would be planned on every call.)
+begin
+    perform pg_catalog.pg_advisory_xact_lock(
+        pg_catalog.hashtextextended('wamid:' || p_wamid, 0)
+    );
+end;
 $$;
 comment on function private.lock_wamid(text) is
 'Serialises, until commit, the transactions handling one wamid.';
@@ -311,7 +316,7 @@ begin
             update public.users as u
             set
                 last_active_at = greatest(u.last_active_at, p_active_at),
-                display_name = coalesce(u.display_name, p_display_name),
+                display_name = coalesce(u.display_name, pg_catalog.left(p_display_name, 256)),
                 -- The identifier this message adds, unless another user already has it.
                 phone_number = coalesce(u.phone_number, (
                     select p_phone_number where not exists (
@@ -358,6 +363,7 @@ declare
     v_mapping_id uuid;
     v_started boolean;
     v_message_id uuid;
+    v_contact_key text := p_message ->> 'contact_key';
 begin
     -- The wamid is the idempotency key. With the lock, a retry racing the first delivery waits
     -- for it and then finds its row.
@@ -391,6 +397,20 @@ begin
         );
     end if;
 
+    -- A contact first seen by one identifier and now by the other keeps its conversation.
+    v_contact_key := coalesce(
+        (
+            select m.wa_id from public.conversation_mappings as m
+            where m.status = 'active' and m.user_id = v_user.user_id
+                and m.wa_id <> v_contact_key
+                and not exists (
+                    select from public.conversation_mappings as k
+                    where k.status = 'active' and k.wa_id = v_contact_key
+                )
+            limit 1
+        ),
+        v_contact_key
+    );
     insert into public.conversation_mappings as m (
         wa_id,
         user_id,
@@ -402,7 +422,7 @@ begin
         last_inbound_at
     )
     values (
-        p_message ->> 'contact_key',
+        v_contact_key,
         v_user.user_id,
         p_message ->> 'contact_name',
         p_message ->> 'phone_number_id',
@@ -433,7 +453,7 @@ begin
             'conversation', v_mapping_id::text, 'conversation.started',
             pg_catalog.jsonb_build_object(
                 'mapping_id', v_mapping_id,
-                'wa_id', p_message ->> 'contact_key',
+                'wa_id', v_contact_key,
                 'user_id', v_user.user_id,
                 'contact_name', p_message ->> 'contact_name',
                 'phone_number_id', p_message ->> 'phone_number_id'
@@ -488,7 +508,7 @@ begin
             'type', p_message ->> 'type',
             'user_id', v_user.user_id,
             'mapping_id', v_mapping_id,
-            'wa_id', p_message ->> 'contact_key',
+            'wa_id', v_contact_key,
             'at', v_at,
             'body', p_message ->> 'body',
             'media', nullif(p_message -> 'media', 'null'),
@@ -592,6 +612,8 @@ comment on function private.apply_message_status(jsonb, text) is
 create or replace function private.apply_pending_statuses()
 returns trigger
 language plpgsql
+-- Whoever records an outbound message (service_role, the sender) need not reach private.
+security definer
 set search_path = ''
 as $$
 declare
@@ -690,6 +712,8 @@ language plpgsql
 volatile
 security definer
 set search_path = ''
+-- Planning each query for this payload's values (a custom plan) costs more than the query.
+set plan_cache_mode = force_generic_plan
 as $$
 declare
     v_started timestamptz := pg_catalog.clock_timestamp();
@@ -738,7 +762,9 @@ begin
             m.message ->> 'wamid'
     loop
         if coalesce(v_item ->> 'wamid', '') = '' then
-            raise exception 'ingest_whatsapp_webhook: a message has no id: %', v_item
+            -- The message itself stays out of the error: its text would reach logs and replies.
+            raise exception 'ingest_whatsapp_webhook: a message from % has no id',
+                coalesce(v_item ->> 'contact_key', 'an unknown contact')
             using errcode = '22023';
         end if;
         if private.store_inbound_message(v_item, v_correlation_id) then
@@ -766,7 +792,8 @@ begin
             (s.status ->> 'at')::timestamptz
     loop
         if coalesce(v_item ->> 'wamid', '') = '' then
-            raise exception 'ingest_whatsapp_webhook: a status has no message id: %', v_item
+            raise exception 'ingest_whatsapp_webhook: a % status has no message id',
+                coalesce(v_item ->> 'status', 'unnamed')
             using errcode = '22023';
         end if;
         v_outcome := private.apply_message_status(v_item, v_correlation_id);

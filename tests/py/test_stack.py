@@ -30,6 +30,7 @@ STACK_KEYS = (
     "SUPABASE_SERVICE_ROLE_KEY",
     "SUPABASE_JWT_SECRET",
 )
+WEBHOOK_SECRETS = ("WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN", "TWILIO_AUTH_TOKEN")
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,13 @@ def stack() -> Iterator[StackDir]:
         "EASYMO_DB_PORT": str(free_port()),
         "EASYMO_API_PORT": str(free_port()),
     }
-    for inherited in ("DATABASE_URL", "EDGE_DATABASE_URL", "SUPABASE_JWT_SECRET"):
+    for inherited in (
+        "DATABASE_URL",
+        "EDGE_DATABASE_URL",
+        "SUPABASE_JWT_SECRET",
+        "PUBLIC_BASE_URL",
+        *WEBHOOK_SECRETS,
+    ):
         env.pop(inherited, None)
     stack_dir = StackDir(root, env)
     yield stack_dir
@@ -90,6 +97,18 @@ def test_up_prints_the_keys_serves_the_client_and_down_stops_everything(stack):
         assert re.search(rf"^{key} +{re.escape(settings[key])}$", up.stdout, re.MULTILINE)
     assert (stack.root / "stack.env").stat().st_mode & 0o777 == 0o600
     assert httpx.get(settings["SUPABASE_URL"] + "/ready").status_code == 200
+    # The webhooks work out of the box, with secrets of their own and the edge's URL signed.
+    assert all(len(settings[name]) >= 32 for name in WEBHOOK_SECRETS)
+    assert settings["PUBLIC_BASE_URL"] == settings["SUPABASE_URL"]
+    handshake = httpx.get(
+        settings["SUPABASE_URL"] + "/webhooks/whatsapp",
+        params={
+            "hub.mode": "subscribe",
+            "hub.verify_token": settings["WHATSAPP_VERIFY_TOKEN"],
+            "hub.challenge": "42",
+        },
+    )
+    assert (handshake.status_code, handshake.text) == (200, "42")
     with psycopg.connect(settings["DATABASE_URL"], autocommit=True) as conn:
         assert conn.execute("select jobname from cron.job order by jobname").fetchall() == [
             ("expire-whatsapp-sessions",),
@@ -118,6 +137,7 @@ def test_up_prints_the_keys_serves_the_client_and_down_stops_everything(stack):
 
 
 def test_run_reuses_the_cluster_and_ctrl_c_stops_edge_and_database(stack):
+    secrets_before = {name: stack.settings()[name] for name in WEBHOOK_SECRETS}
     process = subprocess.Popen(
         [sys.executable, "-m", "app", "run"],
         env=stack.env,
@@ -128,6 +148,7 @@ def test_run_reuses_the_cluster_and_ctrl_c_stops_edge_and_database(stack):
     try:
         wait_until_ready(stack.settings()["SUPABASE_URL"], process, timeout=60)
         assert call_probe(stack.settings()) == 42  # the data of the previous run is still there
+        assert {name: stack.settings()[name] for name in WEBHOOK_SECRETS} == secrets_before
     finally:
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=30)

@@ -19,6 +19,13 @@ from app.edge.app import create_app
 from app.settings import Settings
 from tests.support.server import AUTHENTICATOR_PASSWORD, JWT_SECRET, TestServer
 
+# Webhook secrets of the test edge, for tests that sign requests as the providers do.
+WHATSAPP_APP_SECRET = "test-whatsapp-app-secret"
+WHATSAPP_VERIFY_TOKEN = "test-whatsapp-verify-token"
+TWILIO_AUTH_TOKEN = "test-twilio-auth-token"
+# As behind a proxy: the URL Twilio calls (and signs) is not the edge's loopback address.
+PUBLIC_BASE_URL = "https://edge.easymo.test"
+
 
 @dataclass(frozen=True)
 class Edge:
@@ -43,6 +50,10 @@ def edge_settings(server: TestServer, database: str, **overrides: object) -> Set
         "supabase_jwt_secret": SecretStr(JWT_SECRET),
         "pool_min_size": 1,
         "pool_max_size": 4,
+        "whatsapp_app_secret": SecretStr(WHATSAPP_APP_SECRET),
+        "whatsapp_verify_token": SecretStr(WHATSAPP_VERIFY_TOKEN),
+        "twilio_auth_token": SecretStr(TWILIO_AUTH_TOKEN),
+        "public_base_url": PUBLIC_BASE_URL,
     }
     return Settings(**(values | overrides))  # type: ignore[arg-type]
 

@@ -1,0 +1,50 @@
+"""The transaction-local settings PostgREST makes before a call, for any edge code that calls
+the database as an API role: the RPC gateway as the caller's role, the webhooks as
+service_role."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import psycopg
+from starlette.requests import Request
+
+
+def request_settings(
+    request: Request,
+    *,
+    role: str,
+    claims: Mapping[str, Any],
+    path: str,
+    search_path: Sequence[str],
+    role_settings: Mapping[str, str],
+    read_only: bool = False,
+) -> list[tuple[str, str]]:
+    """As PostgREST: the role's own settings (ALTER ROLE ... SET applies only at login, and the
+    pool logged in as authenticator), then role, claims, headers (lower-cased, no cookie),
+    cookies, method and path, so SQL reads them as it would behind PostgREST."""
+    headers = {k.lower(): v for k, v in request.headers.items() if k.lower() != "cookie"}
+    settings: list[tuple[str, str]] = []
+    if read_only:
+        settings.append(("transaction_read_only", "on"))
+    settings += list(role_settings.items())
+    settings += [
+        ("search_path", ", ".join(f'"{name}"' for name in search_path)),
+        ("role", role),
+        ("request.jwt.claims", json.dumps(dict(claims))),
+        ("request.headers", json.dumps(headers)),
+        ("request.cookies", json.dumps(dict(request.cookies))),
+        ("request.method", request.method),
+        ("request.path", path),
+    ]
+    return settings
+
+
+async def apply_settings(
+    conn: psycopg.AsyncConnection[Any], settings: Sequence[tuple[str, str]]
+) -> None:
+    """One round trip; `true`: each lasts until the end of the current transaction only."""
+    query = "select " + ", ".join(["pg_catalog.set_config(%s, %s, true)"] * len(settings))
+    await conn.execute(query, [item for pair in settings for item in pair])  # type: ignore[arg-type]

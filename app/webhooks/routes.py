@@ -1,0 +1,42 @@
+"""The webhook routes, wired to the edge's pool, schema cache and metrics."""
+
+from __future__ import annotations
+
+import structlog
+from psycopg_pool import AsyncConnectionPool
+from starlette.routing import Route
+
+from app.edge.metrics import EdgeMetrics
+from app.gateway.catalog import Catalog
+from app.settings import Settings
+from app.webhooks.ingest import ROLE, Ingest
+from app.webhooks.meta import MetaWebhook
+from app.webhooks.signatures import configured
+from app.webhooks.twilio_hook import TwilioWebhook
+
+log = structlog.get_logger("webhooks")
+
+
+def webhook_routes(
+    settings: Settings, pool: AsyncConnectionPool, catalog: Catalog, metrics: EdgeMetrics
+) -> list[Route]:
+    _warn_if_unconfigured(settings)
+    ingest = Ingest(settings, pool, lambda: catalog.role_settings.get(ROLE, {}))
+    meta = MetaWebhook(settings, ingest, metrics)
+    twilio = TwilioWebhook(settings, ingest, metrics)
+    return [
+        Route("/webhooks/whatsapp", meta.verify, methods=["GET"]),
+        Route("/webhooks/whatsapp", meta.receive, methods=["POST"]),
+        Route("/webhooks/twilio", twilio.receive, methods=["POST"]),
+    ]
+
+
+def _warn_if_unconfigured(settings: Settings) -> None:
+    """Said once at start-up: otherwise the only sign is every provider request refused."""
+    for name, secret in (
+        ("WHATSAPP_APP_SECRET", settings.whatsapp_app_secret),
+        ("WHATSAPP_VERIFY_TOKEN", settings.whatsapp_verify_token),
+        ("TWILIO_AUTH_TOKEN", settings.twilio_auth_token),
+    ):
+        if configured(secret) is None:
+            log.warning("webhook secret not set: its endpoint refuses every request", setting=name)
