@@ -2,22 +2,23 @@
 
 create or replace function private.normalize_phone(p_phone text)
 returns text
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-    -- WhatsApp sends digits (250788123456), Twilio whatsapp:+250788123456, people write
-    -- +250 788 123 456 or 00250...: all become E.164, anything else null.
-    select case when n.phone ~ '^\+[1-9][0-9]{6,14}$' then n.phone end
-    from (
-        select pg_catalog.regexp_replace(
-            pg_catalog.regexp_replace(
-                pg_catalog.regexp_replace(pg_catalog.btrim(p_phone), '^whatsapp:', '', 'i'),
-                '[\s().-]', '', 'g'
-            ),
-            '^(00|\+)?', '+'
-        ) as phone
-    ) as n
+-- WhatsApp sends digits (250788123456), Twilio whatsapp:+250788123456, people write
+-- +250 788 123 456 or 00250...: all become E.164, anything else null.
+declare
+    v_phone text := pg_catalog.regexp_replace(
+        pg_catalog.regexp_replace(
+            pg_catalog.regexp_replace(pg_catalog.btrim(p_phone), '^whatsapp:', '', 'i'),
+            '[\s().-]', '', 'g'
+        ),
+        '^(00|\+)?', '+'
+    );
+begin
+    return case when v_phone ~ '^\+[1-9][0-9]{6,14}$' then v_phone end;
+end;
 $$;
 comment on function private.normalize_phone(text) is
 'A phone number in E.164 (+250788123456) from WhatsApp digits, a whatsapp: address or a '
@@ -246,13 +247,17 @@ grant execute on function public.correlate_conversation(text, text, text) to ser
 
 create or replace function private.service_window_closes_at(p_wa_id text)
 returns timestamptz
-language sql
+language plpgsql
 stable
 set search_path = ''
 as $$
-    select max(m.last_inbound_at) + interval '24 hours'
-    from public.conversation_mappings as m
-    where m.wa_id = p_wa_id
+begin
+    return (
+        select max(m.last_inbound_at) + interval '24 hours'
+        from public.conversation_mappings as m
+        where m.wa_id = p_wa_id
+    );
+end;
 $$;
 comment on function private.service_window_closes_at(text) is
 'When the 24-hour customer service window of contact p_wa_id closes (null: it never opened); '
