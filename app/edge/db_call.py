@@ -42,9 +42,15 @@ def request_settings(
     return settings
 
 
+def settings_statement(settings: Sequence[tuple[str, str]]) -> tuple[str, list[str]]:
+    """One SELECT making every setting; `true`: each lasts until the end of the transaction."""
+    query = "select " + ", ".join(["pg_catalog.set_config(%s, %s, true)"] * len(settings))
+    return query, [item for pair in settings for item in pair]
+
+
 async def apply_settings(
     conn: psycopg.AsyncConnection[Any], settings: Sequence[tuple[str, str]]
 ) -> None:
-    """One round trip; `true`: each lasts until the end of the current transaction only."""
-    query = "select " + ", ".join(["pg_catalog.set_config(%s, %s, true)"] * len(settings))
-    await conn.execute(query, [item for pair in settings for item in pair])  # type: ignore[arg-type]
+    """In the transaction the caller has open, in one round trip."""
+    query, params = settings_statement(settings)
+    await conn.execute(query, params)  # type: ignore[arg-type]

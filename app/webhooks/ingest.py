@@ -16,7 +16,7 @@ import structlog
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from starlette.requests import Request
 
-from app.edge.db_call import apply_settings, request_settings
+from app.edge.db_call import request_settings, settings_statement
 from app.edge.request_context import valid_id
 from app.settings import Settings
 from app.webhooks.rejection import Rejected
@@ -52,12 +52,14 @@ class Ingest:
         )
         arguments = (provider, payload, correlation_id(request))
         try:
-            async with (
-                self.pool.connection(timeout=self.settings.pool_timeout_seconds) as conn,
-                conn.transaction(),  # committed on leaving: 200 only after the commit
-            ):
-                await apply_settings(conn, settings)
-                cursor = await conn.execute(INGEST_SQL, arguments)
+            # The settings and the call as one simple-protocol query (bound client-side):
+            # Postgres runs the two statements as one transaction and commits it before
+            # answering, so one round trip, and 200 only after the commit.
+            async with self.pool.connection(timeout=self.settings.pool_timeout_seconds) as conn:
+                setup, params = settings_statement(settings)
+                cursor = psycopg.AsyncClientCursor(conn)
+                await cursor.execute(f"{setup}; {INGEST_SQL}", [*params, *arguments])
+                cursor.nextset()
                 row = await cursor.fetchone()
         except PoolTimeout as error:
             log.warning("webhook not stored: no database connection", provider=provider)
