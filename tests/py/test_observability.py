@@ -17,27 +17,8 @@ from app.db.sql_files import SqlSources
 from tests.support.client import RecordingClient
 from tests.support.db import query
 from tests.support.edge import Edge
+from tests.support.races import run_together
 from tests.support.server import TestServer
-
-
-def run_together(workers: list[Callable[[], None]]) -> list[BaseException]:
-    """Starts every worker at once (behind a barrier); returns what they raised."""
-    barrier = threading.Barrier(len(workers))
-    errors: list[BaseException] = []
-
-    def start(work: Callable[[], None]) -> None:
-        barrier.wait()
-        try:
-            work()
-        except BaseException as error:  # the test fails on what a worker raised
-            errors.append(error)
-
-    threads = [threading.Thread(target=start, args=(work,)) for work in workers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return errors
 
 
 def children(url: str, table: str) -> list[str]:

@@ -111,9 +111,11 @@ def test_up_prints_the_keys_serves_the_client_and_down_stops_everything(stack):
     assert (handshake.status_code, handshake.text) == (200, "42")
     with psycopg.connect(settings["DATABASE_URL"], autocommit=True) as conn:
         assert conn.execute("select jobname from cron.job order by jobname").fetchall() == [
+            ("anonymize-inactive-users",),
             ("expire-whatsapp-sessions",),
             ("maintain-partitions",),
             ("purge-cron-history",),
+            ("purge-otp-codes",),
             ("purge-outbox-events",),
         ]
         conn.execute(

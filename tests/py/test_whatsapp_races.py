@@ -16,31 +16,12 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from tests.support.db import query
+from tests.support.races import run_together, service_connection
 
 CONTACT_A = "250788700001"
 CONTACT_B = "250788700002"
 NAMES = {CONTACT_A: "Aline", CONTACT_B: "Bosco"}
 BASE_TIME = 1767225600  # 2026-01-01 00:00:00 UTC, as Meta sends it: unix seconds
-
-
-def run_together(workers: list[Callable[[], None]]) -> list[BaseException]:
-    """Starts every worker at once (behind a barrier); returns what they raised."""
-    barrier = threading.Barrier(len(workers))
-    errors: list[BaseException] = []
-
-    def start(work: Callable[[], None]) -> None:
-        barrier.wait()
-        try:
-            work()
-        except BaseException as error:  # the test fails on what a worker raised
-            errors.append(error)
-
-    threads = [threading.Thread(target=start, args=(work,)) for work in workers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return errors
 
 
 @contextmanager
@@ -51,14 +32,6 @@ def breaking_on_error(barrier: threading.Barrier) -> Iterator[None]:
     except BaseException:
         barrier.abort()
         raise
-
-
-@contextmanager
-def service_connection(url: str) -> Iterator[psycopg.Connection[Any]]:
-    """A connection as the webhook's RPC runs: service_role, each statement committed."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("set role service_role")
-        yield conn
 
 
 def meta_batch(messages: list[tuple[str, str, int]]) -> dict[str, Any]:

@@ -1,0 +1,449 @@
+-- Users: one-time codes that verify a phone number (issue_otp, verify_otp), GDPR erasure
+-- (erase_user) and the daily erasure of users inactive for 180 days (anonymize_inactive_users).
+
+-- One-time codes ---------------------------------------------------------------------------------
+
+create or replace function private.otp_code()
+returns text
+language plpgsql
+volatile
+set search_path = ''
+as $$
+-- Four random bytes from pgcrypto (not random(), whose sequence can be predicted) are a number
+-- below 2^32. Numbers from 4 294 000 000 up, the last and partial run of a million, are drawn
+-- again, so that each of the million codes is equally likely.
+declare
+    v_bytes bytea;
+    v_number bigint;
+begin
+    loop
+        v_bytes := extensions.gen_random_bytes(4);
+        v_number := (pg_catalog.get_byte(v_bytes, 0)::bigint << 24)
+            + (pg_catalog.get_byte(v_bytes, 1) << 16)
+            + (pg_catalog.get_byte(v_bytes, 2) << 8)
+            + pg_catalog.get_byte(v_bytes, 3);
+        exit when v_number < 4294000000;
+    end loop;
+    return pg_catalog.lpad((v_number % 1000000)::text, 6, '0');
+end;
+$$;
+comment on function private.otp_code() is
+'A random one-time code of 6 digits, 000000 to 999999 equally likely, from a cryptographic '
+'random source.';
+
+create or replace function public.issue_otp(p_phone_number text)
+returns text
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_phone text := private.normalize_phone(p_phone_number);
+    v_retry_at timestamptz;
+    v_code text;
+begin
+    if v_phone is null then
+        raise exception 'issue_otp: p_phone_number must be a phone number (E.164, e.g. '
+            '+250788123456; got %)', coalesce(pg_catalog.quote_literal(p_phone_number), 'null')
+        using errcode = '22023';
+    end if;
+
+    -- Issues for one phone take turns, so that two at once cannot both pass the cap.
+    perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('otp:' || v_phone, 0));
+    -- At most 5 in any hour: while the fifth most recent issue is less than an hour old, the
+    -- next one waits until it is. A refused issue is not counted.
+    select i.issued_at + interval '1 hour' into v_retry_at
+    from private.otp_issues as i
+    where i.phone_number = v_phone and i.issued_at > pg_catalog.now() - interval '1 hour'
+    order by i.issued_at desc
+    limit 1 offset 4;
+    if v_retry_at is not null then
+        -- Rounded up to the second: a retry at the time named is never refused.
+        v_retry_at := pg_catalog.date_trunc(
+            'second', v_retry_at + interval '1 second' - interval '1 microsecond'
+        );
+        raise exception 'issue_otp: at most 5 codes an hour are sent to a phone number; try again '
+            'in % seconds (at %)',
+            pg_catalog.ceil(extract(epoch from v_retry_at - pg_catalog.now()))::bigint,
+            pg_catalog.to_char(v_retry_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+        using errcode = 'PT429';
+    end if;
+
+    v_code := private.otp_code();
+    insert into private.otp_issues (phone_number) values (v_phone);
+    -- One live code per phone: a new one replaces the last, its attempts and its use. Only the
+    -- hash is kept; bcrypt at cost 8 takes milliseconds, and 3 attempts leave no room to guess.
+    insert into private.otp_codes as o (phone_number, user_id, code_hash, expires_at)
+    values (
+        v_phone,
+        (select u.id from public.users as u where u.phone_number = v_phone),
+        extensions.crypt(v_code, extensions.gen_salt('bf', 8)),
+        pg_catalog.now() + interval '5 minutes'
+    )
+    on conflict (phone_number) do update
+        set
+            user_id = excluded.user_id,
+            code_hash = excluded.code_hash,
+            attempts = 0,
+            expires_at = excluded.expires_at,
+            created_at = excluded.created_at,
+            verified_at = null;
+    return v_code;
+end;
+$$;
+comment on function public.issue_otp(text) is
+'Issues a one-time code for p_phone_number and returns it (6 digits, as text) for the caller to '
+'send; only its bcrypt hash is stored. It replaces the phone''s previous code, expires in 5 '
+'minutes and allows 3 wrong attempts. A phone with no user gets a code too (nothing is '
+'registered; verify_otp then answers PT404). At most 5 codes per phone in any hour: the sixth '
+'is PT429, saying when to try again. A bad phone number is 22023. service_role only.';
+revoke all on function public.issue_otp(text) from public, anon, authenticated;
+grant execute on function public.issue_otp(text) to service_role;
+
+create or replace function public.verify_otp(p_phone_number text, p_code text)
+returns jsonb
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+-- An error rolls back everything the call wrote, and a wrong code must be counted: so a wrong
+-- code is not an error but an answer ({"verified": false, "reason": "wrong_code", ...}) that
+-- commits its attempt. Every other refusal writes nothing and is an error.
+declare
+    v_phone text := private.normalize_phone(p_phone_number);
+    v_code text := pg_catalog.btrim(p_code);
+    v_user_id uuid;
+    v_otp private.otp_codes;
+    v_attempts_left integer;
+    v_verified_at timestamptz;
+begin
+    if v_phone is null then
+        raise exception 'verify_otp: p_phone_number must be a phone number (E.164, e.g. '
+            '+250788123456; got %)', coalesce(pg_catalog.quote_literal(p_phone_number), 'null')
+        using errcode = '22023';
+    end if;
+    -- The code stays out of the message: errors reach logs.
+    if v_code is null or v_code !~ '^[0-9]{6}$' then
+        raise exception 'verify_otp: p_code must be the 6 digits of the code sent'
+        using errcode = '22023';
+    end if;
+    select u.id into v_user_id from public.users as u where u.phone_number = v_phone;
+    if v_user_id is null then
+        raise exception 'verify_otp: no user has this phone number'
+        using errcode = 'PT404';
+    end if;
+
+    -- Calls for one code take turns: of two racing with the right code, the second finds it
+    -- used; of wrong ones, each sees the attempts of those before it.
+    select o.* into v_otp
+    from private.otp_codes as o
+    where o.phone_number = v_phone
+    for update;
+    if not found then
+        raise exception 'verify_otp: no code was issued to this phone number; request one'
+        using errcode = 'PT404';
+    end if;
+    if v_otp.verified_at is not null then
+        raise exception 'verify_otp: this code was already used; request a new one'
+        using errcode = 'PT409';
+    end if;
+    if v_otp.attempts >= 3 then
+        raise exception 'verify_otp: this code had 3 wrong attempts; request a new one'
+        using errcode = 'PT429';
+    end if;
+    if v_otp.expires_at <= pg_catalog.now() then
+        raise exception 'verify_otp: this code expired; request a new one'
+        using errcode = '22023';
+    end if;
+
+    if extensions.crypt(v_code, v_otp.code_hash) <> v_otp.code_hash then
+        update private.otp_codes as o
+        set attempts = o.attempts + 1
+        where o.phone_number = v_phone
+        returning 3 - o.attempts into v_attempts_left;
+        return pg_catalog.jsonb_build_object(
+            'verified', false,
+            'reason', 'wrong_code',
+            'attempts_left', v_attempts_left,
+            'message', case v_attempts_left
+                when 0 then 'wrong code, no attempts left: request a new code'
+                when 1 then 'wrong code, 1 attempt left'
+                else pg_catalog.format('wrong code, %s attempts left', v_attempts_left)
+            end
+        );
+    end if;
+
+    update private.otp_codes as o
+    set verified_at = pg_catalog.now(), user_id = v_user_id
+    where o.phone_number = v_phone;
+    update public.users as u
+    set
+        verified_at = pg_catalog.now(),
+        last_active_at = greatest(u.last_active_at, pg_catalog.now())
+    where u.id = v_user_id
+    returning u.verified_at into v_verified_at;
+    perform private.emit_event(
+        'user', v_user_id::text, 'user.verified',
+        pg_catalog.jsonb_build_object(
+            'user_id', v_user_id, 'verified_at', v_verified_at, 'method', 'otp'
+        ),
+        private.request_correlation_id()
+    );
+    return pg_catalog.jsonb_build_object(
+        'verified', true, 'user_id', v_user_id, 'verified_at', v_verified_at
+    );
+end;
+$$;
+comment on function public.verify_otp(text, text) is
+'Checks p_code against the code issued to p_phone_number. Right: the code is used up, the user '
+'verified (verified_at now, outbox event user.verified) and {"verified": true, "user_id", '
+'"verified_at"} returned. Wrong: the attempt is counted and {"verified": false, "reason": '
+'"wrong_code", "attempts_left", "message"} returned, not raised, since an error would roll the '
+'count back. Errors, which change nothing: no user with the number PT404; no code issued '
+'PT404; code already used PT409; 3 wrong attempts made PT429; code expired 22023; a bad phone '
+'number or a code that is not 6 digits 22023. service_role only.';
+revoke all on function public.verify_otp(text, text) from public, anon, authenticated;
+grant execute on function public.verify_otp(text, text) to service_role;
+
+create or replace function private.purge_otp_codes()
+returns integer
+language plpgsql
+set search_path = ''
+as $$
+declare
+    v_codes integer;
+    v_issues integer;
+begin
+    -- An expired code is kept a day, to tell a late user it expired rather than that none was
+    -- sent; an issue counts towards the cap for an hour.
+    delete from private.otp_codes as o where o.expires_at < pg_catalog.now() - interval '1 day';
+    get diagnostics v_codes = row_count;
+    delete from private.otp_issues as i where i.issued_at < pg_catalog.now() - interval '1 hour';
+    get diagnostics v_issues = row_count;
+    return v_codes + v_issues;
+end;
+$$;
+comment on function private.purge_otp_codes() is
+'Deletes one-time codes expired more than a day ago and issues older than an hour (phone '
+'numbers are kept no longer than they serve); returns how many rows went.';
+
+select private.schedule_cron(
+    'purge-otp-codes', '29 * * * *', 'select private.purge_otp_codes()'
+);
+
+-- GDPR erasure -----------------------------------------------------------------------------------
+
+create or replace function private.erase_user_data(
+    p_user_id uuid,
+    p_reason text,
+    p_actor_type text,
+    p_actor_identifier text
+)
+returns jsonb
+language plpgsql
+volatile
+set search_path = ''
+as $$
+-- Erased: users.block_reason is 'erased (GDPR)'. Every step touches only what is not erased yet,
+-- so erasing again changes nothing; the audit record and the event come with the first erasure.
+declare
+    v_user public.users;
+    v_already_erased boolean;
+    v_wa_ids text[];
+    v_mapping_ids uuid[];
+    v_preferences integer;
+    v_sessions integer;
+    v_conversations integer;
+    v_messages integer;
+    v_codes integer;
+    v_counts jsonb;
+begin
+    select u.* into v_user from public.users as u where u.id = p_user_id for update;
+    if not found then
+        return null;
+    end if;
+    v_already_erased := v_user.block_reason is not distinct from 'erased (GDPR)';
+    -- The contact as WhatsApp and the desk name it: the phone's digits, the business-scoped id.
+    v_wa_ids := pg_catalog.array_remove(
+        array[pg_catalog.ltrim(v_user.phone_number, '+'), v_user.wa_user_id], null
+    );
+    -- The user's conversations, and those of the contact not yet linked to any user.
+    select coalesce(pg_catalog.array_agg(m.id), '{}') into v_mapping_ids
+    from public.conversation_mappings as m
+    where m.user_id = p_user_id or (m.user_id is null and m.wa_id = any(v_wa_ids));
+
+    delete from public.user_preferences as p where p.user_id = p_user_id;
+    get diagnostics v_preferences = row_count;
+
+    -- A session must have a phone number or a WhatsApp id (whatsapp_sessions_identified), and
+    -- both are personal: the user's sessions go.
+    delete from public.whatsapp_sessions as s
+    where s.user_id = p_user_id
+        or s.phone_number = v_user.phone_number
+        or s.wa_user_id = v_user.wa_user_id;
+    get diagnostics v_sessions = row_count;
+
+    -- Conversations keep their ids and history; the contact's id (wa_id is not null, and unique
+    -- among active ones) becomes 'erased:' and the conversation's id, and active ones close.
+    update public.conversation_mappings as m
+    set
+        wa_id = 'erased:' || m.id::text,
+        contact_name = null,
+        status = case when m.status = 'active' then 'closed' else m.status end
+    where m.id = any(v_mapping_ids)
+        and (
+            m.wa_id <> 'erased:' || m.id::text or m.contact_name is not null or m.status = 'active'
+        );
+    get diagnostics v_conversations = row_count;
+
+    -- What was said, both ways: the user's messages and every message of their conversations
+    -- (the replies sent to them too). The rows stay, for counts and statuses.
+    update public.message_tracking as t
+    set body = null, media = null, content = null, context = null
+    where (t.user_id = p_user_id or t.mapping_id = any(v_mapping_ids))
+        and (
+            t.body is not null or t.media is not null or t.content is not null
+            or t.context is not null
+        );
+    get diagnostics v_messages = row_count;
+
+    delete from private.otp_codes as o
+    where o.user_id = p_user_id or o.phone_number = v_user.phone_number;
+    get diagnostics v_codes = row_count;
+    delete from private.otp_issues as i where i.phone_number = v_user.phone_number;
+
+    v_counts := pg_catalog.jsonb_build_object(
+        'preferences_deleted', v_preferences,
+        'sessions_deleted', v_sessions,
+        'conversations_anonymised', v_conversations,
+        'messages_blanked', v_messages,
+        'otp_codes_deleted', v_codes
+    );
+    if not v_already_erased then
+        -- Ids stay, for the rows that refer to the user; users_identified allows a blocked user
+        -- without identifiers.
+        update public.users as u
+        set
+            phone_number = null,
+            wa_user_id = null,
+            display_name = null,
+            blocked_at = pg_catalog.now(),
+            block_reason = 'erased (GDPR)'
+        where u.id = p_user_id
+        returning u.* into v_user;
+        -- Counts only: nothing personal goes into the append-only log.
+        perform public.log_audit_event(
+            p_actor_type, p_actor_identifier, 'user.erased', 'user', p_user_id::text,
+            pg_catalog.jsonb_build_object('reason', p_reason) || v_counts
+        );
+        perform private.emit_event(
+            'user', p_user_id::text, 'user.erased',
+            pg_catalog.jsonb_build_object(
+                'user_id', p_user_id, 'erased_at', v_user.blocked_at, 'reason', p_reason
+            ),
+            private.request_correlation_id()
+        );
+    end if;
+    return pg_catalog.jsonb_build_object(
+        'user_id', p_user_id,
+        'erased_at', v_user.blocked_at,
+        'already_erased', v_already_erased
+    ) || v_counts;
+end;
+$$;
+comment on function private.erase_user_data(uuid, text, text, text) is
+'Erases a user''s personal data (see erase_user), recording p_reason and the actor in the audit '
+'log; returns what erase_user returns, or null when there is no such user.';
+
+create or replace function public.erase_user(p_user_id uuid)
+returns jsonb
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_claims jsonb := nullif(pg_catalog.current_setting('request.jwt.claims', true), '')::jsonb;
+    v_result jsonb;
+begin
+    if p_user_id is null then
+        raise exception 'erase_user: p_user_id must be a user id'
+        using errcode = '22023';
+    end if;
+    -- The caller as private.audit_row names it: the JWT's subject, else the database role.
+    v_result := private.erase_user_data(
+        p_user_id,
+        'request',
+        'service',
+        coalesce(
+            v_claims ->> 'sub',
+            nullif(pg_catalog.current_setting('role'), 'none'),
+            pg_catalog.session_user()
+        )
+    );
+    if v_result is null then
+        raise exception 'erase_user: no user has id %', p_user_id
+        using errcode = 'PT404';
+    end if;
+    return v_result;
+end;
+$$;
+comment on function public.erase_user(uuid) is
+'GDPR erasure of user p_user_id: phone number, WhatsApp id and name removed, the user blocked '
+'(''erased (GDPR)''), preferences, sessions and one-time codes deleted, the text, media and '
+'content of their messages (both ways) blanked, their conversations'' contact id replaced and '
+'name removed; ids stay for the rows that refer to them. Writes an audit record (user.erased, '
+'counts only) and the outbox event user.erased. Returns {user_id, erased_at, already_erased, '
+'preferences_deleted, sessions_deleted, conversations_anonymised, messages_blanked, '
+'otp_codes_deleted}; erasing an erased user changes nothing. Unknown id PT404. service_role '
+'only.';
+revoke all on function public.erase_user(uuid) from public, anon, authenticated;
+grant execute on function public.erase_user(uuid) to service_role;
+
+create or replace function public.anonymize_inactive_users(p_days integer default 180)
+returns integer
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_user_id uuid;
+    v_erased integer := 0;
+begin
+    if p_days is null or p_days < 1 then
+        raise exception 'anonymize_inactive_users: p_days must be 1 or more (got %)',
+            coalesce(p_days::text, 'null')
+        using errcode = '22023';
+    end if;
+    -- A user writing right now is locked by the ingest: skipped, being active. One who wrote
+    -- since the query began no longer matches it when locked, and is skipped too.
+    for v_user_id in
+        select u.id
+        from public.users as u
+        where coalesce(u.last_active_at, u.registered_at)
+            < pg_catalog.now() - pg_catalog.make_interval(days => p_days)
+            and u.block_reason is distinct from 'erased (GDPR)'
+        order by u.id
+        for update skip locked
+    loop
+        perform private.erase_user_data(
+            v_user_id, 'inactive', 'system', 'anonymize_inactive_users'
+        );
+        v_erased := v_erased + 1;
+    end loop;
+    return v_erased;
+end;
+$$;
+comment on function public.anonymize_inactive_users(integer) is
+'Erases, as erase_user does, every user not active (last_active_at, else registered_at) for '
+'p_days days (default 180) and not erased yet; returns how many. Runs daily from pg_cron. '
+'p_days below 1 is 22023. service_role only.';
+revoke all on function public.anonymize_inactive_users(integer) from public, anon, authenticated;
+grant execute on function public.anonymize_inactive_users(integer) to service_role;
+
+select private.schedule_cron(
+    'anonymize-inactive-users', '17 4 * * *', 'select public.anonymize_inactive_users()'
+);

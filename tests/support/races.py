@@ -1,0 +1,38 @@
+"""Real connections racing each other, for the tests of idempotency and concurrency claims."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+
+
+def run_together(workers: list[Callable[[], None]], timeout: float = 120) -> list[BaseException]:
+    """Starts every worker at once (behind a barrier); returns what they raised."""
+    barrier = threading.Barrier(len(workers))
+    errors: list[BaseException] = []
+
+    def start(work: Callable[[], None]) -> None:
+        barrier.wait()
+        try:
+            work()
+        except BaseException as error:  # the test fails on what a worker raised
+            errors.append(error)
+
+    threads = [threading.Thread(target=start, args=(work,)) for work in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
+    return errors
+
+
+@contextmanager
+def service_connection(url: str) -> Iterator[psycopg.Connection[Any]]:
+    """A connection as services' RPCs run: service_role, each statement committed."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("set role service_role")
+        yield conn
