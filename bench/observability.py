@@ -25,22 +25,17 @@ import asyncio
 import json
 import os
 import random
-import re
-import subprocess
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
 
+from bench.pgbench import PgbenchRun, pgbench
 from tests.support.server import TestServer, start_test_server
 
-PGBENCH = "/usr/lib/postgresql/15/bin/pgbench"
 PARTS = ("metrics", "audit", "recent")
 BATCH = 100
 
@@ -252,46 +247,6 @@ where id = :id;
 """
 
 
-@dataclass
-class PgbenchRun:
-    tps: float
-    latency_ms: float
-    transactions: int
-
-
-def pgbench(
-    url: str, script: str, table: str, *, seconds: float, concurrency: int, folder: Path
-) -> PgbenchRun:
-    path = folder / f"{table}.sql"
-    path.write_text(script.format(table=table))
-    params = conninfo_to_dict(url)
-    env = {
-        **os.environ,
-        "PGHOST": str(params["host"]),
-        "PGPORT": str(params["port"]),
-        "PGUSER": str(params["user"]),
-        "PGPASSWORD": str(params.get("password", "")),
-        "PGDATABASE": str(params["dbname"]),
-    }
-    command = [
-        PGBENCH,
-        "-n",
-        "-M", "prepared",
-        "-c", str(concurrency),
-        "-j", str(min(2, concurrency)),
-        "-T", str(max(1, round(seconds))),
-        "-f", str(path),
-    ]  # fmt: skip
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    tps = re.search(r"^tps = ([\d.]+)", done.stdout, re.MULTILINE)
-    latency = re.search(r"^latency average = ([\d.]+) ms", done.stdout, re.MULTILINE)
-    processed = re.search(r"^number of transactions actually processed: (\d+)", done.stdout, re.M)
-    failed = re.search(r"^number of failed transactions: (\d+)", done.stdout, re.MULTILINE)
-    if done.returncode != 0 or not (tps and latency and processed) or (failed and failed[1] != "0"):
-        raise RuntimeError(f"pgbench failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    return PgbenchRun(float(tps[1]), float(latency[1]), int(processed[1]))
-
-
 def report_audit(server: TestServer, seconds: float, concurrency: int) -> None:
     database = server.clone("bench_audit")
     url = server.url(database)
@@ -313,28 +268,22 @@ def report_audit(server: TestServer, seconds: float, concurrency: int) -> None:
         f"{'workload':<10}{'plain tps':>11}{'audited tps':>13}{'plain ms':>10}{'audit ms':>10}"
         f"{'ratio':>8}"
     )
-    with tempfile.TemporaryDirectory(prefix="bench-audit-") as folder:
-        for workload, script in (("insert", INSERT_SCRIPT), ("update", UPDATE_SCRIPT)):
-            best: dict[str, PgbenchRun] = {}
-            for _ in range(2):
-                for table in (plain, audited):
-                    with psycopg.connect(url, autocommit=True) as conn:
-                        conn.execute("checkpoint")
-                    run = pgbench(
-                        url,
-                        script,
-                        table,
-                        seconds=seconds,
-                        concurrency=concurrency,
-                        folder=Path(folder),
-                    )
-                    if table not in best or run.tps > best[table].tps:
-                        best[table] = run
-            print(
-                f"{workload:<10}{best[plain].tps:>11.0f}{best[audited].tps:>13.0f}"
-                f"{best[plain].latency_ms:>10.2f}{best[audited].latency_ms:>10.2f}"
-                f"{best[audited].tps / best[plain].tps:>8.2f}"
-            )
+    for workload, script in (("insert", INSERT_SCRIPT), ("update", UPDATE_SCRIPT)):
+        best: dict[str, PgbenchRun] = {}
+        for _ in range(2):
+            for table in (plain, audited):
+                with psycopg.connect(url, autocommit=True) as conn:
+                    conn.execute("checkpoint")
+                run = pgbench(
+                    url, script.format(table=table), seconds=seconds, concurrency=concurrency
+                )
+                if table not in best or run.tps > best[table].tps:
+                    best[table] = run
+        print(
+            f"{workload:<10}{best[plain].tps:>11.0f}{best[audited].tps:>13.0f}"
+            f"{best[plain].latency_ms:>10.2f}{best[audited].latency_ms:>10.2f}"
+            f"{best[audited].tps / best[plain].tps:>8.2f}"
+        )
     with psycopg.connect(url) as conn:
         row = conn.execute(
             "select count(*), count(*) filter (where new_data ->> 'metadata' = '[redacted]')"

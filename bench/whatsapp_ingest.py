@@ -23,20 +23,16 @@ import itertools
 import json
 import os
 import random
-import re
-import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
 
 from bench.http_load import KeepAliveConnection
-from bench.observability import PGBENCH
+from bench.pgbench import pgbench
 from bench.rpc_gateway import Result, measure, start_edge
 from tests.support.server import TestServer, free_port, start_test_server
+from tests.support.whatsapp import meta_text, meta_webhook
 
 APP_SECRET = "bench-app-secret"  # noqa: S105 (a throwaway cluster's)
 CONTACTS = 100_000
@@ -82,26 +78,13 @@ class Row:
 
 def meta_batch(rng: random.Random, tag: str, batch: int) -> bytes:
     contacts = [str(250780000000 + rng.randrange(CONTACTS)) for _ in range(batch)]
-    now = str(int(time.time()))
-    value = {
-        "messaging_product": "whatsapp",
-        "metadata": {"display_phone_number": "15550001111", "phone_number_id": "PNID"},
-        "contacts": [{"wa_id": c, "profile": {"name": "Bench"}} for c in contacts],
-        "messages": [
-            {
-                "from": c,
-                "id": f"wamid.edge.{tag}.{i}",
-                "timestamp": now,
-                "type": "text",
-                "text": {"body": "Muraho"},
-            }
-            for i, c in enumerate(contacts)
+    now = int(time.time())
+    payload = meta_webhook(
+        contacts=[{"wa_id": c, "profile": {"name": "Bench"}} for c in contacts],
+        messages=[
+            meta_text(c, f"wamid.edge.{tag}.{i}", now, "Muraho") for i, c in enumerate(contacts)
         ],
-    }
-    payload = {
-        "object": "whatsapp_business_account",
-        "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": value}]}],
-    }
+    )
     return json.dumps(payload).encode()
 
 
@@ -137,31 +120,9 @@ async def through_edge(port: int, senders: int, batch: int, seconds: float) -> R
 
 
 def through_pgbench(url: str, senders: int, batch: int, seconds: float) -> Row:
-    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as folder:
-        script = Path(folder) / "ingest.sql"
-        script.write_text(PGBENCH_SCRIPT.format(contacts=CONTACTS, batch=batch))
-        params = conninfo_to_dict(url)
-        env = {
-            **os.environ,
-            "PGHOST": str(params["host"]),
-            "PGPORT": str(params["port"]),
-            "PGUSER": str(params["user"]),
-            "PGPASSWORD": str(params.get("password", "")),
-            "PGDATABASE": str(params["dbname"]),
-        }
-        command = [
-            PGBENCH, "-n", "-M", "prepared", "-r",
-            "-c", str(senders), "-j", str(min(2, senders)),
-            "-T", str(max(1, round(seconds))), "-f", str(script),
-        ]  # fmt: skip
-        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    tps = re.search(r"^tps = ([\d.]+)", done.stdout, re.MULTILINE)
-    latency = re.search(r"^latency average = ([\d.]+) ms", done.stdout, re.MULTILINE)
-    if done.returncode != 0 or not (tps and latency):
-        raise RuntimeError(f"pgbench failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    # pgbench reports the mean only; its p50/p99 would need a per-transaction log.
-    mean = float(latency[1])
-    return Row("pgbench", senders, batch, float(tps[1]) * batch, mean, float("nan"))
+    script = PGBENCH_SCRIPT.format(contacts=CONTACTS, batch=batch)
+    result = pgbench(url, script, seconds=seconds, concurrency=senders)
+    return Row("pgbench", senders, batch, result.tps * batch, result.latency_ms, float("nan"))
 
 
 def run(server: TestServer, senders: list[int], batches: list[int], seconds: float) -> list[Row]:

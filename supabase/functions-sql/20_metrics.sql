@@ -10,12 +10,14 @@ create or replace function private.metric_problem(
     p_tags jsonb
 )
 returns text
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-    -- The table's CHECK constraints hold the same rules; this names the field that broke one.
-    select case
+-- The table's CHECK constraints hold the same rules; this names the field that broke one.
+-- PL/pgSQL, not SQL: a SQL function with SET is never inlined, and was planned on every call.
+begin
+    return case
         when p_service_name is null or pg_catalog.btrim(p_service_name) = ''
             then 'service_name must not be empty'
         when pg_catalog.char_length(p_service_name) > 100
@@ -41,18 +43,20 @@ as $$
             then 'unit must be 1 to 32 characters, or null'
         when pg_catalog.jsonb_typeof(p_tags) not in ('object', 'null')
             then 'tags must be a JSON object, or null'
-    end
+    end;
+end;
 $$;
 comment on function private.metric_problem(text, text, text, double precision, text, jsonb) is
 'What is wrong with a metric sample, as "<field> must ...", or null when it is valid.';
 
 create or replace function private.metric_item_problem(p_item jsonb)
 returns text
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-    select case
+begin
+    return case
         when pg_catalog.jsonb_typeof(p_item) <> 'object'
             then ' must be a JSON object'
         when exists (
@@ -93,7 +97,8 @@ as $$
             p_item ->> 'unit',
             p_item -> 'tags'
         )
-    end
+    end;
+end;
 $$;
 comment on function private.metric_item_problem(jsonb) is
 'What is wrong with one element of record_metrics(p_metrics), or null when it is valid.';

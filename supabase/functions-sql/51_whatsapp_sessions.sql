@@ -24,6 +24,26 @@ comment on function private.normalize_phone(text) is
 'A phone number in E.164 (+250788123456) from WhatsApp digits, a whatsapp: address or a '
 'written number; null when it cannot be one.';
 
+create or replace function private.required_phone(p_phone text, p_function text)
+returns text
+language plpgsql
+immutable
+set search_path = ''
+as $$
+declare
+    v_phone text := private.normalize_phone(p_phone);
+begin
+    if v_phone is null then
+        raise exception '%: p_phone_number must be a phone number (E.164, e.g. +250788123456; '
+            'got %)', p_function, coalesce(pg_catalog.quote_literal(p_phone), 'null')
+        using errcode = '22023';
+    end if;
+    return v_phone;
+end;
+$$;
+comment on function private.required_phone(text, text) is
+'p_phone in E.164, or 22023 naming p_function when it cannot be a phone number.';
+
 create or replace function private.touch_whatsapp_session(
     p_phone_number text,
     p_wa_user_id text,
@@ -103,13 +123,8 @@ security definer
 set search_path = ''
 as $$
 declare
-    v_phone text := private.normalize_phone(p_phone_number);
+    v_phone text := private.required_phone(p_phone_number, 'update_whatsapp_session_activity');
 begin
-    if v_phone is null then
-        raise exception 'update_whatsapp_session_activity: p_phone_number must be a phone number '
-            '(E.164, e.g. +250788123456; got %)', coalesce(pg_catalog.quote_literal(p_phone_number), 'null')
-        using errcode = '22023';
-    end if;
     if p_increment_message_count is null then
         raise exception 'update_whatsapp_session_activity: p_increment_message_count must be true '
             'or false'

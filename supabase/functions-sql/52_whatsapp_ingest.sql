@@ -69,6 +69,24 @@ comment on function private.lock_wamid(text) is
 
 -- Meta Cloud API ---------------------------------------------------------------------------------
 
+create or replace function private.meta_change_values(p_payload jsonb)
+returns setof jsonb
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+    return query
+    select c.change -> 'value'
+    from pg_catalog.jsonb_array_elements(private.jsonb_array(p_payload -> 'entry')) as e (entry)
+    cross join lateral pg_catalog.jsonb_array_elements(
+        private.jsonb_array(e.entry -> 'changes')
+    ) as c (change);
+end;
+$$;
+comment on function private.meta_change_values(jsonb) is
+'The value of every change of every entry of a Meta Cloud API webhook, in order.';
+
 create or replace function private.meta_messages(p_payload jsonb)
 returns setof jsonb
 language plpgsql
@@ -108,15 +126,12 @@ begin
         end,
         'context', m.message -> 'context',
         'error', m.message -> 'errors',
-        'phone_number_id', c.change -> 'value' -> 'metadata' ->> 'phone_number_id',
-        'display_phone_number', c.change -> 'value' -> 'metadata' ->> 'display_phone_number'
+        'phone_number_id', c.value -> 'metadata' ->> 'phone_number_id',
+        'display_phone_number', c.value -> 'metadata' ->> 'display_phone_number'
     )
-    from pg_catalog.jsonb_array_elements(private.jsonb_array(p_payload -> 'entry')) as e (entry)
+    from private.meta_change_values(p_payload) as c (value)
     cross join lateral pg_catalog.jsonb_array_elements(
-        private.jsonb_array(e.entry -> 'changes')
-    ) as c (change)
-    cross join lateral pg_catalog.jsonb_array_elements(
-        private.jsonb_array(c.change -> 'value' -> 'messages')
+        private.jsonb_array(c.value -> 'messages')
     ) as m (message)
     -- A type this code does not know yet is kept whole as unsupported, never dropped.
     cross join lateral (
@@ -131,7 +146,7 @@ begin
     left join lateral (
         select x.contact
         from pg_catalog.jsonb_array_elements(
-            private.jsonb_array(c.change -> 'value' -> 'contacts')
+            private.jsonb_array(c.value -> 'contacts')
         ) as x (contact)
         where x.contact ->> 'wa_id' = m.message ->> 'from'
             or x.contact ->> 'user_id' = m.message ->> 'from_user_id'
@@ -158,12 +173,9 @@ begin
         'error', s.status -> 'errors',
         'payload', s.status
     )
-    from pg_catalog.jsonb_array_elements(private.jsonb_array(p_payload -> 'entry')) as e (entry)
+    from private.meta_change_values(p_payload) as c (value)
     cross join lateral pg_catalog.jsonb_array_elements(
-        private.jsonb_array(e.entry -> 'changes')
-    ) as c (change)
-    cross join lateral pg_catalog.jsonb_array_elements(
-        private.jsonb_array(c.change -> 'value' -> 'statuses')
+        private.jsonb_array(c.value -> 'statuses')
     ) as s (status);
 end;
 $$;
@@ -303,6 +315,40 @@ comment on function private.twilio_statuses(jsonb) is
 'The status of a Twilio status callback, in Meta''s terms (undelivered is failed, queued and '
 'sending are accepted), normalised for private.apply_message_status.';
 
+create or replace function private.webhook_messages(p_provider text, p_payload jsonb)
+returns setof jsonb
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+    if p_provider = 'meta' then
+        return query select m.message from private.meta_messages(p_payload) as m (message);
+    elsif p_provider = 'twilio' then
+        return query select m.message from private.twilio_messages(p_payload) as m (message);
+    end if;
+end;
+$$;
+comment on function private.webhook_messages(text, jsonb) is
+'The inbound messages of p_provider''s webhook payload, normalised.';
+
+create or replace function private.webhook_statuses(p_provider text, p_payload jsonb)
+returns setof jsonb
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+    if p_provider = 'meta' then
+        return query select s.status from private.meta_statuses(p_payload) as s (status);
+    elsif p_provider = 'twilio' then
+        return query select s.status from private.twilio_statuses(p_payload) as s (status);
+    end if;
+end;
+$$;
+comment on function private.webhook_statuses(text, jsonb) is
+'The statuses of p_provider''s webhook payload, normalised.';
+
 -- Storing ----------------------------------------------------------------------------------------
 
 create or replace function private.find_or_register_user(
@@ -379,7 +425,6 @@ declare
     v_wamid text := p_message ->> 'wamid';
     v_at timestamptz := coalesce((p_message ->> 'at')::timestamptz, pg_catalog.now());
     v_user record;
-    v_session public.whatsapp_sessions;
     v_mapping_id uuid;
     v_started boolean;
     v_message_id uuid;
@@ -412,7 +457,7 @@ begin
         );
     end if;
     if p_message ->> 'from_phone' is not null or p_message ->> 'from_user_id' is not null then
-        v_session := private.touch_whatsapp_session(
+        perform private.touch_whatsapp_session(
             p_message ->> 'from_phone', p_message ->> 'from_user_id', v_user.user_id, v_at, true
         );
     end if;
@@ -732,8 +777,6 @@ language plpgsql
 volatile
 security definer
 set search_path = ''
--- Planning each query for this payload's values (a custom plan) costs more than the query.
-set plan_cache_mode = force_generic_plan
 as $$
 declare
     v_started timestamptz := pg_catalog.clock_timestamp();
@@ -769,13 +812,7 @@ begin
     -- contacts lock their rows in the same order and cannot deadlock.
     for v_item in
         select m.message
-        from (
-            select x.message from private.meta_messages(p_payload) as x (message)
-            where p_provider = 'meta'
-            union all
-            select x.message from private.twilio_messages(p_payload) as x (message)
-            where p_provider = 'twilio'
-        ) as m
+        from private.webhook_messages(p_provider, p_payload) as m (message)
         order by
             m.message ->> 'contact_key',
             (m.message ->> 'at')::timestamptz nulls last,
@@ -799,13 +836,7 @@ begin
 
     for v_item in
         select s.status
-        from (
-            select x.status from private.meta_statuses(p_payload) as x (status)
-            where p_provider = 'meta'
-            union all
-            select x.status from private.twilio_statuses(p_payload) as x (status)
-            where p_provider = 'twilio'
-        ) as s
+        from private.webhook_statuses(p_provider, p_payload) as s (status)
         order by
             s.status ->> 'wamid',
             private.status_rank(s.status ->> 'status') nulls last,

@@ -39,15 +39,10 @@ security definer
 set search_path = ''
 as $$
 declare
-    v_phone text := private.normalize_phone(p_phone_number);
+    v_phone text := private.required_phone(p_phone_number, 'issue_otp');
     v_retry_at timestamptz;
     v_code text;
 begin
-    if v_phone is null then
-        raise exception 'issue_otp: p_phone_number must be a phone number (E.164, e.g. '
-            '+250788123456; got %)', coalesce(pg_catalog.quote_literal(p_phone_number), 'null')
-        using errcode = '22023';
-    end if;
 
     -- Issues for one phone take turns, so that two at once cannot both pass the cap.
     perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('otp:' || v_phone, 0));
@@ -112,18 +107,13 @@ as $$
 -- code is not an error but an answer ({"verified": false, "reason": "wrong_code", ...}) that
 -- commits its attempt. Every other refusal writes nothing and is an error.
 declare
-    v_phone text := private.normalize_phone(p_phone_number);
+    v_phone text := private.required_phone(p_phone_number, 'verify_otp');
     v_code text := pg_catalog.btrim(p_code);
     v_user_id uuid;
     v_otp private.otp_codes;
     v_attempts_left integer;
     v_verified_at timestamptz;
 begin
-    if v_phone is null then
-        raise exception 'verify_otp: p_phone_number must be a phone number (E.164, e.g. '
-            '+250788123456; got %)', coalesce(pg_catalog.quote_literal(p_phone_number), 'null')
-        using errcode = '22023';
-    end if;
     -- The code stays out of the message: errors reach logs.
     if v_code is null or v_code !~ '^[0-9]{6}$' then
         raise exception 'verify_otp: p_code must be the 6 digits of the code sent'
@@ -365,23 +355,15 @@ security definer
 set search_path = ''
 as $$
 declare
-    v_claims jsonb := nullif(pg_catalog.current_setting('request.jwt.claims', true), '')::jsonb;
+    v_actor record := private.request_actor();
     v_result jsonb;
 begin
     if p_user_id is null then
         raise exception 'erase_user: p_user_id must be a user id'
         using errcode = '22023';
     end if;
-    -- The caller as private.audit_row names it: the JWT's subject, else the database role.
     v_result := private.erase_user_data(
-        p_user_id,
-        'request',
-        'service',
-        coalesce(
-            v_claims ->> 'sub',
-            nullif(pg_catalog.current_setting('role'), 'none'),
-            pg_catalog.session_user()
-        )
+        p_user_id, 'request', v_actor.actor_type, v_actor.actor_identifier
     );
     if v_result is null then
         raise exception 'erase_user: no user has id %', p_user_id

@@ -26,6 +26,7 @@ from tests.support.edge import (
     edge_settings,
     running_edge,
 )
+from tests.support.whatsapp import meta_text, meta_webhook
 
 WAMID = "wamid.HBgLMjUwNzg4MTIzNDU2FQIAEhgUM0VCMDBBQjk5"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
@@ -42,49 +43,26 @@ SUMMARY_KEYS = {
 
 
 def meta_event(wamid: str = WAMID, text: str = "Muraho", obj: str = "whatsapp_business_account"):
-    return {
-        "object": obj,
-        "entry": [
+    return meta_webhook(
+        contacts=[
             {
-                "id": "WABA_ID",
-                "changes": [
-                    {
-                        "field": "messages",
-                        "value": {
-                            "messaging_product": "whatsapp",
-                            "metadata": {
-                                "display_phone_number": "15550001111",
-                                "phone_number_id": "PHONE_NUMBER_ID",
-                            },
-                            "contacts": [
-                                {
-                                    "profile": {"name": "Aline"},
-                                    "wa_id": "250788123456",
-                                    "user_id": "RW.7047823173309372",
-                                }
-                            ],
-                            "messages": [
-                                {
-                                    "from": "250788123456",
-                                    "from_user_id": "RW.7047823173309372",
-                                    "id": wamid,
-                                    "timestamp": "1767225600",
-                                    "type": "text",
-                                    "text": {"body": text},
-                                }
-                            ],
-                        },
-                    }
-                ],
+                "profile": {"name": "Aline"},
+                "wa_id": "250788123456",
+                "user_id": "RW.7047823173309372",
             }
         ],
-    }
+        messages=[
+            meta_text("250788123456", wamid, 1767225600, text)
+            | {"from_user_id": "RW.7047823173309372"}
+        ],
+        object_=obj,
+    )
 
 
 def as_meta_sends_it(event: dict[str, Any]) -> bytes:
-    """Meta's serialisation: non-ASCII as \\uXXXX and every slash escaped, which re-serialising
-    the parsed JSON would not reproduce, so a signature checked over anything but the raw
-    bytes fails."""
+    """Meta's serialisation: non-ASCII as \\u escapes (\\u00e9) and every slash escaped,
+    which re-serialising the parsed JSON would not reproduce, so a signature checked over
+    anything but the raw bytes fails."""
     return json.dumps(event).replace("/", "\\/").encode()
 
 

@@ -17,6 +17,7 @@ from psycopg.types.json import Jsonb
 
 from tests.support.db import query
 from tests.support.races import run_together, service_connection
+from tests.support.whatsapp import meta_text, meta_webhook
 
 CONTACT_A = "250788700001"
 CONTACT_B = "250788700002"
@@ -38,72 +39,27 @@ def meta_batch(messages: list[tuple[str, str, int]]) -> dict[str, Any]:
     """A Meta Cloud API webhook carrying text messages (contact, wamid, seconds after BASE_TIME),
     in the order given."""
     contacts = list(dict.fromkeys(contact for contact, _, _ in messages))
-    return {
-        "object": "whatsapp_business_account",
-        "entry": [
-            {
-                "id": "WABA_ID",
-                "changes": [
-                    {
-                        "field": "messages",
-                        "value": {
-                            "messaging_product": "whatsapp",
-                            "metadata": {
-                                "display_phone_number": "15550001111",
-                                "phone_number_id": "PHONE_NUMBER_ID",
-                            },
-                            "contacts": [
-                                {"profile": {"name": NAMES[contact]}, "wa_id": contact}
-                                for contact in contacts
-                            ],
-                            "messages": [
-                                {
-                                    "from": contact,
-                                    "id": wamid,
-                                    "timestamp": str(BASE_TIME + offset),
-                                    "type": "text",
-                                    "text": {"body": f"message {wamid}"},
-                                }
-                                for contact, wamid, offset in messages
-                            ],
-                        },
-                    }
-                ],
-            }
+    return meta_webhook(
+        contacts=[{"profile": {"name": NAMES[contact]}, "wa_id": contact} for contact in contacts],
+        messages=[
+            meta_text(contact, wamid, BASE_TIME + offset, f"message {wamid}")
+            for contact, wamid, offset in messages
         ],
-    }
+    )
 
 
 def meta_status(wamid: str, status: str) -> dict[str, Any]:
     """A Meta Cloud API webhook carrying one status of an outbound message."""
-    return {
-        "object": "whatsapp_business_account",
-        "entry": [
+    return meta_webhook(
+        statuses=[
             {
-                "id": "WABA_ID",
-                "changes": [
-                    {
-                        "field": "messages",
-                        "value": {
-                            "messaging_product": "whatsapp",
-                            "metadata": {
-                                "display_phone_number": "15550001111",
-                                "phone_number_id": "PHONE_NUMBER_ID",
-                            },
-                            "statuses": [
-                                {
-                                    "id": wamid,
-                                    "status": status,
-                                    "timestamp": str(BASE_TIME + 60),
-                                    "recipient_id": CONTACT_A,
-                                }
-                            ],
-                        },
-                    }
-                ],
+                "id": wamid,
+                "status": status,
+                "timestamp": str(BASE_TIME + 60),
+                "recipient_id": CONTACT_A,
             }
-        ],
-    }
+        ]
+    )
 
 
 def ingest(conn: psycopg.Connection[Any], payload: dict[str, Any]) -> dict[str, int]:

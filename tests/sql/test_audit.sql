@@ -2,21 +2,7 @@
 -- private.enable_audit() attaches, the append-only guard and who may read system_audit_logs.
 -- Runs as postgres on a fresh clone.
 begin;
-select plan(111);
-
--- An API request: its JWT claims and its role, for p_sql only.
-create function pg_temp.as_caller(p_role text, p_claims text, p_sql text)
-returns void
-language plpgsql
-as $$
-declare
-    v_previous text := coalesce(current_setting('request.jwt.claims', true), '');
-begin
-    perform set_config('request.jwt.claims', p_claims, true);
-    perform tests.as_role(p_role, p_sql);
-    perform set_config('request.jwt.claims', v_previous, true);
-end;
-$$;
+select plan(112);
 
 -- Counts noted along the way, and the ids of the log rows a role could see (written by that
 -- role through as_caller, asserted afterwards as postgres).
@@ -477,8 +463,8 @@ insert into pg_temp.seen (note, n)
 values ('before no-row statements', (select count(*) from public.system_audit_logs));
 do $$
 begin
-    update public.audit_probe_wallets set balance = 0 where currency = 'XXX';
-    delete from public.audit_probe_wallets where currency = 'XXX';
+    update public.audit_probe_wallets set balance = 0 where currency = 'JPY';
+    delete from public.audit_probe_wallets where currency = 'JPY';
     insert into public.audit_probe_wallets (user_id, currency, balance)
     select user_id, currency, balance from public.audit_probe_wallets where false;
 end;
@@ -555,7 +541,7 @@ select lives_ok(
 
 -- The partition manager's setting is settable by anyone; alone it lets nothing through.
 select lives_ok(
-    $$select pg_temp.as_caller(
+    $$select tests.as_caller(
         'service_role',
         '{"role": "service_role"}',
         'select set_config(''easymo.partition_maintenance'', ''on'', true);'
@@ -585,7 +571,7 @@ select throws_ok(
 -- The actor ---------------------------------------------------------------------------------------
 
 select lives_ok(
-    $$select pg_temp.as_caller(
+    $$select tests.as_caller(
         'authenticated',
         '{"sub": "5d2f1e0a-7c3b-4a9d-8e6f-0123456789ab", "role": "authenticated"}',
         'insert into public.audit_probe (id, owner_id, secret)'
@@ -594,7 +580,7 @@ select lives_ok(
     'an authenticated user writes to an audited table'
 );
 select lives_ok(
-    $$select pg_temp.as_caller(
+    $$select tests.as_caller(
         'service_role',
         '{"role": "service_role"}',
         'insert into public.audit_probe (id, owner_id, secret)'
@@ -603,7 +589,7 @@ select lives_ok(
     'service_role writes to an audited table'
 );
 select lives_ok(
-    $$select pg_temp.as_caller(
+    $$select tests.as_caller(
         'anon',
         '{"role": "anon"}',
         'insert into public.audit_probe (id, owner_id, secret)'
@@ -634,6 +620,37 @@ select results_eq(
         ('23', 'database', 'postgres'),
         ('24', 'database', 'service_role')$$,
     'the actor is the user, the service, anonymous, or the database role in effect'
+);
+-- private.request_actor() (erase_user's) names callers as the trigger does. API roles cannot
+-- reach private, so the claims are set here, as postgres.
+create function pg_temp.actor_for(p_claims text)
+returns table (actor_type text, actor_identifier text)
+language plpgsql
+as $$
+begin
+    perform set_config('request.jwt.claims', p_claims, true);
+    return query select a.actor_type, a.actor_identifier from private.request_actor() as a;
+    perform set_config('request.jwt.claims', '', true);
+end;
+$$;
+select results_eq(
+    $$select c.claims, a.actor_type, a.actor_identifier
+        from (values
+            ('{"sub": "5d2f1e0a-7c3b-4a9d-8e6f-0123456789ab", "role": "authenticated"}'),
+            ('{"role": "service_role"}'),
+            ('{"role": "anon"}'),
+            ('')
+        ) as c (claims)
+        cross join lateral pg_temp.actor_for(c.claims) as a
+       order by c.claims$$,
+    $$values
+        ('', 'database', 'postgres'),
+        ('{"role": "anon"}', 'anonymous', null::text),
+        ('{"role": "service_role"}', 'service', 'service_role'),
+        ('{"sub": "5d2f1e0a-7c3b-4a9d-8e6f-0123456789ab", "role": "authenticated"}', 'user',
+         '5d2f1e0a-7c3b-4a9d-8e6f-0123456789ab')$$,
+    'private.request_actor() names the user, the service, anonymous and the database role as '
+    || 'the trigger does'
 );
 
 select is_empty(
@@ -804,7 +821,7 @@ select table_privs_are(
 );
 
 select lives_ok(
-    $$select pg_temp.as_caller(
+    $$select tests.as_caller(
         'authenticated',
         '{"sub": "5d2f1e0a-7c3b-4a9d-8e6f-0123456789ab", "role": "authenticated"}',
         'insert into pg_temp.visible select ''A'', id from public.system_audit_logs'
@@ -825,7 +842,7 @@ select set_eq(
     'user A sees exactly the rows where A is the acting user'
 );
 select lives_ok(
-    $$select pg_temp.as_caller(
+    $$select tests.as_caller(
         'authenticated',
         '{"sub": "c0ffee00-1111-4222-8333-444455556666", "role": "authenticated"}',
         'insert into pg_temp.visible select ''B'', id from public.system_audit_logs'
@@ -839,7 +856,7 @@ select set_eq(
     'user B sees exactly B''s own rows, none of A''s'
 );
 select throws_ok(
-    $$select pg_temp.as_caller(
+    $$select tests.as_caller(
         'anon', '{"role": "anon"}', 'select count(*) from public.system_audit_logs'
     )$$,
     '42501',
@@ -847,7 +864,7 @@ select throws_ok(
     'anon reading system_audit_logs is refused'
 );
 select lives_ok(
-    $$select pg_temp.as_caller(
+    $$select tests.as_caller(
         'service_role',
         '{"role": "service_role"}',
         'insert into pg_temp.seen select ''service_role'', count(*) from public.system_audit_logs'
@@ -860,7 +877,7 @@ select is(
     'service_role sees every row'
 );
 select throws_ok(
-    $$select pg_temp.as_caller(
+    $$select tests.as_caller(
         'authenticated',
         '{"sub": "5d2f1e0a-7c3b-4a9d-8e6f-0123456789ab", "role": "authenticated"}',
         'insert into public.system_audit_logs (actor_type, actor_identifier, action, resource_type)'
@@ -871,7 +888,7 @@ select throws_ok(
     'authenticated cannot write system_audit_logs, not even about itself'
 );
 select throws_ok(
-    $$select pg_temp.as_caller(
+    $$select tests.as_caller(
         'anon',
         '{"role": "anon"}',
         'insert into public.system_audit_logs (actor_type, action, resource_type)'
@@ -883,7 +900,7 @@ select throws_ok(
 );
 select throws_ok(
     format(
-        $$select pg_temp.as_caller(
+        $$select tests.as_caller(
             'authenticated',
             '{"sub": "5d2f1e0a-7c3b-4a9d-8e6f-0123456789ab", "role": "authenticated"}',
             'select count(*) from partitions.%I'
@@ -944,7 +961,7 @@ select throws_ok(
     'service_role may not truncate the log'
 );
 select throws_ok(
-    $$select pg_temp.as_caller(
+    $$select tests.as_caller(
         'authenticated',
         '{"sub": "5d2f1e0a-7c3b-4a9d-8e6f-0123456789ab", "role": "authenticated"}',
         'update public.system_audit_logs set action = ''tampered'''
@@ -954,7 +971,7 @@ select throws_ok(
     'authenticated may not update the log, not even its own rows'
 );
 select throws_ok(
-    $$select pg_temp.as_caller(
+    $$select tests.as_caller(
         'authenticated',
         '{"sub": "5d2f1e0a-7c3b-4a9d-8e6f-0123456789ab", "role": "authenticated"}',
         'delete from public.system_audit_logs'
@@ -1058,7 +1075,7 @@ select throws_ok(
     'anon calling log_audit_event is refused'
 );
 select throws_ok(
-    $$select pg_temp.as_caller(
+    $$select tests.as_caller(
         'authenticated',
         '{"sub": "5d2f1e0a-7c3b-4a9d-8e6f-0123456789ab", "role": "authenticated"}',
         'select public.log_audit_event('

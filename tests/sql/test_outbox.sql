@@ -8,20 +8,6 @@
 begin;
 select plan(66);
 
--- An API request: its JWT claims and its role, for p_sql only.
-create function pg_temp.as_caller(p_role text, p_claims text, p_sql text)
-returns void
-language plpgsql
-as $$
-declare
-    v_previous text := coalesce(current_setting('request.jwt.claims', true), '');
-begin
-    perform set_config('request.jwt.claims', p_claims, true);
-    perform tests.as_role(p_role, p_sql);
-    perform set_config('request.jwt.claims', v_previous, true);
-end;
-$$;
-
 -- Events by name (their event_type), what each claim returned in its order, and counts.
 create temp table ev (name text primary key, id bigint not null);
 create function pg_temp.ev(p_name text)
@@ -397,7 +383,7 @@ select throws_ok(
     'anon may not call claim_outbox_events'
 );
 select throws_ok(
-    $$select pg_temp.as_caller(
+    $$select tests.as_caller(
         'authenticated',
         '{"sub": "5d2f1e0a-7c3b-4a9d-8e6f-0123456789ab", "role": "authenticated"}',
         'select * from public.claim_outbox_events(10, ''x'')'
@@ -413,7 +399,7 @@ select throws_ok(
     'anon may not call mark_outbox_published'
 );
 select throws_ok(
-    $$select pg_temp.as_caller(
+    $$select tests.as_caller(
         'authenticated',
         '{"sub": "5d2f1e0a-7c3b-4a9d-8e6f-0123456789ab", "role": "authenticated"}',
         'select public.mark_outbox_published(array[1::bigint])'
@@ -507,7 +493,7 @@ select table_privs_are(
     'service_role may only select from outbox_events'
 );
 select throws_ok(
-    $$select pg_temp.as_caller(
+    $$select tests.as_caller(
         'authenticated',
         '{"sub": "5d2f1e0a-7c3b-4a9d-8e6f-0123456789ab", "role": "authenticated"}',
         'select count(*) from public.outbox_events'
@@ -517,7 +503,7 @@ select throws_ok(
     'authenticated reading outbox_events is refused'
 );
 select throws_ok(
-    $$select pg_temp.as_caller(
+    $$select tests.as_caller(
         'anon', '{"role": "anon"}', 'select count(*) from public.outbox_events'
     )$$,
     '42501',
@@ -525,7 +511,7 @@ select throws_ok(
     'anon reading outbox_events is refused'
 );
 select lives_ok(
-    $$select pg_temp.as_caller(
+    $$select tests.as_caller(
         'service_role',
         '{"role": "service_role"}',
         'insert into pg_temp.seen select ''service reads'', count(*) from public.outbox_events'

@@ -8,20 +8,6 @@ select plan(108);
 
 -- Helpers ----------------------------------------------------------------------------------------
 
--- An API request: its JWT claims and its role, for p_sql only (as in test_audit.sql).
-create function pg_temp.as_caller(p_role text, p_claims text, p_sql text)
-returns void
-language plpgsql
-as $$
-declare
-    v_previous text := coalesce(current_setting('request.jwt.claims', true), '');
-begin
-    perform set_config('request.jwt.claims', p_claims, true);
-    perform tests.as_role(p_role, p_sql);
-    perform set_config('request.jwt.claims', v_previous, true);
-end;
-$$;
-
 -- Codes issue_otp returned, what the RPCs returned and counts, each by a note. The API roles
 -- write these from inside tests.as_role; pg_temp functions they cannot call.
 create temp table codes (note text primary key, code text not null);
@@ -515,7 +501,7 @@ select throws_ok(
     'anon may not call issue_otp'
 );
 select throws_ok(
-    $$select pg_temp.as_caller(
+    $$select tests.as_caller(
         'authenticated',
         '{"sub": "99999999-9999-4999-8999-999999999999", "role": "authenticated"}',
         'select public.issue_otp(''+250788300007'')'
@@ -531,7 +517,7 @@ select throws_ok(
     'anon may not call verify_otp'
 );
 select throws_ok(
-    $$select pg_temp.as_caller(
+    $$select tests.as_caller(
         'authenticated',
         '{"sub": "99999999-9999-4999-8999-999999999999", "role": "authenticated"}',
         'select public.verify_otp(''+250788300007'', ''123456'')'
@@ -643,8 +629,9 @@ insert into public.message_tracking (
 insert into pg_temp.codes values ('g', public.issue_otp('+250788400001'));
 
 select lives_ok(
-    $$select tests.as_role(
+    $$select tests.as_caller(
         'service_role',
+        '{"role": "service_role"}',
         'insert into pg_temp.returned'
         ' select ''erase g'', public.erase_user(''77777777-7777-4777-8777-777777777777'')'
     )$$,
@@ -811,7 +798,7 @@ select throws_ok(
     'anon may not call erase_user'
 );
 select throws_ok(
-    $$select pg_temp.as_caller(
+    $$select tests.as_caller(
         'authenticated',
         '{"sub": "88888888-8888-4888-8888-888888888888", "role": "authenticated"}',
         'select public.erase_user(''88888888-8888-4888-8888-888888888888'')'
@@ -964,7 +951,7 @@ select throws_ok(
     'anon may not call anonymize_inactive_users'
 );
 select throws_ok(
-    $$select pg_temp.as_caller(
+    $$select tests.as_caller(
         'authenticated',
         '{"sub": "a0000000-0000-4000-8000-000000000004", "role": "authenticated"}',
         'select public.anonymize_inactive_users()'

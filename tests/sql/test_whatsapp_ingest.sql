@@ -8,20 +8,6 @@ select plan(155);
 
 -- Helpers ----------------------------------------------------------------------------------------
 
--- An API request: its JWT claims and its role, for p_sql only (as in test_audit.sql).
-create function pg_temp.as_caller(p_role text, p_claims text, p_sql text)
-returns void
-language plpgsql
-as $$
-declare
-    v_previous text := coalesce(current_setting('request.jwt.claims', true), '');
-begin
-    perform set_config('request.jwt.claims', p_claims, true);
-    perform tests.as_role(p_role, p_sql);
-    perform set_config('request.jwt.claims', v_previous, true);
-end;
-$$;
-
 -- Payloads by name (reused for retries), users by name, counts and ids noted along the way.
 -- The API roles read and write these from inside as_caller; pg_temp functions they cannot call.
 create temp table payload (name text primary key, body jsonb not null);
@@ -1304,7 +1290,7 @@ select is(
 -- Privileges ------------------------------------------------------------------------------------
 
 select throws_ok(
-    $$select pg_temp.as_caller(
+    $$select tests.as_caller(
         'anon', '{"role": "anon"}',
         'select public.ingest_whatsapp_webhook(''meta'', (select body from pg_temp.payload '
         'where name = ''batch''))'
@@ -1314,7 +1300,7 @@ select throws_ok(
     'anon cannot call ingest_whatsapp_webhook'
 );
 select throws_ok(
-    $$select pg_temp.as_caller(
+    $$select tests.as_caller(
         'authenticated', pg_temp.claims('alice'),
         'select public.ingest_whatsapp_webhook(''meta'', (select body from pg_temp.payload '
         'where name = ''batch''))'
@@ -1329,7 +1315,7 @@ insert into pg_temp.payload (name, body) values ('service-role', pg_temp.meta(js
     )
 )));
 select lives_ok(
-    $$select pg_temp.as_caller(
+    $$select tests.as_caller(
         'service_role', '{"role": "service_role"}',
         'select public.ingest_whatsapp_webhook(''meta'', (select body from pg_temp.payload '
         'where name = ''service-role''), ''corr-sr'')'
@@ -1345,7 +1331,7 @@ select results_eq(
 -- RLS -------------------------------------------------------------------------------------------
 
 select lives_ok(
-    $$select pg_temp.as_caller('authenticated', pg_temp.claims('alice'), '
+    $$select tests.as_caller('authenticated', pg_temp.claims('alice'), '
         insert into pg_temp.visible (note, id)
         select ''owner users'', id::text from public.users
         union all select ''owner preferences'', user_id::text from public.user_preferences
@@ -1382,7 +1368,7 @@ select set_eq(
 );
 
 select lives_ok(
-    $$select pg_temp.as_caller('authenticated', pg_temp.claims('stranger'), '
+    $$select tests.as_caller('authenticated', pg_temp.claims('stranger'), '
         insert into pg_temp.visible (note, id)
         select ''stranger'', id::text from public.users
         union all select ''stranger'', user_id::text from public.user_preferences
@@ -1400,33 +1386,33 @@ select is_empty(
 -- anon: the foundation migration removed Supabase's default grants to anon and these tables grant
 -- it nothing, so Postgres refuses the read itself (42501) before any policy.
 select throws_ok(
-    $$select pg_temp.as_caller('anon', '{"role": "anon"}', 'select count(*) from public.users')$$,
+    $$select tests.as_caller('anon', '{"role": "anon"}', 'select count(*) from public.users')$$,
     '42501', 'permission denied for table users',
     'anon cannot read users'
 );
 select throws_ok(
-    $$select pg_temp.as_caller(
+    $$select tests.as_caller(
         'anon', '{"role": "anon"}', 'select count(*) from public.user_preferences'
     )$$,
     '42501', 'permission denied for table user_preferences',
     'anon cannot read user_preferences'
 );
 select throws_ok(
-    $$select pg_temp.as_caller(
+    $$select tests.as_caller(
         'anon', '{"role": "anon"}', 'select count(*) from public.message_tracking'
     )$$,
     '42501', 'permission denied for table message_tracking',
     'anon cannot read message_tracking'
 );
 select throws_ok(
-    $$select pg_temp.as_caller(
+    $$select tests.as_caller(
         'anon', '{"role": "anon"}', 'select count(*) from public.whatsapp_sessions'
     )$$,
     '42501', 'permission denied for table whatsapp_sessions',
     'anon cannot read whatsapp_sessions'
 );
 select throws_ok(
-    $$select pg_temp.as_caller(
+    $$select tests.as_caller(
         'anon', '{"role": "anon"}', 'select count(*) from public.conversation_mappings'
     )$$,
     '42501', 'permission denied for table conversation_mappings',
@@ -1434,7 +1420,7 @@ select throws_ok(
 );
 
 select lives_ok(
-    $$select pg_temp.as_caller('service_role', '{"role": "service_role"}', '
+    $$select tests.as_caller('service_role', '{"role": "service_role"}', '
         insert into pg_temp.seen (note, n)
         select ''service users'', count(*) from public.users
         union all select ''service preferences'', count(*) from public.user_preferences
@@ -1457,7 +1443,7 @@ select results_eq(
 
 -- What a user may change of their own.
 select lives_ok(
-    $$select pg_temp.as_caller('authenticated', pg_temp.claims('alice'),
+    $$select tests.as_caller('authenticated', pg_temp.claims('alice'),
         'update public.users set display_name = ''Alice M.'' where id = '
         '(select id from pg_temp.ids where name = ''alice'')')$$,
     'the owner updates her display name'
@@ -1468,7 +1454,7 @@ select is(
     'the owner''s new display name is stored'
 );
 select lives_ok(
-    $$select pg_temp.as_caller('authenticated', pg_temp.claims('alice'),
+    $$select tests.as_caller('authenticated', pg_temp.claims('alice'),
         'update public.user_preferences set language = ''rw-RW'', notification_enabled = false '
         'where user_id = (select id from pg_temp.ids where name = ''alice'')')$$,
     'the owner updates her preferences'
@@ -1480,28 +1466,28 @@ select results_eq(
     'the owner''s new preferences are stored'
 );
 select throws_ok(
-    $$select pg_temp.as_caller('authenticated', pg_temp.claims('alice'),
+    $$select tests.as_caller('authenticated', pg_temp.claims('alice'),
         'update public.users set verified_at = now() '
         'where id = (select id from pg_temp.ids where name = ''alice'')')$$,
     '42501', 'permission denied for table users',
     'the owner cannot mark herself verified'
 );
 select throws_ok(
-    $$select pg_temp.as_caller('authenticated', pg_temp.claims('alice'),
+    $$select tests.as_caller('authenticated', pg_temp.claims('alice'),
         'update public.users set blocked_at = null, block_reason = null '
         'where id = (select id from pg_temp.ids where name = ''alice'')')$$,
     '42501', 'permission denied for table users',
     'the owner cannot change blocked_at'
 );
 select throws_ok(
-    $$select pg_temp.as_caller('authenticated', pg_temp.claims('alice'),
+    $$select tests.as_caller('authenticated', pg_temp.claims('alice'),
         'update public.users set phone_number = ''+250788000077'' '
         'where id = (select id from pg_temp.ids where name = ''alice'')')$$,
     '42501', 'permission denied for table users',
     'the owner cannot change her phone number'
 );
 select lives_ok(
-    $$select pg_temp.as_caller('authenticated', pg_temp.claims('alice'), '
+    $$select tests.as_caller('authenticated', pg_temp.claims('alice'), '
         with changed as (
             update public.users set display_name = ''Mallory''
             where id = (select id from pg_temp.ids where name = ''bob'')
@@ -1516,7 +1502,7 @@ select is(
     'updating another user''s row changes no row'
 );
 select lives_ok(
-    $$select pg_temp.as_caller('authenticated', pg_temp.claims('alice'), '
+    $$select tests.as_caller('authenticated', pg_temp.claims('alice'), '
         with changed as (
             update public.user_preferences set notification_enabled = false
             where user_id = (select id from pg_temp.ids where name = ''bob'')

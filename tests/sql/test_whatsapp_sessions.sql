@@ -6,20 +6,6 @@
 begin;
 select plan(108);
 
--- An API request: its JWT claims and its role, for p_sql only.
-create function pg_temp.as_caller(p_role text, p_claims text, p_sql text)
-returns void
-language plpgsql
-as $$
-declare
-    v_previous text := coalesce(current_setting('request.jwt.claims', true), '');
-begin
-    perform set_config('request.jwt.claims', p_claims, true);
-    perform tests.as_role(p_role, p_sql);
-    perform set_config('request.jwt.claims', v_previous, true);
-end;
-$$;
-
 -- What the RPCs returned (note, then the row), counts noted along the way, and the rows a role
 -- could see (written by that role through as_caller, asserted afterwards as postgres).
 create temp table returned as
@@ -259,7 +245,7 @@ select throws_ok(
     'anon may not call update_whatsapp_session_activity'
 );
 select throws_ok(
-    $$select pg_temp.as_caller(
+    $$select tests.as_caller(
         'authenticated',
         '{"sub": "11111111-1111-4111-8111-111111111111", "role": "authenticated"}',
         'select public.update_whatsapp_session_activity(''250788100009'')'
@@ -406,7 +392,7 @@ select throws_ok(
     'anon may not call cleanup_expired_whatsapp_sessions'
 );
 select throws_ok(
-    $$select pg_temp.as_caller(
+    $$select tests.as_caller(
         'authenticated',
         '{"sub": "11111111-1111-4111-8111-111111111111", "role": "authenticated"}',
         'select public.cleanup_expired_whatsapp_sessions()'
@@ -615,7 +601,7 @@ select throws_ok(
     'anon may not call correlate_conversation'
 );
 select throws_ok(
-    $$select pg_temp.as_caller(
+    $$select tests.as_caller(
         'authenticated',
         '{"sub": "11111111-1111-4111-8111-111111111111", "role": "authenticated"}',
         'select public.correlate_conversation(''250788300005'', ''conv-5'')'
@@ -735,7 +721,7 @@ select table_privs_are(
 );
 
 select lives_ok(
-    $$select pg_temp.as_caller(
+    $$select tests.as_caller(
         'authenticated',
         '{"sub": "11111111-1111-4111-8111-111111111111", "role": "authenticated"}',
         'insert into pg_temp.visible select ''owner sessions'', id from public.whatsapp_sessions;'
@@ -760,7 +746,7 @@ select results_eq(
     'the user sees exactly their own conversations, closed ones included'
 );
 select lives_ok(
-    $$select pg_temp.as_caller(
+    $$select tests.as_caller(
         'authenticated',
         '{"sub": "33333333-3333-4333-8333-333333333333", "role": "authenticated"}',
         'insert into pg_temp.seen select ''stranger sessions'', count(*)'
@@ -779,7 +765,7 @@ select is(
     'a user with no conversation sees no conversation'
 );
 select throws_ok(
-    $$select pg_temp.as_caller(
+    $$select tests.as_caller(
         'authenticated',
         '{"sub": "11111111-1111-4111-8111-111111111111", "role": "authenticated"}',
         'update public.whatsapp_sessions set status = ''suspended'''
@@ -789,7 +775,7 @@ select throws_ok(
     'authenticated may not update whatsapp_sessions, not even their own'
 );
 select throws_ok(
-    $$select pg_temp.as_caller(
+    $$select tests.as_caller(
         'authenticated',
         '{"sub": "11111111-1111-4111-8111-111111111111", "role": "authenticated"}',
         'update public.conversation_mappings set conversation_id = ''forged'''
@@ -799,7 +785,7 @@ select throws_ok(
     'authenticated may not update conversation_mappings, not even their own'
 );
 select throws_ok(
-    $$select pg_temp.as_caller(
+    $$select tests.as_caller(
         'anon', '{"role": "anon"}', 'select count(*) from public.whatsapp_sessions'
     )$$,
     '42501',
@@ -807,7 +793,7 @@ select throws_ok(
     'anon reading whatsapp_sessions is refused'
 );
 select throws_ok(
-    $$select pg_temp.as_caller(
+    $$select tests.as_caller(
         'anon', '{"role": "anon"}', 'select count(*) from public.conversation_mappings'
     )$$,
     '42501',
@@ -815,7 +801,7 @@ select throws_ok(
     'anon reading conversation_mappings is refused'
 );
 select lives_ok(
-    $$select pg_temp.as_caller(
+    $$select tests.as_caller(
         'service_role',
         '{"role": "service_role"}',
         'insert into pg_temp.seen select ''service sessions'', count(*)'

@@ -20,6 +20,20 @@ begin
 end;
 $$;
 
+-- An API request: its JWT claims and its role, for p_sql only.
+create function tests.as_caller(p_role text, p_claims text, p_sql text)
+returns void
+language plpgsql
+as $$
+declare
+    v_previous text := coalesce(current_setting('request.jwt.claims', true), '');
+begin
+    perform set_config('request.jwt.claims', p_claims, true);
+    perform tests.as_role(p_role, p_sql);
+    perform set_config('request.jwt.claims', v_previous, true);
+end;
+$$;
+
 -- The child (in schema partitions) holding this month's rows of p_parent.
 create function tests.current_child(p_parent regclass)
 returns text

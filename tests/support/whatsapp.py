@@ -1,0 +1,37 @@
+"""Webhook bodies as WhatsApp providers send them, for tests and benchmarks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+BUSINESS_NUMBER = {"display_phone_number": "15550001111", "phone_number_id": "PHONE_NUMBER_ID"}
+
+
+def meta_webhook(
+    *,
+    contacts: Sequence[dict[str, Any]] = (),
+    messages: Sequence[dict[str, Any]] = (),
+    statuses: Sequence[dict[str, Any]] = (),
+    object_: str = "whatsapp_business_account",
+) -> dict[str, Any]:
+    """A Meta Cloud API webhook: one entry, one `messages` change to the business number."""
+    value: dict[str, Any] = {"messaging_product": "whatsapp", "metadata": BUSINESS_NUMBER}
+    for key, items in (("contacts", contacts), ("messages", messages), ("statuses", statuses)):
+        if items:
+            value[key] = list(items)
+    return {
+        "object": object_,
+        "entry": [{"id": "WABA_ID", "changes": [{"field": "messages", "value": value}]}],
+    }
+
+
+def meta_text(sender: str, wamid: str, timestamp: int, body: str) -> dict[str, Any]:
+    """One inbound text message as Meta writes it (timestamp in Unix seconds, as text)."""
+    return {
+        "from": sender,
+        "id": wamid,
+        "timestamp": str(timestamp),
+        "type": "text",
+        "text": {"body": body},
+    }
