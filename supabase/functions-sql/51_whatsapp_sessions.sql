@@ -44,12 +44,13 @@ $$;
 comment on function private.required_phone(text, text) is
 'p_phone in E.164, or 22023 naming p_function when it cannot be a phone number.';
 
+drop function if exists private.touch_whatsapp_session(text, text, uuid, timestamptz, boolean);
 create or replace function private.touch_whatsapp_session(
     p_phone_number text,
     p_wa_user_id text,
     p_user_id uuid,
     p_at timestamptz,
-    p_increment_message_count boolean
+    p_message_count integer
 )
 returns public.whatsapp_sessions
 language plpgsql
@@ -66,7 +67,7 @@ begin
             status = case when s.status = 'suspended' then s.status else 'active' end,
             last_message_at = greatest(s.last_message_at, p_at),
             last_heartbeat_at = pg_catalog.now(),
-            message_count = s.message_count + case when p_increment_message_count then 1 else 0 end,
+            message_count = s.message_count + p_message_count,
             -- The identifier this activity adds, unless another session already has it.
             phone_number = coalesce(s.phone_number, (
                 select p_phone_number where not exists (
@@ -98,7 +99,7 @@ begin
             p_user_id,
             p_at,
             pg_catalog.now(),
-            case when p_increment_message_count then 1 else 0 end
+            p_message_count
         )
         on conflict do nothing
         returning * into v_session;
@@ -108,9 +109,10 @@ begin
     end loop;
 end;
 $$;
-comment on function private.touch_whatsapp_session(text, text, uuid, timestamptz, boolean) is
-'Records activity on the session of a contact (phone number and/or WhatsApp user id), making '
-'the session when there is none; a suspended session stays suspended.';
+comment on function private.touch_whatsapp_session(text, text, uuid, timestamptz, integer) is
+'Records activity, and p_message_count messages, on the session of a contact (phone number '
+'and/or WhatsApp user id), making the session when there is none; a suspended session stays '
+'suspended.';
 
 create or replace function public.update_whatsapp_session_activity(
     p_phone_number text,
@@ -135,7 +137,7 @@ begin
         null,
         (select u.id from public.users as u where u.phone_number = v_phone),
         pg_catalog.now(),
-        p_increment_message_count
+        case when p_increment_message_count then 1 else 0 end
     );
 end;
 $$;

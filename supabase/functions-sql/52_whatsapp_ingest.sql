@@ -1,6 +1,15 @@
 -- ingest_whatsapp_webhook: a provider's webhook, stored in one transaction. Each provider's shape
 -- is read into the same normalised messages and statuses (jsonb), which one path then stores:
 -- users, sessions, conversations, message_tracking, statuses and outbox events.
+--
+-- Functions whose statements take a payload or a batch force generic plans: with custom plans
+-- (the default for a statement's first runs, and for good when the planner prices a generic
+-- plan over a batch of unknown size above a custom one) every call planned every statement
+-- again, which cost more than running them. A generic plan cannot know a batch's size and
+-- prices it at 100 rows, for which reading a whole table looks cheaper than looking each row up
+-- (and a generic plan made while a table was small is kept while it grows). The batch functions
+-- turn off hash and merge joins and sequential scans, so each row is an index lookup however
+-- large the tables grow: a webhook carries at most a few hundred messages.
 
 create or replace function private.jsonb_array(p_value jsonb)
 returns jsonb
@@ -74,6 +83,7 @@ returns setof jsonb
 language plpgsql
 immutable
 set search_path = ''
+set plan_cache_mode = force_generic_plan
 as $$
 begin
     return query
@@ -92,6 +102,7 @@ returns setof jsonb
 language plpgsql
 immutable
 set search_path = ''
+set plan_cache_mode = force_generic_plan
 as $$
 begin
     return query
@@ -163,6 +174,7 @@ returns setof jsonb
 language plpgsql
 immutable
 set search_path = ''
+set plan_cache_mode = force_generic_plan
 as $$
 begin
     return query
@@ -204,6 +216,7 @@ returns setof jsonb
 language plpgsql
 immutable
 set search_path = ''
+set plan_cache_mode = force_generic_plan
 as $$
 begin
     return query
@@ -287,6 +300,7 @@ returns setof jsonb
 language plpgsql
 immutable
 set search_path = ''
+set plan_cache_mode = force_generic_plan
 as $$
 begin
     return query
@@ -320,6 +334,7 @@ returns setof jsonb
 language plpgsql
 immutable
 set search_path = ''
+set plan_cache_mode = force_generic_plan
 as $$
 begin
     if p_provider = 'meta' then
@@ -337,6 +352,7 @@ returns setof jsonb
 language plpgsql
 immutable
 set search_path = ''
+set plan_cache_mode = force_generic_plan
 as $$
 begin
     if p_provider = 'meta' then
@@ -415,185 +431,572 @@ comment on function private.find_or_register_user(text, text, text, timestamptz)
 'The user with this phone number or WhatsApp user id, registered (with default preferences) '
 'when there is none; registered says which.';
 
-create or replace function private.store_inbound_message(p_message jsonb, p_correlation_id text)
-returns boolean
+-- Replaced by the batch functions below.
+drop function if exists private.store_inbound_message(jsonb, text);
+
+create or replace function private.batch_contacts(p_messages jsonb[])
+returns private.inbound_contact[]
+language plpgsql
+stable
+set search_path = ''
+set plan_cache_mode = force_generic_plan
+as $$
+begin
+    return (
+        select pg_catalog.array_agg(row(
+            c.contact_key,
+            c.phone_number,
+            c.wa_user_id,
+            c.names[1],
+            c.phone_number_ids[1],
+            c.display_phone_numbers[1],
+            c.wamids[1],
+            c.last_at,
+            c.message_count,
+            null,
+            false,
+            false,
+            null,
+            null
+        )::private.inbound_contact order by c.contact_key)
+        from (
+            select
+                n.message ->> 'contact_key' as contact_key,
+                max(n.message ->> 'from_phone') as phone_number,
+                max(n.message ->> 'from_user_id') as wa_user_id,
+                pg_catalog.array_agg(n.message ->> 'contact_name' order by n.at desc, n.wamid desc)
+                filter (where n.message ->> 'contact_name' is not null) as names,
+                pg_catalog.array_agg(
+                    n.message ->> 'phone_number_id' order by n.at desc, n.wamid desc
+                ) filter (where n.message ->> 'phone_number_id' is not null) as phone_number_ids,
+                pg_catalog.array_agg(
+                    n.message ->> 'display_phone_number' order by n.at desc, n.wamid desc
+                ) filter (
+                    where n.message ->> 'display_phone_number' is not null
+                ) as display_phone_numbers,
+                pg_catalog.array_agg(n.wamid order by n.at desc, n.wamid desc) as wamids,
+                max(n.at) as last_at,
+                count(*)::integer as message_count
+            from (
+                select
+                    m.message,
+                    m.message ->> 'wamid' as wamid,
+                    coalesce((m.message ->> 'at')::timestamptz, pg_catalog.now()) as at
+                from pg_catalog.unnest(p_messages) as m (message)
+            ) as n
+            group by n.message ->> 'contact_key'
+        ) as c
+    );
+end;
+$$;
+comment on function private.batch_contacts(jsonb[]) is
+'The contacts of a batch of normalised inbound messages, one per contact key, with their '
+'identifiers, latest name and number, last message and count; nothing resolved yet.';
+
+create or replace function private.resolve_batch_users(
+    p_contacts private.inbound_contact[],
+    p_correlation_id text
+)
+returns private.inbound_contact[]
 language plpgsql
 volatile
 set search_path = ''
+set plan_cache_mode = force_generic_plan
+set enable_hashjoin = off
+set enable_mergejoin = off
+set enable_seqscan = off
 as $$
+-- The user of each contact, registered when there is none, with one statement per step for the
+-- whole batch. A contact whose user lacks one of its identifiers, shares its user with another
+-- contact, or was registered by a concurrent batch meanwhile goes through
+-- find_or_register_user instead, which handles every case one contact at a time.
 declare
-    v_wamid text := p_message ->> 'wamid';
-    v_at timestamptz := coalesce((p_message ->> 'at')::timestamptz, pg_catalog.now());
+    v_contacts private.inbound_contact [] := p_contacts;
+    v_locked uuid [];
     v_user record;
-    v_mapping_id uuid;
-    v_started boolean;
-    v_message_id uuid;
-    v_contact_key text := p_message ->> 'contact_key';
 begin
-    -- The wamid is the idempotency key. With the lock, a retry racing the first delivery waits
-    -- for it and then finds its row.
-    perform private.lock_wamid(v_wamid);
-    if exists (select from public.message_tracking as t where t.wamid = v_wamid) then
-        return false;
-    end if;
-
-    v_user := private.find_or_register_user(
-        p_message ->> 'from_phone',
-        p_message ->> 'from_user_id',
-        p_message ->> 'contact_name',
-        v_at
-    );
-    if v_user.registered then
-        perform private.emit_event(
-            'user', v_user.user_id::text, 'user.registered',
-            pg_catalog.jsonb_build_object(
-                'user_id', v_user.user_id,
-                'phone_number', p_message ->> 'from_phone',
-                'wa_user_id', p_message ->> 'from_user_id',
-                'display_name', p_message ->> 'contact_name',
-                'channel', 'whatsapp'
-            ),
-            p_correlation_id
-        );
-    end if;
-    if p_message ->> 'from_phone' is not null or p_message ->> 'from_user_id' is not null then
-        perform private.touch_whatsapp_session(
-            p_message ->> 'from_phone', p_message ->> 'from_user_id', v_user.user_id, v_at, true
-        );
-    end if;
-
-    -- A contact first seen by one identifier and now by the other keeps its conversation.
-    v_contact_key := coalesce(
-        (
-            select m.wa_id from public.conversation_mappings as m
-            where m.status = 'active' and m.user_id = v_user.user_id
-                and m.wa_id <> v_contact_key
-                and not exists (
-                    select from public.conversation_mappings as k
-                    where k.status = 'active' and k.wa_id = v_contact_key
-                )
+    -- The user id is the stronger identity: a phone number can change hands.
+    select pg_catalog.array_agg(pg_catalog.jsonb_populate_record(f.contact, pg_catalog.jsonb_build_object(
+        'user_id', f.user_id,
+        'resolved', f.user_id is not null and f.complete and f.sharers = 1
+    )) order by (f.contact).contact_key)
+    into v_contacts
+    from (
+        select
+            c as contact,
+            u.id as user_id,
+            (c.phone_number is null or u.phone_number is not null)
+            and (c.wa_user_id is null or u.wa_user_id is not null) as complete,
+            pg_catalog.count(*) over (partition by u.id) as sharers
+        from pg_catalog.unnest(v_contacts) as c
+        left join lateral (
+            select x.id, x.phone_number, x.wa_user_id
+            from public.users as x
+            where x.wa_user_id = c.wa_user_id or x.phone_number = c.phone_number
+            order by x.wa_user_id = c.wa_user_id desc nulls last
             limit 1
-        ),
-        v_contact_key
-    );
-    insert into public.conversation_mappings as m (
-        wa_id,
-        user_id,
-        contact_name,
-        phone_number_id,
-        display_phone_number,
-        last_message_id,
-        last_activity_at,
-        last_inbound_at
+        ) as u on true
+    ) as f;
+
+    -- Locked in id order, the same in every batch, and checked again once locked: a concurrent
+    -- erasure may have taken the identifier the user was found by.
+    select pg_catalog.array_agg(l.id) into v_locked
+    from (
+        select u.id
+        from public.users as u
+        inner join pg_catalog.unnest(v_contacts) as c on u.id = c.user_id
+        where c.resolved and (u.wa_user_id = c.wa_user_id or u.phone_number = c.phone_number)
+        order by u.id
+        for update of u
+    ) as l;
+    update public.users as u
+    set
+        last_active_at = greatest(u.last_active_at, c.last_at),
+        display_name = coalesce(u.display_name, pg_catalog.left(c.contact_name, 256))
+    from pg_catalog.unnest(v_contacts) as c
+    where u.id = c.user_id and u.id = any(v_locked);
+
+    -- Registered in contact order; a contact another batch registered first is not returned.
+    with registered as (
+        insert into public.users as u (phone_number, wa_user_id, display_name, last_active_at)
+        select c.phone_number, c.wa_user_id, pg_catalog.left(c.contact_name, 256), c.last_at
+        from pg_catalog.unnest(v_contacts) as c
+        where c.user_id is null and (c.phone_number is not null or c.wa_user_id is not null)
+        order by c.contact_key
+        on conflict do nothing
+        returning u.id, u.phone_number, u.wa_user_id
+    ),
+
+    preferences as (
+        insert into public.user_preferences (user_id)
+        select r.id from registered as r
     )
-    values (
-        v_contact_key,
-        v_user.user_id,
-        p_message ->> 'contact_name',
-        p_message ->> 'phone_number_id',
-        p_message ->> 'display_phone_number',
-        v_wamid,
-        greatest(v_at, pg_catalog.now()),
-        v_at
-    )
-    on conflict (wa_id) where status = 'active' do update
-        set
-            user_id = coalesce(m.user_id, excluded.user_id),
-            contact_name = coalesce(excluded.contact_name, m.contact_name),
-            phone_number_id = coalesce(excluded.phone_number_id, m.phone_number_id),
-            display_phone_number = coalesce(
-                excluded.display_phone_number, m.display_phone_number
-            ),
-            -- A late retry of an older message does not move the conversation back.
-            last_message_id = case
-                when excluded.last_inbound_at >= coalesce(m.last_inbound_at, '-infinity')
-                    then excluded.last_message_id
-                else m.last_message_id
-            end,
-            last_activity_at = greatest(m.last_activity_at, excluded.last_activity_at),
-            last_inbound_at = greatest(m.last_inbound_at, excluded.last_inbound_at)
-    returning m.id, m.xmax = 0 into v_mapping_id, v_started;
-    if v_started then
-        perform private.emit_event(
-            'conversation', v_mapping_id::text, 'conversation.started',
-            pg_catalog.jsonb_build_object(
-                'mapping_id', v_mapping_id,
-                'wa_id', v_contact_key,
-                'user_id', v_user.user_id,
-                'contact_name', p_message ->> 'contact_name',
-                'phone_number_id', p_message ->> 'phone_number_id'
-            ),
-            p_correlation_id
+
+    select pg_catalog.array_agg(pg_catalog.jsonb_populate_record(c, pg_catalog.jsonb_build_object(
+        'user_id', coalesce(r.id, c.user_id),
+        'resolved', r.id is not null or (c.resolved and c.user_id = any(v_locked)),
+        'registered', r.id is not null
+    )) order by c.contact_key)
+    into v_contacts
+    from pg_catalog.unnest(v_contacts) as c
+    left join registered as r
+        on
+            c.user_id is null
+            and r.phone_number is not distinct from c.phone_number
+            and r.wa_user_id is not distinct from c.wa_user_id;
+
+    for i in 1 .. coalesce(pg_catalog.array_length(v_contacts, 1), 0) loop
+        continue when v_contacts[i].resolved
+        or (v_contacts[i].phone_number is null and v_contacts[i].wa_user_id is null);
+        v_user := private.find_or_register_user(
+            v_contacts[i].phone_number,
+            v_contacts[i].wa_user_id,
+            v_contacts[i].contact_name,
+            v_contacts[i].last_at
         );
-    end if;
+        v_contacts[i].user_id := v_user.user_id;
+        v_contacts[i].registered := v_user.registered;
+    end loop;
 
-    insert into public.message_tracking (
-        wamid,
-        mapping_id,
-        user_id,
-        direction,
-        provider,
-        message_type,
-        status,
-        body,
-        media,
-        content,
-        context,
-        error,
-        provider_timestamp,
-        correlation_id,
-        metadata
+    insert into public.outbox_events (
+        aggregate_type, aggregate_id, event_type, payload, correlation_id
     )
-    values (
-        v_wamid,
-        v_mapping_id,
-        v_user.user_id,
-        'INBOUND',
-        p_message ->> 'provider',
-        p_message ->> 'type',
-        'received',
-        p_message ->> 'body',
-        nullif(p_message -> 'media', 'null'),
-        nullif(p_message -> 'content', 'null'),
-        nullif(p_message -> 'context', 'null'),
-        nullif(p_message -> 'error', 'null'),
-        (p_message ->> 'at')::timestamptz,
-        p_correlation_id,
-        pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
-            'provider_type', p_message ->> 'provider_type'
-        ))
-    )
-    returning id into v_message_id;
-
-    perform private.emit_event(
-        'whatsapp_message', v_message_id::text, 'whatsapp.message_received',
-        pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
-            'message_id', v_message_id,
-            'wamid', v_wamid,
-            'type', p_message ->> 'type',
-            'user_id', v_user.user_id,
-            'mapping_id', v_mapping_id,
-            'wa_id', v_contact_key,
-            'at', v_at,
-            'body', p_message ->> 'body',
-            'media', nullif(p_message -> 'media', 'null'),
-            'content', nullif(p_message -> 'content', 'null'),
-            'context', nullif(p_message -> 'context', 'null')
-        )),
+    select
+        'user',
+        c.user_id::text,
+        'user.registered',
+        pg_catalog.jsonb_build_object(
+            'user_id', c.user_id,
+            'phone_number', c.phone_number,
+            'wa_user_id', c.wa_user_id,
+            'display_name', c.contact_name,
+            'channel', 'whatsapp'
+        ),
         p_correlation_id
-    );
-    return true;
+    from pg_catalog.unnest(v_contacts) as c
+    where c.registered
+    order by c.contact_key;
+    return v_contacts;
 end;
 $$;
-comment on function private.store_inbound_message(jsonb, text) is
-'Stores one normalised inbound message with its user, session, conversation and outbox events; '
-'false (and nothing written) when its wamid is already stored.';
+comment on function private.resolve_batch_users(private.inbound_contact[], text) is
+'Finds or registers the user of each contact of an inbound batch (emitting user.registered) and '
+'records their activity; returns the contacts with user_id and registered set.';
+
+create or replace function private.touch_batch_sessions(p_contacts private.inbound_contact[])
+returns void
+language plpgsql
+volatile
+set search_path = ''
+set plan_cache_mode = force_generic_plan
+set enable_hashjoin = off
+set enable_mergejoin = off
+set enable_seqscan = off
+as $$
+-- Found as users are. A session lacking one of the contact's identifiers, shared by two
+-- contacts, or made by a concurrent batch meanwhile goes through touch_whatsapp_session.
+declare
+    v_done text [];
+begin
+    with found as (
+        select
+            c.contact_key,
+            c.last_at,
+            c.message_count,
+            c.user_id,
+            s.id,
+            pg_catalog.count(*) over (partition by s.id) as sharers
+        from pg_catalog.unnest(p_contacts) as c
+        cross join lateral (
+            select x.id, x.phone_number, x.wa_user_id
+            from public.whatsapp_sessions as x
+            where x.wa_user_id = c.wa_user_id or x.phone_number = c.phone_number
+            order by x.wa_user_id = c.wa_user_id desc nulls last
+            limit 1
+        ) as s
+        where
+            (c.phone_number is null or s.phone_number is not null)
+            and (c.wa_user_id is null or s.wa_user_id is not null)
+    ),
+
+    touched as (
+        update public.whatsapp_sessions as s
+        set
+            status = case when s.status = 'suspended' then s.status else 'active' end,
+            last_message_at = greatest(s.last_message_at, f.last_at),
+            last_heartbeat_at = pg_catalog.now(),
+            message_count = s.message_count + f.message_count,
+            user_id = coalesce(s.user_id, f.user_id)
+        from found as f
+        where s.id = f.id and f.sharers = 1
+        returning f.contact_key
+    ),
+
+    made as (
+        insert into public.whatsapp_sessions as s (
+            phone_number, wa_user_id, user_id, last_message_at, last_heartbeat_at, message_count
+        )
+        select
+            c.phone_number, c.wa_user_id, c.user_id, c.last_at, pg_catalog.now(), c.message_count
+        from pg_catalog.unnest(p_contacts) as c
+        where
+            (c.phone_number is not null or c.wa_user_id is not null)
+            and not exists (
+                select from public.whatsapp_sessions as x
+                where x.wa_user_id = c.wa_user_id or x.phone_number = c.phone_number
+            )
+        order by c.contact_key
+        on conflict do nothing
+        returning s.phone_number, s.wa_user_id
+    )
+
+    select pg_catalog.array_agg(k.contact_key) into v_done
+    from (
+        select t.contact_key from touched as t
+        union all
+        select c.contact_key
+        from pg_catalog.unnest(p_contacts) as c
+        inner join made as m
+            on
+                m.phone_number is not distinct from c.phone_number
+                and m.wa_user_id is not distinct from c.wa_user_id
+    ) as k;
+
+    perform private.touch_whatsapp_session(
+        c.phone_number, c.wa_user_id, c.user_id, c.last_at, c.message_count
+    )
+    from (
+        select c.*
+        from pg_catalog.unnest(p_contacts) as c
+        where
+            (c.phone_number is not null or c.wa_user_id is not null)
+            and c.contact_key <> all(coalesce(v_done, '{}'))
+        order by c.contact_key
+    ) as c;
+end;
+$$;
+comment on function private.touch_batch_sessions(private.inbound_contact[]) is
+'Records the messages of an inbound batch on each contact''s WhatsApp session, making the '
+'sessions there are none of.';
+
+create or replace function private.upsert_batch_conversations(
+    p_contacts private.inbound_contact[],
+    p_correlation_id text
+)
+returns private.inbound_contact[]
+language plpgsql
+volatile
+set search_path = ''
+set plan_cache_mode = force_generic_plan
+set enable_hashjoin = off
+set enable_mergejoin = off
+set enable_seqscan = off
+as $$
+declare
+    v_contacts private.inbound_contact [];
+begin
+    -- A contact first seen by one identifier and now by the other keeps its conversation.
+    -- (status = 'active') is true rather than status = 'active': only the user_id and wa_id
+    -- indexes fit then, where a generic plan made while the table was empty could pick a partial
+    -- index of the active rows and read all of it on every call.
+    select pg_catalog.array_agg(pg_catalog.jsonb_populate_record(c, pg_catalog.jsonb_build_object(
+        'conversation_key', coalesce(
+            (
+                select m.wa_id from public.conversation_mappings as m
+                where
+                    m.user_id = c.user_id and (m.status = 'active') is true
+                    and m.wa_id <> c.contact_key
+                    and not exists (
+                        select from public.conversation_mappings as k
+                        where k.wa_id = c.contact_key and (k.status = 'active') is true
+                    )
+                limit 1
+            ),
+            c.contact_key
+        )
+    )) order by c.contact_key)
+    into v_contacts
+    from pg_catalog.unnest(p_contacts) as c;
+
+    with conversations as (
+        select
+            c.conversation_key,
+            (pg_catalog.array_agg(c.user_id) filter (where c.user_id is not null))[1] as user_id,
+            (pg_catalog.array_agg(c.contact_name order by c.last_at desc, c.last_wamid desc)
+            filter (where c.contact_name is not null))[1] as contact_name,
+            (pg_catalog.array_agg(c.phone_number_id order by c.last_at desc, c.last_wamid desc)
+            filter (where c.phone_number_id is not null))[1] as phone_number_id,
+            (pg_catalog.array_agg(
+                c.display_phone_number order by c.last_at desc, c.last_wamid desc
+            ) filter (where c.display_phone_number is not null))[1] as display_phone_number,
+            (pg_catalog.array_agg(c.last_wamid order by c.last_at desc, c.last_wamid desc))[1]
+            as last_wamid,
+            max(c.last_at) as last_at
+        from pg_catalog.unnest(v_contacts) as c
+        group by c.conversation_key
+    ),
+
+    upserted as (
+        insert into public.conversation_mappings as m (
+            wa_id,
+            user_id,
+            contact_name,
+            phone_number_id,
+            display_phone_number,
+            last_message_id,
+            last_activity_at,
+            last_inbound_at
+        )
+        select
+            v.conversation_key,
+            v.user_id,
+            v.contact_name,
+            v.phone_number_id,
+            v.display_phone_number,
+            v.last_wamid,
+            greatest(v.last_at, pg_catalog.now()),
+            v.last_at
+        from conversations as v
+        order by v.conversation_key
+        on conflict (wa_id) where status = 'active' do update
+            set
+                user_id = coalesce(m.user_id, excluded.user_id),
+                contact_name = coalesce(excluded.contact_name, m.contact_name),
+                phone_number_id = coalesce(excluded.phone_number_id, m.phone_number_id),
+                display_phone_number = coalesce(
+                    excluded.display_phone_number, m.display_phone_number
+                ),
+                -- A late retry of an older message does not move the conversation back.
+                last_message_id = case
+                    when excluded.last_inbound_at >= coalesce(m.last_inbound_at, '-infinity')
+                        then excluded.last_message_id
+                    else m.last_message_id
+                end,
+                last_activity_at = greatest(m.last_activity_at, excluded.last_activity_at),
+                last_inbound_at = greatest(m.last_inbound_at, excluded.last_inbound_at)
+        returning m.id, m.wa_id, m.xmax = 0 as started
+    ),
+
+    started as (
+        insert into public.outbox_events (
+            aggregate_type, aggregate_id, event_type, payload, correlation_id
+        )
+        select
+            'conversation',
+            u.id::text,
+            'conversation.started',
+            pg_catalog.jsonb_build_object(
+                'mapping_id', u.id,
+                'wa_id', u.wa_id,
+                'user_id', v.user_id,
+                'contact_name', v.contact_name,
+                'phone_number_id', v.phone_number_id
+            ),
+            p_correlation_id
+        from upserted as u
+        inner join conversations as v on u.wa_id = v.conversation_key
+        where u.started
+        order by u.wa_id
+    )
+
+    select pg_catalog.array_agg(pg_catalog.jsonb_populate_record(c, pg_catalog.jsonb_build_object(
+        'mapping_id', u.id
+    )) order by c.contact_key)
+    into v_contacts
+    from pg_catalog.unnest(v_contacts) as c
+    inner join upserted as u on c.conversation_key = u.wa_id;
+    return v_contacts;
+end;
+$$;
+comment on function private.upsert_batch_conversations(private.inbound_contact[], text) is
+'Starts or continues the active conversation of each contact of an inbound batch (emitting '
+'conversation.started); returns the contacts with conversation_key and mapping_id set.';
+
+create or replace function private.store_inbound_messages(
+    p_messages jsonb[],
+    p_correlation_id text
+)
+returns jsonb
+language plpgsql
+volatile
+set search_path = ''
+set plan_cache_mode = force_generic_plan
+set enable_hashjoin = off
+set enable_mergejoin = off
+set enable_seqscan = off
+as $$
+-- One statement per step for the whole batch, not per message: in a webhook of 20 messages,
+-- starting a statement costs more than the rows it writes.
+declare
+    v_new jsonb [];
+    v_contacts private.inbound_contact [];
+begin
+    -- The wamid is the idempotency key. Locked in one order (a subquery with ORDER BY is not
+    -- flattened), so a retry racing the first delivery waits for it and then finds its rows.
+    perform private.lock_wamid(w.wamid)
+    from (
+        select distinct m.message ->> 'wamid' as wamid
+        from pg_catalog.unnest(p_messages) as m (message)
+        order by 1
+    ) as w;
+
+    -- The first delivery of each wamid not stored yet.
+    select pg_catalog.array_agg(n.message order by n.ordinality)
+    into v_new
+    from (
+        select distinct on (m.message ->> 'wamid') m.message, m.ordinality
+        from pg_catalog.unnest(p_messages) with ordinality as m (message, ordinality)
+        where not exists (
+            select from public.message_tracking as t where t.wamid = m.message ->> 'wamid'
+        )
+        order by m.message ->> 'wamid', m.ordinality
+    ) as n;
+    if v_new is null then
+        return pg_catalog.jsonb_build_object(
+            'stored', 0, 'duplicates', pg_catalog.cardinality(p_messages), 'types', '{}'::jsonb
+        );
+    end if;
+
+    v_contacts := private.batch_contacts(v_new);
+    v_contacts := private.resolve_batch_users(v_contacts, p_correlation_id);
+    perform private.touch_batch_sessions(v_contacts);
+    v_contacts := private.upsert_batch_conversations(v_contacts, p_correlation_id);
+
+    with stored as (
+        insert into public.message_tracking as t (
+            wamid,
+            mapping_id,
+            user_id,
+            direction,
+            provider,
+            message_type,
+            status,
+            body,
+            media,
+            content,
+            context,
+            error,
+            provider_timestamp,
+            correlation_id,
+            metadata
+        )
+        select
+            n.message ->> 'wamid',
+            c.mapping_id,
+            c.user_id,
+            'INBOUND',
+            n.message ->> 'provider',
+            n.message ->> 'type',
+            'received',
+            n.message ->> 'body',
+            nullif(n.message -> 'media', 'null'),
+            nullif(n.message -> 'content', 'null'),
+            nullif(n.message -> 'context', 'null'),
+            nullif(n.message -> 'error', 'null'),
+            (n.message ->> 'at')::timestamptz,
+            p_correlation_id,
+            pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+                'provider_type', n.message ->> 'provider_type'
+            ))
+        from pg_catalog.unnest(v_new) with ordinality as n (message, ordinality)
+        inner join pg_catalog.unnest(v_contacts) as c on n.message ->> 'contact_key' = c.contact_key
+        order by n.ordinality
+        returning t.id, t.wamid
+    )
+
+    insert into public.outbox_events (
+        aggregate_type, aggregate_id, event_type, payload, correlation_id
+    )
+    select
+        'whatsapp_message',
+        s.id::text,
+        'whatsapp.message_received',
+        pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+            'message_id', s.id,
+            'wamid', s.wamid,
+            'type', n.message ->> 'type',
+            'user_id', c.user_id,
+            'mapping_id', c.mapping_id,
+            'wa_id', c.conversation_key,
+            'at', coalesce((n.message ->> 'at')::timestamptz, pg_catalog.now()),
+            'body', n.message ->> 'body',
+            'media', nullif(n.message -> 'media', 'null'),
+            'content', nullif(n.message -> 'content', 'null'),
+            'context', nullif(n.message -> 'context', 'null')
+        )),
+        p_correlation_id
+    from stored as s
+    inner join pg_catalog.unnest(v_new) with ordinality as n (message, ordinality)
+        on s.wamid = n.message ->> 'wamid'
+    inner join pg_catalog.unnest(v_contacts) as c on n.message ->> 'contact_key' = c.contact_key
+    order by n.ordinality;
+
+    return pg_catalog.jsonb_build_object(
+        'stored', pg_catalog.cardinality(v_new),
+        'duplicates', pg_catalog.cardinality(p_messages) - pg_catalog.cardinality(v_new),
+        'types', (
+            select pg_catalog.jsonb_object_agg(t.message_type, t.messages)
+            from (
+                select n.message ->> 'type' as message_type, count(*) as messages
+                from pg_catalog.unnest(v_new) as n (message)
+                group by 1
+            ) as t
+        )
+    );
+end;
+$$;
+comment on function private.store_inbound_messages(jsonb[], text) is
+'Stores a batch of normalised inbound messages, in (contact, time, wamid) order, with their '
+'users, sessions, conversations and outbox events. Returns {stored, duplicates, types}: a '
+'message whose wamid is already stored, or repeated in the batch, is a duplicate and writes '
+'nothing.';
 
 create or replace function private.apply_message_status(p_status jsonb, p_correlation_id text)
 returns text
 language plpgsql
 volatile
 set search_path = ''
+set plan_cache_mode = force_generic_plan
 as $$
 declare
     v_wamid text := p_status ->> 'wamid';
@@ -777,18 +1180,18 @@ language plpgsql
 volatile
 security definer
 set search_path = ''
+set plan_cache_mode = force_generic_plan
 as $$
 declare
     v_started timestamptz := pg_catalog.clock_timestamp();
     v_correlation_id text := coalesce(p_correlation_id, private.request_correlation_id());
     v_item jsonb;
-    v_stored integer := 0;
-    v_duplicates integer := 0;
+    v_messages jsonb [];
+    v_stored jsonb := '{"stored": 0, "duplicates": 0, "types": {}}';
     v_outcome text;
     v_applied integer := 0;
     v_ignored integer := 0;
     v_pending integer := 0;
-    v_types jsonb := '{}';
     v_summary jsonb;
 begin
     if p_provider is null or p_provider not in ('meta', 'twilio') then
@@ -810,29 +1213,29 @@ begin
 
     -- One order for every batch (contact, time, wamid): concurrent batches about the same
     -- contacts lock their rows in the same order and cannot deadlock.
-    for v_item in
-        select m.message
-        from private.webhook_messages(p_provider, p_payload) as m (message)
-        order by
-            m.message ->> 'contact_key',
-            (m.message ->> 'at')::timestamptz nulls last,
-            m.message ->> 'wamid'
-    loop
-        if coalesce(v_item ->> 'wamid', '') = '' then
-            -- The message itself stays out of the error: its text would reach logs and replies.
-            raise exception 'ingest_whatsapp_webhook: a message from % has no id',
-                coalesce(v_item ->> 'contact_key', 'an unknown contact')
-            using errcode = '22023';
-        end if;
-        if private.store_inbound_message(v_item, v_correlation_id) then
-            v_stored := v_stored + 1;
-            v_types := v_types || pg_catalog.jsonb_build_object(
-                v_item ->> 'type', coalesce((v_types ->> (v_item ->> 'type'))::integer, 0) + 1
-            );
-        else
-            v_duplicates := v_duplicates + 1;
-        end if;
-    end loop;
+    select pg_catalog.array_agg(m.message order by
+        m.message ->> 'contact_key',
+        (m.message ->> 'at')::timestamptz nulls last,
+        m.message ->> 'wamid')
+    into v_messages
+    from private.webhook_messages(p_provider, p_payload) as m (message);
+    -- The message itself stays out of these errors: its text would reach logs and replies.
+    select m.message into v_item
+    from pg_catalog.unnest(v_messages) as m (message)
+    where coalesce(m.message ->> 'wamid', '') = '' or m.message ->> 'contact_key' is null
+    limit 1;
+    if coalesce(v_item ->> 'wamid', '') = '' and v_item is not null then
+        raise exception 'ingest_whatsapp_webhook: a message from % has no id',
+            coalesce(v_item ->> 'contact_key', 'an unknown contact')
+        using errcode = '22023';
+    elsif v_item is not null then
+        raise exception 'ingest_whatsapp_webhook: message % has no sender (from or from_user_id)',
+            v_item ->> 'wamid'
+        using errcode = '22023';
+    end if;
+    if v_messages is not null then
+        v_stored := private.store_inbound_messages(v_messages, v_correlation_id);
+    end if;
 
     for v_item in
         select s.status
@@ -856,14 +1259,14 @@ begin
     end loop;
 
     v_summary := pg_catalog.jsonb_build_object(
-        'messages_stored', v_stored,
-        'duplicates', v_duplicates,
+        'messages_stored', (v_stored ->> 'stored')::integer,
+        'duplicates', (v_stored ->> 'duplicates')::integer,
         'statuses_applied', v_applied,
         'statuses_ignored', v_ignored,
         'statuses_pending', v_pending
     );
     perform private.record_ingest_metrics(
-        p_provider, v_summary, v_types, pg_catalog.clock_timestamp() - v_started
+        p_provider, v_summary, v_stored -> 'types', pg_catalog.clock_timestamp() - v_started
     );
     return v_summary;
 end;
