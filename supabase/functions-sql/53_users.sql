@@ -1,5 +1,5 @@
 -- Users: one-time codes that verify a phone number (issue_otp, verify_otp), GDPR erasure
--- (erase_user) and the daily erasure of users inactive for 180 days (anonymize_inactive_users).
+-- (erase_user) and the hourly erasure of users inactive for 180 days (anonymize_inactive_users).
 
 -- One-time codes ---------------------------------------------------------------------------------
 
@@ -65,6 +65,14 @@ begin
         using errcode = 'PT429';
     end if;
 
+    -- No code, and no message paid for, for a user who may not sign in.
+    if exists (
+        select from public.users as u where u.phone_number = v_phone and u.blocked_at is not null
+    ) then
+        raise exception 'issue_otp: the user with this phone number is blocked'
+        using errcode = 'PT403';
+    end if;
+
     v_code := private.otp_code();
     insert into private.otp_issues (phone_number) values (v_phone);
     -- One live code per phone: a new one replaces the last, its attempts and its use. Only the
@@ -91,8 +99,9 @@ comment on function public.issue_otp(text) is
 'Issues a one-time code for p_phone_number and returns it (6 digits, as text) for the caller to '
 'send; only its bcrypt hash is stored. It replaces the phone''s previous code, expires in 5 '
 'minutes and allows 3 wrong attempts. A phone with no user gets a code too (nothing is '
-'registered; verify_otp then answers PT404). At most 5 codes per phone in any hour: the sixth '
-'is PT429, saying when to try again. A bad phone number is 22023. service_role only.';
+'registered; verify_otp then answers PT404); a blocked user''s phone gets none (PT403). At '
+'most 5 codes per phone in any hour: the sixth is PT429, saying when to try again. A bad phone '
+'number is 22023. service_role only.';
 revoke all on function public.issue_otp(text) from public, anon, authenticated;
 grant execute on function public.issue_otp(text) to service_role;
 
@@ -110,6 +119,7 @@ declare
     v_phone text := private.required_phone(p_phone_number, 'verify_otp');
     v_code text := pg_catalog.btrim(p_code);
     v_user_id uuid;
+    v_blocked_at timestamptz;
     v_otp private.otp_codes;
     v_attempts_left integer;
     v_verified_at timestamptz;
@@ -119,10 +129,17 @@ begin
         raise exception 'verify_otp: p_code must be the 6 digits of the code sent'
         using errcode = '22023';
     end if;
-    select u.id into v_user_id from public.users as u where u.phone_number = v_phone;
+    select u.id, u.blocked_at into v_user_id, v_blocked_at
+    from public.users as u
+    where u.phone_number = v_phone;
     if v_user_id is null then
         raise exception 'verify_otp: no user has this phone number'
         using errcode = 'PT404';
+    end if;
+    -- Blocked after the code was sent: the code no longer makes them verified.
+    if v_blocked_at is not null then
+        raise exception 'verify_otp: the user with this phone number is blocked'
+        using errcode = 'PT403';
     end if;
 
     -- Calls for one code take turns: of two racing with the right code, the second finds it
@@ -191,9 +208,9 @@ comment on function public.verify_otp(text, text) is
 'verified (verified_at now, outbox event user.verified) and {"verified": true, "user_id", '
 '"verified_at"} returned. Wrong: the attempt is counted and {"verified": false, "reason": '
 '"wrong_code", "attempts_left", "message"} returned, not raised, since an error would roll the '
-'count back. Errors, which change nothing: no user with the number PT404; no code issued '
-'PT404; code already used PT409; 3 wrong attempts made PT429; code expired 22023; a bad phone '
-'number or a code that is not 6 digits 22023. service_role only.';
+'count back. Errors, which change nothing: no user with the number PT404; the user blocked '
+'PT403; no code issued PT404; code already used PT409; 3 wrong attempts made PT429; code '
+'expired 22023; a bad phone number or a code that is not 6 digits 22023. service_role only.';
 revoke all on function public.verify_otp(text, text) from public, anon, authenticated;
 grant execute on function public.verify_otp(text, text) to service_role;
 
@@ -248,7 +265,13 @@ declare
     v_conversations integer;
     v_messages integer;
     v_codes integer;
+    v_events integer;
     v_counts jsonb;
+    -- What the inbound events (52_whatsapp_ingest.sql) and users' events say about a person.
+    v_personal_keys text [] := array[
+        'phone_number', 'wa_user_id', 'display_name', 'contact_name', 'wa_id', 'body', 'media',
+        'content', 'context'
+    ];
 begin
     select u.* into v_user from public.users as u where u.id = p_user_id for update;
     if not found then
@@ -299,6 +322,28 @@ begin
         );
     get diagnostics v_messages = row_count;
 
+    -- Events not yet published (or kept a week after) would carry the same data on: they keep
+    -- their ids and lose the personal fields.
+    update public.outbox_events as e
+    set payload = (e.payload - v_personal_keys) || '{"erased": true}'
+    where
+        (
+            (e.aggregate_type = 'user' and e.aggregate_id = p_user_id::text)
+            or (
+                e.aggregate_type = 'conversation'
+                and e.aggregate_id = any(v_mapping_ids::text [])
+            )
+            or (
+                e.aggregate_type = 'whatsapp_message'
+                and e.aggregate_id in (
+                    select t.id::text from public.message_tracking as t
+                    where t.user_id = p_user_id or t.mapping_id = any(v_mapping_ids)
+                )
+            )
+        )
+        and e.payload ?| v_personal_keys;
+    get diagnostics v_events = row_count;
+
     delete from private.otp_codes as o
     where o.user_id = p_user_id or o.phone_number = v_user.phone_number;
     get diagnostics v_codes = row_count;
@@ -309,6 +354,7 @@ begin
         'sessions_deleted', v_sessions,
         'conversations_anonymised', v_conversations,
         'messages_blanked', v_messages,
+        'events_scrubbed', v_events,
         'otp_codes_deleted', v_codes
     );
     if not v_already_erased then
@@ -376,15 +422,20 @@ comment on function public.erase_user(uuid) is
 'GDPR erasure of user p_user_id: phone number, WhatsApp id and name removed, the user blocked '
 '(''erased (GDPR)''), preferences, sessions and one-time codes deleted, the text, media and '
 'content of their messages (both ways) blanked, their conversations'' contact id replaced and '
-'name removed; ids stay for the rows that refer to them. Writes an audit record (user.erased, '
-'counts only) and the outbox event user.erased. Returns {user_id, erased_at, already_erased, '
-'preferences_deleted, sessions_deleted, conversations_anonymised, messages_blanked, '
+'name removed, and the personal fields of their outbox events removed; ids stay for the rows '
+'that refer to them. Writes an audit record (user.erased, counts only) and the outbox event '
+'user.erased. Returns {user_id, erased_at, already_erased, preferences_deleted, '
+'sessions_deleted, conversations_anonymised, messages_blanked, events_scrubbed, '
 'otp_codes_deleted}; erasing an erased user changes nothing. Unknown id PT404. service_role '
 'only.';
 revoke all on function public.erase_user(uuid) from public, anon, authenticated;
 grant execute on function public.erase_user(uuid) to service_role;
 
-create or replace function public.anonymize_inactive_users(p_days integer default 180)
+drop function if exists public.anonymize_inactive_users(integer);
+create or replace function public.anonymize_inactive_users(
+    p_days integer default 180,
+    p_limit integer default 1000
+)
 returns integer
 language plpgsql
 volatile
@@ -400,6 +451,13 @@ begin
             coalesce(p_days::text, 'null')
         using errcode = '22023';
     end if;
+    if p_limit is null or p_limit not between 1 and 100000 then
+        raise exception 'anonymize_inactive_users: p_limit must be 1 to 100000 (got %)',
+            coalesce(p_limit::text, 'null')
+        using errcode = '22023';
+    end if;
+    -- The longest inactive first, at most p_limit in one transaction: a backlog (the first run
+    -- on old data) is worked off over several runs instead of holding locks for minutes.
     -- A user writing right now is locked by the ingest: skipped, being active. One who wrote
     -- since the query began no longer matches it when locked, and is skipped too.
     for v_user_id in
@@ -408,7 +466,8 @@ begin
         where coalesce(u.last_active_at, u.registered_at)
             < pg_catalog.now() - pg_catalog.make_interval(days => p_days)
             and u.block_reason is distinct from 'erased (GDPR)'
-        order by u.id
+        order by coalesce(u.last_active_at, u.registered_at), u.id
+        limit p_limit
         for update skip locked
     loop
         perform private.erase_user_data(
@@ -419,13 +478,15 @@ begin
     return v_erased;
 end;
 $$;
-comment on function public.anonymize_inactive_users(integer) is
-'Erases, as erase_user does, every user not active (last_active_at, else registered_at) for '
-'p_days days (default 180) and not erased yet; returns how many. Runs daily from pg_cron. '
-'p_days below 1 is 22023. service_role only.';
-revoke all on function public.anonymize_inactive_users(integer) from public, anon, authenticated;
-grant execute on function public.anonymize_inactive_users(integer) to service_role;
+comment on function public.anonymize_inactive_users(integer, integer) is
+'Erases, as erase_user does, users not active (last_active_at, else registered_at) for p_days '
+'days (default 180) and not erased yet, the longest inactive first and at most p_limit (default '
+'1000) per call; returns how many. Runs hourly from pg_cron. p_days below 1 or p_limit outside '
+'1 to 100000 is 22023. service_role only.';
+revoke all on function public.anonymize_inactive_users(integer, integer)
+from public, anon, authenticated;
+grant execute on function public.anonymize_inactive_users(integer, integer) to service_role;
 
 select private.schedule_cron(
-    'anonymize-inactive-users', '17 4 * * *', 'select public.anonymize_inactive_users()'
+    'anonymize-inactive-users', '17 * * * *', 'select public.anonymize_inactive_users()'
 );

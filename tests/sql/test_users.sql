@@ -4,7 +4,7 @@
 -- postgres on a fresh clone, in one transaction: now() is constant, so each call's writes (a
 -- wrong attempt's count among them) are visible to the next statement.
 begin;
-select plan(108);
+select plan(118);
 
 -- Helpers ----------------------------------------------------------------------------------------
 
@@ -427,6 +427,40 @@ select is(
     'a refused call counts no attempt'
 );
 
+-- A blocked user ----------------------------------------------------------------------------------
+
+-- K was sent a code and then blocked for abuse: the code no longer verifies K, and K gets no
+-- new one.
+insert into public.users (id, phone_number, display_name) values
+('b1000000-0000-4000-8000-000000000001', '+250788300020', 'Kalisa');
+insert into pg_temp.codes values ('k', public.issue_otp('+250788300020'));
+update public.users
+set blocked_at = now(), block_reason = 'abuse'
+where id = 'b1000000-0000-4000-8000-000000000001';
+select throws_ok(
+    format($$select public.verify_otp('+250788300020', %L)$$, pg_temp.code('k')),
+    'PT403',
+    'verify_otp: the user with this phone number is blocked',
+    'verify_otp refuses a blocked user, even with the right code'
+);
+select ok(
+    (select verified_at is null from public.users
+      where id = 'b1000000-0000-4000-8000-000000000001')
+    and (select verified_at is null and attempts = 0 from private.otp_codes
+          where phone_number = '+250788300020'),
+    'the blocked user stays unverified and the code unused'
+);
+select throws_ok(
+    $$select public.issue_otp('+250788300020')$$,
+    'PT403',
+    'issue_otp: the user with this phone number is blocked',
+    'issue_otp sends no code to a blocked user'
+);
+select is(
+    (select count(*) from private.otp_issues where phone_number = '+250788300020'), 1::bigint,
+    'the refused issue is not counted'
+);
+
 -- issue_otp: at most 5 an hour per phone ---------------------------------------------------------
 
 insert into pg_temp.codes
@@ -627,6 +661,31 @@ insert into public.message_tracking (
     null, null
 );
 insert into pg_temp.codes values ('g', public.issue_otp('+250788400001'));
+-- What the inbound path said about G and H in the outbox, still there (unpublished, or kept the
+-- week after publishing).
+insert into public.outbox_events (aggregate_type, aggregate_id, event_type, payload)
+select 'user', '77777777-7777-4777-8777-777777777777', 'user.registered', jsonb_build_object(
+    'user_id', '77777777-7777-4777-8777-777777777777', 'phone_number', '+250788400001',
+    'wa_user_id', 'RW.400001', 'display_name', 'Grace', 'channel', 'whatsapp'
+)
+union all
+select 'conversation', 'c0000000-0000-4000-8000-000000000001', 'conversation.started',
+    jsonb_build_object(
+        'mapping_id', 'c0000000-0000-4000-8000-000000000001', 'wa_id', '250788400001',
+        'user_id', '77777777-7777-4777-8777-777777777777', 'contact_name', 'Grace'
+    )
+union all
+select 'whatsapp_message', t.id::text, 'whatsapp.message_received', jsonb_build_object(
+    'message_id', t.id, 'wamid', 'wamid.g-in', 'type', 'image', 'wa_id', '250788400001',
+    'body', 'my house', 'media', jsonb_build_object('id', 'media-1'),
+    'context', jsonb_build_object('id', 'wamid.g-out')
+)
+from public.message_tracking as t where t.wamid = 'wamid.g-in'
+union all
+select 'user', '88888888-8888-4888-8888-888888888888', 'user.registered', jsonb_build_object(
+    'user_id', '88888888-8888-4888-8888-888888888888', 'phone_number', '+250788400002',
+    'display_name', 'Hakim'
+);
 
 select lives_ok(
     $$select tests.as_caller(
@@ -647,10 +706,37 @@ select is(
         'sessions_deleted', 2,
         'conversations_anonymised', 2,
         'messages_blanked', 3,
+        'events_scrubbed', 3,
         'otp_codes_deleted', 1
     ),
     'erase_user answers what it erased: preferences, 2 sessions, 2 conversations, 3 messages, '
-    || 'the code'
+    || '3 events, the code'
+);
+select results_eq(
+    $$select event_type, payload from public.outbox_events
+       where event_type in ('user.registered', 'conversation.started', 'whatsapp.message_received')
+         and (aggregate_id in ('77777777-7777-4777-8777-777777777777',
+                               '88888888-8888-4888-8888-888888888888',
+                               'c0000000-0000-4000-8000-000000000001')
+              or payload ->> 'wamid' = 'wamid.g-in')
+       order by event_type, aggregate_id$$,
+    $$select * from (values
+        ('conversation.started', jsonb_build_object(
+            'mapping_id', 'c0000000-0000-4000-8000-000000000001',
+            'user_id', '77777777-7777-4777-8777-777777777777', 'erased', true)),
+        ('user.registered', jsonb_build_object(
+            'user_id', '77777777-7777-4777-8777-777777777777', 'channel', 'whatsapp',
+            'erased', true)),
+        ('user.registered', jsonb_build_object(
+            'user_id', '88888888-8888-4888-8888-888888888888', 'phone_number', '+250788400002',
+            'display_name', 'Hakim')),
+        ('whatsapp.message_received', (
+            select jsonb_build_object(
+                'message_id', t.id, 'wamid', 'wamid.g-in', 'type', 'image', 'erased', true)
+            from public.message_tracking as t where t.wamid = 'wamid.g-in'))
+    ) as e (event_type, payload)$$,
+    'the erased user''s outbox events keep their ids and lose phone, ids, names, text, media and '
+    || 'context; another user''s are untouched'
 );
 select results_eq(
     $$select id, phone_number, wa_user_id, display_name, blocked_at, block_reason, verified_at
@@ -723,7 +809,7 @@ select results_eq(
     $$values ('service', 'service_role', 'user.erased', 'user',
               '77777777-7777-4777-8777-777777777777',
               '{"reason": "request", "preferences_deleted": 1, "sessions_deleted": 2,
-                "conversations_anonymised": 2, "messages_blanked": 3,
+                "conversations_anonymised": 2, "messages_blanked": 3, "events_scrubbed": 3,
                 "otp_codes_deleted": 1}'::jsonb)$$,
     'erase_user writes one audit record: the service erased the user, with counts'
 );
@@ -766,6 +852,7 @@ select is(
         'sessions_deleted', 0,
         'conversations_anonymised', 0,
         'messages_blanked', 0,
+        'events_scrubbed', 0,
         'otp_codes_deleted', 0
     ),
     'erasing an erased user is no error: already erased, nothing more deleted'
@@ -909,8 +996,17 @@ select is(
     'run again, anonymize_inactive_users finds nobody left to erase'
 );
 select is(
-    public.anonymize_inactive_users(5), 2,
-    'with p_days 5, anonymize_inactive_users erases the 2 users last active 10 and 179 days ago'
+    public.anonymize_inactive_users(5, 1), 1,
+    'with p_days 5 and p_limit 1, anonymize_inactive_users erases one user'
+);
+select is(
+    (select block_reason from public.users where id = 'a0000000-0000-4000-8000-000000000007'),
+    'erased (GDPR)',
+    'the longest inactive goes first: the user last active 179 days ago, not 10'
+);
+select is(
+    public.anonymize_inactive_users(5, 1), 1,
+    'the next call erases the next one'
 );
 select results_eq(
     $$select id, block_reason from public.users
@@ -945,6 +1041,24 @@ select throws_ok(
     'anonymize_inactive_users refuses a null p_days'
 );
 select throws_ok(
+    $$select public.anonymize_inactive_users(180, 0)$$,
+    '22023',
+    'anonymize_inactive_users: p_limit must be 1 to 100000 (got 0)',
+    'anonymize_inactive_users refuses p_limit 0'
+);
+select throws_ok(
+    $$select public.anonymize_inactive_users(180, 100001)$$,
+    '22023',
+    'anonymize_inactive_users: p_limit must be 1 to 100000 (got 100001)',
+    'anonymize_inactive_users refuses a p_limit over 100000'
+);
+select throws_ok(
+    $$select public.anonymize_inactive_users(180, null)$$,
+    '22023',
+    'anonymize_inactive_users: p_limit must be 1 to 100000 (got null)',
+    'anonymize_inactive_users refuses a null p_limit'
+);
+select throws_ok(
     $$select tests.as_role('anon', 'select public.anonymize_inactive_users()')$$,
     '42501',
     'permission denied for function anonymize_inactive_users',
@@ -969,10 +1083,10 @@ select results_eq(
        where jobname in ('anonymize-inactive-users', 'purge-otp-codes')
        order by jobname collate "C"$$,
     $$values
-        ('anonymize-inactive-users', '17 4 * * *', 'select public.anonymize_inactive_users()',
+        ('anonymize-inactive-users', '17 * * * *', 'select public.anonymize_inactive_users()',
          true),
         ('purge-otp-codes', '29 * * * *', 'select private.purge_otp_codes()', true)$$,
-    'pg_cron erases inactive users daily at 04:17 and purges old codes hourly'
+    'pg_cron erases inactive users and purges old codes hourly'
 );
 
 -- The functions ----------------------------------------------------------------------------------
@@ -986,11 +1100,11 @@ select results_eq(
            'public.issue_otp(text)'::regprocedure,
            'public.verify_otp(text, text)'::regprocedure,
            'public.erase_user(uuid)'::regprocedure,
-           'public.anonymize_inactive_users(integer)'::regprocedure
+           'public.anonymize_inactive_users(integer, integer)'::regprocedure
        )
        order by 1$$,
     $$values
-        ('anonymize_inactive_users(integer)', true, array['search_path=""'], true),
+        ('anonymize_inactive_users(integer,integer)', true, array['search_path=""'], true),
         ('erase_user(uuid)', true, array['search_path=""'], true),
         ('issue_otp(text)', true, array['search_path=""'], true),
         ('verify_otp(text,text)', true, array['search_path=""'], true)$$,
@@ -1017,7 +1131,7 @@ select is_empty(
            'public.issue_otp(text)'::regprocedure,
            'public.verify_otp(text, text)'::regprocedure,
            'public.erase_user(uuid)'::regprocedure,
-           'public.anonymize_inactive_users(integer)'::regprocedure,
+           'public.anonymize_inactive_users(integer, integer)'::regprocedure,
            'private.otp_code()'::regprocedure,
            'private.purge_otp_codes()'::regprocedure,
            'private.erase_user_data(uuid, text, text, text)'::regprocedure
@@ -1033,7 +1147,7 @@ select is_empty(
            'public.issue_otp(text)'::regprocedure,
            'public.verify_otp(text, text)'::regprocedure,
            'public.erase_user(uuid)'::regprocedure,
-           'public.anonymize_inactive_users(integer)'::regprocedure
+           'public.anonymize_inactive_users(integer, integer)'::regprocedure
        )
          and (
              (r.rolname = 'public' and exists (
@@ -1049,7 +1163,7 @@ select ok(
     and has_function_privilege('service_role', 'public.verify_otp(text, text)', 'execute')
     and has_function_privilege('service_role', 'public.erase_user(uuid)', 'execute')
     and has_function_privilege(
-        'service_role', 'public.anonymize_inactive_users(integer)', 'execute'
+        'service_role', 'public.anonymize_inactive_users(integer, integer)', 'execute'
     ),
     'service_role may execute the four RPCs'
 );
