@@ -124,6 +124,8 @@ begin
             )
             when 'button' then m.message -> 'button' ->> 'text'
             when 'system' then m.message -> 'system' ->> 'body'
+            -- The note a customer may add to a cart.
+            when 'order' then m.message -> 'order' ->> 'text'
             else m.message -> t.message_type ->> 'caption'
         end,
         'media', case

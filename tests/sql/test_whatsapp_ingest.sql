@@ -426,10 +426,10 @@ select results_eq(
 );
 select results_eq(
     $$select message_type, content ->> 'catalog_id',
-             content -> 'product_items' -> 0 ->> 'product_retailer_id'
+             content -> 'product_items' -> 0 ->> 'product_retailer_id', body
       from public.message_tracking where wamid = 'wamid.B05'$$,
-    $$values ('order', 'CAT1', 'SKU1')$$,
-    'an order keeps its catalog and items as content'
+    $$values ('order', 'CAT1', 'SKU1', 'Two please')$$,
+    'an order keeps its catalog and items as content, and its note as body'
 );
 select results_eq(
     $$select message_type, body, content ->> 'type' from public.message_tracking
