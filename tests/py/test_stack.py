@@ -115,6 +115,7 @@ def test_up_prints_the_keys_serves_the_client_and_down_stops_everything(stack):
             ("expire-whatsapp-sessions",),
             ("maintain-partitions",),
             ("purge-cron-history",),
+            ("purge-message-queue",),
             ("purge-otp-codes",),
             ("purge-outbox-events",),
         ]

@@ -4,15 +4,13 @@ wrong codes, and for more codes than the hourly cap allows."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 from functools import partial
 from typing import Any
 
 import psycopg
 
 from tests.support.db import query
-from tests.support.races import run_together, service_connection
+from tests.support.races import run_together, service_connections
 
 USER_ID = "11111111-1111-4111-8111-111111111111"
 PHONE = "+250788300001"
@@ -29,14 +27,6 @@ def issue(url: str) -> str:
 
 def other_than(code: str) -> str:
     return f"{(int(code) + 1) % 1_000_000:06d}"
-
-
-@contextmanager
-def service_connections(url: str, count: int) -> Iterator[list[psycopg.Connection[Any]]]:
-    """count connections as service_role, opened before the race so that the calls, not the
-    connecting, run together."""
-    with ExitStack() as stack:
-        yield [stack.enter_context(service_connection(url)) for _ in range(count)]
 
 
 def verify_all_at_once(url: str, codes: list[str]) -> list[dict[str, Any] | tuple[str, str]]:

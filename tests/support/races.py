@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import psycopg
@@ -36,3 +36,11 @@ def service_connection(url: str) -> Iterator[psycopg.Connection[Any]]:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("set role service_role")
         yield conn
+
+
+@contextmanager
+def service_connections(url: str, count: int) -> Iterator[list[psycopg.Connection[Any]]]:
+    """count connections as service_role, opened before the race so that the calls, not the
+    connecting, run together."""
+    with ExitStack() as stack:
+        yield [stack.enter_context(service_connection(url)) for _ in range(count)]

@@ -1,0 +1,361 @@
+-- message_queue: enqueue, claim with a visibility timeout, ack, nack with backoff, dead letters
+-- and their redrive. Every RPC is service_role only.
+
+create or replace function public.enqueue_message(
+    p_queue_name text,
+    p_message_type text,
+    p_payload jsonb default '{}',
+    p_priority integer default 5,
+    p_scheduled_at timestamptz default null,
+    p_idempotency_key text default null
+)
+returns bigint
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_id bigint;
+    v_scheduled_at timestamptz := coalesce(p_scheduled_at, pg_catalog.now());
+begin
+    if p_queue_name is null or p_queue_name !~ '^[a-z][a-z0-9_.:-]{0,62}$' then
+        raise exception 'enqueue_message: p_queue_name must be lower case letters, digits, '
+            '_ . : or -, starting with a letter, at most 63 characters (got %)',
+            coalesce(pg_catalog.quote_literal(p_queue_name), 'null')
+        using errcode = '22023';
+    end if;
+    if p_message_type is null or pg_catalog.char_length(p_message_type) not between 1 and 100 then
+        raise exception 'enqueue_message: p_message_type must be 1 to 100 characters'
+        using errcode = '22023';
+    end if;
+    if pg_catalog.jsonb_typeof(p_payload) is distinct from 'object' then
+        raise exception 'enqueue_message: p_payload must be a JSON object'
+        using errcode = '22023';
+    end if;
+    if p_priority is null or p_priority not between 1 and 10 then
+        raise exception 'enqueue_message: p_priority must be 1 to 10 (got %)',
+            coalesce(p_priority::text, 'null')
+        using errcode = '22023';
+    end if;
+    if p_idempotency_key is not null
+        and pg_catalog.char_length(p_idempotency_key) not between 1 and 255 then
+        raise exception 'enqueue_message: p_idempotency_key must be 1 to 255 characters'
+        using errcode = '22023';
+    end if;
+
+    v_id := pg_catalog.nextval('public.message_queue_id_seq');
+    if p_idempotency_key is not null then
+        -- The key first: a concurrent enqueue with the same key waits here for this one, then
+        -- finds the key taken and returns this id.
+        insert into private.message_queue_keys (queue_name, idempotency_key, message_id)
+        values (p_queue_name, p_idempotency_key, v_id)
+        on conflict do nothing;
+        if not found then
+            return (
+                select k.message_id from private.message_queue_keys as k
+                where k.queue_name = p_queue_name and k.idempotency_key = p_idempotency_key
+            );
+        end if;
+    end if;
+    insert into public.message_queue (
+        id,
+        queue_name,
+        message_type,
+        payload,
+        priority,
+        visible_at,
+        scheduled_at,
+        idempotency_key,
+        correlation_id
+    )
+    values (
+        v_id,
+        p_queue_name,
+        p_message_type,
+        p_payload,
+        p_priority,
+        v_scheduled_at,
+        v_scheduled_at,
+        p_idempotency_key,
+        private.request_correlation_id()
+    );
+    -- Workers waiting on LISTEN message_queue wake at commit (one notification per queue per
+    -- transaction, however many messages).
+    if v_scheduled_at <= pg_catalog.now() then
+        perform pg_catalog.pg_notify('message_queue', p_queue_name);
+    end if;
+    return v_id;
+end;
+$$;
+comment on function public.enqueue_message(text, text, jsonb, integer, timestamptz, text) is
+'Puts a message on queue p_queue_name with priority p_priority (1 to 10, default 5), visible '
+'from p_scheduled_at (default now); returns its id and notifies channel message_queue with the '
+'queue''s name. With p_idempotency_key the same key on the same queue returns the first id for '
+'7 days, also when enqueues race. Bad input 22023. service_role only.';
+revoke all on function public.enqueue_message(text, text, jsonb, integer, timestamptz, text)
+from public, anon, authenticated;
+grant execute on function public.enqueue_message(text, text, jsonb, integer, timestamptz, text)
+to service_role;
+
+create or replace function public.claim_messages(
+    p_queue_name text,
+    p_batch_size integer default 1,
+    p_visibility_timeout_s integer default 30,
+    p_worker_id text default null
+)
+returns setof public.message_queue
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+begin
+    if p_queue_name is null then
+        raise exception 'claim_messages: p_queue_name must be a queue name'
+        using errcode = '22023';
+    end if;
+    if p_batch_size is null or p_batch_size not between 1 and 1000 then
+        raise exception 'claim_messages: p_batch_size must be 1 to 1000 (got %)',
+            coalesce(p_batch_size::text, 'null')
+        using errcode = '22023';
+    end if;
+    if p_visibility_timeout_s is null or p_visibility_timeout_s not between 1 and 43200 then
+        raise exception 'claim_messages: p_visibility_timeout_s must be 1 to 43200 (got %)',
+            coalesce(p_visibility_timeout_s::text, 'null')
+        using errcode = '22023';
+    end if;
+
+    -- Highest priority first, then the longest visible. Rows another worker is claiming are
+    -- skipped, not waited for. A message whose lease ran out is claimed again; one delivered
+    -- max_retries + 1 times already (its workers died on it) becomes a dead letter instead.
+    return query
+    with picked as (
+        select q.id
+        from public.message_queue as q
+        where q.queue_name = p_queue_name
+            and q.status = 'pending'
+            and q.visible_at <= pg_catalog.now()
+        order by q.priority desc, q.visible_at, q.id
+        limit p_batch_size
+        for update skip locked
+    ),
+
+    claimed as (
+        update public.message_queue as q
+        set
+            attempts = q.attempts + case when q.attempts > q.max_retries then 0 else 1 end,
+            status = case when q.attempts > q.max_retries then 'dead' else 'pending' end,
+            dead_at = case when q.attempts > q.max_retries then pg_catalog.now() end,
+            last_error = case
+                when q.attempts > q.max_retries
+                    then 'visibility timeout expired on the last attempt'
+                else q.last_error
+            end,
+            visible_at = pg_catalog.now()
+            + pg_catalog.make_interval(secs => p_visibility_timeout_s),
+            claimed_at = pg_catalog.now(),
+            claimed_by = p_worker_id
+        from picked as p
+        where q.id = p.id
+        returning q.*
+    )
+
+    select c.* from claimed as c where c.status = 'pending'
+    order by c.priority desc, c.id;
+end;
+$$;
+comment on function public.claim_messages(text, integer, integer, text) is
+'Claims up to p_batch_size visible messages of p_queue_name for p_worker_id, highest priority '
+'first, hiding them for p_visibility_timeout_s seconds (ack or nack them before; otherwise '
+'they are claimed again). Several workers get disjoint batches. A message already delivered '
+'max_retries + 1 times is dead-lettered instead of returned. Bad input 22023. service_role only.';
+revoke all on function public.claim_messages(text, integer, integer, text)
+from public, anon, authenticated;
+grant execute on function public.claim_messages(text, integer, integer, text) to service_role;
+
+create or replace function public.ack_message(p_id bigint, p_worker_id text default null)
+returns boolean
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_acked integer;
+begin
+    if p_id is null then
+        raise exception 'ack_message: p_id must be a message id'
+        using errcode = '22023';
+    end if;
+    -- Only a claimed message, and with p_worker_id only the claim that worker holds: a worker
+    -- whose lease ran out and was claimed again no longer owns it.
+    with done as (
+        delete from public.message_queue as q
+        where q.id = p_id
+            and q.status = 'pending'
+            and q.claimed_at is not null
+            and (p_worker_id is null or q.claimed_by = p_worker_id)
+        returning q.*
+    )
+
+    insert into public.message_queue_completed (
+        id,
+        queue_name,
+        message_type,
+        priority,
+        attempts,
+        enqueued_at,
+        scheduled_at,
+        claimed_at,
+        claimed_by,
+        correlation_id
+    )
+    select
+        d.id,
+        d.queue_name,
+        d.message_type,
+        d.priority,
+        d.attempts,
+        d.enqueued_at,
+        d.scheduled_at,
+        d.claimed_at,
+        d.claimed_by,
+        d.correlation_id
+    from done as d;
+    get diagnostics v_acked = row_count;
+    return v_acked > 0;
+end;
+$$;
+comment on function public.ack_message(bigint, text) is
+'Marks claimed message p_id done: it moves to message_queue_completed (without its payload). '
+'With p_worker_id, only if that worker holds the claim. Returns false, changing nothing, when '
+'the message is not claimed (unknown, already acked, dead, or not that worker''s). '
+'service_role only.';
+revoke all on function public.ack_message(bigint, text) from public, anon, authenticated;
+grant execute on function public.ack_message(bigint, text) to service_role;
+
+create or replace function public.nack_message(
+    p_id bigint,
+    p_error text default null,
+    p_retry_in interval default null,
+    p_worker_id text default null
+)
+returns public.message_queue
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_message public.message_queue;
+begin
+    if p_id is null then
+        raise exception 'nack_message: p_id must be a message id'
+        using errcode = '22023';
+    end if;
+    if p_retry_in < interval '0' or p_retry_in > interval '7 days' then
+        raise exception 'nack_message: p_retry_in must be 0 to 7 days (got %)', p_retry_in
+        using errcode = '22023';
+    end if;
+    -- Retried after p_retry_in, or by default after 2^attempts seconds (at most an hour) with
+    -- up to a fifth more at random, so messages that failed together do not return together.
+    update public.message_queue as q
+    set
+        status = case when q.attempts > q.max_retries then 'dead' else 'pending' end,
+        dead_at = case when q.attempts > q.max_retries then pg_catalog.now() end,
+        last_error = pg_catalog.left(p_error, 2000),
+        visible_at = pg_catalog.now() + coalesce(
+            p_retry_in,
+            pg_catalog.make_interval(
+                secs => least(pg_catalog.power(2, q.attempts), 3600)
+                * (1 + pg_catalog.random() / 5)
+            )
+        ),
+        claimed_at = null,
+        claimed_by = null
+    where q.id = p_id
+        and q.status = 'pending'
+        and q.claimed_at is not null
+        and (p_worker_id is null or q.claimed_by = p_worker_id)
+    returning q.* into v_message;
+    if not found then
+        raise exception 'nack_message: message % is not claimed%', p_id,
+            case when p_worker_id is null then '' else ' by ' || p_worker_id end
+        using errcode = 'PT404';
+    end if;
+    return v_message;
+end;
+$$;
+comment on function public.nack_message(bigint, text, interval, text) is
+'Gives claimed message p_id back after a failure p_error: visible again after p_retry_in, or '
+'2^attempts seconds (at most an hour, plus up to 20% jitter); dead once it has been delivered '
+'max_retries + 1 times. Returns the message. Not claimed (or not by p_worker_id) PT404; '
+'p_retry_in outside 0 to 7 days 22023. service_role only.';
+revoke all on function public.nack_message(bigint, text, interval, text)
+from public, anon, authenticated;
+grant execute on function public.nack_message(bigint, text, interval, text) to service_role;
+
+create or replace function public.redrive_dead_messages(p_queue_name text)
+returns integer
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_redriven integer;
+begin
+    if p_queue_name is null then
+        raise exception 'redrive_dead_messages: p_queue_name must be a queue name'
+        using errcode = '22023';
+    end if;
+    update public.message_queue as q
+    set
+        status = 'pending',
+        attempts = 0,
+        visible_at = pg_catalog.now(),
+        dead_at = null,
+        claimed_at = null,
+        claimed_by = null
+    where q.queue_name = p_queue_name and q.status = 'dead';
+    get diagnostics v_redriven = row_count;
+    if v_redriven > 0 then
+        perform pg_catalog.pg_notify('message_queue', p_queue_name);
+    end if;
+    return v_redriven;
+end;
+$$;
+comment on function public.redrive_dead_messages(text) is
+'Puts every dead letter of p_queue_name back on the queue with its attempts reset (keeping its '
+'last error until it fails again); returns how many. service_role only.';
+revoke all on function public.redrive_dead_messages(text) from public, anon, authenticated;
+grant execute on function public.redrive_dead_messages(text) to service_role;
+
+create or replace function private.purge_message_queue(p_older_than interval default '7 days')
+returns integer
+language plpgsql
+set search_path = ''
+as $$
+declare
+    v_completed integer;
+    v_keys integer;
+begin
+    delete from public.message_queue_completed as c
+    where c.completed_at < pg_catalog.now() - p_older_than;
+    get diagnostics v_completed = row_count;
+    -- A key whose message is still queued stays, however old.
+    delete from private.message_queue_keys as k
+    where k.created_at < pg_catalog.now() - p_older_than
+        and not exists (select from public.message_queue as q where q.id = k.message_id);
+    get diagnostics v_keys = row_count;
+    return v_completed + v_keys;
+end;
+$$;
+comment on function private.purge_message_queue(interval) is
+'Deletes completed messages and idempotency keys older than p_older_than (7 days), keeping the '
+'keys of messages still queued; returns how many rows went.';
+
+select private.schedule_cron(
+    'purge-message-queue', '53 * * * *', 'select private.purge_message_queue()'
+);
