@@ -6,7 +6,7 @@ import os
 import re
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from psycopg.conninfo import conninfo_to_dict
@@ -19,11 +19,15 @@ class PgbenchRun:
     tps: float
     latency_ms: float  # the mean: pgbench prints no percentiles without a per-transaction log
     transactions: int
+    interval_tps: list[float] = field(default_factory=list)  # every `progress` seconds, if asked
 
 
-def pgbench(url: str, script: str, *, seconds: float, concurrency: int) -> PgbenchRun:
+def pgbench(
+    url: str, script: str, *, seconds: float, concurrency: int, progress: int | None = None
+) -> PgbenchRun:
     """`script` with -M prepared from `concurrency` clients for `seconds`; any failed
-    transaction is an error, not a figure."""
+    transaction is an error, not a figure. With `progress`, also the tps of each interval of
+    that many seconds."""
     params = conninfo_to_dict(url)
     env = {
         **os.environ,
@@ -44,6 +48,7 @@ def pgbench(url: str, script: str, *, seconds: float, concurrency: int) -> Pgben
             "-j", str(min(2, concurrency)),
             "-T", str(max(1, round(seconds))),
             "-f", str(path),
+            *(["-P", str(progress)] if progress else []),
         ]  # fmt: skip
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     tps = re.search(r"^tps = ([\d.]+)", done.stdout, re.MULTILINE)
@@ -52,4 +57,7 @@ def pgbench(url: str, script: str, *, seconds: float, concurrency: int) -> Pgben
     failed = re.search(r"^number of failed transactions: (\d+)", done.stdout, re.MULTILINE)
     if done.returncode != 0 or not (tps and latency and processed) or (failed and failed[1] != "0"):
         raise RuntimeError(f"pgbench failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    return PgbenchRun(float(tps[1]), float(latency[1]), int(processed[1]))
+    intervals = [
+        float(t) for t in re.findall(r"^progress: [\d.]+ s, ([\d.]+) tps", done.stderr, re.M)
+    ]
+    return PgbenchRun(float(tps[1]), float(latency[1]), int(processed[1]), intervals)

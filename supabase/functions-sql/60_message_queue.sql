@@ -18,6 +18,7 @@ as $$
 declare
     v_id bigint;
     v_scheduled_at timestamptz := coalesce(p_scheduled_at, pg_catalog.now());
+    v_notify boolean;
 begin
     if p_queue_name is null or p_queue_name !~ '^[a-z][a-z0-9_.:-]{0,62}$' then
         raise exception 'enqueue_message: p_queue_name must be lower case letters, digits, '
@@ -44,6 +45,16 @@ begin
         using errcode = '22023';
     end if;
 
+    -- Only the message that makes a queue non-empty wakes workers: a worker waits only after a
+    -- claim found nothing, and a busy one claims again until one does. A NOTIFY serialises the
+    -- commits of every transaction that sends one, so sending it on every enqueue would cap
+    -- enqueues at one commit (one WAL flush) at a time.
+    v_notify := v_scheduled_at <= pg_catalog.now() and not exists (
+        select from public.message_queue as q
+        where q.queue_name = p_queue_name
+            and q.status = 'pending'
+            and q.visible_at <= pg_catalog.now()
+    );
     v_id := pg_catalog.nextval('public.message_queue_id_seq');
     if p_idempotency_key is not null then
         -- The key first: a concurrent enqueue with the same key waits here for this one, then
@@ -80,9 +91,7 @@ begin
         p_idempotency_key,
         private.request_correlation_id()
     );
-    -- Workers waiting on LISTEN message_queue wake at commit (one notification per queue per
-    -- transaction, however many messages).
-    if v_scheduled_at <= pg_catalog.now() then
+    if v_notify then
         perform pg_catalog.pg_notify('message_queue', p_queue_name);
     end if;
     return v_id;
@@ -90,9 +99,10 @@ end;
 $$;
 comment on function public.enqueue_message(text, text, jsonb, integer, timestamptz, text) is
 'Puts a message on queue p_queue_name with priority p_priority (1 to 10, default 5), visible '
-'from p_scheduled_at (default now); returns its id and notifies channel message_queue with the '
-'queue''s name. With p_idempotency_key the same key on the same queue returns the first id for '
-'7 days, also when enqueues race. Bad input 22023. service_role only.';
+'from p_scheduled_at (default now); returns its id. When it is due now and the queue had nothing '
+'visible, notifies channel message_queue with the queue''s name (busy workers claim until a '
+'claim is empty; waiting ones wake). With p_idempotency_key the same key on the same queue '
+'returns the first id for 7 days, also when enqueues race. Bad input 22023. service_role only.';
 revoke all on function public.enqueue_message(text, text, jsonb, integer, timestamptz, text)
 from public, anon, authenticated;
 grant execute on function public.enqueue_message(text, text, jsonb, integer, timestamptz, text)
@@ -174,8 +184,8 @@ revoke all on function public.claim_messages(text, integer, integer, text)
 from public, anon, authenticated;
 grant execute on function public.claim_messages(text, integer, integer, text) to service_role;
 
-create or replace function public.ack_message(p_id bigint, p_worker_id text default null)
-returns boolean
+create or replace function public.ack_messages(p_ids bigint[], p_worker_id text default null)
+returns integer
 language plpgsql
 volatile
 security definer
@@ -184,15 +194,15 @@ as $$
 declare
     v_acked integer;
 begin
-    if p_id is null then
-        raise exception 'ack_message: p_id must be a message id'
+    if p_ids is null then
+        raise exception 'ack_messages: p_ids must be an array of message ids'
         using errcode = '22023';
     end if;
-    -- Only a claimed message, and with p_worker_id only the claim that worker holds: a worker
-    -- whose lease ran out and was claimed again no longer owns it.
+    -- Only claimed messages, and with p_worker_id only the claims that worker holds: a worker
+    -- whose lease ran out and was claimed again no longer owns the message.
     with done as (
         delete from public.message_queue as q
-        where q.id = p_id
+        where q.id = any(p_ids)
             and q.status = 'pending'
             and q.claimed_at is not null
             and (p_worker_id is null or q.claimed_by = p_worker_id)
@@ -224,12 +234,34 @@ begin
         d.correlation_id
     from done as d;
     get diagnostics v_acked = row_count;
-    return v_acked > 0;
+    return v_acked;
+end;
+$$;
+comment on function public.ack_messages(bigint[], text) is
+'Marks the claimed messages p_ids done: they move to message_queue_completed (without their '
+'payload). With p_worker_id, only those whose claim that worker holds. Returns how many were '
+'acked; the others (unknown, already acked, dead, not claimed or not that worker''s) are left '
+'as they are. service_role only.';
+revoke all on function public.ack_messages(bigint[], text) from public, anon, authenticated;
+grant execute on function public.ack_messages(bigint[], text) to service_role;
+
+create or replace function public.ack_message(p_id bigint, p_worker_id text default null)
+returns boolean
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+begin
+    if p_id is null then
+        raise exception 'ack_message: p_id must be a message id'
+        using errcode = '22023';
+    end if;
+    return public.ack_messages(array[p_id], p_worker_id) > 0;
 end;
 $$;
 comment on function public.ack_message(bigint, text) is
-'Marks claimed message p_id done: it moves to message_queue_completed (without its payload). '
-'With p_worker_id, only if that worker holds the claim. Returns false, changing nothing, when '
+'Marks claimed message p_id done, as ack_messages does. Returns false, changing nothing, when '
 'the message is not claimed (unknown, already acked, dead, or not that worker''s). '
 'service_role only.';
 revoke all on function public.ack_message(bigint, text) from public, anon, authenticated;

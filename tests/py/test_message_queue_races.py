@@ -59,3 +59,30 @@ def test_workers_claiming_at_once_get_each_message_once(database_url: str) -> No
     assert Counter(claimed).most_common(1)[0][1] == 1
     assert query(database_url, "select count(*) from public.message_queue")[0][0] == 0
     assert query(database_url, "select count(*) from public.message_queue_completed")[0][0] == 400
+
+
+def test_the_enqueue_that_fills_an_empty_queue_wakes_listeners(database_url: str) -> None:
+    with (
+        psycopg.connect(database_url, autocommit=True) as listener,
+        service_connections(database_url, 1) as (producer,),
+    ):
+        listener.execute("listen message_queue")
+
+        def enqueue(queue: str) -> None:
+            producer.execute("select public.enqueue_message(%s, 'work', '{}')", (queue,))
+
+        def heard() -> list[str]:
+            return [n.payload for n in listener.notifies(timeout=0.5, stop_after=10)]
+
+        enqueue("jobs")
+        assert heard() == ["jobs"]
+        # Busy workers claim until a claim is empty: more work needs no wake-up.
+        enqueue("jobs")
+        enqueue("jobs")
+        assert heard() == []
+        enqueue("mail")
+        assert heard() == ["mail"]
+        # Everything claimed, the queue has nothing visible: the next message wakes again.
+        producer.execute("select count(*) from public.claim_messages('jobs', 10, 60, 'w')")
+        enqueue("jobs")
+        assert heard() == ["jobs"]

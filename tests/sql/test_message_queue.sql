@@ -4,7 +4,7 @@
 -- postgres on a fresh clone in one transaction: now() is constant, so "visible now" is
 -- visible_at <= now() and a lease is moved into the past by hand to expire it.
 begin;
-select plan(54);
+select plan(57);
 
 create temp table seen (note text primary key, n bigint);
 grant select, insert on pg_temp.seen to anon, authenticated, service_role;
@@ -189,6 +189,31 @@ select throws_ok(
     'a null id is refused'
 );
 
+-- ack_messages: a worker's batch at once; what it does not hold stays.
+insert into pg_temp.seen (note, n) values
+('b1', public.enqueue_message('batch', 'x', '{}')),
+('b2', public.enqueue_message('batch', 'x', '{}')),
+('b3', public.enqueue_message('batch', 'x', '{}'));
+insert into pg_temp.seen (note, n)
+select 'b claimed', count(*) from public.claim_messages('batch', 2, 30, 'w9');
+select is(
+    public.ack_messages(
+        array[pg_temp.seen('b1'), pg_temp.seen('b2'), pg_temp.seen('b3'), -1], 'w9'
+    ),
+    2,
+    'ack_messages acks the claimed ones of the batch and leaves the unclaimed and unknown'
+);
+select results_eq(
+    $$select id, status, claimed_at from public.message_queue where queue_name = 'batch'$$,
+    $$values (pg_temp.seen('b3'), 'pending'::text, null::timestamptz)$$,
+    'the message not claimed is still queued'
+);
+select throws_ok(
+    $$select public.ack_messages(null)$$,
+    '22023', 'ack_messages: p_ids must be an array of message ids',
+    'a null array is refused'
+);
+
 -- nack_message: retry with backoff, then dead -----------------------------------------------------
 
 select results_eq(
@@ -281,8 +306,8 @@ from public.claim_messages('receipts', 1) as c;
 update public.message_queue_completed set completed_at = now() - interval '8 days';
 update private.message_queue_keys set created_at = now() - interval '8 days';
 select is(
-    private.purge_message_queue(), 3,
-    'purge_message_queue deletes completed rows (2) and keys of acked messages (1) older than 7 '
+    private.purge_message_queue(), 5,
+    'purge_message_queue deletes completed rows (4) and keys of acked messages (1) older than 7 '
     || 'days'
 );
 select results_eq(
@@ -330,8 +355,8 @@ select lives_ok(
 select is_empty(
     $$select p.oid::regprocedure::text from pg_catalog.pg_proc as p
        where p.pronamespace = 'public'::regnamespace
-         and p.proname in ('enqueue_message', 'claim_messages', 'ack_message', 'nack_message',
-                           'redrive_dead_messages')
+         and p.proname in ('enqueue_message', 'claim_messages', 'ack_message', 'ack_messages',
+                           'nack_message', 'redrive_dead_messages')
          and (coalesce(obj_description(p.oid, 'pg_proc'), '') = ''
               or has_function_privilege('anon', p.oid, 'execute')
               or has_function_privilege('authenticated', p.oid, 'execute')

@@ -65,7 +65,10 @@ class TestServer:
         if self.cluster is not None:
             # Point the scheduler elsewhere so it stops retrying the template.
             self.cluster = Cluster(
-                self.cluster.root, self.cluster.port, durable=False, cron_database="postgres"
+                self.cluster.root,
+                self.cluster.port,
+                durable=self.cluster.durable,
+                cron_database="postgres",
             )
             self.cluster.restart()
             # The scheduler now serves `postgres`; with pg_cron there, a test can schedule a job
@@ -100,7 +103,8 @@ class TestServer:
             self.cluster.destroy()
 
 
-def start_test_server() -> TestServer:
+def start_test_server(*, durable: bool = False) -> TestServer:
+    """durable: fsync and synchronous_commit on, for benchmarks whose figures must count them."""
     external = os.environ.get("TEST_DATABASE_URL")
     if external:
         with psycopg.connect(external, autocommit=True) as conn:
@@ -115,7 +119,7 @@ def start_test_server() -> TestServer:
         return server
     root = Path(tempfile.mkdtemp(prefix="easymo-test-"))
     # Until the template is built, pg_cron serves it: the extension can only be created there.
-    cluster = Cluster(root, free_port(), durable=False, cron_database=TEMPLATE)
+    cluster = Cluster(root, free_port(), durable=durable, cron_database=TEMPLATE)
     cluster.init()
     cluster.start()
     set_password(cluster.socket_conninfo(), "postgres", "postgres")
