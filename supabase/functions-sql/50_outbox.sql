@@ -49,16 +49,10 @@ security definer
 set search_path = ''
 as $$
 begin
-    if p_batch is null or p_batch not between 1 and 1000 then
-        raise exception 'claim_outbox_events: p_batch must be 1 to 1000 (got %)',
-            coalesce(p_batch::text, 'null')
-        using errcode = '22023';
-    end if;
-    if p_lease_seconds is null or p_lease_seconds not between 1 and 3600 then
-        raise exception 'claim_outbox_events: p_lease_seconds must be 1 to 3600 (got %)',
-            coalesce(p_lease_seconds::text, 'null')
-        using errcode = '22023';
-    end if;
+    perform private.require_between(p_batch, 1, 1000, 'claim_outbox_events', 'p_batch');
+    perform private.require_between(
+        p_lease_seconds, 1, 3600, 'claim_outbox_events', 'p_lease_seconds'
+    );
 
     -- Only events below the oldest transaction still running: a transaction that began earlier
     -- and commits later would otherwise slip an event in before ones already published. Rows

@@ -451,11 +451,7 @@ begin
             coalesce(p_days::text, 'null')
         using errcode = '22023';
     end if;
-    if p_limit is null or p_limit not between 1 and 100000 then
-        raise exception 'anonymize_inactive_users: p_limit must be 1 to 100000 (got %)',
-            coalesce(p_limit::text, 'null')
-        using errcode = '22023';
-    end if;
+    perform private.require_between(p_limit, 1, 100000, 'anonymize_inactive_users', 'p_limit');
     -- The longest inactive first, at most p_limit in one transaction: a backlog (the first run
     -- on old data) is worked off over several runs instead of holding locks for minutes.
     -- A user writing right now is locked by the ingest: skipped, being active. One who wrote

@@ -34,11 +34,7 @@ begin
         raise exception 'enqueue_message: p_payload must be a JSON object'
         using errcode = '22023';
     end if;
-    if p_priority is null or p_priority not between 1 and 10 then
-        raise exception 'enqueue_message: p_priority must be 1 to 10 (got %)',
-            coalesce(p_priority::text, 'null')
-        using errcode = '22023';
-    end if;
+    perform private.require_between(p_priority, 1, 10, 'enqueue_message', 'p_priority');
     if p_idempotency_key is not null
         and pg_catalog.char_length(p_idempotency_key) not between 1 and 255 then
         raise exception 'enqueue_message: p_idempotency_key must be 1 to 255 characters'
@@ -125,16 +121,10 @@ begin
         raise exception 'claim_messages: p_queue_name must be a queue name'
         using errcode = '22023';
     end if;
-    if p_batch_size is null or p_batch_size not between 1 and 1000 then
-        raise exception 'claim_messages: p_batch_size must be 1 to 1000 (got %)',
-            coalesce(p_batch_size::text, 'null')
-        using errcode = '22023';
-    end if;
-    if p_visibility_timeout_s is null or p_visibility_timeout_s not between 1 and 43200 then
-        raise exception 'claim_messages: p_visibility_timeout_s must be 1 to 43200 (got %)',
-            coalesce(p_visibility_timeout_s::text, 'null')
-        using errcode = '22023';
-    end if;
+    perform private.require_between(p_batch_size, 1, 1000, 'claim_messages', 'p_batch_size');
+    perform private.require_between(
+        p_visibility_timeout_s, 1, 43200, 'claim_messages', 'p_visibility_timeout_s'
+    );
 
     -- Highest priority first, then the longest visible. Rows another worker is claiming are
     -- skipped, not waited for. A message whose lease ran out is claimed again; one delivered

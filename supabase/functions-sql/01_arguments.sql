@@ -1,0 +1,25 @@
+-- Argument checks the RPCs share, so that each refusal reads the same way.
+
+create or replace function private.require_between(
+    p_value bigint,
+    p_low bigint,
+    p_high bigint,
+    p_function text,
+    p_argument text
+)
+returns void
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+    if p_value is null or p_value not between p_low and p_high then
+        raise exception '%: % must be % to % (got %)',
+            p_function, p_argument, p_low, p_high, coalesce(p_value::text, 'null')
+        using errcode = '22023';
+    end if;
+end;
+$$;
+comment on function private.require_between(bigint, bigint, bigint, text, text) is
+'Nothing when p_value is between p_low and p_high; else 22023 "p_function: p_argument must be '
+'p_low to p_high (got p_value)", null included.';
