@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("serve", help="the edge alone, configured from the env").set_defaults(
         handler=_serve
     )
+    commands.add_parser(
+        "worker", help="the sender: sends queued WhatsApp messages (SIGTERM finishes in-flight)"
+    ).set_defaults(handler=_worker)
     commands.add_parser("keys", help="print the local API keys and JWT secret").set_defaults(
         handler=_keys
     )
@@ -94,6 +97,12 @@ def _serve(_: argparse.Namespace) -> None:
     from app.edge.serve import serve  # noqa: PLC0415 - the web stack loads only to serve
 
     serve()
+
+
+def _worker(_: argparse.Namespace) -> None:
+    from app.sender.service import main as run_worker  # noqa: PLC0415 - loads only to send
+
+    run_worker()
 
 
 def _keys(_: argparse.Namespace) -> None:

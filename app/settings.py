@@ -54,6 +54,25 @@ class Settings(BaseSettings):
         "request's); Twilio signs this URL plus the path. Unset: the request's own URL.",
     )
     webhook_max_body_bytes: int = Field(1024 * 1024, description="Larger webhook bodies get a 413.")
+    # The sender (python -m app worker). Meta when its token and phone number id are set, else
+    # Twilio when its account and sender are, else the sandbox: a fake of both APIs on a
+    # loopback port that accepts sends and logs them, so the local loop works offline.
+    whatsapp_api_base_url: str = "https://graph.facebook.com"
+    whatsapp_api_version: str = "v21.0"
+    whatsapp_access_token: SecretStr | None = None
+    whatsapp_phone_number_id: str | None = None
+    twilio_api_base_url: str = "https://api.twilio.com"
+    twilio_account_sid: str | None = None
+    twilio_whatsapp_from: str | None = Field(
+        None, description="The WhatsApp sender Twilio sends from, e.g. +14155238886."
+    )
+    sandbox_port: int = Field(
+        _project.api_port + 8, description="Where the sandbox provider listens when it runs."
+    )
+    sender_workers: int = Field(2, description="Claim-send loops in one worker process.")
+    sender_batch_size: int = 50
+    sender_lease_seconds: int = 60
+    sender_http_timeout_seconds: float = 15.0
     log_level: str = "info"
 
 

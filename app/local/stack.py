@@ -1,4 +1,5 @@
-"""The local stack: a Postgres cluster under .local/ and the edge in front of it.
+"""The local stack: a Postgres cluster under .local/, the edge in front of it, and the sender
+(`python -m app worker`) beside it.
 
 `prepare` is the one path that brings the database up to date: create the cluster on first
 use, start it, apply emulation, migrations, functions and seed, and write .local/stack.env.
@@ -30,6 +31,8 @@ from app.project_config import load_project_config
 LOCAL_PASSWORD = "postgres"  # noqa: S105 - a well-known local default, never used elsewhere
 EDGE_PID = paths.LOCAL / "run" / "edge.pid"
 EDGE_LOG = paths.LOCAL / "log" / "edge.log"
+WORKER_PID = paths.LOCAL / "run" / "worker.pid"
+WORKER_LOG = paths.LOCAL / "log" / "worker.log"
 READY_TIMEOUT_SECONDS = 30.0
 Log = Callable[[str], None]
 
@@ -89,12 +92,15 @@ def run(*, log: Log = print) -> None:
     stack = prepare(cluster, log=log)
     _announce(stack, log)
     os.environ.update(stack)
+    # The sender logs to this terminal too; it stops (finishing its sends) with the edge.
+    worker = _start_worker(stack)
     try:
         serve()
     finally:
+        _stop_child(worker)
         if not was_running:
             cluster.stop()
-            log("stopped the edge and the database")
+            log("stopped the edge, the sender and the database")
 
 
 def up(*, log: Log = print) -> None:
@@ -123,16 +129,27 @@ def up(*, log: Log = print) -> None:
     finally:
         if edge.poll() is not None:
             EDGE_PID.unlink(missing_ok=True)
+    WORKER_LOG.parent.mkdir(parents=True, exist_ok=True)
+    with WORKER_LOG.open("ab") as output:
+        worker = _start_worker(stack, output=output, detach=True)
+    WORKER_PID.write_text(str(worker.pid))
     _announce(stack, log)
-    log(f"edge log: {paths.display(EDGE_LOG)}; `make down` stops everything")
+    log(
+        f"edge log: {paths.display(EDGE_LOG)}, sender log: {paths.display(WORKER_LOG)};"
+        " `make down` stops everything"
+    )
 
 
 def down(*, log: Log = print) -> None:
-    pid = _edge_pid()
-    if pid:
-        _terminate(pid)
-        log(f"stopped the edge (pid {pid})")
-    EDGE_PID.unlink(missing_ok=True)
+    for name, pid_file, command in (
+        ("sender", WORKER_PID, b"app\x00worker"),
+        ("edge", EDGE_PID, b"app\x00serve"),
+    ):
+        pid = _running_pid(pid_file, command)
+        if pid:
+            _terminate(pid)
+            log(f"stopped the {name} (pid {pid})")
+        pid_file.unlink(missing_ok=True)
     cluster = local_cluster()
     if cluster.is_running():
         cluster.stop()
@@ -195,13 +212,32 @@ def _refuse_if_edge_up() -> None:
 
 
 def _edge_pid() -> int | None:
-    """The background edge's pid, if that process is still ours and alive."""
+    return _running_pid(EDGE_PID, b"app\x00serve")
+
+
+def _running_pid(pid_file: Path, command: bytes) -> int | None:
+    """The pid in pid_file, if that process is still ours (its command line holds command) and
+    alive."""
     try:
-        pid = int(EDGE_PID.read_text().strip())
+        pid = int(pid_file.read_text().strip())
         cmdline = (Path(f"/proc/{pid}/cmdline")).read_bytes()
     except (OSError, ValueError):
         return None
-    return pid if b"app\x00serve" in cmdline else None
+    return pid if command in cmdline else None
+
+
+def _start_worker(
+    stack: dict[str, str], *, output: Any = None, detach: bool = False
+) -> subprocess.Popen[Any]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "app", "worker"],
+        cwd=paths.REPO,
+        env={**os.environ, **stack},
+        stdout=output,
+        stderr=subprocess.STDOUT if output is not None else None,
+        stdin=subprocess.DEVNULL,
+        start_new_session=detach,
+    )
 
 
 def wait_until_ready(
@@ -225,14 +261,28 @@ def wait_until_ready(
     raise StackError(f"the edge was not ready within {timeout:.0f}s:\n{_tail(log_file)}")
 
 
-def _terminate(pid: int, grace_seconds: float = 10.0) -> None:
-    os.kill(pid, signal.SIGTERM)
+def _terminate(pid: int, grace_seconds: float = 30.0) -> None:
+    """Stops a process that is not our child. The sender may need its HTTP timeout to finish
+    the sends in flight."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
     deadline = time.monotonic() + grace_seconds
     while time.monotonic() < deadline:
         if not Path(f"/proc/{pid}").exists():
             return
         time.sleep(0.1)
     os.kill(pid, signal.SIGKILL)
+
+
+def _stop_child(child: subprocess.Popen[Any], grace_seconds: float = 30.0) -> None:
+    child.terminate()
+    try:
+        child.wait(grace_seconds)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
 
 
 def _tail(path: Path | None, lines: int = 20) -> str:

@@ -121,9 +121,8 @@ begin
         raise exception 'claim_messages: p_queue_name must be a queue name'
         using errcode = '22023';
     end if;
-    perform private.require_between(p_batch_size, 1, 1000, 'claim_messages', 'p_batch_size');
-    perform private.require_between(
-        p_visibility_timeout_s, 1, 43200, 'claim_messages', 'p_visibility_timeout_s'
+    perform private.require_claim_arguments(
+        p_batch_size, p_visibility_timeout_s, 'claim_messages', 'p_visibility_timeout_s'
     );
 
     -- Highest priority first, then the longest visible. Rows another worker is claiming are
@@ -280,20 +279,12 @@ begin
         raise exception 'nack_message: p_retry_in must be 0 to 7 days (got %)', p_retry_in
         using errcode = '22023';
     end if;
-    -- Retried after p_retry_in, or by default after 2^attempts seconds (at most an hour) with
-    -- up to a fifth more at random, so messages that failed together do not return together.
     update public.message_queue as q
     set
         status = case when q.attempts > q.max_retries then 'dead' else 'pending' end,
         dead_at = case when q.attempts > q.max_retries then pg_catalog.now() end,
         last_error = pg_catalog.left(p_error, 2000),
-        visible_at = pg_catalog.now() + coalesce(
-            p_retry_in,
-            pg_catalog.make_interval(
-                secs => least(pg_catalog.power(2, q.attempts), 3600)
-                * (1 + pg_catalog.random() / 5)
-            )
-        ),
+        visible_at = pg_catalog.now() + coalesce(p_retry_in, private.retry_backoff(q.attempts)),
         claimed_at = null,
         claimed_by = null
     where q.id = p_id

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,10 +115,13 @@ def test_up_prints_the_keys_serves_the_client_and_down_stops_everything(stack):
             ("anonymize-inactive-users",),
             ("expire-whatsapp-sessions",),
             ("maintain-partitions",),
+            ("purge-background-jobs",),
             ("purge-cron-history",),
             ("purge-message-queue",),
             ("purge-otp-codes",),
             ("purge-outbox-events",),
+            ("purge-whatsapp-message-queue",),
+            ("time-out-background-jobs",),
         ]
         conn.execute(
             "create function public.stack_probe(n int) returns int language sql"
@@ -125,6 +129,18 @@ def test_up_prints_the_keys_serves_the_client_and_down_stops_everything(stack):
         )
         conn.execute("grant execute on function public.stack_probe(int) to anon")
     assert call_probe(settings) == 42
+    # The sender runs beside the edge, into the sandbox provider: the loop works offline.
+    with psycopg.connect(settings["DATABASE_URL"], autocommit=True) as conn:
+        conn.execute(
+            "select public.enqueue_whatsapp_message('+250788000900', 'template',"
+            """ '{"name": "welcome", "language": {"code": "en"}}')"""
+        )
+        deadline = time.monotonic() + 30
+        while conn.execute("select status from public.whatsapp_message_queue").fetchall() != [
+            ("sent",)
+        ]:
+            assert time.monotonic() < deadline, "the sender did not send"
+            time.sleep(0.1)
 
     again = stack.app("up")
     assert again.returncode == 0
@@ -132,6 +148,7 @@ def test_up_prints_the_keys_serves_the_client_and_down_stops_everything(stack):
 
     down = stack.app("down")
     assert down.returncode == 0, down.stderr
+    assert "stopped the sender" in down.stdout
     assert "stopped the edge" in down.stdout
     assert "stopped the database" in down.stdout
     with pytest.raises(httpx.TransportError):
@@ -139,7 +156,7 @@ def test_up_prints_the_keys_serves_the_client_and_down_stops_everything(stack):
     assert not stack.database_accepts_connections()
 
 
-def test_run_reuses_the_cluster_and_ctrl_c_stops_edge_and_database(stack):
+def test_run_reuses_the_cluster_and_ctrl_c_stops_edge_sender_and_database(stack):
     secrets_before = {name: stack.settings()[name] for name in WEBHOOK_SECRETS}
     process = subprocess.Popen(
         [sys.executable, "-m", "app", "run"],
@@ -158,7 +175,7 @@ def test_run_reuses_the_cluster_and_ctrl_c_stops_edge_and_database(stack):
 
     assert process.returncode in (0, 130), output
     assert "creating a Postgres cluster" not in output
-    assert "stopped the edge and the database" in output
+    assert "stopped the edge, the sender and the database" in output
     assert not stack.database_accepts_connections()
 
 

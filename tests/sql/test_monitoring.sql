@@ -2,7 +2,7 @@
 -- may not read, its search_path setting, and the pg_cron helpers of 00_cron.sql. Runs as postgres
 -- on a fresh clone of the migrated template.
 begin;
-select plan(51);
+select plan(54);
 
 -- Partition names and month bounds are UTC; so are the expectations computed here.
 set local timezone = 'UTC';
@@ -14,6 +14,9 @@ select has_view('monitoring', 'partition_health', 'monitoring.partition_health')
 select has_view('monitoring', 'partition_children', 'monitoring.partition_children');
 select has_view('monitoring', 'partition_maintenance', 'monitoring.partition_maintenance');
 select has_view('monitoring', 'cron_job_health', 'monitoring.cron_job_health');
+select has_view('monitoring', 'whatsapp_queue_stats', 'monitoring.whatsapp_queue_stats');
+select has_view('monitoring', 'message_queue_stats', 'monitoring.message_queue_stats');
+select has_view('monitoring', 'background_job_stats', 'monitoring.background_job_stats');
 -- Exact, so a table or an uncommented view added to monitoring is noticed here.
 select results_eq(
     $$select
@@ -23,12 +26,15 @@ select results_eq(
         from pg_catalog.pg_class as c
        where c.relnamespace = 'monitoring'::regnamespace
        order by c.relname::text collate "C"$$,
-    $$values ('cron_job_health', 'v', true),
+    $$values ('background_job_stats', 'v', true),
+             ('cron_job_health', 'v', true),
+             ('message_queue_stats', 'v', true),
              ('partition_children', 'v', true),
              ('partition_health', 'v', true),
              ('partition_maintenance', 'v', true),
-             ('recent_metrics_by_service', 'v', true)$$,
-    'monitoring holds exactly the five views, each with a comment'
+             ('recent_metrics_by_service', 'v', true),
+             ('whatsapp_queue_stats', 'v', true)$$,
+    'monitoring holds exactly the eight views, each with a comment'
 );
 
 -- What analyst may read ---------------------------------------------------------------------------
@@ -38,11 +44,14 @@ select results_eq(
         from pg_catalog.pg_class as c, aclexplode(c.relacl) as a
        where c.relnamespace = 'monitoring'::regnamespace and a.grantee = 'analyst'::regrole
        order by c.relname::text collate "C", a.privilege_type::text collate "C"$$,
-    $$values ('cron_job_health', 'SELECT'),
+    $$values ('background_job_stats', 'SELECT'),
+             ('cron_job_health', 'SELECT'),
+             ('message_queue_stats', 'SELECT'),
              ('partition_children', 'SELECT'),
              ('partition_health', 'SELECT'),
              ('partition_maintenance', 'SELECT'),
-             ('recent_metrics_by_service', 'SELECT')$$,
+             ('recent_metrics_by_service', 'SELECT'),
+             ('whatsapp_queue_stats', 'SELECT')$$,
     'analyst holds SELECT, and only SELECT, on each monitoring view'
 );
 

@@ -1,0 +1,209 @@
+"""The sender end to end: a backlog in whatsapp_message_queue drained by `python -m app worker`
+processes into the fake provider, against the same fake fed by the sender's own HTTP client
+(httpx over app.sender.transport) with no queue, from as many processes, --batch-size requests
+at once each: the ratio is what claiming, per-recipient lanes and recording cost.
+
+Both sides run as separate processes on this machine, with the fake in a process of its own,
+and the cluster with fsync and synchronous_commit on. Every message is a template (no 24-hour
+window to open), `--per-recipient` messages to each of `--messages / --per-recipient`
+recipients, so lanes are busy as they would be in a broadcast.
+
+    .venv/bin/python -m bench.sender [--messages 20000] [--workers 4] [--per-recipient 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import httpx
+import psycopg
+import uvicorn
+
+from app.sender.sandbox import create_sandbox_app
+from app.sender.transport import provider_client
+from tests.support.fake_provider import (
+    META_ACCESS_TOKEN,
+    META_PHONE_NUMBER_ID,
+    TWILIO_ACCOUNT_SID,
+    TWILIO_API_TOKEN,
+)
+from tests.support.server import AUTHENTICATOR_PASSWORD, JWT_SECRET, free_port, start_test_server
+
+TEMPLATE = {"name": "ride_update", "language": {"code": "en"}}
+
+
+def serve_fake(port: int) -> None:
+    """The fake provider alone, as the subprocess the bench starts."""
+    app, _ = create_sandbox_app(
+        META_ACCESS_TOKEN, TWILIO_ACCOUNT_SID, TWILIO_API_TOKEN, max_recorded=1000
+    )
+    uvicorn.run(app, host="127.0.0.1", port=port, log_config=None, access_log=False, backlog=4096)
+
+
+def start_fake() -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "bench.sender", "--serve-fake", str(port)])
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            httpx.post(f"{url}/v21.0/x/messages", timeout=1)
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+        else:
+            return process, url
+
+
+def fill(url: str, messages: int, per_recipient: int) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "select public.enqueue_whatsapp_message("
+            " '+25078' || lpad(((n - 1) / %s)::text, 7, '0'), 'template', %s::jsonb)"
+            " from generate_series(1, %s) as n",
+            (per_recipient, json.dumps(TEMPLATE), messages),
+        )
+        conn.execute("vacuum analyze public.whatsapp_message_queue")
+
+
+def drain(
+    url: str, edge_url: str, fake_url: str, workers: int, messages: int, *, batch_size: int
+) -> float:
+    env = {
+        **os.environ,
+        "EDGE_DATABASE_URL": edge_url,
+        "SUPABASE_JWT_SECRET": JWT_SECRET,
+        "WHATSAPP_API_BASE_URL": fake_url,
+        "WHATSAPP_ACCESS_TOKEN": META_ACCESS_TOKEN,
+        "WHATSAPP_PHONE_NUMBER_ID": META_PHONE_NUMBER_ID,
+        "SENDER_WORKERS": "1",
+        "SENDER_BATCH_SIZE": str(batch_size),
+        "LOG_LEVEL": "warning",
+    }
+    started = time.monotonic()
+    processes = [
+        subprocess.Popen([sys.executable, "-m", "app", "worker"], env=env) for _ in range(workers)
+    ]
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            while True:
+                row = conn.execute(
+                    "select count(*) from public.whatsapp_message_queue where status = 'sent'"
+                ).fetchone()
+                if row and row[0] >= messages:
+                    return time.monotonic() - started
+                time.sleep(0.05)
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait()
+
+
+async def post_directly(fake_url: str, messages: int, concurrency: int) -> None:
+    body = {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": "250780000000",
+        "type": "template",
+        "template": TEMPLATE,
+    }
+    headers = {"Authorization": f"Bearer {META_ACCESS_TOKEN}"}
+    target = f"{fake_url}/v21.0/{META_PHONE_NUMBER_ID}/messages"
+    remaining = messages
+    async with provider_client(concurrency, httpx.Timeout(15.0)) as client:
+
+        async def one() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                (await client.post(target, json=body, headers=headers)).raise_for_status()
+
+        await asyncio.gather(*(one() for _ in range(concurrency)))
+
+
+def baseline(fake_url: str, workers: int, messages: int, batch_size: int) -> float:
+    """The same number of sends from `workers` processes of batch_size concurrent requests."""
+    started = time.monotonic()
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                *("-m", "bench.sender", "--post", fake_url),
+                *(str(messages // workers), str(batch_size)),
+            ]
+        )
+        for _ in range(workers)
+    ]
+    for process in processes:
+        if process.wait() != 0:
+            raise RuntimeError("a baseline process failed")
+    return time.monotonic() - started
+
+
+def latencies(url: str) -> tuple[float, float]:
+    """p50 and p99 seconds from due to sent; on a drained backlog it is the queueing delay."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "select extract(epoch from sent_at - scheduled_at)::float8"
+            " from public.whatsapp_message_queue where status = 'sent'"
+        ).fetchall()
+    values = sorted(r[0] for r in rows)
+    return statistics.median(values), values[int(len(values) * 0.99) - 1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--per-recipient", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=50, help="each worker's claims")
+    parser.add_argument("--serve-fake", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--post", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_fake:
+        serve_fake(args.serve_fake)
+        return
+    if args.post:
+        asyncio.run(post_directly(args.post[0], int(args.post[1]), int(args.post[2])))
+        return
+
+    server = start_test_server(durable=True)
+    fake, fake_url = start_fake()
+    try:
+        database = server.clone("bench_sender")
+        url = server.url(database)
+        fill(url, args.messages, args.per_recipient)
+        edge_url = server.url(database, "authenticator", AUTHENTICATOR_PASSWORD)
+        ours = drain(
+            url, edge_url, fake_url, args.workers, args.messages, batch_size=args.batch_size
+        )
+        p50, p99 = latencies(url)
+        raw = baseline(fake_url, args.workers, args.messages, args.batch_size)
+    finally:
+        fake.terminate()
+        fake.wait()
+        server.close()
+
+    print(
+        f"{os.cpu_count()} cores, {args.messages} messages to {args.messages // args.per_recipient}"
+        f" recipients, {args.workers} worker processes, fsync on"
+    )
+    print(
+        f"sender: {args.messages / ours:.0f} msg/s ({ours:.1f} s), due to sent p50 {p50:.2f} s"
+        f" p99 {p99:.2f} s"
+    )
+    print(f"the same client straight to the fake: {args.messages / raw:.0f} msg/s ({raw:.1f} s)")
+    print(f"ratio {raw / ours:.2f}; target: at least 1,000 msg/s with 4 workers")
+
+
+if __name__ == "__main__":
+    main()

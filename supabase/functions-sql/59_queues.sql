@@ -1,0 +1,42 @@
+-- What every queue (message_queue, background_jobs, whatsapp_message_queue) computes the same
+-- way: the wait before a retry, and the claim arguments. Each queue's statements name its own
+-- table, so claims stay static SQL with cached plans; the rules they share live here.
+
+create or replace function private.retry_backoff(p_attempts integer)
+returns interval
+language plpgsql
+volatile
+set search_path = ''
+as $$
+begin
+    -- 2^attempts seconds, at most an hour, plus up to a fifth more at random, so that work
+    -- which failed together does not come back together.
+    return pg_catalog.make_interval(
+        secs => least(pg_catalog.power(2, greatest(p_attempts, 0)), 3600)
+        * (1 + pg_catalog.random() / 5)
+    );
+end;
+$$;
+comment on function private.retry_backoff(integer) is
+'How long a queue waits before retrying work that failed on delivery p_attempts: 2^attempts '
+'seconds, at most an hour, plus up to 20% jitter.';
+
+create or replace function private.require_claim_arguments(
+    p_batch_size integer,
+    p_lease_s integer,
+    p_function text,
+    p_lease_argument text
+)
+returns void
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+    perform private.require_between(p_batch_size, 1, 1000, p_function, 'p_batch_size');
+    perform private.require_between(p_lease_s, 1, 43200, p_function, p_lease_argument);
+end;
+$$;
+comment on function private.require_claim_arguments(integer, integer, text, text) is
+'22023 naming p_function unless p_batch_size is 1 to 1000 and the lease p_lease_s (named '
+'p_lease_argument) is 1 s to 12 h.';

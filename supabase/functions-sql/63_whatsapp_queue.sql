@@ -1,0 +1,557 @@
+-- whatsapp_message_queue: enqueue (validated, inside the customer service window), the sender's
+-- claims (in order and one at a time per recipient), its outcomes, the stop-the-line pause, and
+-- redrive. Every RPC is service_role only.
+
+create or replace function public.enqueue_whatsapp_message(
+    p_recipient_phone text,
+    p_message_type text,
+    p_payload jsonb,
+    p_priority integer default 5,
+    p_correlation_id text default null,
+    p_scheduled_at timestamptz default null,
+    p_idempotency_key text default null
+)
+returns bigint
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_phone text := private.normalize_phone(p_recipient_phone);
+    v_scheduled_at timestamptz := coalesce(p_scheduled_at, pg_catalog.now());
+    v_problem text := private.whatsapp_payload_problem(p_message_type, p_payload);
+    v_window_closes_at timestamptz;
+    v_notify boolean;
+    v_id bigint;
+begin
+    if v_phone is null then
+        raise exception 'enqueue_whatsapp_message: p_recipient_phone must be a phone number '
+            '(E.164, e.g. +250788123456; got %)',
+            coalesce(pg_catalog.quote_literal(p_recipient_phone), 'null')
+        using errcode = '22023';
+    end if;
+    if v_problem is not null then
+        raise exception 'enqueue_whatsapp_message: %', v_problem
+        using errcode = '22023';
+    end if;
+    perform private.require_between(p_priority, 1, 10, 'enqueue_whatsapp_message', 'p_priority');
+    if p_idempotency_key is not null
+        and pg_catalog.char_length(p_idempotency_key) not between 1 and 255 then
+        raise exception 'enqueue_whatsapp_message: p_idempotency_key must be 1 to 255 characters'
+        using errcode = '22023';
+    end if;
+
+    -- A retry of an enqueue that was accepted returns its id, even once the window has closed:
+    -- the message is queued already.
+    if p_idempotency_key is not null then
+        select q.id into v_id
+        from public.whatsapp_message_queue as q
+        where q.idempotency_key = p_idempotency_key;
+        if found then
+            return v_id;
+        end if;
+    end if;
+
+    -- Free-form messages only while the recipient's last message is less than 24 hours old when
+    -- this one is due; a template may open a conversation at any time. The provider would
+    -- refuse it (131047, Twilio 63016) after a trip through the queue.
+    if p_message_type <> 'template' then
+        v_window_closes_at := private.service_window_closes_at(pg_catalog.ltrim(v_phone, '+'));
+        if v_window_closes_at is null or v_window_closes_at <= v_scheduled_at then
+            raise exception 'enqueue_whatsapp_message: the 24-hour customer service window of % '
+                'is closed for a message due at %: only a template can be sent', v_phone, v_scheduled_at
+            using
+                errcode = 'PT409',
+                detail = case
+                    when v_window_closes_at is null then 'the recipient has never written'
+                    else 'the window closes at ' || v_window_closes_at
+                end,
+                hint = 'send message_type template';
+        end if;
+    end if;
+
+    -- As enqueue_message: only the message that makes the queue non-empty wakes the sender.
+    v_notify := v_scheduled_at <= pg_catalog.now() and not exists (
+        select from public.whatsapp_message_queue as q
+        where q.status = 'pending' and q.visible_at <= pg_catalog.now()
+    );
+    insert into public.whatsapp_message_queue (
+        recipient_phone,
+        message_type,
+        payload,
+        priority,
+        visible_at,
+        scheduled_at,
+        idempotency_key,
+        correlation_id
+    )
+    values (
+        v_phone,
+        p_message_type,
+        p_payload,
+        p_priority,
+        v_scheduled_at,
+        v_scheduled_at,
+        p_idempotency_key,
+        coalesce(p_correlation_id, private.request_correlation_id())
+    )
+    on conflict (idempotency_key) where idempotency_key is not null do nothing
+    returning id into v_id;
+    if v_id is null then
+        -- A concurrent enqueue with this key waited for the first to commit: return its id.
+        return (
+            select q.id from public.whatsapp_message_queue as q
+            where q.idempotency_key = p_idempotency_key
+        );
+    end if;
+    if v_notify then
+        perform pg_catalog.pg_notify('whatsapp_message_queue', '');
+    end if;
+    return v_id;
+end;
+$$;
+comment on function public.enqueue_whatsapp_message(
+    text, text, jsonb, integer, text, timestamptz, text
+) is
+'Queues a WhatsApp message to p_recipient_phone (E.164; WhatsApp digits and whatsapp: addresses '
+'are accepted) of p_message_type text, template, media, interactive or location with the Cloud '
+'API''s object for that type as p_payload, priority 1 to 10, sent from p_scheduled_at (default '
+'now). Returns its id; the same p_idempotency_key returns the first id. A bad payload is 22023 '
+'naming the field; a free-form message whose recipient''s 24-hour window is closed when it is '
+'due is PT409 (templates are always allowed). Notifies whatsapp_message_queue when the queue '
+'had nothing due. service_role only.';
+revoke all on function public.enqueue_whatsapp_message(
+    text, text, jsonb, integer, text, timestamptz, text
+) from public, anon, authenticated;
+grant execute on function public.enqueue_whatsapp_message(
+    text, text, jsonb, integer, text, timestamptz, text
+) to service_role;
+
+create or replace function public.claim_whatsapp_messages(
+    p_batch_size integer default 50,
+    p_visibility_timeout_s integer default 60,
+    p_worker_id text default null
+)
+returns setof public.whatsapp_message_queue
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+begin
+    perform private.require_claim_arguments(
+        p_batch_size, p_visibility_timeout_s, 'claim_whatsapp_messages', 'p_visibility_timeout_s'
+    );
+    if exists (select from private.whatsapp_sender_pause) then
+        return;
+    end if;
+
+    -- Highest priority first, but only the head of each recipient's lane: a message whose
+    -- recipient has an earlier one still pending (waiting, in flight or retrying), or any one
+    -- in flight, waits for it,
+    -- so one recipient's messages go out in order and never two at once (Meta's pair rate
+    -- limit), while different recipients' go in parallel. A competing claim that has locked a
+    -- head makes it skipped, and the message behind it is still not a head.
+    return query
+    with picked as (
+        select q.id
+        from public.whatsapp_message_queue as q
+        where q.status = 'pending'
+            and q.visible_at <= pg_catalog.now()
+            and not exists (
+                select from public.whatsapp_message_queue as other
+                where other.recipient_phone = q.recipient_phone
+                    and other.status = 'pending'
+                    and other.id <> q.id
+                    and (
+                        (other.scheduled_at, other.id) < (q.scheduled_at, q.id)
+                        -- In flight, whatever its place: enqueued late with an earlier
+                        -- scheduled_at, or redriven.
+                        or (other.claimed_at is not null and other.visible_at > pg_catalog.now())
+                    )
+            )
+        order by q.priority desc, q.visible_at, q.id
+        limit p_batch_size
+        for update skip locked
+    ),
+
+    claimed as (
+        update public.whatsapp_message_queue as q
+        set
+            attempts = q.attempts + case when q.attempts > q.max_retries then 0 else 1 end,
+            status = case when q.attempts > q.max_retries then 'dead' else 'pending' end,
+            finished_at = case when q.attempts > q.max_retries then pg_catalog.now() end,
+            last_error = case
+                when q.attempts > q.max_retries
+                    then 'visibility timeout expired on the last attempt'
+                else q.last_error
+            end,
+            visible_at = pg_catalog.now()
+            + pg_catalog.make_interval(secs => p_visibility_timeout_s),
+            claimed_at = pg_catalog.now(),
+            claimed_by = p_worker_id
+        from picked as p
+        where q.id = p.id
+        returning q.*
+    )
+
+    select c.* from claimed as c where c.status = 'pending'
+    order by c.priority desc, c.id;
+end;
+$$;
+comment on function public.claim_whatsapp_messages(integer, integer, text) is
+'The sender''s claim: up to p_batch_size due messages, highest priority first, at most one per '
+'recipient and only when nothing earlier to that recipient is still pending, hidden for '
+'p_visibility_timeout_s seconds (longer than a send may take). Nothing while the queue is '
+'paused. A message already delivered max_retries + 1 times is dead-lettered instead. Bad input '
+'22023. service_role only.';
+revoke all on function public.claim_whatsapp_messages(integer, integer, text)
+from public, anon, authenticated;
+grant execute on function public.claim_whatsapp_messages(integer, integer, text) to service_role;
+
+create or replace function private.whatsapp_results_problem(p_results jsonb)
+returns text
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+    if pg_catalog.jsonb_typeof(p_results) is distinct from 'array' then
+        return 'p_results must be a JSON array of results';
+    end if;
+    return coalesce(
+        (
+            select 'p_results[' || (r.n - 1) || '] ' || p.problem
+            from pg_catalog.jsonb_array_elements(p_results) with ordinality as r (result, n)
+            cross join lateral (
+                select case
+                    when pg_catalog.jsonb_typeof(r.result) <> 'object'
+                        then 'must be an object'
+                    when pg_catalog.jsonb_typeof(r.result -> 'id') is distinct from 'number'
+                        or (r.result ->> 'id') !~ '^-?[0-9]{1,18}$'
+                        then 'needs the message id (a whole number)'
+                    when (r.result ->> 'outcome') is null
+                        or (r.result ->> 'outcome')
+                        not in ('sent', 'retry', 'failed', 'unconfirmed', 'released')
+                        then 'outcome must be sent, retry, failed, unconfirmed or released'
+                    when (r.result ->> 'outcome') = 'sent'
+                        and (
+                            (r.result ->> 'provider') is null
+                            or (r.result ->> 'provider') not in ('meta', 'twilio')
+                            or coalesce(
+                                pg_catalog.char_length(r.result ->> 'provider_message_id'), 0
+                            ) not between 1 and 255
+                        )
+                        then 'sent needs provider (meta or twilio) and provider_message_id'
+                    when (r.result ->> 'retry_in_s')::numeric not between 0 and 604800
+                        then 'retry_in_s must be 0 to 604800 seconds'
+                end as problem
+            ) as p
+            where p.problem is not null
+            order by r.n
+            limit 1
+        ),
+        (
+            select 'p_results names a message more than once'
+            from pg_catalog.jsonb_array_elements(p_results) as r (result)
+            having count(distinct r.result ->> 'id') < count(*)
+        )
+    );
+exception
+    when invalid_text_representation or numeric_value_out_of_range then
+        return 'p_results has an id or retry_in_s that is not a number';
+end;
+$$;
+comment on function private.whatsapp_results_problem(jsonb) is
+'The first problem of the sender''s results for record_whatsapp_sends (null: none).';
+
+create or replace function public.record_whatsapp_sends(
+    p_results jsonb,
+    p_worker_id text default null
+)
+returns jsonb
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_problem text := private.whatsapp_results_problem(p_results);
+    v_counts jsonb;
+    v_refused jsonb;
+begin
+    if v_problem is not null then
+        raise exception 'record_whatsapp_sends: %', v_problem
+        using errcode = '22023';
+    end if;
+
+    -- One statement for the whole batch. Only messages this worker holds change: a worker whose
+    -- lease ran out lost the message to another claim, and its late result is ignored.
+    with results as (
+        select r.*
+        from pg_catalog.jsonb_to_recordset(p_results) as r (
+            id bigint,
+            outcome text,
+            provider text,
+            provider_message_id text,
+            error_code text,
+            error text,
+            retry_in_s double precision
+        )
+    ),
+
+    recorded as (
+        update public.whatsapp_message_queue as q
+        set
+            status = case
+                when r.outcome in ('sent', 'failed', 'unconfirmed') then r.outcome
+                when r.outcome = 'retry' and q.attempts > q.max_retries then 'dead'
+                else 'pending'
+            end,
+            -- Released (stop-the-line, shutdown): the send never happened, so the delivery does
+            -- not count.
+            attempts = case
+                when r.outcome = 'released' then greatest(q.attempts - 1, 0) else q.attempts
+            end,
+            visible_at = case r.outcome
+                when 'retry' then pg_catalog.now() + coalesce(
+                    pg_catalog.make_interval(secs => r.retry_in_s),
+                    private.retry_backoff(q.attempts)
+                )
+                when 'released' then pg_catalog.now()
+                else q.visible_at
+            end,
+            claimed_at = case when r.outcome in ('retry', 'released') then null else q.claimed_at end,
+            claimed_by = case when r.outcome in ('retry', 'released') then null else q.claimed_by end,
+            sent_at = case when r.outcome = 'sent' then pg_catalog.now() end,
+            finished_at = case
+                when r.outcome in ('sent', 'failed', 'unconfirmed') then pg_catalog.now()
+                when r.outcome = 'retry' and q.attempts > q.max_retries then pg_catalog.now()
+            end,
+            provider = coalesce(r.provider, q.provider),
+            provider_message_id = case when r.outcome = 'sent' then r.provider_message_id end,
+            last_error_code = case
+                when r.outcome in ('sent', 'released') then q.last_error_code else r.error_code
+            end,
+            last_error = case
+                when r.outcome in ('sent', 'released') then q.last_error
+                else pg_catalog.left(r.error, 2000)
+            end
+        from results as r
+        where q.id = r.id
+            and q.status = 'pending'
+            and q.claimed_at is not null
+            and (p_worker_id is null or q.claimed_by = p_worker_id)
+        returning q.*, r.outcome
+    ),
+
+    -- The outbound row status webhooks look for by wamid (Twilio: the message SID). Statuses
+    -- that came first are waiting in private.pending_message_statuses and apply on insert.
+    tracked as (
+        insert into public.message_tracking (
+            wamid,
+            mapping_id,
+            user_id,
+            direction,
+            provider,
+            message_type,
+            status,
+            body,
+            content,
+            correlation_id,
+            metadata
+        )
+        select
+            s.provider_message_id,
+            (
+                select m.id from public.conversation_mappings as m
+                where m.wa_id = pg_catalog.ltrim(s.recipient_phone, '+') and m.status = 'active'
+            ),
+            (select u.id from public.users as u where u.phone_number = s.recipient_phone),
+            'OUTBOUND',
+            s.provider,
+            case when s.message_type = 'media' then s.payload ->> 'media_type' else s.message_type end,
+            'accepted',
+            case s.message_type
+                when 'text' then s.payload ->> 'body'
+                when 'media' then s.payload ->> 'caption'
+                when 'interactive' then s.payload #>> '{body,text}'
+            end,
+            case when s.message_type <> 'text' then s.payload end,
+            s.correlation_id,
+            pg_catalog.jsonb_build_object('queue_id', s.id, 'recipient_phone', s.recipient_phone)
+        from recorded as s
+        where s.status = 'sent'
+        on conflict (wamid) do nothing
+        returning 1
+    )
+
+    select
+        pg_catalog.jsonb_build_object(
+            'sent', count(*) filter (where r.status = 'sent'),
+            'retrying', count(*) filter (where r.outcome = 'retry' and r.status = 'pending'),
+            'failed', count(*) filter (where r.status = 'failed'),
+            'dead', count(*) filter (where r.status = 'dead'),
+            'unconfirmed', count(*) filter (where r.status = 'unconfirmed'),
+            'released', count(*) filter (where r.outcome = 'released'),
+            'ignored', pg_catalog.jsonb_array_length(p_results) - count(*),
+            'tracked', (select count(*) from tracked)
+        ),
+        pg_catalog.jsonb_agg(r) filter (where r.status in ('failed', 'dead', 'unconfirmed'))
+    into v_counts, v_refused
+    from recorded as r;
+
+    -- Downstream (the desk, the app) learns of a message that will not arrive.
+    perform private.emit_event(
+        'whatsapp_message_queue',
+        f.message ->> 'id',
+        'whatsapp.send_' || (f.message ->> 'status'),
+        pg_catalog.jsonb_build_object(
+            'queue_id', (f.message ->> 'id')::bigint,
+            'recipient_phone', f.message ->> 'recipient_phone',
+            'message_type', f.message ->> 'message_type',
+            'attempts', (f.message ->> 'attempts')::integer,
+            'error_code', f.message ->> 'last_error_code',
+            'error', f.message ->> 'last_error'
+        ),
+        f.message ->> 'correlation_id'
+    )
+    from pg_catalog.jsonb_array_elements(coalesce(v_refused, '[]')) as f (message);
+    return v_counts;
+end;
+$$;
+comment on function public.record_whatsapp_sends(jsonb, text) is
+'The sender''s outcomes for claimed messages, a batch at once: p_results is an array of {id, '
+'outcome, provider, provider_message_id, error_code, error, retry_in_s}. sent: status sent and '
+'an OUTBOUND message_tracking row under the provider''s id (statuses find it); retry: pending '
+'again after retry_in_s or a backoff, dead once max_retries + 1 deliveries failed; failed: '
+'refused for good; unconfirmed: may have been sent (kept, not retried by itself); released: '
+'back on the queue at once without counting the delivery. Failed, dead and unconfirmed '
+'messages emit whatsapp.send_<status> outbox events. Results for messages that p_worker_id '
+'does not hold are ignored. Returns counts per outcome. Bad input 22023, changing nothing. '
+'service_role only.';
+revoke all on function public.record_whatsapp_sends(jsonb, text) from public, anon, authenticated;
+grant execute on function public.record_whatsapp_sends(jsonb, text) to service_role;
+
+create or replace function public.pause_whatsapp_queue(
+    p_reason text,
+    p_error_code text default null,
+    p_paused_by text default null
+)
+returns boolean
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+begin
+    if p_reason is null or pg_catalog.char_length(p_reason) not between 1 and 2000 then
+        raise exception 'pause_whatsapp_queue: p_reason must be 1 to 2000 characters'
+        using errcode = '22023';
+    end if;
+    -- The first reason stays: the workers that hit the same error after it add nothing.
+    insert into private.whatsapp_sender_pause (reason, error_code, paused_by)
+    values (p_reason, p_error_code, p_paused_by)
+    on conflict (singleton) do nothing;
+    return found;
+end;
+$$;
+comment on function public.pause_whatsapp_queue(text, text, text) is
+'Stops the line: claims return nothing until resume_whatsapp_queue, and messages keep their '
+'attempts. The sender calls it on errors no retry can fix (190 token expired, 131031 account '
+'locked, 368 blocked). Returns false when already paused (the first reason is kept). '
+'service_role only.';
+revoke all on function public.pause_whatsapp_queue(text, text, text)
+from public, anon, authenticated;
+grant execute on function public.pause_whatsapp_queue(text, text, text) to service_role;
+
+create or replace function public.resume_whatsapp_queue()
+returns boolean
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+begin
+    delete from private.whatsapp_sender_pause;
+    if found then
+        perform pg_catalog.pg_notify('whatsapp_message_queue', '');
+    end if;
+    return found;
+end;
+$$;
+comment on function public.resume_whatsapp_queue() is
+'Lifts the pause (after the token or account is fixed) and wakes the sender; false when it was '
+'not paused. service_role only.';
+revoke all on function public.resume_whatsapp_queue() from public, anon, authenticated;
+grant execute on function public.resume_whatsapp_queue() to service_role;
+
+create or replace function public.redrive_whatsapp_messages(
+    p_status text default 'dead',
+    p_ids bigint[] default null
+)
+returns integer
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_redriven integer;
+begin
+    if p_status is null or p_status not in ('dead', 'failed', 'unconfirmed') then
+        raise exception 'redrive_whatsapp_messages: p_status must be dead, failed or unconfirmed'
+        using errcode = '22023';
+    end if;
+    update public.whatsapp_message_queue as q
+    set
+        status = 'pending',
+        attempts = 0,
+        visible_at = pg_catalog.now(),
+        claimed_at = null,
+        claimed_by = null,
+        finished_at = null
+    where q.status = p_status and (p_ids is null or q.id = any(p_ids));
+    get diagnostics v_redriven = row_count;
+    if v_redriven > 0 then
+        perform pg_catalog.pg_notify('whatsapp_message_queue', '');
+    end if;
+    return v_redriven;
+end;
+$$;
+comment on function public.redrive_whatsapp_messages(text, bigint[]) is
+'Puts messages of p_status (dead by default; failed or unconfirmed after a check) back on the '
+'queue with their attempts reset, all of them or those in p_ids; returns how many. An '
+'unconfirmed message may have been delivered: redriving it may send it twice. service_role '
+'only.';
+revoke all on function public.redrive_whatsapp_messages(text, bigint[])
+from public, anon, authenticated;
+grant execute on function public.redrive_whatsapp_messages(text, bigint[]) to service_role;
+
+create or replace function private.purge_whatsapp_message_queue()
+returns integer
+language plpgsql
+set search_path = ''
+as $$
+declare
+    v_purged integer;
+begin
+    -- Dead and unconfirmed messages wait longer for someone to look at them.
+    delete from public.whatsapp_message_queue as q
+    where (q.status in ('sent', 'failed') and q.finished_at < pg_catalog.now() - interval '7 days')
+        or (
+            q.status in ('dead', 'unconfirmed')
+            and q.finished_at < pg_catalog.now() - interval '30 days'
+        );
+    get diagnostics v_purged = row_count;
+    return v_purged;
+end;
+$$;
+comment on function private.purge_whatsapp_message_queue() is
+'Deletes sent and failed messages 7 days after they finished, dead and unconfirmed ones after '
+'30; returns how many.';
+
+select private.schedule_cron(
+    'purge-whatsapp-message-queue', '47 * * * *', 'select private.purge_whatsapp_message_queue()'
+);
