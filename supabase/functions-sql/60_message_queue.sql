@@ -35,11 +35,7 @@ begin
         using errcode = '22023';
     end if;
     perform private.require_between(p_priority, 1, 10, 'enqueue_message', 'p_priority');
-    if p_idempotency_key is not null
-        and pg_catalog.char_length(p_idempotency_key) not between 1 and 255 then
-        raise exception 'enqueue_message: p_idempotency_key must be 1 to 255 characters'
-        using errcode = '22023';
-    end if;
+    perform private.require_idempotency_key(p_idempotency_key, 'enqueue_message');
 
     -- Only the message that makes a queue non-empty wakes workers: a worker waits only after a
     -- claim found nothing, and a busy one claims again until one does. A NOTIFY serialises the

@@ -35,11 +35,7 @@ begin
         using errcode = '22023';
     end if;
     perform private.require_between(p_priority, 1, 10, 'schedule_job', 'p_priority');
-    if p_idempotency_key is not null
-        and pg_catalog.char_length(p_idempotency_key) not between 1 and 255 then
-        raise exception 'schedule_job: p_idempotency_key must be 1 to 255 characters'
-        using errcode = '22023';
-    end if;
+    perform private.require_idempotency_key(p_idempotency_key, 'schedule_job');
     perform private.require_between(
         p_timeout_seconds, 1, 86400, 'schedule_job', 'p_timeout_seconds'
     );

@@ -36,11 +36,7 @@ begin
         using errcode = '22023';
     end if;
     perform private.require_between(p_priority, 1, 10, 'enqueue_whatsapp_message', 'p_priority');
-    if p_idempotency_key is not null
-        and pg_catalog.char_length(p_idempotency_key) not between 1 and 255 then
-        raise exception 'enqueue_whatsapp_message: p_idempotency_key must be 1 to 255 characters'
-        using errcode = '22023';
-    end if;
+    perform private.require_idempotency_key(p_idempotency_key, 'enqueue_whatsapp_message');
 
     -- A retry of an enqueue that was accepted returns its id, even once the window has closed:
     -- the message is queued already.
