@@ -120,18 +120,18 @@ class Sender:
         self.config = config
         self.worker = worker
         self.sent = 0
+        self.reconnect_pause = 0.5
 
     async def run(self, stop: asyncio.Event) -> None:
         """Claims and sends until `stop`; a lost database connection is opened again (its claims
         come back when their leases run out)."""
-        pause = 0.5
         while not stop.is_set():
             try:
                 await self._run_connected(stop)
             except psycopg.OperationalError as error:
                 log.warning("sender lost the database", worker=self.worker, error=str(error))
-                await _sleep_unless(stop, pause)
-                pause = min(pause * 2, 30.0)
+                await _sleep_unless(stop, self.reconnect_pause)
+                self.reconnect_pause = min(self.reconnect_pause * 2, 30.0)
 
     async def _run_connected(self, stop: asyncio.Event) -> None:
         async with (
@@ -139,6 +139,8 @@ class Sender:
             await self._connect() as listener,
         ):
             await listener.execute("listen whatsapp_message_queue")
+            # Connected again: the next loss waits from the start of the backoff.
+            self.reconnect_pause = 0.5
             while not stop.is_set():
                 batch = await self._claim(conn)
                 if batch:

@@ -24,7 +24,13 @@ comment on function private.normalize_phone(text) is
 'A phone number in E.164 (+250788123456) from WhatsApp digits, a whatsapp: address or a '
 'written number; null when it cannot be one.';
 
-create or replace function private.required_phone(p_phone text, p_function text)
+-- It gained the argument's name (enqueue_whatsapp_message's is p_recipient_phone).
+drop function if exists private.required_phone(text, text);
+create or replace function private.required_phone(
+    p_phone text,
+    p_function text,
+    p_argument text default 'p_phone_number'
+)
 returns text
 language plpgsql
 immutable
@@ -34,15 +40,16 @@ declare
     v_phone text := private.normalize_phone(p_phone);
 begin
     if v_phone is null then
-        raise exception '%: p_phone_number must be a phone number (E.164, e.g. +250788123456; '
-            'got %)', p_function, coalesce(pg_catalog.quote_literal(p_phone), 'null')
+        raise exception '%: % must be a phone number (E.164, e.g. +250788123456; got %)',
+            p_function, p_argument, coalesce(pg_catalog.quote_literal(p_phone), 'null')
         using errcode = '22023';
     end if;
     return v_phone;
 end;
 $$;
-comment on function private.required_phone(text, text) is
-'p_phone in E.164, or 22023 naming p_function when it cannot be a phone number.';
+comment on function private.required_phone(text, text, text) is
+'p_phone in E.164, or 22023 naming p_function and its argument p_argument when it cannot be a '
+'phone number.';
 
 drop function if exists private.touch_whatsapp_session(text, text, uuid, timestamptz, boolean);
 create or replace function private.touch_whatsapp_session(

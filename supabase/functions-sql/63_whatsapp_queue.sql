@@ -18,19 +18,15 @@ security definer
 set search_path = ''
 as $$
 declare
-    v_phone text := private.normalize_phone(p_recipient_phone);
+    v_phone text := private.required_phone(
+        p_recipient_phone, 'enqueue_whatsapp_message', 'p_recipient_phone'
+    );
     v_scheduled_at timestamptz := coalesce(p_scheduled_at, pg_catalog.now());
     v_problem text := private.whatsapp_payload_problem(p_message_type, p_payload);
     v_window_closes_at timestamptz;
     v_notify boolean;
     v_id bigint;
 begin
-    if v_phone is null then
-        raise exception 'enqueue_whatsapp_message: p_recipient_phone must be a phone number '
-            '(E.164, e.g. +250788123456; got %)',
-            coalesce(pg_catalog.quote_literal(p_recipient_phone), 'null')
-        using errcode = '22023';
-    end if;
     if v_problem is not null then
         raise exception 'enqueue_whatsapp_message: %', v_problem
         using errcode = '22023';

@@ -9,21 +9,14 @@ from typing import Any
 import psycopg
 
 from tests.support.db import query
-from tests.support.races import run_together, service_connections
+from tests.support.races import one_value_at_once, run_together, service_connections
 
 
 def test_fifty_schedules_with_one_key_return_one_id(database_url: str) -> None:
-    ids: list[int] = []
-
-    def schedule(conn: psycopg.Connection[Any]) -> None:
-        row = conn.execute(
-            "select public.schedule_job('report', 'daily report', '{}', null, 5, 'report-0401')"
-        ).fetchone()
-        assert row is not None
-        ids.append(row[0])
-
-    with service_connections(database_url, 50) as conns:
-        errors = run_together([lambda c=c: schedule(c) for c in conns])
+    ids, errors = one_value_at_once(
+        database_url,
+        "select public.schedule_job('report', 'daily report', '{}', null, 5, 'report-0401')",
+    )
 
     assert errors == []
     assert len(ids) == 50

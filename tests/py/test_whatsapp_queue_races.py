@@ -15,7 +15,12 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from tests.support.db import query
-from tests.support.races import run_together, service_connection, service_connections
+from tests.support.races import (
+    one_value_at_once,
+    run_together,
+    service_connection,
+    service_connections,
+)
 
 WELCOME = Jsonb({"name": "welcome", "language": {"code": "en"}})
 
@@ -154,18 +159,11 @@ def drain_with(url: str, workers: int, ledger: Ledger, retry_share: float = 0.2)
 
 
 def test_fifty_enqueues_with_one_key_return_one_id(database_url: str) -> None:
-    ids: list[int] = []
-
-    def enqueue(conn: psycopg.Connection[Any]) -> None:
-        row = conn.execute(
-            "select public.enqueue_whatsapp_message(%s, 'template', %s, 5, null, null, %s)",
-            (phone(1), WELCOME, "welcome-42"),
-        ).fetchone()
-        assert row is not None
-        ids.append(row[0])
-
-    with service_connections(database_url, 50) as conns:
-        errors = run_together([lambda c=c: enqueue(c) for c in conns])
+    ids, errors = one_value_at_once(
+        database_url,
+        "select public.enqueue_whatsapp_message(%s, 'template', %s, 5, null, null, %s)",
+        (phone(1), WELCOME, "welcome-42"),
+    )
 
     assert errors == []
     assert len(ids) == 50

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import uvicorn
 from pydantic import SecretStr
 
 from app import keys
 from app.db.sql_files import SqlSources
 from app.edge.app import create_app
 from app.settings import Settings
+from tests.support.loopback import serve_on_loopback
 from tests.support.server import AUTHENTICATOR_PASSWORD, JWT_SECRET, TestServer
 
 # Webhook secrets of the test edge, for tests that sign requests as the providers do.
@@ -60,25 +56,5 @@ def edge_settings(server: TestServer, database: str, **overrides: object) -> Set
 
 @contextmanager
 def running_edge(settings: Settings, sources: SqlSources | None = None) -> Iterator[Edge]:
-    app = create_app(settings, sources)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=lambda: asyncio.run(server.serve(sockets=[sock])), name="edge", daemon=True
-    )
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the edge did not start")
-        time.sleep(0.01)
-    try:
-        yield Edge(f"http://127.0.0.1:{port}", settings)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with serve_on_loopback(create_app(settings, sources), "edge") as url:
+        yield Edge(url, settings)

@@ -9,16 +9,10 @@ benchmarks: both Meta's and Twilio's send endpoints at one URL, recorded and scr
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import threading
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
-
-import uvicorn
 
 from app.sender.providers import MetaCloudApi, TwilioMessages
 from app.sender.sandbox import (
@@ -29,6 +23,7 @@ from app.sender.sandbox import (
     meta_error,
     twilio_error,
 )
+from tests.support.loopback import serve_on_loopback
 
 META_ACCESS_TOKEN = "test-meta-access-token"
 META_PHONE_NUMBER_ID = "106540352242922"
@@ -114,27 +109,10 @@ def fake_provider(
 ) -> Iterator[FakeProvider]:
     """The sandbox served by uvicorn on 127.0.0.1 (an ephemeral port) until the block ends."""
     app, state = create_sandbox_app(access_token, twilio_sid, twilio_token)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
     # A deep backlog: a benchmark opens hundreds of connections at once.
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", backlog=4096)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=lambda: asyncio.run(server.serve(sockets=[sock])), name="fake-provider", daemon=True
-    )
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the fake provider did not start")
-        time.sleep(0.01)
-    try:
-        yield FakeProvider(f"http://127.0.0.1:{port}", state)
-    finally:
-        # Requests still sleeping on a scripted delay would hold the shutdown until they end.
-        state.release_delayed()
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with serve_on_loopback(app, "fake provider", backlog=4096) as url:
+        try:
+            yield FakeProvider(url, state)
+        finally:
+            # Requests still sleeping on a scripted delay would hold the shutdown until they end.
+            state.release_delayed()

@@ -44,3 +44,20 @@ def service_connections(url: str, count: int) -> Iterator[list[psycopg.Connectio
     connecting, run together."""
     with ExitStack() as stack:
         yield [stack.enter_context(service_connection(url)) for _ in range(count)]
+
+
+def one_value_at_once(
+    url: str, sql: str, params: tuple[Any, ...] = (), count: int = 50
+) -> tuple[list[Any], list[BaseException]]:
+    """The same one-value statement from `count` service_role connections at once: the values
+    they got, and what they raised."""
+    values: list[Any] = []
+
+    def call(conn: psycopg.Connection[Any]) -> None:
+        row = conn.execute(sql, params).fetchone()  # type: ignore[arg-type]  # tests' own SQL
+        assert row is not None
+        values.append(row[0])
+
+    with service_connections(url, count) as conns:
+        errors = run_together([lambda c=c: call(c) for c in conns])
+    return values, errors
