@@ -4,7 +4,7 @@
 -- postgres on a fresh clone in one transaction: now() is constant, so "visible now" is
 -- visible_at <= now() and a lease is moved into the past by hand to expire it.
 begin;
-select plan(57);
+select plan(58);
 
 create temp table seen (note text primary key, n bigint);
 grant select, insert on pg_temp.seen to anon, authenticated, service_role;
@@ -364,6 +364,14 @@ select is_empty(
               or not p.prosecdef
               or p.proconfig is distinct from array['search_path=""'])$$,
     'every queue RPC has a comment, is service_role only, security definer, search_path pinned'
+);
+select is_empty(
+    $$select c.relname::text from pg_catalog.pg_class as c
+       where c.oid in ('public.message_queue'::regclass, 'public.whatsapp_message_queue'::regclass,
+                       'public.background_jobs'::regclass)
+         and not c.reloptions @> array['autovacuum_vacuum_scale_factor=0',
+                                       'autovacuum_vacuum_threshold=10000']$$,
+    'every queue table is vacuumed after 10,000 dead rows whatever its size'
 );
 
 select * from finish();
