@@ -23,3 +23,19 @@ $$;
 comment on function private.require_between(bigint, bigint, bigint, text, text) is
 'Nothing when p_value is between p_low and p_high; else 22023 "p_function: p_argument must be '
 'p_low to p_high (got p_value)", null included.';
+
+create or replace function private.require_idempotency_key(p_key text, p_function text)
+returns void
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+    if p_key is not null and pg_catalog.char_length(p_key) not between 1 and 255 then
+        raise exception '%: p_idempotency_key must be 1 to 255 characters', p_function
+        using errcode = '22023';
+    end if;
+end;
+$$;
+comment on function private.require_idempotency_key(text, text) is
+'22023 naming p_function unless the idempotency key p_key is null or 1 to 255 characters.';

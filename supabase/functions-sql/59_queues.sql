@@ -40,19 +40,3 @@ $$;
 comment on function private.require_claim_arguments(integer, integer, text, text) is
 '22023 naming p_function unless p_batch_size is 1 to 1000 and the lease p_lease_s (named '
 'p_lease_argument) is 1 s to 12 h.';
-
-create or replace function private.require_idempotency_key(p_key text, p_function text)
-returns void
-language plpgsql
-immutable
-set search_path = ''
-as $$
-begin
-    if p_key is not null and pg_catalog.char_length(p_key) not between 1 and 255 then
-        raise exception '%: p_idempotency_key must be 1 to 255 characters', p_function
-        using errcode = '22023';
-    end if;
-end;
-$$;
-comment on function private.require_idempotency_key(text, text) is
-'22023 naming p_function unless the idempotency key p_key is null or 1 to 255 characters.';

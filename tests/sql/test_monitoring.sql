@@ -33,8 +33,9 @@ select results_eq(
              ('partition_health', 'v', true),
              ('partition_maintenance', 'v', true),
              ('recent_metrics_by_service', 'v', true),
+             ('transaction_summary', 'v', true),
              ('whatsapp_queue_stats', 'v', true)$$,
-    'monitoring holds exactly the eight views, each with a comment'
+    'monitoring holds exactly the nine views, each with a comment'
 );
 
 -- What analyst may read ---------------------------------------------------------------------------

@@ -1,0 +1,566 @@
+-- Transactions: create (idempotent by key), move through the lifecycle, and the wallet effects a
+-- completion (or reversal) applies in the same database transaction.
+
+create or replace function private.transaction_reference(p_at timestamptz)
+returns text
+language plpgsql
+volatile
+set search_path = ''
+as $$
+-- Crockford's base32 (no I, L, O, U): 6 characters are 30 random bits, a billion a day, and
+-- nothing a reader can confuse on a phone screen.
+declare
+    v_alphabet constant text := '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+    v_bits bigint := ('x' || pg_catalog.encode(extensions.gen_random_bytes(4), 'hex'))::bit(32)::bigint;
+    v_code text := '';
+begin
+    for i in 1..6 loop
+        v_code := v_code || pg_catalog.substr(v_alphabet, (v_bits & 31)::integer + 1, 1);
+        v_bits := v_bits >> 5;
+    end loop;
+    return 'TXN-' || pg_catalog.to_char(p_at at time zone 'UTC', 'YYYYMMDD') || '-' || v_code;
+end;
+$$;
+comment on function private.transaction_reference(timestamptz) is
+'A new reference for a transaction created at p_at: TXN-<UTC date>-<6 random base32 characters>.';
+
+create or replace function private.transaction_effects(
+    p_type text,
+    p_user_id uuid,
+    p_counterparty_id uuid,
+    p_amount numeric
+)
+returns table (user_id uuid, delta numeric)
+language sql
+immutable
+set search_path = ''
+as $$
+    select e.user_id, e.delta
+    from (
+        values
+        (
+            p_user_id,
+            case
+                when p_type in ('credit', 'refund') then p_amount
+                when p_type in ('debit', 'fee', 'payment', 'transfer') then -p_amount
+            end
+        ),
+        (p_counterparty_id, case when p_type = 'transfer' then p_amount end)
+    ) as e (user_id, delta)
+    where e.delta is not null
+$$;
+comment on function private.transaction_effects(text, uuid, uuid, numeric) is
+'What completing a transaction does to balances: one (user, delta) row per wallet it moves. '
+'Credit and refund add, debit, fee and payment take, a transfer takes from the user and gives '
+'to the counterparty, a commission moves nothing.';
+
+create or replace function private.move_wallets(p_transaction public.transactions, p_sign integer)
+returns void
+language plpgsql
+volatile
+set search_path = ''
+as $$
+-- Wallets are created and locked in (user_id) order, so two transfers between the same users in
+-- opposite directions queue behind each other instead of deadlocking.
+declare
+    v_short record;
+begin
+    insert into public.wallets (user_id, currency)
+    select e.user_id, p_transaction.currency
+    from private.transaction_effects(
+        p_transaction.type, p_transaction.user_id, p_transaction.counterparty_id,
+        p_transaction.amount
+    ) as e
+    order by e.user_id
+    on conflict do nothing;
+
+    perform
+    from public.wallets as w
+    inner join private.transaction_effects(
+        p_transaction.type, p_transaction.user_id, p_transaction.counterparty_id,
+        p_transaction.amount
+    ) as e on w.user_id = e.user_id
+    where w.currency = p_transaction.currency
+    order by w.user_id
+    for update of w;
+    select w.user_id, w.balance, e.delta * p_sign as delta
+    into v_short
+    from private.transaction_effects(
+        p_transaction.type, p_transaction.user_id, p_transaction.counterparty_id,
+        p_transaction.amount
+    ) as e
+    inner join public.wallets as w
+        on e.user_id = w.user_id and w.currency = p_transaction.currency
+    where w.balance + e.delta * p_sign < 0;
+    if found then
+        raise exception 'insufficient funds: % % % needs % % but wallet % holds % %',
+            case when p_sign > 0 then 'completing' else 'reversing' end,
+            p_transaction.type, p_transaction.reference,
+            -v_short.delta, p_transaction.currency, v_short.user_id, v_short.balance,
+            p_transaction.currency
+        using errcode = 'PT402';
+    end if;
+
+    update public.wallets as w
+    set
+        balance = w.balance + e.delta * p_sign,
+        updated_at = pg_catalog.now()
+    from private.transaction_effects(
+        p_transaction.type, p_transaction.user_id, p_transaction.counterparty_id,
+        p_transaction.amount
+    ) as e
+    where w.user_id = e.user_id and w.currency = p_transaction.currency;
+end;
+$$;
+comment on function private.move_wallets(public.transactions, integer) is
+'Applies transaction p_transaction''s balance effects (p_sign 1) or undoes them (-1), locking the '
+'wallets in user order; PT402 when a balance would go negative, changing nothing.';
+
+create or replace function private.record_transaction_move(
+    p_transaction public.transactions,
+    p_from_status text,
+    p_reason text
+)
+returns void
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+    v_actor record := private.request_actor();
+begin
+    insert into public.transaction_events (
+        transaction_id, user_id, from_status, to_status, actor_type, actor_id, reason,
+        correlation_id
+    )
+    values (
+        p_transaction.id,
+        p_transaction.user_id,
+        p_from_status,
+        p_transaction.status,
+        v_actor.actor_type,
+        v_actor.actor_identifier,
+        p_reason,
+        p_transaction.correlation_id
+    );
+    perform private.emit_event(
+        'transaction',
+        p_transaction.id::text,
+        'transaction.' || case when p_from_status is null then 'created' else p_transaction.status end,
+        pg_catalog.jsonb_build_object(
+            'id', p_transaction.id,
+            'reference', p_transaction.reference,
+            'user_id', p_transaction.user_id,
+            'counterparty_id', p_transaction.counterparty_id,
+            'type', p_transaction.type,
+            -- A string: JSON readers that parse numbers as doubles would round money.
+            'amount', p_transaction.amount::text,
+            'currency', p_transaction.currency,
+            'from_status', p_from_status,
+            'status', p_transaction.status,
+            'reason', p_reason
+        ),
+        p_transaction.correlation_id
+    );
+end;
+$$;
+comment on function private.record_transaction_move(public.transactions, text, text) is
+'Writes the transaction_events row (from p_from_status to the transaction''s status, actor from '
+'the JWT claims) and the outbox event transaction.<status> (transaction.created at creation).';
+
+create or replace function private.require_transaction_arguments(
+    p_user_id uuid,
+    p_type text,
+    p_amount numeric,
+    p_currency text,
+    p_metadata jsonb,
+    p_counterparty_id uuid,
+    p_original_transaction_id uuid
+)
+returns void
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+    v_minor_units smallint := private.currency_minor_units(p_currency);
+begin
+    if p_user_id is null then
+        raise exception 'create_transaction: p_user_id must be a user id' using errcode = '22023';
+    end if;
+    if p_type is null or p_type not in (
+        'debit', 'credit', 'transfer', 'payment', 'refund', 'fee', 'commission'
+    ) then
+        raise exception 'create_transaction: p_type must be debit, credit, transfer, payment, '
+            'refund, fee or commission (got %)', coalesce(p_type, 'null')
+        using errcode = '22023';
+    end if;
+    if v_minor_units is null then
+        raise exception 'create_transaction: p_currency must be an ISO 4217 code the platform '
+            'handles, in capitals (got %)', coalesce(p_currency, 'null')
+        using errcode = '22023';
+    end if;
+    if p_amount is null or p_amount <= 0 or p_amount >= 1e15 or p_amount = 'NaN' then
+        raise exception 'create_transaction: p_amount must be more than 0 and less than 10^15 '
+            '(got %)', coalesce(p_amount::text, 'null')
+        using errcode = '22023';
+    end if;
+    if p_amount <> pg_catalog.round(p_amount, v_minor_units) then
+        raise exception 'create_transaction: p_amount must have at most % decimals in % (got %)',
+            v_minor_units, p_currency, p_amount
+        using errcode = '22023';
+    end if;
+    if p_metadata is not null and pg_catalog.jsonb_typeof(p_metadata) <> 'object' then
+        raise exception 'create_transaction: p_metadata must be a JSON object'
+        using errcode = '22023';
+    end if;
+    if (p_type = 'transfer') <> (p_counterparty_id is not null) then
+        raise exception 'create_transaction: p_counterparty_id is required for a transfer and '
+            'only for one'
+        using errcode = '22023';
+    end if;
+    if p_counterparty_id = p_user_id then
+        raise exception 'create_transaction: a transfer needs a counterparty other than the user'
+        using errcode = '22023';
+    end if;
+    if (p_type = 'refund') <> (p_original_transaction_id is not null) then
+        raise exception 'create_transaction: p_original_transaction_id is required for a refund '
+            'and only for one'
+        using errcode = '22023';
+    end if;
+    if not exists (select from public.users as u where u.id = p_user_id) then
+        raise exception 'create_transaction: no user %', p_user_id using errcode = 'P0002';
+    end if;
+    if p_counterparty_id is not null
+        and not exists (select from public.users as u where u.id = p_counterparty_id) then
+        raise exception 'create_transaction: no user % (p_counterparty_id)', p_counterparty_id
+        using errcode = 'P0002';
+    end if;
+end;
+$$;
+comment on function private.require_transaction_arguments(
+    uuid, text, numeric, text, jsonb, uuid, uuid
+) is
+'The checks of create_transaction''s arguments: 22023 for a bad value, P0002 for an unknown user '
+'or counterparty.';
+
+create or replace function private.require_refundable(
+    p_original_transaction_id uuid,
+    p_user_id uuid,
+    p_amount numeric,
+    p_currency text
+)
+returns void
+language plpgsql
+volatile
+set search_path = ''
+as $$
+-- The original's row is locked for the rest of the transaction: refunds of one original (and
+-- its reversal) take turns, so two refunds cannot both fit in what remains.
+declare
+    v_original public.transactions;
+    v_refunded numeric;
+begin
+    select t.* into v_original
+    from private.transaction_directory as d
+    inner join public.transactions as t on d.id = t.id and d.created_at = t.created_at
+    where d.id = p_original_transaction_id
+    for update of t;
+    if not found then
+        raise exception 'create_transaction: no transaction % (p_original_transaction_id)',
+            p_original_transaction_id
+        using errcode = 'P0002';
+    end if;
+    if v_original.type not in ('debit', 'fee', 'payment')
+        or v_original.user_id <> p_user_id or v_original.currency <> p_currency then
+        raise exception 'create_transaction: a refund gives back a debit, fee or payment of the '
+            'same user in the same currency (% is a % of % in %)',
+            v_original.reference, v_original.type, v_original.user_id, v_original.currency
+        using errcode = '22023';
+    end if;
+    if v_original.status <> 'completed' then
+        raise exception 'create_transaction: % is %, only a completed transaction can be refunded',
+            v_original.reference, v_original.status
+        using errcode = 'PT409';
+    end if;
+    -- Refunds still under way count: they are promises against what remains.
+    select coalesce(sum(r.amount), 0) into v_refunded
+    from public.transactions as r
+    where r.original_transaction_id = p_original_transaction_id
+        and r.status in ('pending', 'processing', 'completed');
+    if p_amount > v_original.amount - v_refunded then
+        raise exception 'create_transaction: a refund of % % exceeds the % % still refundable of %',
+            p_amount, p_currency, v_original.amount - v_refunded, p_currency,
+            v_original.reference
+        using errcode = 'PT409';
+    end if;
+end;
+$$;
+comment on function private.require_refundable(uuid, uuid, numeric, text) is
+'Locks the original of a refund and checks it: P0002 unknown, 22023 not a debit, fee or payment '
+'of the same user and currency, PT409 not completed or not enough left to refund.';
+
+create or replace function private.replayed_transaction(
+    p_directory private.transaction_directory,
+    p_request jsonb
+)
+returns public.transactions
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+    if p_directory.request <> p_request then
+        raise exception 'create_transaction: idempotency key % was used for another request '
+            '(transaction %)', p_directory.idempotency_key, p_directory.reference
+        using errcode = 'PT409',
+            detail = 'first: ' || p_directory.request::text || '; now: ' || p_request::text;
+    end if;
+    return (
+        select t from public.transactions as t
+        where t.id = p_directory.id and t.created_at = p_directory.created_at
+    );
+end;
+$$;
+comment on function private.replayed_transaction(private.transaction_directory, jsonb) is
+'The transaction an idempotency key made, when p_request is what it was made from; else PT409.';
+
+create or replace function public.create_transaction(
+    p_user_id uuid,
+    p_type text,
+    p_amount numeric,
+    p_currency text,
+    p_idempotency_key text default null,
+    p_metadata jsonb default '{}',
+    p_counterparty_id uuid default null,
+    p_original_transaction_id uuid default null
+)
+returns public.transactions
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_request jsonb;
+    v_directory private.transaction_directory;
+    v_transaction public.transactions;
+    v_now timestamptz := pg_catalog.now();
+begin
+    perform private.require_transaction_arguments(
+        p_user_id, p_type, p_amount, p_currency, p_metadata, p_counterparty_id,
+        p_original_transaction_id
+    );
+    perform private.require_idempotency_key(p_idempotency_key, 'create_transaction');
+    v_request := pg_catalog.jsonb_build_object(
+        'user_id', p_user_id,
+        'type', p_type,
+        'amount', p_amount,
+        'currency', p_currency,
+        'metadata', coalesce(p_metadata, '{}'),
+        'counterparty_id', p_counterparty_id,
+        'original_transaction_id', p_original_transaction_id
+    );
+
+    -- A retry: the first transaction, if it was asked for the same thing.
+    if p_idempotency_key is not null then
+        select d.* into v_directory
+        from private.transaction_directory as d
+        where d.idempotency_key = p_idempotency_key;
+        if found then
+            return private.replayed_transaction(v_directory, v_request);
+        end if;
+    end if;
+
+    if p_type = 'refund' then
+        perform private.require_refundable(
+            p_original_transaction_id, p_user_id, p_amount, p_currency
+        );
+    end if;
+
+    -- The directory row first: a concurrent create with the same key waits here for this one
+    -- and then replays it. A clash on the reference alone (30 random bits a day) draws again.
+    v_directory := (
+        pg_catalog.gen_random_uuid(), null, p_idempotency_key, v_request, v_now
+    )::private.transaction_directory;
+    loop
+        v_directory.reference := private.transaction_reference(v_now);
+        insert into private.transaction_directory (
+            id, reference, idempotency_key, request, created_at
+        )
+        values (
+            v_directory.id,
+            v_directory.reference,
+            v_directory.idempotency_key,
+            v_directory.request,
+            v_directory.created_at
+        )
+        on conflict do nothing;
+        exit when found;
+        if p_idempotency_key is not null then
+            select d.* into v_directory
+            from private.transaction_directory as d
+            where d.idempotency_key = p_idempotency_key;
+            if found then
+                return private.replayed_transaction(v_directory, v_request);
+            end if;
+        end if;
+    end loop;
+
+    insert into public.transactions (
+        id,
+        reference,
+        user_id,
+        type,
+        amount,
+        currency,
+        counterparty_id,
+        original_transaction_id,
+        idempotency_key,
+        correlation_id,
+        metadata,
+        created_at,
+        updated_at
+    )
+    values (
+        v_directory.id,
+        v_directory.reference,
+        p_user_id,
+        p_type,
+        p_amount,
+        p_currency,
+        p_counterparty_id,
+        p_original_transaction_id,
+        p_idempotency_key,
+        private.request_correlation_id(),
+        coalesce(p_metadata, '{}'),
+        v_now,
+        v_now
+    )
+    returning * into v_transaction;
+    perform private.record_transaction_move(v_transaction, null, null);
+    return v_transaction;
+end;
+$$;
+comment on function public.create_transaction(
+    uuid, text, numeric, text, text, jsonb, uuid, uuid
+) is
+'Creates a pending transaction of p_type (debit, credit, transfer, payment, refund, fee, '
+'commission) for user p_user_id: p_amount in p_currency (ISO 4217, at most its minor units), '
+'p_counterparty_id for a transfer, p_original_transaction_id for a refund (at most what remains '
+'refundable of that completed debit, fee or payment). Returns the transaction, with its '
+'reference. The same p_idempotency_key with the same arguments returns the first transaction, '
+'also when calls race; with other arguments PT409. Bad input 22023, unknown user or original '
+'P0002. Writes transaction_events and the outbox event transaction.created. service_role only.';
+revoke all on function public.create_transaction(
+    uuid, text, numeric, text, text, jsonb, uuid, uuid
+) from public, anon, authenticated;
+grant execute on function public.create_transaction(
+    uuid, text, numeric, text, text, jsonb, uuid, uuid
+) to service_role;
+
+create or replace function public.update_transaction_status(
+    p_transaction_id uuid,
+    p_new_status text,
+    p_error_message text default null,
+    p_reason text default null
+)
+returns public.transactions
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_transaction public.transactions;
+    v_from text;
+    v_allowed text[];
+begin
+    if p_transaction_id is null then
+        raise exception 'update_transaction_status: p_transaction_id must be a transaction id'
+        using errcode = '22023';
+    end if;
+    if p_new_status is null or p_new_status not in (
+        'pending', 'processing', 'completed', 'failed', 'cancelled', 'reversed'
+    ) then
+        raise exception 'update_transaction_status: p_new_status must be pending, processing, '
+            'completed, failed, cancelled or reversed (got %)', coalesce(p_new_status, 'null')
+        using errcode = '22023';
+    end if;
+    if pg_catalog.char_length(p_error_message) > 2000 or pg_catalog.char_length(p_reason) > 2000
+        then
+        raise exception 'update_transaction_status: p_error_message and p_reason must be at '
+            'most 2000 characters'
+        using errcode = '22023';
+    end if;
+
+    -- The row lock makes moves of one transaction take turns; the directory names its partition.
+    select t.* into v_transaction
+    from private.transaction_directory as d
+    inner join public.transactions as t on d.id = t.id and d.created_at = t.created_at
+    where d.id = p_transaction_id
+    for update of t;
+    if not found then
+        raise exception 'update_transaction_status: no transaction %', p_transaction_id
+        using errcode = 'P0002';
+    end if;
+    v_from := v_transaction.status;
+    if v_from = p_new_status then
+        return v_transaction;
+    end if;
+    v_allowed := case v_from
+        when 'pending' then array['processing', 'cancelled', 'failed']
+        when 'processing' then array['completed', 'failed']
+        when 'completed' then array['reversed']
+        else array[]::text []
+    end;
+    if not p_new_status = any(v_allowed) then
+        raise exception 'update_transaction_status: % is %, it cannot become % (%)',
+            v_transaction.reference, v_from, p_new_status,
+            case when v_allowed = '{}' then 'it is final'
+                else 'it may become ' || pg_catalog.array_to_string(v_allowed, ' or ') end
+        using errcode = 'PT409';
+    end if;
+
+    if p_new_status = 'completed' then
+        perform private.move_wallets(v_transaction, 1);
+    elsif p_new_status = 'reversed' then
+        -- Undoing a refunded payment would give the refund back a second time.
+        if exists (
+            select from public.transactions as r
+            where r.original_transaction_id = v_transaction.id
+                and r.status in ('pending', 'processing', 'completed')
+        ) then
+            raise exception 'update_transaction_status: % has refunds; reverse those instead',
+                v_transaction.reference
+            using errcode = 'PT409';
+        end if;
+        perform private.move_wallets(v_transaction, -1);
+    end if;
+
+    update public.transactions as t
+    set
+        status = p_new_status,
+        error_message = case when p_new_status = 'failed' then p_error_message else t.error_message end,
+        completed_at = case when p_new_status = 'completed' then pg_catalog.now() else t.completed_at end,
+        updated_at = pg_catalog.now()
+    where t.id = v_transaction.id and t.created_at = v_transaction.created_at
+    returning t.* into v_transaction;
+    perform private.record_transaction_move(
+        v_transaction, v_from, coalesce(p_reason, p_error_message)
+    );
+    return v_transaction;
+end;
+$$;
+comment on function public.update_transaction_status(uuid, text, text, text) is
+'Moves transaction p_transaction_id to p_new_status: pending to processing, cancelled or failed; '
+'processing to completed or failed; completed to reversed. Completing moves the wallet balances '
+'and reversing undoes exactly that, in this database transaction (PT402 when a balance would go '
+'negative, changing nothing). The current status again is a no-op; any other move PT409; a '
+'failure keeps p_error_message. Writes transaction_events (reason: p_reason, else the error) '
+'and the outbox event transaction.<status>. Returns the transaction. Unknown id P0002, bad '
+'input 22023. service_role only.';
+revoke all on function public.update_transaction_status(uuid, text, text, text)
+from public, anon, authenticated;
+grant execute on function public.update_transaction_status(uuid, text, text, text)
+to service_role;

@@ -1,0 +1,138 @@
+-- Wallets: reading a balance, the daily reconciliation against completed transactions, and who
+-- may read transactions, their events and wallets.
+
+create or replace function public.get_wallet_balance(p_user_id uuid, p_currency text)
+returns numeric
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+    v_claims jsonb := nullif(pg_catalog.current_setting('request.jwt.claims', true), '')::jsonb;
+begin
+    if p_user_id is null then
+        raise exception 'get_wallet_balance: p_user_id must be a user id' using errcode = '22023';
+    end if;
+    if private.currency_minor_units(p_currency) is null then
+        raise exception 'get_wallet_balance: p_currency must be an ISO 4217 code the platform '
+            'handles, in capitals (got %)', coalesce(p_currency, 'null')
+        using errcode = '22023';
+    end if;
+    -- A signed-in user asks about their own wallet only; service_role about anyone's.
+    if v_claims ->> 'role' = 'authenticated'
+        and (v_claims ->> 'sub') is distinct from p_user_id::text then
+        raise exception 'get_wallet_balance: a user may read only their own balance'
+        using errcode = '42501';
+    end if;
+    return coalesce(
+        (
+            select w.balance from public.wallets as w
+            where w.user_id = p_user_id and w.currency = p_currency
+        ),
+        0
+    );
+end;
+$$;
+comment on function public.get_wallet_balance(uuid, text) is
+'The balance of user p_user_id in p_currency (0 when they have no wallet in it). A signed-in '
+'user may ask only about themselves (else 42501); service_role about anyone. Bad input 22023.';
+revoke all on function public.get_wallet_balance(uuid, text) from public, anon, authenticated;
+grant execute on function public.get_wallet_balance(uuid, text) to authenticated, service_role;
+
+create or replace function public.reconcile_wallet_balances()
+returns table (
+    user_id uuid,
+    currency text,
+    balance numeric,
+    expected numeric,
+    difference numeric
+)
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+    -- One statement, one snapshot: a completion moves its transaction and its wallets together,
+    -- so a consistent read of both finds no difference unless something bypassed the RPCs.
+    with expected as (
+        select e.user_id, t.currency, sum(e.delta) as expected
+        from public.transactions as t
+        cross join lateral private.transaction_effects(
+            t.type, t.user_id, t.counterparty_id, t.amount
+        ) as e
+        where t.status = 'completed'
+        group by e.user_id, t.currency
+    )
+
+    select
+        coalesce(w.user_id, x.user_id),
+        coalesce(w.currency, x.currency),
+        coalesce(w.balance, 0),
+        coalesce(x.expected, 0),
+        coalesce(w.balance, 0) - coalesce(x.expected, 0)
+    from public.wallets as w
+    full join expected as x on w.user_id = x.user_id and w.currency = x.currency
+    where coalesce(w.balance, 0) <> coalesce(x.expected, 0)
+    order by 1, 2
+$$;
+comment on function public.reconcile_wallet_balances() is
+'Recomputes every balance from completed transactions and returns the wallets that differ '
+'(balance, expected, difference); none is the healthy answer. service_role only; a daily '
+'pg_cron job runs it through private.reconcile_wallets().';
+revoke all on function public.reconcile_wallet_balances() from public, anon, authenticated;
+grant execute on function public.reconcile_wallet_balances() to service_role;
+
+create or replace function private.reconcile_wallets()
+returns integer
+language plpgsql
+volatile
+set search_path = ''
+as $$
+-- A difference is an incident: the metric is what alerting watches, the outbox event carries
+-- the wallets for whoever investigates.
+declare
+    v_differences jsonb;
+    v_count integer;
+begin
+    select
+        count(*)::integer,
+        pg_catalog.jsonb_agg(pg_catalog.to_jsonb(r) order by r.user_id, r.currency)
+    into v_count, v_differences
+    from public.reconcile_wallet_balances() as r;
+    perform public.record_metric(
+        'payments', 'gauge', 'wallet_reconciliation_differences', v_count, 'count', null
+    );
+    if v_count > 0 then
+        perform private.emit_event(
+            'wallet', 'reconciliation', 'wallet.reconciliation_failed',
+            pg_catalog.jsonb_build_object('differences', v_differences)
+        );
+        raise warning 'reconcile_wallets: % wallet(s) differ from their transactions', v_count;
+    end if;
+    return v_count;
+end;
+$$;
+comment on function private.reconcile_wallets() is
+'Runs reconcile_wallet_balances, records the metric payments/wallet_reconciliation_differences '
+'and, when any wallet differs, the outbox event wallet.reconciliation_failed; returns the count.';
+
+select private.schedule_cron(
+    'reconcile-wallets', '17 3 * * *', 'select private.reconcile_wallets()'
+);
+
+select private.enable_audit('public.transactions');
+select private.enable_audit('public.wallets');
+
+drop policy if exists transactions_own_select on public.transactions;
+create policy transactions_own_select on public.transactions
+for select to authenticated
+using ((select auth.uid()) in (user_id, counterparty_id));
+drop policy if exists transaction_events_own_select on public.transaction_events;
+create policy transaction_events_own_select on public.transaction_events
+for select to authenticated
+using (user_id = (select auth.uid()));
+drop policy if exists wallets_own_select on public.wallets;
+create policy wallets_own_select on public.wallets
+for select to authenticated
+using (user_id = (select auth.uid()));

@@ -1,0 +1,343 @@
+-- Payment methods: account details encrypted under private keys, masked labels for display,
+-- one default per user, verification, audited decryption and key rotation.
+
+create or replace function private.payment_details_problem(p_method_type text, p_details jsonb)
+returns text
+language sql
+immutable
+set search_path = ''
+as $$
+    select case
+        when pg_catalog.jsonb_typeof(p_details) is distinct from 'object'
+            then 'p_account_details must be a JSON object'
+        when p_method_type = 'mobile_money'
+            and coalesce(p_details ->> 'phone_number', '') !~ '^\+[1-9][0-9]{6,14}$'
+            then 'p_account_details.phone_number must be an E.164 phone number'
+        when p_method_type = 'card'
+            and coalesce(p_details ->> 'number', '') !~ '^[0-9]{12,19}$'
+            then 'p_account_details.number must be 12 to 19 digits'
+        when p_method_type = 'card'
+            and coalesce(p_details ->> 'expiry', '') !~ '^(0[1-9]|1[0-2])/[0-9]{2}$'
+            then 'p_account_details.expiry must be MM/YY'
+        when p_method_type = 'bank_account'
+            and coalesce(p_details ->> 'account_number', '') !~ '^[0-9A-Za-z]{4,34}$'
+            then 'p_account_details.account_number must be 4 to 34 letters or digits'
+        when p_method_type = 'wallet'
+            and coalesce(pg_catalog.char_length(p_details ->> 'account_id'), 0) not between 4 and 100
+            then 'p_account_details.account_id must be 4 to 100 characters'
+    end
+$$;
+comment on function private.payment_details_problem(text, jsonb) is
+'Why p_details are not account details of a p_method_type method (null when they are): '
+'mobile_money needs phone_number (E.164), card number and expiry (MM/YY), bank_account '
+'account_number, wallet account_id; cash needs nothing.';
+
+create or replace function private.payment_masked_label(
+    p_method_type text,
+    p_provider text,
+    p_details jsonb
+)
+returns text
+language sql
+immutable
+set search_path = ''
+as $$
+    -- The provider and the last four characters of the account, never more of it.
+    select case p_method_type
+        when 'cash' then p_provider
+        else pg_catalog.upper(p_provider) || ' **** ' || pg_catalog.right(
+            coalesce(
+                p_details ->> 'phone_number',
+                p_details ->> 'number',
+                p_details ->> 'account_number',
+                p_details ->> 'account_id'
+            ),
+            4
+        )
+    end
+$$;
+comment on function private.payment_masked_label(text, text, jsonb) is
+'The label a user sees for a method: the provider and the account''s last 4 characters, e.g. '
+'"MTN **** 4567"; cash shows the provider alone.';
+
+create or replace function private.current_payment_method_key()
+returns private.payment_method_keys
+language sql
+stable
+set search_path = ''
+as $$
+    select k from private.payment_method_keys as k where k.retired_at is null
+$$;
+comment on function private.current_payment_method_key() is
+'The key new account details are encrypted under (the one not retired).';
+
+create or replace function private.payment_method_caller(p_payment_method_id uuid, p_function text)
+returns public.payment_methods
+language plpgsql
+volatile
+set search_path = ''
+as $$
+-- service_role may act on any method, a signed-in user on their own; to a stranger a method
+-- that is not theirs does not exist. The row is locked for the caller's change.
+declare
+    v_claims jsonb := nullif(pg_catalog.current_setting('request.jwt.claims', true), '')::jsonb;
+    v_method public.payment_methods;
+begin
+    if p_payment_method_id is null then
+        raise exception '%: p_payment_method_id must be a payment method id', p_function
+        using errcode = '22023';
+    end if;
+    select m.* into v_method
+    from public.payment_methods as m
+    where m.id = p_payment_method_id
+    for update;
+    if not found
+        or v_claims ->> 'role' = 'authenticated'
+        and (v_claims ->> 'sub') is distinct from v_method.user_id::text then
+        raise exception '%: no payment method %', p_function, p_payment_method_id
+        using errcode = 'P0002';
+    end if;
+    return v_method;
+end;
+$$;
+comment on function private.payment_method_caller(uuid, text) is
+'Payment method p_payment_method_id, locked, if the caller may act on it (service_role: any; a '
+'signed-in user: their own); else P0002 as if it did not exist.';
+
+create or replace function public.add_payment_method(
+    p_user_id uuid,
+    p_method_type text,
+    p_provider text,
+    p_account_details jsonb default '{}',
+    p_is_default boolean default false
+)
+returns public.payment_methods
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_key private.payment_method_keys := private.current_payment_method_key();
+    v_problem text;
+    v_method public.payment_methods;
+begin
+    if p_user_id is null then
+        raise exception 'add_payment_method: p_user_id must be a user id' using errcode = '22023';
+    end if;
+    if p_method_type is null
+        or p_method_type not in ('card', 'mobile_money', 'bank_account', 'wallet', 'cash') then
+        raise exception 'add_payment_method: p_method_type must be card, mobile_money, '
+            'bank_account, wallet or cash (got %)', coalesce(p_method_type, 'null')
+        using errcode = '22023';
+    end if;
+    if p_provider is null or pg_catalog.char_length(p_provider) not between 1 and 50 then
+        raise exception 'add_payment_method: p_provider must be 1 to 50 characters'
+        using errcode = '22023';
+    end if;
+    v_problem := private.payment_details_problem(p_method_type, p_account_details);
+    if v_problem is not null then
+        raise exception 'add_payment_method: %', v_problem using errcode = '22023';
+    end if;
+    if not exists (select from public.users as u where u.id = p_user_id) then
+        raise exception 'add_payment_method: no user %', p_user_id using errcode = 'P0002';
+    end if;
+
+    -- The user's methods are locked so that two defaults set at once take turns.
+    perform from public.payment_methods as m where m.user_id = p_user_id for update;
+    if coalesce(p_is_default, false) then
+        update public.payment_methods as m set is_default = false
+        where m.user_id = p_user_id and m.is_default;
+    end if;
+    insert into public.payment_methods (
+        user_id, method_type, provider, masked_label, account_details, key_id, is_default
+    )
+    values (
+        p_user_id,
+        p_method_type,
+        p_provider,
+        private.payment_masked_label(p_method_type, p_provider, p_account_details),
+        extensions.pgp_sym_encrypt(p_account_details::text, v_key.secret, 'cipher-algo=aes256'),
+        v_key.key_id,
+        coalesce(p_is_default, false)
+    )
+    returning * into v_method;
+    v_method.account_details := null;
+    v_method.key_id := null;
+    return v_method;
+end;
+$$;
+comment on function public.add_payment_method(uuid, text, text, jsonb, boolean) is
+'Adds a payment method of p_method_type (card, mobile_money, bank_account, wallet, cash) with '
+'p_provider for user p_user_id; p_account_details (checked per type) are stored encrypted and '
+'shown only as the masked label. With p_is_default it replaces the user''s default. Returns the '
+'method without its details. Bad input 22023, unknown user P0002. service_role only.';
+revoke all on function public.add_payment_method(uuid, text, text, jsonb, boolean)
+from public, anon, authenticated;
+grant execute on function public.add_payment_method(uuid, text, text, jsonb, boolean)
+to service_role;
+
+create or replace function public.set_default_payment_method(p_payment_method_id uuid)
+returns public.payment_methods
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_method public.payment_methods := private.payment_method_caller(
+        p_payment_method_id, 'set_default_payment_method'
+    );
+begin
+    -- Every method of the user is locked first, so concurrent flips for one user take turns and
+    -- the one-default index never sees two.
+    perform from public.payment_methods as m where m.user_id = v_method.user_id for update;
+    update public.payment_methods as m set is_default = false
+    where m.user_id = v_method.user_id and m.is_default and m.id <> v_method.id;
+    update public.payment_methods as m set is_default = true
+    where m.id = v_method.id and not m.is_default;
+    select m.* into v_method from public.payment_methods as m where m.id = v_method.id;
+    v_method.account_details := null;
+    v_method.key_id := null;
+    return v_method;
+end;
+$$;
+comment on function public.set_default_payment_method(uuid) is
+'Makes p_payment_method_id its user''s default and the previous default not, atomically. The '
+'owner (authenticated) or service_role; anyone else P0002. Returns the method without its '
+'details.';
+revoke all on function public.set_default_payment_method(uuid) from public, anon, authenticated;
+grant execute on function public.set_default_payment_method(uuid) to authenticated, service_role;
+
+create or replace function public.set_payment_method_verification(
+    p_payment_method_id uuid,
+    p_verification_status text
+)
+returns public.payment_methods
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_method public.payment_methods := private.payment_method_caller(
+        p_payment_method_id, 'set_payment_method_verification'
+    );
+begin
+    if p_verification_status is null
+        or p_verification_status not in ('unverified', 'pending', 'verified', 'failed') then
+        raise exception 'set_payment_method_verification: p_verification_status must be '
+            'unverified, pending, verified or failed (got %)',
+            coalesce(p_verification_status, 'null')
+        using errcode = '22023';
+    end if;
+    update public.payment_methods as m
+    set
+        verification_status = p_verification_status,
+        verified_at = case
+            when p_verification_status = 'verified' then coalesce(m.verified_at, pg_catalog.now())
+        end
+    where m.id = v_method.id
+    returning m.* into v_method;
+    v_method.account_details := null;
+    v_method.key_id := null;
+    return v_method;
+end;
+$$;
+comment on function public.set_payment_method_verification(uuid, text) is
+'Sets the verification status (unverified, pending, verified, failed) of p_payment_method_id. '
+'Bad status 22023, unknown method P0002. service_role only.';
+revoke all on function public.set_payment_method_verification(uuid, text)
+from public, anon, authenticated;
+grant execute on function public.set_payment_method_verification(uuid, text) to service_role;
+
+create or replace function public.get_payment_method_details(p_payment_method_id uuid)
+returns jsonb
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_method public.payment_methods := private.payment_method_caller(
+        p_payment_method_id, 'get_payment_method_details'
+    );
+    v_actor record := private.request_actor();
+begin
+    -- Every read of the plain details leaves a trace, whoever asked and why.
+    insert into public.system_audit_logs (
+        actor_type, actor_identifier, action, resource_type, resource_id, metadata,
+        correlation_id
+    )
+    values (
+        v_actor.actor_type,
+        v_actor.actor_identifier,
+        'payment_method.details_read',
+        'public.payment_methods',
+        v_method.id::text,
+        pg_catalog.jsonb_build_object('user_id', v_method.user_id, 'key_id', v_method.key_id),
+        private.request_correlation_id()
+    );
+    return extensions.pgp_sym_decrypt(
+        v_method.account_details,
+        (select k.secret from private.payment_method_keys as k where k.key_id = v_method.key_id)
+    )::jsonb;
+end;
+$$;
+comment on function public.get_payment_method_details(uuid) is
+'The decrypted account details of p_payment_method_id; each call is recorded in '
+'system_audit_logs (payment_method.details_read). Unknown method P0002. service_role only.';
+revoke all on function public.get_payment_method_details(uuid) from public, anon, authenticated;
+grant execute on function public.get_payment_method_details(uuid) to service_role;
+
+create or replace function private.rotate_payment_method_key(p_new_key_id text)
+returns integer
+language plpgsql
+volatile
+set search_path = ''
+as $$
+-- Run by an operator as the database owner. Old keys stay (retired) until no row names them,
+-- so a rotation that stops half-way loses nothing.
+declare
+    v_old private.payment_method_keys := private.current_payment_method_key();
+    v_new private.payment_method_keys;
+    v_moved integer;
+begin
+    update private.payment_method_keys as k set retired_at = pg_catalog.now()
+    where k.retired_at is null;
+    insert into private.payment_method_keys (key_id, secret)
+    values (p_new_key_id, pg_catalog.encode(extensions.gen_random_bytes(32), 'base64'))
+    returning * into v_new;
+    update public.payment_methods as m
+    set
+        account_details = extensions.pgp_sym_encrypt(
+            extensions.pgp_sym_decrypt(m.account_details, k.secret),
+            v_new.secret,
+            'cipher-algo=aes256'
+        ),
+        key_id = v_new.key_id
+    from private.payment_method_keys as k
+    where m.key_id = k.key_id and m.key_id <> v_new.key_id;
+    get diagnostics v_moved = row_count;
+    delete from private.payment_method_keys as k
+    where k.retired_at is not null
+        and not exists (select from public.payment_methods as m where m.key_id = k.key_id);
+    raise notice 'rotate_payment_method_key: % re-encrypted from % and older to %',
+        v_moved, v_old.key_id, v_new.key_id;
+    return v_moved;
+end;
+$$;
+comment on function private.rotate_payment_method_key(text) is
+'Makes p_new_key_id (a fresh random key) the current key, re-encrypts every payment method '
+'under it, drops the keys no row uses any more, and returns how many methods moved.';
+
+create or replace trigger payment_methods_updated_at
+before update on public.payment_methods
+for each row execute function private.set_updated_at();
+
+select private.enable_audit('public.payment_methods', array['account_details']);
+
+drop policy if exists payment_methods_own_select on public.payment_methods;
+create policy payment_methods_own_select on public.payment_methods
+for select to authenticated
+using (user_id = (select auth.uid()));
