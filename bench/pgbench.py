@@ -23,13 +23,58 @@ class PgbenchRun:
 
 
 def pgbench(
-    url: str, script: str, *, seconds: float, concurrency: int, progress: int | None = None
+    url: str,
+    script: str,
+    *,
+    seconds: float,
+    concurrency: int,
+    progress: int | None = None,
+    defines: dict[str, str] | None = None,
 ) -> PgbenchRun:
     """`script` with -M prepared from `concurrency` clients for `seconds`; any failed
     transaction is an error, not a figure. With `progress`, also the tps of each interval of
-    that many seconds."""
+    that many seconds. `defines` are -D variables, each client's own from its first
+    transaction on (a script can count with them: `\\set n :n + 1`)."""
+    with tempfile.TemporaryDirectory(prefix="bench-pgbench-") as folder:
+        path = Path(folder) / "script.sql"
+        path.write_text(script)
+        options = [
+            "-n",
+            "-f", str(path),
+            *[f"-D{name}={value}" for name, value in (defines or {}).items()],
+        ]  # fmt: skip
+        return _run(url, options, seconds=seconds, concurrency=concurrency, progress=progress)
+
+
+def pgbench_builtin(
+    url: str,
+    *,
+    seconds: float,
+    concurrency: int,
+    builtin: str = "tpcb-like",
+    progress: int | None = None,
+) -> PgbenchRun:
+    """pgbench's own `builtin` script (TPC-B by default) with -M prepared, on the tables
+    `pgbench_init` made; pgbench vacuums them first, as a plain `pgbench -T` run does."""
+    return _run(url, ["-b", builtin], seconds=seconds, concurrency=concurrency, progress=progress)
+
+
+def pgbench_init(url: str, *, scale: int) -> None:
+    """`pgbench -i -s scale`: pgbench's tables, 100,000 accounts per unit of scale."""
+    done = subprocess.run(
+        [PGBENCH, "-i", "-q", "-s", str(scale)],
+        env=_environment(url),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"pgbench -i failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+
+
+def _environment(url: str) -> dict[str, str]:
     params = conninfo_to_dict(url)
-    env = {
+    return {
         **os.environ,
         "PGHOST": str(params["host"]),
         "PGPORT": str(params["port"]),
@@ -37,20 +82,23 @@ def pgbench(
         "PGPASSWORD": str(params.get("password", "")),
         "PGDATABASE": str(params["dbname"]),
     }
-    with tempfile.TemporaryDirectory(prefix="bench-pgbench-") as folder:
-        path = Path(folder) / "script.sql"
-        path.write_text(script)
-        command = [
-            PGBENCH,
-            "-n",
-            "-M", "prepared",
-            "-c", str(concurrency),
-            "-j", str(min(2, concurrency)),
-            "-T", str(max(1, round(seconds))),
-            "-f", str(path),
-            *(["-P", str(progress)] if progress else []),
-        ]  # fmt: skip
-        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+
+
+def _run(
+    url: str, options: list[str], *, seconds: float, concurrency: int, progress: int | None
+) -> PgbenchRun:
+    command = [
+        PGBENCH,
+        "-M", "prepared",
+        "-c", str(concurrency),
+        "-j", str(min(2, concurrency)),
+        "-T", str(max(1, round(seconds))),
+        *options,
+        *(["-P", str(progress)] if progress else []),
+    ]  # fmt: skip
+    done = subprocess.run(
+        command, env=_environment(url), capture_output=True, text=True, check=False
+    )
     tps = re.search(r"^tps = ([\d.]+)", done.stdout, re.MULTILINE)
     latency = re.search(r"^latency average = ([\d.]+) ms", done.stdout, re.MULTILINE)
     processed = re.search(r"^number of transactions actually processed: (\d+)", done.stdout, re.M)

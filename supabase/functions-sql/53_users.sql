@@ -265,6 +265,7 @@ declare
     v_conversations integer;
     v_messages integer;
     v_codes integer;
+    v_payment_methods integer;
     v_events integer;
     v_counts jsonb;
     -- What the inbound events (52_whatsapp_ingest.sql) and users' events say about a person.
@@ -348,6 +349,10 @@ begin
     where o.user_id = p_user_id or o.phone_number = v_user.phone_number;
     get diagnostics v_codes = row_count;
     delete from private.otp_issues as i where i.phone_number = v_user.phone_number;
+    -- Account details are personal data; the transactions that used them are money records and
+    -- stay (they never held the details).
+    delete from public.payment_methods as m where m.user_id = p_user_id;
+    get diagnostics v_payment_methods = row_count;
 
     v_counts := pg_catalog.jsonb_build_object(
         'preferences_deleted', v_preferences,
@@ -355,7 +360,8 @@ begin
         'conversations_anonymised', v_conversations,
         'messages_blanked', v_messages,
         'events_scrubbed', v_events,
-        'otp_codes_deleted', v_codes
+        'otp_codes_deleted', v_codes,
+        'payment_methods_deleted', v_payment_methods
     );
     if not v_already_erased then
         -- Ids stay, for the rows that refer to the user; users_identified allows a blocked user
@@ -420,14 +426,14 @@ end;
 $$;
 comment on function public.erase_user(uuid) is
 'GDPR erasure of user p_user_id: phone number, WhatsApp id and name removed, the user blocked '
-'(''erased (GDPR)''), preferences, sessions and one-time codes deleted, the text, media and '
-'content of their messages (both ways) blanked, their conversations'' contact id replaced and '
-'name removed, and the personal fields of their outbox events removed; ids stay for the rows '
-'that refer to them. Writes an audit record (user.erased, counts only) and the outbox event '
-'user.erased. Returns {user_id, erased_at, already_erased, preferences_deleted, '
-'sessions_deleted, conversations_anonymised, messages_blanked, events_scrubbed, '
-'otp_codes_deleted}; erasing an erased user changes nothing. Unknown id PT404. service_role '
-'only.';
+'(''erased (GDPR)''), preferences, sessions, one-time codes and payment methods deleted, the '
+'text, media and content of their messages (both ways) blanked, their conversations'' contact '
+'id replaced and name removed, and the personal fields of their outbox events removed; ids stay '
+'for the rows that refer to them (transactions stay: they are money records). Writes an audit '
+'record (user.erased, counts only) and the outbox event user.erased. Returns {user_id, '
+'erased_at, already_erased, preferences_deleted, sessions_deleted, conversations_anonymised, '
+'messages_blanked, events_scrubbed, otp_codes_deleted, payment_methods_deleted}; erasing an '
+'erased user changes nothing. Unknown id PT404. service_role only.';
 revoke all on function public.erase_user(uuid) from public, anon, authenticated;
 grant execute on function public.erase_user(uuid) to service_role;
 

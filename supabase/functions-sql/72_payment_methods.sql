@@ -71,6 +71,35 @@ $$;
 comment on function private.current_payment_method_key() is
 'The key new account details are encrypted under (the one not retired).';
 
+create or replace function private.payment_method_secret(p_key_id text)
+returns text
+language plpgsql
+stable
+set search_path = ''
+as $$
+-- Vault is Supabase's; locally there is none, and the secret is in the row. The Vault query is
+-- planned only when the schema exists, so this compiles on both.
+declare
+    v_secret text;
+begin
+    select k.secret into v_secret from private.payment_method_keys as k where k.key_id = p_key_id;
+    if v_secret is null and pg_catalog.to_regclass('vault.decrypted_secrets') is not null then
+        select s.decrypted_secret into v_secret
+        from vault.decrypted_secrets as s
+        where s.name = 'payment_method_key:' || p_key_id;
+    end if;
+    if v_secret is null then
+        raise exception 'payment method key % has no secret (neither in '
+            'private.payment_method_keys nor in Vault as payment_method_key:%)', p_key_id, p_key_id
+        using errcode = '55000';
+    end if;
+    return v_secret;
+end;
+$$;
+comment on function private.payment_method_secret(text) is
+'The secret of payment method key p_key_id: its row''s, else the Vault secret named '
+'payment_method_key:<key_id>; 55000 when there is neither.';
+
 create or replace function private.payment_method_caller(p_payment_method_id uuid, p_function text)
 returns public.payment_methods
 language plpgsql
@@ -157,7 +186,11 @@ begin
         p_method_type,
         p_provider,
         private.payment_masked_label(p_method_type, p_provider, p_account_details),
-        extensions.pgp_sym_encrypt(p_account_details::text, v_key.secret, 'cipher-algo=aes256'),
+        extensions.pgp_sym_encrypt(
+            p_account_details::text,
+            private.payment_method_secret(v_key.key_id),
+            'cipher-algo=aes256'
+        ),
         v_key.key_id,
         coalesce(p_is_default, false)
     )
@@ -280,7 +313,7 @@ begin
     );
     return extensions.pgp_sym_decrypt(
         v_method.account_details,
-        (select k.secret from private.payment_method_keys as k where k.key_id = v_method.key_id)
+        private.payment_method_secret(v_method.key_id)
     )::jsonb;
 end;
 $$;
@@ -301,23 +334,38 @@ as $$
 declare
     v_old private.payment_method_keys := private.current_payment_method_key();
     v_new private.payment_method_keys;
+    v_in_vault boolean := false;
     v_moved integer;
 begin
+    if pg_catalog.to_regclass('vault.decrypted_secrets') is not null then
+        v_in_vault := exists (
+            select from vault.decrypted_secrets as s
+            where s.name = 'payment_method_key:' || p_new_key_id
+        );
+    end if;
     update private.payment_method_keys as k set retired_at = pg_catalog.now()
     where k.retired_at is null;
+    -- A Vault secret made for this key id is used; else the key is made here.
     insert into private.payment_method_keys (key_id, secret)
-    values (p_new_key_id, pg_catalog.encode(extensions.gen_random_bytes(32), 'base64'))
+    values (
+        p_new_key_id,
+        case
+            when not v_in_vault
+                then pg_catalog.encode(extensions.gen_random_bytes(32), 'base64')
+        end
+    )
     returning * into v_new;
     update public.payment_methods as m
     set
         account_details = extensions.pgp_sym_encrypt(
-            extensions.pgp_sym_decrypt(m.account_details, k.secret),
-            v_new.secret,
+            extensions.pgp_sym_decrypt(
+                m.account_details, private.payment_method_secret(m.key_id)
+            ),
+            private.payment_method_secret(v_new.key_id),
             'cipher-algo=aes256'
         ),
         key_id = v_new.key_id
-    from private.payment_method_keys as k
-    where m.key_id = k.key_id and m.key_id <> v_new.key_id;
+    where m.key_id <> v_new.key_id;
     get diagnostics v_moved = row_count;
     delete from private.payment_method_keys as k
     where k.retired_at is not null
@@ -328,8 +376,9 @@ begin
 end;
 $$;
 comment on function private.rotate_payment_method_key(text) is
-'Makes p_new_key_id (a fresh random key) the current key, re-encrypts every payment method '
-'under it, drops the keys no row uses any more, and returns how many methods moved.';
+'Makes p_new_key_id the current key (the Vault secret payment_method_key:<p_new_key_id> if '
+'there is one, else a fresh random key kept in private.payment_method_keys), re-encrypts every '
+'payment method under it, drops the keys no row uses any more, and returns how many moved.';
 
 create or replace trigger payment_methods_updated_at
 before update on public.payment_methods

@@ -181,10 +181,11 @@ grant select on public.wallets to authenticated, service_role;
 
 -- The keys account details are encrypted under. Only the database owner reads this table: no
 -- API role has any privilege on schema private's tables. On a hosted project the key material
--- can come from Supabase Vault instead (see README).
+-- can live in Supabase Vault instead: a row with a null secret names a Vault secret (see
+-- private.payment_method_secret and README).
 create table private.payment_method_keys (
     key_id text primary key,
-    secret text not null,
+    secret text,
     created_at timestamptz not null default now(),
     retired_at timestamptz,
     constraint payment_method_keys_key_id_format check (key_id ~ '^[a-z0-9_-]{1,40}$'),
@@ -193,7 +194,8 @@ create table private.payment_method_keys (
 comment on table private.payment_method_keys is
 'Symmetric keys for payment_methods.account_details (pgcrypto pgp_sym_encrypt). The newest '
 'unretired key encrypts; any key decrypts the rows that name it; rotate with '
-'private.rotate_payment_method_key().';
+'private.rotate_payment_method_key(). A null secret means the key is the Vault secret named '
+'payment_method_key:<key_id>.';
 create unique index payment_method_keys_one_current on private.payment_method_keys ((true))
 where retired_at is null;
 

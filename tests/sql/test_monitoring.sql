@@ -52,6 +52,7 @@ select results_eq(
              ('partition_health', 'SELECT'),
              ('partition_maintenance', 'SELECT'),
              ('recent_metrics_by_service', 'SELECT'),
+             ('transaction_summary', 'SELECT'),
              ('whatsapp_queue_stats', 'SELECT')$$,
     'analyst holds SELECT, and only SELECT, on each monitoring view'
 );
@@ -225,8 +226,10 @@ select results_eq(
         from monitoring.partition_health
        order by table_name collate "C"$$,
     $$values ('public.system_audit_logs', 3, null::integer, 0::bigint, true, true),
-             ('public.system_metrics', 3, 3, 0::bigint, true, true)$$,
-    'partition_health: both managed tables, this month ready, three months ahead, default empty'
+             ('public.system_metrics', 3, 3, 0::bigint, true, true),
+             ('public.transactions', 3, null::integer, 0::bigint, true, true)$$,
+    'partition_health: the three managed tables, this month ready, three months ahead, default '
+    || 'empty'
 );
 select results_eq(
     $$select table_name, partitions::bigint
@@ -236,7 +239,9 @@ select results_eq(
         from pg_catalog.pg_inherits as i
         inner join pg_catalog.pg_class as p on i.inhparent = p.oid
         inner join pg_catalog.pg_class as c on i.inhrelid = c.oid
-       where i.inhparent in ('public.system_audit_logs'::regclass, 'public.system_metrics'::regclass)
+       where i.inhparent in ('public.system_audit_logs'::regclass,
+                             'public.system_metrics'::regclass,
+                             'public.transactions'::regclass)
          and pg_get_expr(c.relpartbound, c.oid) <> 'DEFAULT'
        group by p.relname
        order by p.relname collate "C"$$,
@@ -256,6 +261,10 @@ select results_eq(
         ('public.system_metrics', 'system_metrics_p' || to_char(now(), 'YYYY_MM'), false,
          date_trunc('month', now()), date_trunc('month', now()) + interval '1 month'),
         ('public.system_metrics', 'system_metrics_default', true,
+         null::timestamptz, null::timestamptz),
+        ('public.transactions', 'transactions_p' || to_char(now(), 'YYYY_MM'), false,
+         date_trunc('month', now()), date_trunc('month', now()) + interval '1 month'),
+        ('public.transactions', 'transactions_default', true,
          null::timestamptz, null::timestamptz)$$,
     'partition_children: this month''s child with its bounds, and the unbounded default'
 );
@@ -266,7 +275,8 @@ select results_eq(
        where action = 'created' and partition_name like '%_p' || to_char(now(), 'YYYY_MM')
        order by table_name collate "C"$$,
     $$values ('public.system_audit_logs', 'system_audit_logs_p' || to_char(now(), 'YYYY_MM')),
-             ('public.system_metrics', 'system_metrics_p' || to_char(now(), 'YYYY_MM'))$$,
+             ('public.system_metrics', 'system_metrics_p' || to_char(now(), 'YYYY_MM')),
+             ('public.transactions', 'transactions_p' || to_char(now(), 'YYYY_MM'))$$,
     'partition_maintenance shows the creation of this month''s children'
 );
 
@@ -281,7 +291,8 @@ values
 select results_eq(
     $$select table_name, default_rows from monitoring.partition_health
        order by table_name collate "C"$$,
-    $$values ('public.system_audit_logs', 0::bigint), ('public.system_metrics', 3::bigint)$$,
+    $$values ('public.system_audit_logs', 0::bigint), ('public.system_metrics', 3::bigint),
+             ('public.transactions', 0::bigint)$$,
     'partition_health counts the rows stuck in each default partition'
 );
 
@@ -303,7 +314,8 @@ select results_eq(
 select results_eq(
     $$select table_name, default_rows from monitoring.partition_health
        order by table_name collate "C"$$,
-    $$values ('public.system_audit_logs', 0::bigint), ('public.system_metrics', 2::bigint)$$,
+    $$values ('public.system_audit_logs', 0::bigint), ('public.system_metrics', 2::bigint),
+             ('public.transactions', 0::bigint)$$,
     'after maintenance only the far-future strays remain in the default partition'
 );
 

@@ -4,7 +4,7 @@
 -- postgres on a fresh clone, in one transaction: now() is constant, so each call's writes (a
 -- wrong attempt's count among them) are visible to the next statement.
 begin;
-select plan(118);
+select plan(119);
 
 -- Helpers ----------------------------------------------------------------------------------------
 
@@ -661,6 +661,17 @@ insert into public.message_tracking (
     null, null
 );
 insert into pg_temp.codes values ('g', public.issue_otp('+250788400001'));
+-- G's card, and H's, which must stay.
+insert into pg_temp.returned
+select 'card g', to_jsonb(public.add_payment_method(
+    '77777777-7777-4777-8777-777777777777', 'card', 'visa',
+    '{"number": "4111111111111111", "expiry": "12/29"}'
+))
+union all
+select 'wallet h', to_jsonb(public.add_payment_method(
+    '88888888-8888-4888-8888-888888888888', 'mobile_money', 'MTN',
+    '{"phone_number": "+250788400002"}'
+));
 -- What the inbound path said about G and H in the outbox, still there (unpublished, or kept the
 -- week after publishing).
 insert into public.outbox_events (aggregate_type, aggregate_id, event_type, payload)
@@ -707,10 +718,18 @@ select is(
         'conversations_anonymised', 2,
         'messages_blanked', 3,
         'events_scrubbed', 3,
-        'otp_codes_deleted', 1
+        'otp_codes_deleted', 1,
+        'payment_methods_deleted', 1
     ),
     'erase_user answers what it erased: preferences, 2 sessions, 2 conversations, 3 messages, '
-    || '3 events, the code'
+    || '3 events, the code, the payment method'
+);
+select results_eq(
+    $$select user_id, masked_label from public.payment_methods
+       where user_id in ('77777777-7777-4777-8777-777777777777',
+                         '88888888-8888-4888-8888-888888888888')$$,
+    $$values ('88888888-8888-4888-8888-888888888888'::uuid, 'MTN **** 0002')$$,
+    'the erased user''s payment method is gone; another user''s stays'
 );
 select results_eq(
     $$select event_type, payload from public.outbox_events
@@ -810,7 +829,7 @@ select results_eq(
               '77777777-7777-4777-8777-777777777777',
               '{"reason": "request", "preferences_deleted": 1, "sessions_deleted": 2,
                 "conversations_anonymised": 2, "messages_blanked": 3, "events_scrubbed": 3,
-                "otp_codes_deleted": 1}'::jsonb)$$,
+                "otp_codes_deleted": 1, "payment_methods_deleted": 1}'::jsonb)$$,
     'erase_user writes one audit record: the service erased the user, with counts'
 );
 select is_empty(
@@ -853,7 +872,8 @@ select is(
         'conversations_anonymised', 0,
         'messages_blanked', 0,
         'events_scrubbed', 0,
-        'otp_codes_deleted', 0
+        'otp_codes_deleted', 0,
+        'payment_methods_deleted', 0
     ),
     'erasing an erased user is no error: already erased, nothing more deleted'
 );

@@ -1,0 +1,177 @@
+"""Transfers through create_transaction and update_transaction_status against pgbench's built-in
+TPC-B (Postgres' own bank-transfer benchmark), on one throwaway cluster with fsync and
+synchronous_commit on.
+
+  transfer  one transaction: create_transaction (a transfer in RWF between two distinct users,
+            a new idempotency key each time), then update_transaction_status to processing and
+            to completed: the idempotency directory, the state machine, transaction_events and
+            the outbox for each of the three steps, both wallets locked in order, checked and moved
+  TPC-B     `pgbench -i -s 10` in a database of its own, then its default tpcb-like script
+            (three account/teller/branch updates, a select and a history insert)
+
+pgbench -M prepared for both, -c 8 -j 2 by default. The users (1,000 by default) are each funded
+by a completed credit far above what the run can move, so no transfer is short of funds. After
+the run, reconcile_wallet_balances() must find nothing and the sum of balances must be what it
+was. Target: transfers at least half of TPC-B's transactions per second.
+
+    .venv/bin/python -m bench.payments [--seconds 30] [--clients 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import uuid
+
+import psycopg
+
+from bench.pgbench import PgbenchRun, pgbench, pgbench_builtin, pgbench_init
+from tests.support.server import start_test_server
+
+TPCB_SCALE = 10
+FUNDING = 1_000_000_000  # RWF per user: a run moves at most 1,000 per transfer
+
+# Deterministic user ids, so that the script names two users without a lookup: user n is
+# 00000000-0000-4000-8000-<n, 12 digits>.
+USER_ID = "('00000000-0000-4000-8000-' || lpad(({n})::text, 12, '0'))::uuid"
+
+CREATE_USERS = f"""
+insert into public.users (id, phone_number, display_name)
+select {USER_ID.format(n="n")}, '+2507' || lpad(n::text, 8, '0'), 'Bench ' || n
+from generate_series(1, %(users)s) as n
+"""
+
+# One completed credit per user, each its own create and two moves, as a top-up would go.
+FUND_USERS = f"""
+do $$
+declare
+    v_user uuid;
+    v_id uuid;
+begin
+    for v_user in select u.id from public.users as u order by u.id loop
+        v_id := (public.create_transaction(
+            v_user, 'credit', {FUNDING}, 'RWF', 'bench-fund-' || v_user
+        )).id;
+        perform public.update_transaction_status(v_id, 'processing');
+        perform public.update_transaction_status(v_id, 'completed');
+    end loop;
+end;
+$$
+"""
+
+# :to is :from shifted by 1 to users - 1 places around the ring: never the same user. :seq
+# counts this client's transfers (-D seq=0), so client, seq and the run's label make a key no
+# other transfer has.
+TRANSFER = """\
+\\set from random(1, {users})
+\\set to 1 + (:from - 1 + random(1, {users} - 1)) % {users}
+\\set amount random(1, 1000)
+\\set seq :seq + 1
+begin;
+select t.id as transfer_id from public.create_transaction(
+    {from_id}, 'transfer', :amount, 'RWF', '{label}-' || :client_id || '-' || :seq, '{{}}',
+    {to_id}
+) as t \\gset
+select t.status from public.update_transaction_status(:transfer_id, 'processing') as t;
+select t.status from public.update_transaction_status(:transfer_id, 'completed') as t;
+commit;
+"""
+
+
+def transfer_script(users: int) -> str:
+    return TRANSFER.format(
+        users=users,
+        from_id=USER_ID.format(n=":from"),
+        to_id=USER_ID.format(n=":to"),
+        label=f"bench-{uuid.uuid4().hex[:8]}",
+    )
+
+
+def prepare(url: str, users: int) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(CREATE_USERS, {"users": users})
+        conn.execute(FUND_USERS)
+        conn.execute(
+            "vacuum analyze public.users, public.wallets, public.transactions,"
+            " public.transaction_events, public.outbox_events, private.transaction_directory"
+        )
+        conn.execute("checkpoint")
+
+
+def ledger(url: str) -> tuple[int, int, int]:
+    """The sum of balances, the wallets reconcile_wallet_balances() finds wrong, and the
+    completed transfers."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "select (select coalesce(sum(balance), 0) from public.wallets),"
+            " (select count(*) from public.reconcile_wallet_balances()),"
+            " (select count(*) from public.transactions"
+            "  where type = 'transfer' and status = 'completed')"
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--users", type=int, default=1000)
+    args = parser.parse_args()
+    if args.users < 2:
+        parser.error("--users: a transfer needs two users")
+
+    server = start_test_server(durable=True)
+    try:
+        url = server.url(server.clone("bench_payments"))
+        prepare(url, args.users)
+        before = ledger(url)
+        transfers = pgbench(
+            url,
+            transfer_script(args.users),
+            seconds=args.seconds,
+            concurrency=args.clients,
+            defines={"seq": "0"},
+        )
+        after = ledger(url)
+
+        tpcb_url = server.url(server.empty_database("bench_tpcb"))
+        pgbench_init(tpcb_url, scale=TPCB_SCALE)
+        with psycopg.connect(tpcb_url, autocommit=True) as conn:
+            conn.execute("checkpoint")
+        tpcb = pgbench_builtin(tpcb_url, seconds=args.seconds, concurrency=args.clients)
+    finally:
+        server.close()
+
+    report(args, transfers, tpcb, before, after)
+    if after[1] or after[0] != before[0]:
+        raise SystemExit("the ledger does not balance after the run")
+
+
+def report(
+    args: argparse.Namespace,
+    transfers: PgbenchRun,
+    tpcb: PgbenchRun,
+    before: tuple[int, int, int],
+    after: tuple[int, int, int],
+) -> None:
+    print(
+        f"{os.cpu_count()} cores, {args.clients} clients, {args.seconds:.0f}s per row, fsync on,"
+        f" {args.users} users, TPC-B scale {TPCB_SCALE}"
+    )
+    print(f"{'':<10}{'tps':>10}{'ms':>9}{'ratio':>8}")
+    ratio = transfers.tps / tpcb.tps
+    print(f"{'transfer':<10}{transfers.tps:>10.0f}{transfers.latency_ms:>9.2f}{ratio:>8.2f}")
+    print(f"{'TPC-B':<10}{tpcb.tps:>10.0f}{tpcb.latency_ms:>9.2f}{1:>8.2f}")
+    print(
+        f"ledger: reconcile_wallet_balances() {after[1]} rows, sum of balances {before[0]:,}"
+        f" before and {after[0]:,} after"
+        f" ({'unchanged' if after[0] == before[0] else 'CHANGED'}),"
+        f" {after[2] - before[2]:,} transfers completed"
+        f" (pgbench counted {transfers.transactions:,})"
+    )
+    print("target: transfer >= 0.5 of TPC-B")
+
+
+if __name__ == "__main__":
+    main()
