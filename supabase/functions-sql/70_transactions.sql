@@ -128,6 +128,10 @@ set search_path = ''
 as $$
 declare
     v_actor record := private.request_actor();
+    -- The request that made this move; the creating request's when it named none.
+    v_correlation_id text := coalesce(
+        private.request_correlation_id(), p_transaction.correlation_id
+    );
 begin
     insert into public.transaction_events (
         transaction_id, user_id, from_status, to_status, actor_type, actor_id, reason,
@@ -141,7 +145,7 @@ begin
         v_actor.actor_type,
         v_actor.actor_identifier,
         p_reason,
-        p_transaction.correlation_id
+        v_correlation_id
     );
     perform private.emit_event(
         'transaction',
@@ -160,7 +164,7 @@ begin
             'status', p_transaction.status,
             'reason', p_reason
         ),
-        p_transaction.correlation_id
+        v_correlation_id
     );
 end;
 $$;

@@ -1,6 +1,29 @@
 -- Wallets: reading a balance, the daily reconciliation against completed transactions, and who
 -- may read transactions, their events and wallets.
 
+create or replace function private.caller_may_act_for(p_user_id uuid)
+returns boolean
+language plpgsql
+stable
+set search_path = ''
+as $$
+-- An API caller is anon or authenticated by its JWT claims or by its session role (a session
+-- that set the role without claims is no less a user); either way it acts only for its own
+-- sub. service_role and database roles act for anyone.
+declare
+    v_claims jsonb := nullif(pg_catalog.current_setting('request.jwt.claims', true), '')::jsonb;
+begin
+    if coalesce(v_claims ->> 'role', '') not in ('anon', 'authenticated')
+        and pg_catalog.current_setting('role') not in ('anon', 'authenticated') then
+        return true;
+    end if;
+    return coalesce((v_claims ->> 'sub') = p_user_id::text, false);
+end;
+$$;
+comment on function private.caller_may_act_for(uuid) is
+'Whether the caller may act for user p_user_id: service_role and database roles for anyone, '
+'anon and authenticated (by claims or session role) only for their own JWT sub.';
+
 create or replace function public.get_wallet_balance(p_user_id uuid, p_currency text)
 returns numeric
 language plpgsql
@@ -8,8 +31,6 @@ stable
 security definer
 set search_path = ''
 as $$
-declare
-    v_claims jsonb := nullif(pg_catalog.current_setting('request.jwt.claims', true), '')::jsonb;
 begin
     if p_user_id is null then
         raise exception 'get_wallet_balance: p_user_id must be a user id' using errcode = '22023';
@@ -20,8 +41,7 @@ begin
         using errcode = '22023';
     end if;
     -- A signed-in user asks about their own wallet only; service_role about anyone's.
-    if v_claims ->> 'role' = 'authenticated'
-        and (v_claims ->> 'sub') is distinct from p_user_id::text then
+    if not private.caller_may_act_for(p_user_id) then
         raise exception 'get_wallet_balance: a user may read only their own balance'
         using errcode = '42501';
     end if;

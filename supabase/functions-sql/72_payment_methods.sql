@@ -42,16 +42,17 @@ language sql
 immutable
 set search_path = ''
 as $$
-    -- The provider and the last four characters of the account, never more of it.
+    -- The provider and the last four characters of the account, never more of it; the field
+    -- is the one the method's type requires, whatever else the details hold.
     select case p_method_type
         when 'cash' then p_provider
         else pg_catalog.upper(p_provider) || ' **** ' || pg_catalog.right(
-            coalesce(
-                p_details ->> 'phone_number',
-                p_details ->> 'number',
-                p_details ->> 'account_number',
-                p_details ->> 'account_id'
-            ),
+            p_details ->> case p_method_type
+                when 'mobile_money' then 'phone_number'
+                when 'card' then 'number'
+                when 'bank_account' then 'account_number'
+                when 'wallet' then 'account_id'
+            end,
             4
         )
     end
@@ -100,6 +101,22 @@ comment on function private.payment_method_secret(text) is
 'The secret of payment method key p_key_id: its row''s, else the Vault secret named '
 'payment_method_key:<key_id>; 55000 when there is neither.';
 
+create or replace function private.lock_payment_methods_of(p_user_id uuid)
+returns void
+language sql
+volatile
+set search_path = ''
+as $$
+    -- One lock per user, taken before any of their rows: adds and default flips for one user
+    -- take turns (also their first default, when there is no row to lock yet), and nothing
+    -- holds a row while waiting for it.
+    select pg_catalog.pg_advisory_xact_lock(
+        pg_catalog.hashtextextended('payment_methods:' || p_user_id::text, 0)
+    )
+$$;
+comment on function private.lock_payment_methods_of(uuid) is
+'Takes the transaction-scoped lock that serialises changes to user p_user_id''s payment methods.';
+
 create or replace function private.payment_method_caller(p_payment_method_id uuid, p_function text)
 returns public.payment_methods
 language plpgsql
@@ -107,22 +124,24 @@ volatile
 set search_path = ''
 as $$
 -- service_role may act on any method, a signed-in user on their own; to a stranger a method
--- that is not theirs does not exist. The row is locked for the caller's change.
+-- that is not theirs does not exist. The user's lock is taken, then the row is read again.
 declare
-    v_claims jsonb := nullif(pg_catalog.current_setting('request.jwt.claims', true), '')::jsonb;
+    v_user_id uuid;
     v_method public.payment_methods;
 begin
     if p_payment_method_id is null then
         raise exception '%: p_payment_method_id must be a payment method id', p_function
         using errcode = '22023';
     end if;
-    select m.* into v_method
-    from public.payment_methods as m
-    where m.id = p_payment_method_id
-    for update;
-    if not found
-        or v_claims ->> 'role' = 'authenticated'
-        and (v_claims ->> 'sub') is distinct from v_method.user_id::text then
+    select m.user_id into v_user_id from public.payment_methods as m
+    where m.id = p_payment_method_id;
+    if not found or not private.caller_may_act_for(v_user_id) then
+        raise exception '%: no payment method %', p_function, p_payment_method_id
+        using errcode = 'P0002';
+    end if;
+    perform private.lock_payment_methods_of(v_user_id);
+    select m.* into v_method from public.payment_methods as m where m.id = p_payment_method_id;
+    if not found then
         raise exception '%: no payment method %', p_function, p_payment_method_id
         using errcode = 'P0002';
     end if;
@@ -130,8 +149,8 @@ begin
 end;
 $$;
 comment on function private.payment_method_caller(uuid, text) is
-'Payment method p_payment_method_id, locked, if the caller may act on it (service_role: any; a '
-'signed-in user: their own); else P0002 as if it did not exist.';
+'Payment method p_payment_method_id, with its user''s lock taken, if the caller may act on it '
+'(service_role: any; a signed-in user: their own); else P0002 as if it did not exist.';
 
 create or replace function public.add_payment_method(
     p_user_id uuid,
@@ -172,8 +191,7 @@ begin
         raise exception 'add_payment_method: no user %', p_user_id using errcode = 'P0002';
     end if;
 
-    -- The user's methods are locked so that two defaults set at once take turns.
-    perform from public.payment_methods as m where m.user_id = p_user_id for update;
+    perform private.lock_payment_methods_of(p_user_id);
     if coalesce(p_is_default, false) then
         update public.payment_methods as m set is_default = false
         where m.user_id = p_user_id and m.is_default;
@@ -222,9 +240,8 @@ declare
         p_payment_method_id, 'set_default_payment_method'
     );
 begin
-    -- Every method of the user is locked first, so concurrent flips for one user take turns and
-    -- the one-default index never sees two.
-    perform from public.payment_methods as m where m.user_id = v_method.user_id for update;
+    -- Under the user's lock (taken by payment_method_caller) the one-default index never sees
+    -- two: the old default goes first.
     update public.payment_methods as m set is_default = false
     where m.user_id = v_method.user_id and m.is_default and m.id <> v_method.id;
     update public.payment_methods as m set is_default = true

@@ -540,7 +540,11 @@ select results_eq(
 );
 -- pg_cron leaves end_time null on a run a server restart cut short; its start dates it.
 insert into cron.job_run_details (jobid, status, return_message, start_time)
-select jobid, 'failed', 'server restarted', now() - interval '30 days'
+select
+    jobid,
+    'failed' as status,
+    'server restarted' as return_message,
+    now() - interval '30 days' as start_time
 from cron.job
 where jobname = 'maintain-partitions';
 select is(

@@ -1,0 +1,119 @@
+"""The payment RPCs through the supabase Python client against the edge: service_role creates a
+transaction (the same key gives the same one) and moves it to completed, an illegal move is a
+PT409 APIError, a signed-in user reads their own balance and no one else's, and anon and users
+cannot create transactions."""
+
+from __future__ import annotations
+
+import re
+
+from tests.support.client import RecordingClient
+from tests.support.db import query
+from tests.support.edge import Edge
+
+OWNER = "6a1c7e52-3d4b-4f8a-9e21-0b5c6d7e8f90"
+OTHER = "7b2d8f63-4e5c-4a9b-8f32-1c6d7e8f9a01"
+REFERENCE = re.compile(r"^TXN-[0-9]{8}-[0-9A-HJKMNP-TV-Z]{6}$")
+
+
+def test_create_and_complete_a_credit_and_read_balances_through_the_edge(
+    edge: Edge, database_url: str
+) -> None:
+    query(
+        database_url,
+        "insert into public.users (id, phone_number)"
+        " values (%s, '+250788000001'), (%s, '+250788000002')",
+        (OWNER, OTHER),
+    )
+    credit = {
+        "p_user_id": OWNER,
+        "p_type": "credit",
+        "p_amount": 1500,
+        "p_currency": "RWF",
+        "p_idempotency_key": "topup-2026-04-01-1",
+        "p_metadata": {"channel": "momo"},
+    }
+    own_balance = {"p_user_id": OWNER, "p_currency": "RWF"}
+
+    with RecordingClient(edge.url, edge.service_role_key) as service:
+        created = service.rpc("create_transaction", credit).execute().data
+        again = service.rpc("create_transaction", credit).execute().data
+        other_request = service.error(
+            service.rpc("create_transaction", credit | {"p_amount": 1600})
+        )
+        moves = [
+            service.rpc(
+                "update_transaction_status",
+                {"p_transaction_id": created["id"], "p_new_status": status},
+            )
+            .execute()
+            .data
+            for status in ("processing", "completed")
+        ]
+        illegal_status, illegal = service.error(
+            service.rpc(
+                "update_transaction_status",
+                {"p_transaction_id": created["id"], "p_new_status": "pending"},
+            )
+        )
+        service_balance = service.rpc("get_wallet_balance", own_balance).execute().data
+    with RecordingClient(edge.url, edge.user_token(OWNER)) as owner:
+        balance = owner.rpc("get_wallet_balance", own_balance).execute().data
+        others_status, others = owner.error(
+            owner.rpc("get_wallet_balance", {"p_user_id": OTHER, "p_currency": "RWF"})
+        )
+        owner_creates = owner.error(
+            owner.rpc("create_transaction", credit | {"p_idempotency_key": "mine"})
+        )
+    with RecordingClient(edge.url, edge.user_token(OTHER)) as other:
+        empty = other.rpc("get_wallet_balance", {"p_user_id": OTHER, "p_currency": "RWF"})
+        other_balance = empty.execute().data
+    with RecordingClient(edge.url, edge.anon_key) as anon:
+        anon_status, anon_error = anon.error(
+            anon.rpc("create_transaction", credit | {"p_idempotency_key": "anon"})
+        )
+
+    assert created["status"] == "pending"
+    assert created["user_id"] == OWNER
+    assert (created["type"], created["amount"], created["currency"]) == ("credit", 1500, "RWF")
+    assert created["metadata"] == {"channel": "momo"}
+    assert REFERENCE.match(created["reference"]), created["reference"]
+    assert again == created
+    assert other_request[0] == 409
+    assert other_request[1]["code"] == "PT409"
+    assert other_request[1]["message"] == (
+        "create_transaction: idempotency key topup-2026-04-01-1 was used for another request"
+        f" (transaction {created['reference']})"
+    )
+    assert [(m["id"], m["status"]) for m in moves] == [
+        (created["id"], "processing"),
+        (created["id"], "completed"),
+    ]
+    assert moves[0]["completed_at"] is None
+    assert moves[1]["completed_at"] is not None
+    assert (illegal_status, illegal["code"]) == (409, "PT409")
+    assert illegal["message"] == (
+        f"update_transaction_status: {created['reference']} is completed, it cannot become"
+        " pending (it may become reversed)"
+    )
+    assert service_balance == 1500
+    assert balance == 1500
+    assert (others_status, others["code"]) == (403, "42501")
+    assert others["message"] == "get_wallet_balance: a user may read only their own balance"
+    assert (owner_creates[0], owner_creates[1]["code"]) == (403, "42501")
+    assert other_balance == 0
+    assert (anon_status, anon_error["code"]) == (401, "42501")
+
+    # Only the service's calls wrote anything, and the events name the service as the actor.
+    assert query(database_url, "select count(*)::int from public.transactions") == [(1,)]
+    assert query(
+        database_url,
+        "select from_status, to_status, actor_type from public.transaction_events order by id",
+    ) == [
+        (None, "pending", "service"),
+        ("pending", "processing", "service"),
+        ("processing", "completed", "service"),
+    ]
+    assert query(
+        database_url, "select user_id::text, currency, balance::int from public.wallets"
+    ) == [(OWNER, "RWF", 1500)]
