@@ -348,6 +348,7 @@ as $$
 declare
     v_request jsonb;
     v_directory private.transaction_directory;
+    v_first private.transaction_directory;
     v_transaction public.transactions;
     v_now timestamptz := pg_catalog.now();
 begin
@@ -368,11 +369,11 @@ begin
 
     -- A retry: the first transaction, if it was asked for the same thing.
     if p_idempotency_key is not null then
-        select d.* into v_directory
+        select d.* into v_first
         from private.transaction_directory as d
         where d.idempotency_key = p_idempotency_key;
         if found then
-            return private.replayed_transaction(v_directory, v_request);
+            return private.replayed_transaction(v_first, v_request);
         end if;
     end if;
 
@@ -402,11 +403,12 @@ begin
         on conflict do nothing;
         exit when found;
         if p_idempotency_key is not null then
-            select d.* into v_directory
+            -- Into its own variable: a miss would null every field of v_directory.
+            select d.* into v_first
             from private.transaction_directory as d
             where d.idempotency_key = p_idempotency_key;
             if found then
-                return private.replayed_transaction(v_directory, v_request);
+                return private.replayed_transaction(v_first, v_request);
             end if;
         end if;
     end loop;

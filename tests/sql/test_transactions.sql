@@ -6,7 +6,7 @@
 -- views and the partitions. Runs as postgres on a fresh clone in one transaction: now() is
 -- constant, so every transaction here is created (and moved) at now().
 begin;
-select plan(212);
+select plan(215);
 
 -- Helpers ----------------------------------------------------------------------------------------
 
@@ -1916,6 +1916,41 @@ select throws_ok(
     ),
     '42501', 'permission denied for schema partitions',
     'a user cannot read the child partition around the policy'
+);
+
+-- A reference drawn twice: the second create draws again, with or without a key. The stub
+-- draws CLASH01 twice, then fresh ones.
+create temp table reference_draws (n integer not null);
+insert into pg_temp.reference_draws values (0);
+create or replace function private.transaction_reference(p_at timestamptz)
+returns text
+language sql
+volatile
+set search_path = ''
+as $$
+    update pg_temp.reference_draws set n = n + 1
+    returning case when n <= 2 then 'TXN-20260101-CLASH1' else 'TXN-20260101-FRESH' || n end
+$$;
+select is(
+    (select t.reference from public.create_transaction(
+        pg_temp.uid('aline'), 'credit', 5, 'RWF'
+    ) as t),
+    'TXN-20260101-CLASH1',
+    'the stub hands out a reference'
+);
+select is(
+    (select t.reference || ' ' || t.idempotency_key from public.create_transaction(
+        pg_temp.uid('aline'), 'credit', 6, 'RWF', 'after-a-clash'
+    ) as t),
+    'TXN-20260101-FRESH3 after-a-clash',
+    'a create with a key whose reference is taken draws a new one instead of failing'
+);
+select is(
+    (select t.reference from public.create_transaction(
+        pg_temp.uid('aline'), 'credit', 6, 'RWF', 'after-a-clash'
+    ) as t),
+    'TXN-20260101-FRESH3',
+    'and its retry returns it'
 );
 
 select * from finish();
