@@ -179,84 +179,111 @@ begin
             coalesce(v_headers ->> 'x-correlation-id', v_headers ->> 'x-request-id')
         from (select pg_catalog.to_jsonb(n) as row_data from new_rows as n offset 0) as r;
     elsif tg_op = 'UPDATE' then
-        -- Old and new rows are paired by key. A row whose key changed (a move to another month
-        -- changes a partitioned table's key) has no partner by key; such rows are paired in the
-        -- order the statement changed them, which is the order both transition tables hold.
-        insert into public.system_audit_logs (
-            actor_type, actor_identifier, action, resource_type, resource_id, old_data, new_data,
-            changed_keys, correlation_id
-        )
-        with old_row as materialized (
+        -- old_rows exists only in an update's trigger, so the count is asked only here.
+        if (select count(*) from old_rows) = 1 then
+            -- One row changed, the common case of an RPC: it is its own pair, so the pairing
+            -- below (window functions, a full join) is skipped.
+            insert into public.system_audit_logs (
+                actor_type, actor_identifier, action, resource_type, resource_id, old_data,
+                new_data, changed_keys, correlation_id
+            )
             select
-                pg_catalog.row_number() over () as position,
-                r.row_data,
-                array(select r.row_data ->> k.name from pg_catalog.unnest(v_key) as k (name))
-                    as row_key
-            from (select pg_catalog.to_jsonb(t) as row_data from old_rows as t offset 0) as r
-        ),
+                v_actor_type,
+                v_actor,
+                'update',
+                v_resource_type,
+                n.row_data ->> v_id_column,
+                o.row_data || v_mask,
+                n.row_data || v_mask,
+                array(
+                    select e.key from pg_catalog.jsonb_each(n.row_data) as e
+                    where e.value is distinct from o.row_data -> e.key
+                    order by e.key
+                ),
+                coalesce(v_headers ->> 'x-correlation-id', v_headers ->> 'x-request-id')
+            from (select pg_catalog.to_jsonb(t) as row_data from old_rows as t offset 0) as o
+            cross join (select pg_catalog.to_jsonb(t) as row_data from new_rows as t offset 0) as n;
+        else
+            -- Old and new rows are paired by key. A row whose key changed (a move to another
+            -- month changes a partitioned table's key) has no partner by key; such rows are
+            -- paired in the order the statement changed them, which is the order both
+            -- transition tables hold.
+            insert into public.system_audit_logs (
+                actor_type, actor_identifier, action, resource_type, resource_id, old_data,
+                new_data, changed_keys, correlation_id
+            )
+            with old_row as materialized (
+                select
+                    pg_catalog.row_number() over () as position,
+                    r.row_data,
+                    array(select r.row_data ->> k.name from pg_catalog.unnest(v_key) as k (name))
+                        as row_key
+                from (select pg_catalog.to_jsonb(t) as row_data from old_rows as t offset 0) as r
+            ),
 
-        new_row as materialized (
-            select
-                pg_catalog.row_number() over () as position,
-                r.row_data,
-                array(select r.row_data ->> k.name from pg_catalog.unnest(v_key) as k (name))
-                    as row_key
-            from (select pg_catalog.to_jsonb(t) as row_data from new_rows as t offset 0) as r
-        ),
+            new_row as materialized (
+                select
+                    pg_catalog.row_number() over () as position,
+                    r.row_data,
+                    array(select r.row_data ->> k.name from pg_catalog.unnest(v_key) as k (name))
+                        as row_key
+                from (select pg_catalog.to_jsonb(t) as row_data from new_rows as t offset 0) as r
+            ),
 
-        by_key as (
-            select
-                o.position as old_position,
-                n.position as new_position,
-                o.row_data as old_data,
-                n.row_data as new_data
-            from old_row as o
-            full join new_row as n on o.row_key = n.row_key
-        ),
+            by_key as (
+                select
+                    o.position as old_position,
+                    n.position as new_position,
+                    o.row_data as old_data,
+                    n.row_data as new_data
+                from old_row as o
+                full join new_row as n on o.row_key = n.row_key
+            ),
 
-        pair as (
-            select
-                b.old_data,
-                b.new_data
-            from by_key as b
-            where b.old_position is not null and b.new_position is not null
-            union all
-            select
-                o.old_data,
-                n.new_data
-            from (
+            pair as (
                 select
                     b.old_data,
-                    pg_catalog.row_number() over (order by b.old_position) as rank
+                    b.new_data
                 from by_key as b
-                where b.new_position is null
-            ) as o
-            full join (
+                where b.old_position is not null and b.new_position is not null
+                union all
                 select
-                    b.new_data,
-                    pg_catalog.row_number() over (order by b.new_position) as rank
-                from by_key as b
-                where b.old_position is null
-            ) as n on o.rank = n.rank
-        )
+                    o.old_data,
+                    n.new_data
+                from (
+                    select
+                        b.old_data,
+                        pg_catalog.row_number() over (order by b.old_position) as rank
+                    from by_key as b
+                    where b.new_position is null
+                ) as o
+                full join (
+                    select
+                        b.new_data,
+                        pg_catalog.row_number() over (order by b.new_position) as rank
+                    from by_key as b
+                    where b.old_position is null
+                ) as n on o.rank = n.rank
+            )
 
-        select
-            v_actor_type,
-            v_actor,
-            'update',
-            v_resource_type,
-            coalesce(p.new_data, p.old_data) ->> v_id_column,
-            p.old_data || v_mask,
-            p.new_data || v_mask,
-            case when p.old_data is not null and p.new_data is not null then
-                array(
-                    select e.key from pg_catalog.jsonb_each(p.new_data) as e
-                    where e.value is distinct from p.old_data -> e.key
-                    order by e.key
-                )
-            end,
-            coalesce(v_headers ->> 'x-correlation-id', v_headers ->> 'x-request-id')
-        from pair as p;
+            select
+                v_actor_type,
+                v_actor,
+                'update',
+                v_resource_type,
+                coalesce(p.new_data, p.old_data) ->> v_id_column,
+                p.old_data || v_mask,
+                p.new_data || v_mask,
+                case when p.old_data is not null and p.new_data is not null then
+                    array(
+                        select e.key from pg_catalog.jsonb_each(p.new_data) as e
+                        where e.value is distinct from p.old_data -> e.key
+                        order by e.key
+                    )
+                end,
+                coalesce(v_headers ->> 'x-correlation-id', v_headers ->> 'x-request-id')
+            from pair as p;
+        end if;
     elsif tg_op = 'DELETE' then
         insert into public.system_audit_logs (
             actor_type, actor_identifier, action, resource_type, resource_id, old_data,

@@ -1,5 +1,9 @@
 -- Transactions: create (idempotent by key), move through the lifecycle, and the wallet effects a
 -- completion (or reversal) applies in the same database transaction.
+--
+-- Functions that read public.transactions force generic plans: the plan cache prices a generic
+-- plan of a partitioned table with every partition in it, so it would plan a custom one on every
+-- call, where the generic plan prunes to the one partition at run time.
 
 create or replace function private.transaction_reference(p_at timestamptz)
 returns text
@@ -31,23 +35,20 @@ create or replace function private.transaction_effects(
     p_amount numeric
 )
 returns table (user_id uuid, delta numeric)
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-    select e.user_id, e.delta
-    from (
-        values
-        (
-            p_user_id,
-            case
-                when p_type in ('credit', 'refund') then p_amount
-                when p_type in ('debit', 'fee', 'payment', 'transfer') then -p_amount
-            end
-        ),
-        (p_counterparty_id, case when p_type = 'transfer' then p_amount end)
-    ) as e (user_id, delta)
-    where e.delta is not null
+-- PL/pgSQL: a SQL function with a SET clause is parsed again on every call.
+begin
+    if p_type in ('credit', 'refund') then
+        return query select p_user_id, p_amount;
+    elsif p_type in ('debit', 'fee', 'payment') then
+        return query select p_user_id, -p_amount;
+    elsif p_type = 'transfer' then
+        return query values (p_user_id, -p_amount), (p_counterparty_id, p_amount);
+    end if;
+end;
 $$;
 comment on function private.transaction_effects(text, uuid, uuid, numeric) is
 'What completing a transaction does to balances: one (user, delta) row per wallet it moves. '
@@ -63,35 +64,46 @@ as $$
 -- Wallets are created and locked in (user_id) order, so two transfers between the same users in
 -- opposite directions queue behind each other instead of deadlocking.
 declare
+    v_users uuid[];
+    v_deltas numeric[];
     v_short record;
 begin
-    insert into public.wallets (user_id, currency)
-    select e.user_id, p_transaction.currency
+    select
+        pg_catalog.array_agg(e.user_id order by e.user_id),
+        pg_catalog.array_agg(e.delta * p_sign order by e.user_id)
+    into v_users, v_deltas
     from private.transaction_effects(
         p_transaction.type, p_transaction.user_id, p_transaction.counterparty_id,
         p_transaction.amount
-    ) as e
-    order by e.user_id
-    on conflict do nothing;
+    ) as e;
+    if v_users is null then
+        return;
+    end if;
 
+    -- Wallets are never deleted, so one seen here exists at the lock below. Only a missing one
+    -- costs an insert (and its audit).
+    if (
+        select count(*) from public.wallets as w
+        where w.user_id = any(v_users) and w.currency = p_transaction.currency
+    ) < pg_catalog.cardinality(v_users) then
+        insert into public.wallets (user_id, currency)
+        select u.user_id, p_transaction.currency
+        from pg_catalog.unnest(v_users) as u (user_id)
+        order by u.user_id
+        on conflict do nothing;
+    end if;
     perform
     from public.wallets as w
-    inner join private.transaction_effects(
-        p_transaction.type, p_transaction.user_id, p_transaction.counterparty_id,
-        p_transaction.amount
-    ) as e on w.user_id = e.user_id
-    where w.currency = p_transaction.currency
+    where w.user_id = any(v_users) and w.currency = p_transaction.currency
     order by w.user_id
-    for update of w;
-    select w.user_id, w.balance, e.delta * p_sign as delta
+    for update;
+
+    select w.user_id, w.balance, d.delta
     into v_short
-    from private.transaction_effects(
-        p_transaction.type, p_transaction.user_id, p_transaction.counterparty_id,
-        p_transaction.amount
-    ) as e
-    inner join public.wallets as w
-        on e.user_id = w.user_id and w.currency = p_transaction.currency
-    where w.balance + e.delta * p_sign < 0;
+    from public.wallets as w
+    inner join unnest(v_users, v_deltas) as d (user_id, delta)
+        on w.user_id = d.user_id
+    where w.currency = p_transaction.currency and w.balance + d.delta < 0;
     if found then
         raise exception 'insufficient funds: % % % needs % % but wallet % holds % %',
             case when p_sign > 0 then 'completing' else 'reversing' end,
@@ -103,13 +115,10 @@ begin
 
     update public.wallets as w
     set
-        balance = w.balance + e.delta * p_sign,
+        balance = w.balance + d.delta,
         updated_at = pg_catalog.now()
-    from private.transaction_effects(
-        p_transaction.type, p_transaction.user_id, p_transaction.counterparty_id,
-        p_transaction.amount
-    ) as e
-    where w.user_id = e.user_id and w.currency = p_transaction.currency;
+    from unnest(v_users, v_deltas) as d (user_id, delta)
+    where w.user_id = d.user_id and w.currency = p_transaction.currency;
 end;
 $$;
 comment on function private.move_wallets(public.transactions, integer) is
@@ -258,6 +267,7 @@ returns void
 language plpgsql
 volatile
 set search_path = ''
+set plan_cache_mode = force_generic_plan
 as $$
 -- The original's row is locked for the rest of the transaction: refunds of one original (and
 -- its reversal) take turns, so two refunds cannot both fit in what remains.
@@ -312,6 +322,7 @@ returns public.transactions
 language plpgsql
 stable
 set search_path = ''
+set plan_cache_mode = force_generic_plan
 as $$
 begin
     if p_directory.request <> p_request then
@@ -344,6 +355,7 @@ language plpgsql
 volatile
 security definer
 set search_path = ''
+set plan_cache_mode = force_generic_plan
 as $$
 declare
     v_request jsonb;
@@ -476,6 +488,7 @@ language plpgsql
 volatile
 security definer
 set search_path = ''
+set plan_cache_mode = force_generic_plan
 as $$
 declare
     v_transaction public.transactions;

@@ -1706,7 +1706,7 @@ select is_empty(
               or has_function_privilege('anon', p.oid, 'execute')
               or not has_function_privilege('service_role', p.oid, 'execute')
               or not p.prosecdef
-              or p.proconfig is distinct from array['search_path=""'])$$,
+              or not p.proconfig @> array['search_path=""'])$$,
     'every payments RPC has a comment, is security definer with search_path pinned, is not '
     || 'executable by anon and is by service_role'
 );
