@@ -492,3 +492,24 @@ grant execute on function public.anonymize_inactive_users(integer, integer) to s
 select private.schedule_cron(
     'anonymize-inactive-users', '17 * * * *', 'select public.anonymize_inactive_users()'
 );
+
+create or replace function private.require_user(
+    p_user_id uuid,
+    p_function text,
+    p_argument text default null
+)
+returns void
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+    if not exists (select from public.users as u where u.id = p_user_id) then
+        raise exception '%: no user %', p_function,
+            p_user_id::text || case when p_argument is null then '' else ' (' || p_argument || ')' end
+        using errcode = 'P0002';
+    end if;
+end;
+$$;
+comment on function private.require_user(uuid, text, text) is
+'P0002 "p_function: no user <id>" (naming p_argument when given) unless user p_user_id exists.';

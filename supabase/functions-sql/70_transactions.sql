@@ -241,13 +241,9 @@ begin
             'and only for one'
         using errcode = '22023';
     end if;
-    if not exists (select from public.users as u where u.id = p_user_id) then
-        raise exception 'create_transaction: no user %', p_user_id using errcode = 'P0002';
-    end if;
-    if p_counterparty_id is not null
-        and not exists (select from public.users as u where u.id = p_counterparty_id) then
-        raise exception 'create_transaction: no user % (p_counterparty_id)', p_counterparty_id
-        using errcode = 'P0002';
+    perform private.require_user(p_user_id, 'create_transaction');
+    if p_counterparty_id is not null then
+        perform private.require_user(p_counterparty_id, 'create_transaction', 'p_counterparty_id');
     end if;
 end;
 $$;

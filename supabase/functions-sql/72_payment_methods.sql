@@ -152,6 +152,21 @@ comment on function private.payment_method_caller(uuid, text) is
 'Payment method p_payment_method_id, with its user''s lock taken, if the caller may act on it '
 '(service_role: any; a signed-in user: their own); else P0002 as if it did not exist.';
 
+create or replace function private.payment_method_shown(p_method public.payment_methods)
+returns public.payment_methods
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+    p_method.account_details := null;
+    p_method.key_id := null;
+    return p_method;
+end;
+$$;
+comment on function private.payment_method_shown(public.payment_methods) is
+'Payment method p_method as the RPCs return it: without the ciphertext and its key id.';
+
 create or replace function public.add_payment_method(
     p_user_id uuid,
     p_method_type text,
@@ -187,9 +202,7 @@ begin
     if v_problem is not null then
         raise exception 'add_payment_method: %', v_problem using errcode = '22023';
     end if;
-    if not exists (select from public.users as u where u.id = p_user_id) then
-        raise exception 'add_payment_method: no user %', p_user_id using errcode = 'P0002';
-    end if;
+    perform private.require_user(p_user_id, 'add_payment_method');
 
     perform private.lock_payment_methods_of(p_user_id);
     if coalesce(p_is_default, false) then
@@ -213,9 +226,7 @@ begin
         coalesce(p_is_default, false)
     )
     returning * into v_method;
-    v_method.account_details := null;
-    v_method.key_id := null;
-    return v_method;
+    return private.payment_method_shown(v_method);
 end;
 $$;
 comment on function public.add_payment_method(uuid, text, text, jsonb, boolean) is
@@ -247,9 +258,7 @@ begin
     update public.payment_methods as m set is_default = true
     where m.id = v_method.id and not m.is_default;
     select m.* into v_method from public.payment_methods as m where m.id = v_method.id;
-    v_method.account_details := null;
-    v_method.key_id := null;
-    return v_method;
+    return private.payment_method_shown(v_method);
 end;
 $$;
 comment on function public.set_default_payment_method(uuid) is
@@ -289,9 +298,7 @@ begin
         end
     where m.id = v_method.id
     returning m.* into v_method;
-    v_method.account_details := null;
-    v_method.key_id := null;
-    return v_method;
+    return private.payment_method_shown(v_method);
 end;
 $$;
 comment on function public.set_payment_method_verification(uuid, text) is
