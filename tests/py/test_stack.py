@@ -121,6 +121,7 @@ def test_up_prints_the_keys_serves_the_client_and_down_stops_everything(stack):
             ("purge-otp-codes",),
             ("purge-outbox-events",),
             ("purge-whatsapp-message-queue",),
+            ("reconcile-wallets",),
             ("time-out-background-jobs",),
         ]
         conn.execute(

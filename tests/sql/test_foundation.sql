@@ -256,14 +256,18 @@ select throws_ok(
 
 -- The privilege audit: every function anon or authenticated may call in our schemas is one a
 -- migration meant to expose. A domain that adds an RPC for them adds it to the list here.
-select is_empty(
-    $$select r.rolname, p.oid::regprocedure::text
+select results_eq(
+    $$select r.rolname::text, p.oid::regprocedure::text
       from pg_catalog.pg_proc as p
       inner join pg_catalog.pg_namespace as n on p.pronamespace = n.oid
       cross join (values ('anon'), ('authenticated')) as r (rolname)
       where n.nspname in ('public', 'private', 'monitoring', 'partitions')
-        and has_function_privilege(r.rolname, p.oid, 'execute')$$,
-    'anon and authenticated may execute no function in public, private, monitoring, partitions'
+        and has_function_privilege(r.rolname, p.oid, 'execute')
+      order by 1, 2$$,
+    $$values ('authenticated', 'get_wallet_balance(uuid,text)'),
+             ('authenticated', 'set_default_payment_method(uuid)')$$,
+    'anon may execute no function in public, private, monitoring, partitions; authenticated '
+    || 'only the payments RPCs that act on the caller''s own wallet and methods'
 );
 
 select * from finish();

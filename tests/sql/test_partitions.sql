@@ -99,7 +99,8 @@ select results_eq(
     $$values
         ('pm_probe_default'::name, null::timestamptz, null::timestamptz),
         ('system_audit_logs_default', null, null),
-        ('system_metrics_default', null, null)$$,
+        ('system_metrics_default', null, null),
+        ('transactions_default', null, null)$$,
     'every registered table has its default partition, unbounded'
 );
 
