@@ -60,9 +60,14 @@ returns void
 language plpgsql
 volatile
 set search_path = ''
+set enable_seqscan = off
+set enable_hashjoin = off
+set enable_mergejoin = off
 as $$
 -- Wallets are created and locked in (user_id) order, so two transfers between the same users in
--- opposite directions queue behind each other instead of deadlocking.
+-- opposite directions queue behind each other instead of deadlocking. Each statement touches one
+-- or two wallets by key: the plans are kept for the session, and one made while the table was
+-- small would otherwise read every wallet on each call.
 declare
     v_users uuid[];
     v_deltas numeric[];
