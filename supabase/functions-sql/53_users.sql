@@ -507,9 +507,9 @@ begin
     if not exists (select from public.users as u where u.id = p_user_id) then
         raise exception '%: no user %', p_function,
             p_user_id::text || case when p_argument is null then '' else ' (' || p_argument || ')' end
-        using errcode = 'P0002';
+        using errcode = 'PT404';
     end if;
 end;
 $$;
 comment on function private.require_user(uuid, text, text) is
-'P0002 "p_function: no user <id>" (naming p_argument when given) unless user p_user_id exists.';
+'PT404 "p_function: no user <id>" (naming p_argument when given) unless user p_user_id exists.';

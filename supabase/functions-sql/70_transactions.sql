@@ -255,7 +255,7 @@ $$;
 comment on function private.require_transaction_arguments(
     uuid, text, numeric, text, jsonb, uuid, uuid
 ) is
-'The checks of create_transaction''s arguments: 22023 for a bad value, P0002 for an unknown user '
+'The checks of create_transaction''s arguments: 22023 for a bad value, PT404 for an unknown user '
 'or counterparty.';
 
 create or replace function private.require_refundable(
@@ -284,7 +284,7 @@ begin
     if not found then
         raise exception 'create_transaction: no transaction % (p_original_transaction_id)',
             p_original_transaction_id
-        using errcode = 'P0002';
+        using errcode = 'PT404';
     end if;
     if v_original.type not in ('debit', 'fee', 'payment')
         or v_original.user_id <> p_user_id or v_original.currency <> p_currency then
@@ -312,7 +312,7 @@ begin
 end;
 $$;
 comment on function private.require_refundable(uuid, uuid, numeric, text) is
-'Locks the original of a refund and checks it: P0002 unknown, 22023 not a debit, fee or payment '
+'Locks the original of a refund and checks it: PT404 unknown, 22023 not a debit, fee or payment '
 'of the same user and currency, PT409 not completed or not enough left to refund.';
 
 create or replace function private.replayed_transaction(
@@ -470,7 +470,7 @@ comment on function public.create_transaction(
 'refundable of that completed debit, fee or payment). Returns the transaction, with its '
 'reference. The same p_idempotency_key with the same arguments returns the first transaction, '
 'also when calls race; with other arguments PT409. Bad input 22023, unknown user or original '
-'P0002. Writes transaction_events and the outbox event transaction.created. service_role only.';
+'PT404. Writes transaction_events and the outbox event transaction.created. service_role only.';
 revoke all on function public.create_transaction(
     uuid, text, numeric, text, text, jsonb, uuid, uuid
 ) from public, anon, authenticated;
@@ -522,7 +522,7 @@ begin
     for update of t;
     if not found then
         raise exception 'update_transaction_status: no transaction %', p_transaction_id
-        using errcode = 'P0002';
+        using errcode = 'PT404';
     end if;
     v_from := v_transaction.status;
     if v_from = p_new_status then
@@ -578,7 +578,7 @@ comment on function public.update_transaction_status(uuid, text, text, text) is
 'and reversing undoes exactly that, in this database transaction (PT402 when a balance would go '
 'negative, changing nothing). The current status again is a no-op; any other move PT409; a '
 'failure keeps p_error_message. Writes transaction_events (reason: p_reason, else the error) '
-'and the outbox event transaction.<status>. Returns the transaction. Unknown id P0002, bad '
+'and the outbox event transaction.<status>. Returns the transaction. Unknown id PT404, bad '
 'input 22023. service_role only.';
 revoke all on function public.update_transaction_status(uuid, text, text, text)
 from public, anon, authenticated;

@@ -137,20 +137,20 @@ begin
     where m.id = p_payment_method_id;
     if not found or not private.caller_may_act_for(v_user_id) then
         raise exception '%: no payment method %', p_function, p_payment_method_id
-        using errcode = 'P0002';
+        using errcode = 'PT404';
     end if;
     perform private.lock_payment_methods_of(v_user_id);
     select m.* into v_method from public.payment_methods as m where m.id = p_payment_method_id;
     if not found then
         raise exception '%: no payment method %', p_function, p_payment_method_id
-        using errcode = 'P0002';
+        using errcode = 'PT404';
     end if;
     return v_method;
 end;
 $$;
 comment on function private.payment_method_caller(uuid, text) is
 'Payment method p_payment_method_id, with its user''s lock taken, if the caller may act on it '
-'(service_role: any; a signed-in user: their own); else P0002 as if it did not exist.';
+'(service_role: any; a signed-in user: their own); else PT404 as if it did not exist.';
 
 create or replace function private.payment_method_shown(p_method public.payment_methods)
 returns public.payment_methods
@@ -233,7 +233,7 @@ comment on function public.add_payment_method(uuid, text, text, jsonb, boolean) 
 'Adds a payment method of p_method_type (card, mobile_money, bank_account, wallet, cash) with '
 'p_provider for user p_user_id; p_account_details (checked per type) are stored encrypted and '
 'shown only as the masked label. With p_is_default it replaces the user''s default. Returns the '
-'method without its details. Bad input 22023, unknown user P0002. service_role only.';
+'method without its details. Bad input 22023, unknown user PT404. service_role only.';
 revoke all on function public.add_payment_method(uuid, text, text, jsonb, boolean)
 from public, anon, authenticated;
 grant execute on function public.add_payment_method(uuid, text, text, jsonb, boolean)
@@ -263,7 +263,7 @@ end;
 $$;
 comment on function public.set_default_payment_method(uuid) is
 'Makes p_payment_method_id its user''s default and the previous default not, atomically. The '
-'owner (authenticated) or service_role; anyone else P0002. Returns the method without its '
+'owner (authenticated) or service_role; anyone else PT404. Returns the method without its '
 'details.';
 revoke all on function public.set_default_payment_method(uuid) from public, anon, authenticated;
 grant execute on function public.set_default_payment_method(uuid) to authenticated, service_role;
@@ -303,7 +303,7 @@ end;
 $$;
 comment on function public.set_payment_method_verification(uuid, text) is
 'Sets the verification status (unverified, pending, verified, failed) of p_payment_method_id. '
-'Bad status 22023, unknown method P0002. service_role only.';
+'Bad status 22023, unknown method PT404. service_role only.';
 revoke all on function public.set_payment_method_verification(uuid, text)
 from public, anon, authenticated;
 grant execute on function public.set_payment_method_verification(uuid, text) to service_role;
@@ -343,7 +343,7 @@ end;
 $$;
 comment on function public.get_payment_method_details(uuid) is
 'The decrypted account details of p_payment_method_id; each call is recorded in '
-'system_audit_logs (payment_method.details_read). Unknown method P0002. service_role only.';
+'system_audit_logs (payment_method.details_read). Unknown method PT404. service_role only.';
 revoke all on function public.get_payment_method_details(uuid) from public, anon, authenticated;
 grant execute on function public.get_payment_method_details(uuid) to service_role;
 

@@ -1,7 +1,8 @@
 """The payment RPCs through the supabase Python client against the edge: service_role creates a
 transaction (the same key gives the same one) and moves it to completed, an illegal move is a
-PT409 APIError, a signed-in user reads their own balance and no one else's, and anon and users
-cannot create transactions."""
+PT409 APIError, an overdraft a PT402 (HTTP 402), a signed-in user reads their own balance and no
+one else's and flips their own default payment method only, and anon and users cannot create
+transactions."""
 
 from __future__ import annotations
 
@@ -117,3 +118,74 @@ def test_create_and_complete_a_credit_and_read_balances_through_the_edge(
     assert query(
         database_url, "select user_id::text, currency, balance::int from public.wallets"
     ) == [(OWNER, "RWF", 1500)]
+
+
+def test_an_overdraft_is_402_and_an_owner_flips_their_own_default_method(
+    edge: Edge, database_url: str
+) -> None:
+    query(
+        database_url,
+        "insert into public.users (id, phone_number)"
+        " values (%s, '+250788000001'), (%s, '+250788000002')",
+        (OWNER, OTHER),
+    )
+    with RecordingClient(edge.url, edge.service_role_key) as service:
+        debit = (
+            service.rpc(
+                "create_transaction",
+                {"p_user_id": OWNER, "p_type": "debit", "p_amount": 10, "p_currency": "RWF"},
+            )
+            .execute()
+            .data
+        )
+        move = {"p_transaction_id": debit["id"], "p_new_status": "processing"}
+        service.rpc("update_transaction_status", move).execute()
+        overdraft = service.error(
+            service.rpc("update_transaction_status", move | {"p_new_status": "completed"})
+        )
+        methods = [
+            service.rpc(
+                "add_payment_method",
+                {
+                    "p_user_id": OWNER,
+                    "p_method_type": "mobile_money",
+                    "p_provider": provider,
+                    "p_account_details": {"phone_number": phone},
+                    "p_is_default": provider == "MTN",
+                },
+            )
+            .execute()
+            .data
+            for provider, phone in (("MTN", "+250788124567"), ("Airtel", "+250733009876"))
+        ]
+    with RecordingClient(edge.url, edge.user_token(OWNER)) as owner:
+        flipped = (
+            owner.rpc("set_default_payment_method", {"p_payment_method_id": methods[1]["id"]})
+            .execute()
+            .data
+        )
+    with RecordingClient(edge.url, edge.user_token(OTHER)) as other:
+        strangers_flip = other.error(
+            other.rpc("set_default_payment_method", {"p_payment_method_id": methods[0]["id"]})
+        )
+
+    assert overdraft[0] == 402
+    assert overdraft[1]["code"] == "PT402"
+    assert overdraft[1]["message"] == (
+        f"insufficient funds: completing debit {debit['reference']} needs 10 RWF but wallet"
+        f" {OWNER} holds 0 RWF"
+    )
+    assert query(
+        database_url, "select status from public.transactions where id = %s", (debit["id"],)
+    ) == [("processing",)]
+    assert [(m["masked_label"], m["is_default"]) for m in methods] == [
+        ("MTN **** 4567", True),
+        ("AIRTEL **** 9876", False),
+    ]
+    assert all(m["account_details"] is None and m["key_id"] is None for m in methods)
+    assert (flipped["id"], flipped["is_default"]) == (methods[1]["id"], True)
+    assert query(
+        database_url,
+        "select masked_label, is_default from public.payment_methods order by masked_label",
+    ) == [("AIRTEL **** 9876", True), ("MTN **** 4567", False)]
+    assert (strangers_flip[0], strangers_flip[1]["code"]) == (404, "PT404")

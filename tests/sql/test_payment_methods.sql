@@ -184,7 +184,7 @@ select throws_ok(
 );
 select throws_ok(
     $$select public.add_payment_method('a0000000-0000-4000-8000-0000000000ff', 'cash', 'Cash')$$,
-    'P0002', 'add_payment_method: no user a0000000-0000-4000-8000-0000000000ff',
+    'PT404', 'add_payment_method: no user a0000000-0000-4000-8000-0000000000ff',
     'an unknown user is not found'
 );
 select throws_ok(
@@ -428,7 +428,7 @@ select throws_ok(
         '{"sub": "a0000000-0000-4000-8000-000000000002", "role": "authenticated"}',
         format('select public.set_default_payment_method(%L)', pg_temp.method('wallet'))
     ),
-    'P0002', format('set_default_payment_method: no payment method %s', pg_temp.method('wallet')),
+    'PT404', format('set_default_payment_method: no payment method %s', pg_temp.method('wallet')),
     'to a signed-in stranger another user''s method does not exist'
 );
 select results_eq(
@@ -440,7 +440,7 @@ select results_eq(
 );
 select throws_ok(
     $$select public.set_default_payment_method('00000000-0000-4000-8000-000000000000')$$,
-    'P0002', 'set_default_payment_method: no payment method 00000000-0000-4000-8000-000000000000',
+    'PT404', 'set_default_payment_method: no payment method 00000000-0000-4000-8000-000000000000',
     'an unknown method is not found'
 );
 select throws_ok(
@@ -518,7 +518,7 @@ select throws_ok(
     $$select public.set_payment_method_verification(
         '00000000-0000-4000-8000-000000000000', 'verified'
     )$$,
-    'P0002',
+    'PT404',
     'set_payment_method_verification: no payment method 00000000-0000-4000-8000-000000000000',
     'verifying an unknown method: not found'
 );
@@ -592,7 +592,7 @@ select results_eq(
 );
 select throws_ok(
     $$select public.get_payment_method_details('00000000-0000-4000-8000-000000000000')$$,
-    'P0002', 'get_payment_method_details: no payment method 00000000-0000-4000-8000-000000000000',
+    'PT404', 'get_payment_method_details: no payment method 00000000-0000-4000-8000-000000000000',
     'reading an unknown method: not found'
 );
 select throws_ok(

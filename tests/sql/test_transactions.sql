@@ -574,7 +574,7 @@ select throws_ok(
 );
 select throws_ok(
     pg_temp.create_sql(pg_temp.uid('nobody'), 'credit', 10, 'RWF'),
-    'P0002', 'create_transaction: no user 99999999-9999-4999-8999-999999999999',
+    'PT404', 'create_transaction: no user 99999999-9999-4999-8999-999999999999',
     'an unknown user is not found'
 );
 select throws_ok(
@@ -696,7 +696,7 @@ select throws_ok(
     pg_temp.create_sql(
         pg_temp.uid('aline'), 'transfer', 10, 'RWF', null, '{}', pg_temp.uid('nobody')
     ),
-    'P0002',
+    'PT404',
     'create_transaction: no user 99999999-9999-4999-8999-999999999999 (p_counterparty_id)',
     'a transfer to an unknown user is not found'
 );
@@ -718,7 +718,7 @@ select throws_ok(
     pg_temp.create_sql(
         pg_temp.uid('aline'), 'refund', 10, 'RWF', null, '{}', null, pg_temp.uid('nobody')
     ),
-    'P0002',
+    'PT404',
     'create_transaction: no transaction 99999999-9999-4999-8999-999999999999 '
     || '(p_original_transaction_id)',
     'a refund of an unknown transaction is not found'
@@ -1074,7 +1074,7 @@ select throws_ok(
     format(
         'select public.update_transaction_status(%L, %L)', pg_temp.uid('nobody'), 'processing'
     ),
-    'P0002', 'update_transaction_status: no transaction 99999999-9999-4999-8999-999999999999',
+    'PT404', 'update_transaction_status: no transaction 99999999-9999-4999-8999-999999999999',
     'an unknown transaction is not found'
 );
 select throws_ok(
