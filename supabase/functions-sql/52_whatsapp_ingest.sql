@@ -1201,10 +1201,7 @@ begin
             coalesce(pg_catalog.quote_literal(p_provider), 'null')
         using errcode = '22023';
     end if;
-    if pg_catalog.jsonb_typeof(p_payload) is distinct from 'object' then
-        raise exception 'ingest_whatsapp_webhook: p_payload must be a JSON object'
-        using errcode = '22023';
-    end if;
+    perform private.require_json_object(p_payload, 'ingest_whatsapp_webhook', 'p_payload');
     if p_provider = 'meta' and p_payload ->> 'object' is distinct from 'whatsapp_business_account'
         then
         raise exception 'ingest_whatsapp_webhook: a Meta payload''s object must be '

@@ -26,14 +26,8 @@ begin
             coalesce(pg_catalog.quote_literal(p_queue_name), 'null')
         using errcode = '22023';
     end if;
-    if p_message_type is null or pg_catalog.char_length(p_message_type) not between 1 and 100 then
-        raise exception 'enqueue_message: p_message_type must be 1 to 100 characters'
-        using errcode = '22023';
-    end if;
-    if pg_catalog.jsonb_typeof(p_payload) is distinct from 'object' then
-        raise exception 'enqueue_message: p_payload must be a JSON object'
-        using errcode = '22023';
-    end if;
+    perform private.require_length(p_message_type, 1, 100, 'enqueue_message', 'p_message_type');
+    perform private.require_json_object(p_payload, 'enqueue_message', 'p_payload');
     perform private.require_between(p_priority, 1, 10, 'enqueue_message', 'p_priority');
     perform private.require_idempotency_key(p_idempotency_key, 'enqueue_message');
 

@@ -22,18 +22,12 @@ declare
     v_id bigint;
     v_scheduled_at timestamptz := coalesce(p_scheduled_at, pg_catalog.now());
 begin
-    if p_job_type is null or pg_catalog.char_length(p_job_type) not between 1 and 100 then
-        raise exception 'schedule_job: p_job_type must be 1 to 100 characters'
-        using errcode = '22023';
-    end if;
+    perform private.require_length(p_job_type, 1, 100, 'schedule_job', 'p_job_type');
     if pg_catalog.char_length(p_job_name) not between 1 and 200 then
         raise exception 'schedule_job: p_job_name must be null or 1 to 200 characters'
         using errcode = '22023';
     end if;
-    if pg_catalog.jsonb_typeof(p_payload) is distinct from 'object' then
-        raise exception 'schedule_job: p_payload must be a JSON object'
-        using errcode = '22023';
-    end if;
+    perform private.require_json_object(p_payload, 'schedule_job', 'p_payload');
     perform private.require_between(p_priority, 1, 10, 'schedule_job', 'p_priority');
     perform private.require_idempotency_key(p_idempotency_key, 'schedule_job');
     perform private.require_between(

@@ -228,10 +228,9 @@ begin
             v_minor_units, p_currency, p_amount
         using errcode = '22023';
     end if;
-    if p_metadata is not null and pg_catalog.jsonb_typeof(p_metadata) <> 'object' then
-        raise exception 'create_transaction: p_metadata must be a JSON object'
-        using errcode = '22023';
-    end if;
+    perform private.require_json_object(
+        coalesce(p_metadata, '{}'), 'create_transaction', 'p_metadata'
+    );
     if (p_type = 'transfer') <> (p_counterparty_id is not null) then
         raise exception 'create_transaction: p_counterparty_id is required for a transfer and '
             'only for one'

@@ -7,17 +7,20 @@ language plpgsql
 stable
 set search_path = ''
 as $$
--- An API caller is anon or authenticated by its JWT claims or by its session role (a session
--- that set the role without claims is no less a user); either way it acts only for its own
--- sub. service_role and database roles act for anyone.
+-- Who is calling is what the audit log says: a user acts only for their own id, anon (by its
+-- claims, or a session that set the role without any) for no one, service_role and database
+-- roles for anyone.
 declare
-    v_claims jsonb := nullif(pg_catalog.current_setting('request.jwt.claims', true), '')::jsonb;
+    v_actor record := private.request_actor();
 begin
-    if coalesce(v_claims ->> 'role', '') not in ('anon', 'authenticated')
-        and pg_catalog.current_setting('role') not in ('anon', 'authenticated') then
-        return true;
-    end if;
-    return coalesce((v_claims ->> 'sub') = p_user_id::text, false);
+    return coalesce(
+        case v_actor.actor_type
+            when 'user' then v_actor.actor_identifier = p_user_id::text
+            when 'database' then v_actor.actor_identifier not in ('anon', 'authenticated')
+            else v_actor.actor_type = 'service'
+        end,
+        false
+    );
 end;
 $$;
 comment on function private.caller_may_act_for(uuid) is

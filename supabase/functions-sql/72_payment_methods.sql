@@ -322,18 +322,13 @@ declare
     v_actor record := private.request_actor();
 begin
     -- Every read of the plain details leaves a trace, whoever asked and why.
-    insert into public.system_audit_logs (
-        actor_type, actor_identifier, action, resource_type, resource_id, metadata,
-        correlation_id
-    )
-    values (
+    perform public.log_audit_event(
         v_actor.actor_type,
         v_actor.actor_identifier,
         'payment_method.details_read',
         'public.payment_methods',
         v_method.id::text,
-        pg_catalog.jsonb_build_object('user_id', v_method.user_id, 'key_id', v_method.key_id),
-        private.request_correlation_id()
+        pg_catalog.jsonb_build_object('user_id', v_method.user_id, 'key_id', v_method.key_id)
     );
     return extensions.pgp_sym_decrypt(
         v_method.account_details,
