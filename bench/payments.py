@@ -6,12 +6,16 @@ synchronous_commit on.
             a new idempotency key each time), then update_transaction_status to processing and
             to completed: the idempotency directory, the state machine, transaction_events and
             the outbox for each of the three steps, both wallets locked in order, checked and moved
+  floor     the rows one transfer writes (1 directory row, the transaction inserted and updated
+            twice, 3 events, 3 outbox rows, 5 audit rows, 2 wallets moved, both users locked
+            FOR KEY SHARE), written by one plain PL/pgSQL call with no checks and no triggers
+            (bench/payments_floor.sql), on a clone of its own: what no implementation can shed
   TPC-B     `pgbench -i -s 10` in a database of its own, then its default tpcb-like script
             (three account/teller/branch updates, a select and a history insert)
 
-pgbench -M prepared for both, -c 8 -j 2 by default. The users (1,000 by default) are each funded
-by a completed credit far above what the run can move, so no transfer is short of funds. After
-the run, reconcile_wallet_balances() must find nothing and the sum of balances must be what it
+pgbench -M prepared for all three, -c 8 -j 2 by default. The users (1,000 by default) are each
+funded by a completed credit far above what the run can move, so no transfer is short of funds.
+After the run, reconcile_wallet_balances() must find nothing and the sum of balances must be what it
 was. Target: transfers at least half of TPC-B's transactions per second.
 
     .venv/bin/python -m bench.payments [--seconds 30] [--clients 8]
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import uuid
+from pathlib import Path
 
 import psycopg
 
@@ -76,6 +81,32 @@ select t.status from public.update_transaction_status(:transfer_id, 'processing'
 select t.status from public.update_transaction_status(:transfer_id, 'completed') as t;
 commit;
 """
+
+
+# The floor (bench/payments_floor.sql): the same rows, written by one plain call with no logic and
+# no triggers.
+FLOOR = """\
+\\set from random(1, {users})
+\\set to 1 + (:from - 1 + random(1, {users} - 1)) % {users}
+\\set amount random(1, 1000)
+select public.bench_floor_transfer({from_id}, {to_id}, :amount);
+"""
+FLOOR_FUNCTION = Path(__file__).with_name("payments_floor.sql")
+
+
+def floor_script(users: int) -> str:
+    return FLOOR.format(
+        users=users, from_id=USER_ID.format(n=":from"), to_id=USER_ID.format(n=":to")
+    )
+
+
+def prepare_floor(url: str, database: str) -> None:
+    """The floor function, and every later session of the database without triggers (a
+    per-call SET of session_replication_role would empty the plan cache on every call)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(FLOOR_FUNCTION.read_text())
+        conn.execute(f"alter database {database} set session_replication_role = replica")
+        conn.execute("checkpoint")
 
 
 def transfer_script(users: int) -> str:
@@ -135,6 +166,14 @@ def main() -> None:
         )
         after = ledger(url)
 
+        floor_database = server.clone("bench_floor")
+        floor_url = server.url(floor_database)
+        prepare(floor_url, args.users)
+        prepare_floor(floor_url, floor_database)
+        floor = pgbench(
+            floor_url, floor_script(args.users), seconds=args.seconds, concurrency=args.clients
+        )
+
         tpcb_url = server.url(server.empty_database("bench_tpcb"))
         pgbench_init(tpcb_url, scale=TPCB_SCALE)
         with psycopg.connect(tpcb_url, autocommit=True) as conn:
@@ -143,14 +182,16 @@ def main() -> None:
     finally:
         server.close()
 
-    report(args, transfers, tpcb, before, after)
+    report(args, transfers=transfers, floor=floor, tpcb=tpcb, before=before, after=after)
     if after[1] or after[0] != before[0]:
         raise SystemExit("the ledger does not balance after the run")
 
 
 def report(
     args: argparse.Namespace,
+    *,
     transfers: PgbenchRun,
+    floor: PgbenchRun,
     tpcb: PgbenchRun,
     before: tuple[int, int, int],
     after: tuple[int, int, int],
@@ -162,6 +203,8 @@ def report(
     print(f"{'':<10}{'tps':>10}{'ms':>9}{'ratio':>8}")
     ratio = transfers.tps / tpcb.tps
     print(f"{'transfer':<10}{transfers.tps:>10.0f}{transfers.latency_ms:>9.2f}{ratio:>8.2f}")
+    floor_ratio = floor.tps / tpcb.tps
+    print(f"{'floor':<10}{floor.tps:>10.0f}{floor.latency_ms:>9.2f}{floor_ratio:>8.2f}")
     print(f"{'TPC-B':<10}{tpcb.tps:>10.0f}{tpcb.latency_ms:>9.2f}{1:>8.2f}")
     print(
         f"ledger: reconcile_wallet_balances() {after[1]} rows, sum of balances {before[0]:,}"
@@ -169,6 +212,10 @@ def report(
         f" ({'unchanged' if after[0] == before[0] else 'CHANGED'}),"
         f" {after[2] - before[2]:,} transfers completed"
         f" (pgbench counted {transfers.transactions:,})"
+    )
+    print(
+        f"floor: a transfer's rows written by one plain call, no checks and no triggers;"
+        f" transfers run at {transfers.tps / floor.tps:.2f} of it"
     )
     print("target: transfer >= 0.5 of TPC-B")
 

@@ -130,13 +130,11 @@ as $$
 -- log per statement, whatever its number of rows, keeps an audited write near the cost of an
 -- unaudited one (a row-level trigger ran a query for every row, at a third of the throughput).
 declare
-    -- Arguments, set by private.enable_audit: the resource type, the resource id column, the
-    -- redaction mask (a JSON object of column: "[redacted]") and the key columns that pair an
-    -- update's old and new rows.
+    -- Arguments, set by private.enable_audit: the resource type, the resource id column and the
+    -- redaction mask (a JSON object of column: "[redacted]").
     v_resource_type text := tg_argv[0];
     v_id_column text := tg_argv[1];
     v_mask jsonb := tg_argv[2]::jsonb;
-    v_key text[] := tg_argv[3:];
     v_claims jsonb := nullif(pg_catalog.current_setting('request.jwt.claims', true), '')::jsonb;
     v_headers jsonb := nullif(pg_catalog.current_setting('request.headers', true), '')::jsonb;
     v_actor_type text := 'database';
@@ -179,111 +177,31 @@ begin
             coalesce(v_headers ->> 'x-correlation-id', v_headers ->> 'x-request-id')
         from (select pg_catalog.to_jsonb(n) as row_data from new_rows as n offset 0) as r;
     elsif tg_op = 'UPDATE' then
-        -- old_rows exists only in an update's trigger, so the count is asked only here.
-        if (select count(*) from old_rows) = 1 then
-            -- One row changed, the common case of an RPC: it is its own pair, so the pairing
-            -- below (window functions, a full join) is skipped.
-            insert into public.system_audit_logs (
-                actor_type, actor_identifier, action, resource_type, resource_id, old_data,
-                new_data, changed_keys, correlation_id
-            )
-            select
-                v_actor_type,
-                v_actor,
-                'update',
-                v_resource_type,
-                n.row_data ->> v_id_column,
-                o.row_data || v_mask,
-                n.row_data || v_mask,
-                array(
-                    select e.key from pg_catalog.jsonb_each(n.row_data) as e
-                    where e.value is distinct from o.row_data -> e.key
-                    order by e.key
-                ),
-                coalesce(v_headers ->> 'x-correlation-id', v_headers ->> 'x-request-id')
-            from (select pg_catalog.to_jsonb(t) as row_data from old_rows as t offset 0) as o
-            cross join (select pg_catalog.to_jsonb(t) as row_data from new_rows as t offset 0) as n;
-        else
-            -- Old and new rows are paired by key. A row whose key changed (a move to another
-            -- month changes a partitioned table's key) has no partner by key; such rows are
-            -- paired in the order the statement changed them, which is the order both
-            -- transition tables hold.
-            insert into public.system_audit_logs (
-                actor_type, actor_identifier, action, resource_type, resource_id, old_data,
-                new_data, changed_keys, correlation_id
-            )
-            with old_row as materialized (
-                select
-                    pg_catalog.row_number() over () as position,
-                    r.row_data,
-                    array(select r.row_data ->> k.name from pg_catalog.unnest(v_key) as k (name))
-                        as row_key
-                from (select pg_catalog.to_jsonb(t) as row_data from old_rows as t offset 0) as r
+        -- Both transition tables hold the statement's rows in the order it changed them (a row
+        -- moved to another partition too), so the nth old row and the nth new row are one row's
+        -- before and after, whatever its key did.
+        insert into public.system_audit_logs (
+            actor_type, actor_identifier, action, resource_type, resource_id, old_data,
+            new_data, changed_keys, correlation_id
+        )
+        select
+            v_actor_type,
+            v_actor,
+            'update',
+            v_resource_type,
+            p.new_data ->> v_id_column,
+            p.old_data || v_mask,
+            p.new_data || v_mask,
+            array(
+                select e.key from pg_catalog.jsonb_each(p.new_data) as e
+                where e.value is distinct from p.old_data -> e.key
+                order by e.key
             ),
-
-            new_row as materialized (
-                select
-                    pg_catalog.row_number() over () as position,
-                    r.row_data,
-                    array(select r.row_data ->> k.name from pg_catalog.unnest(v_key) as k (name))
-                        as row_key
-                from (select pg_catalog.to_jsonb(t) as row_data from new_rows as t offset 0) as r
-            ),
-
-            by_key as (
-                select
-                    o.position as old_position,
-                    n.position as new_position,
-                    o.row_data as old_data,
-                    n.row_data as new_data
-                from old_row as o
-                full join new_row as n on o.row_key = n.row_key
-            ),
-
-            pair as (
-                select
-                    b.old_data,
-                    b.new_data
-                from by_key as b
-                where b.old_position is not null and b.new_position is not null
-                union all
-                select
-                    o.old_data,
-                    n.new_data
-                from (
-                    select
-                        b.old_data,
-                        pg_catalog.row_number() over (order by b.old_position) as rank
-                    from by_key as b
-                    where b.new_position is null
-                ) as o
-                full join (
-                    select
-                        b.new_data,
-                        pg_catalog.row_number() over (order by b.new_position) as rank
-                    from by_key as b
-                    where b.old_position is null
-                ) as n on o.rank = n.rank
-            )
-
-            select
-                v_actor_type,
-                v_actor,
-                'update',
-                v_resource_type,
-                coalesce(p.new_data, p.old_data) ->> v_id_column,
-                p.old_data || v_mask,
-                p.new_data || v_mask,
-                case when p.old_data is not null and p.new_data is not null then
-                    array(
-                        select e.key from pg_catalog.jsonb_each(p.new_data) as e
-                        where e.value is distinct from p.old_data -> e.key
-                        order by e.key
-                    )
-                end,
-                coalesce(v_headers ->> 'x-correlation-id', v_headers ->> 'x-request-id')
-            from pair as p;
-        end if;
+            coalesce(v_headers ->> 'x-correlation-id', v_headers ->> 'x-request-id')
+        from rows from (
+            pg_catalog.unnest(array(select pg_catalog.to_jsonb(t) from old_rows as t)),
+            pg_catalog.unnest(array(select pg_catalog.to_jsonb(t) from new_rows as t))
+        ) as p (old_data, new_data);
     elsif tg_op = 'DELETE' then
         insert into public.system_audit_logs (
             actor_type, actor_identifier, action, resource_type, resource_id, old_data,
@@ -365,7 +283,7 @@ begin
         using errcode = '22023';
     end if;
 
-    -- An update's old and new rows are paired by the primary key, else by an id column.
+    -- A log row names its row by column id, else by the first column of the primary key.
     select array(
         select a.attname
         from pg_catalog.pg_index as i
@@ -388,7 +306,6 @@ begin
             p_table
         using errcode = '22023';
     end if;
-    -- The resource id: column id, else the first column of the key.
     v_id_column := coalesce(
         (
             select a.attname from pg_catalog.pg_attribute as a
@@ -405,7 +322,7 @@ begin
     select pg_catalog.string_agg(pg_catalog.quote_literal(c.argument), ', ' order by c.position)
     into v_arguments
     from pg_catalog.unnest(
-        array[v_relation.name, v_id_column, v_mask::text] || v_key::text []
+        array[v_relation.name, v_id_column, v_mask::text]
     ) with ordinality as c (argument, position);
 
     -- The row-level trigger of earlier versions.

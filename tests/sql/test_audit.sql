@@ -346,8 +346,8 @@ select is_empty(
 
 -- Statements of many rows ------------------------------------------------------------------------
 
--- One trigger call per statement: every row is still logged, and an update's old and new rows
--- are paired by key, also when the first key column alone does not tell the rows apart.
+-- One trigger call per statement: every row is still logged, and each row's old and new values
+-- are paired, also when the first key column alone does not tell the rows apart.
 create table public.audit_probe_wallets (
     user_id uuid not null,
     currency text not null,
@@ -393,7 +393,7 @@ select results_eq(
          '[redacted]', array['balance']),
         ('update', '5d2f1e0a-7c3b-4a9d-8e6f-0123456789ab', 'USD', '10', 'USD', '12',
          '[redacted]', array['balance'])$$,
-    'each row of a many-row statement is logged; an update pairs old and new by the whole key'
+    'each row of a many-row statement is logged; an update pairs each row''s old and new values'
 );
 select is_empty(
     $$select id from public.system_audit_logs as l where l::text like '%hunter2%'$$,
@@ -421,7 +421,7 @@ select results_eq(
     'an upsert logs the row it inserted as an insert and the row it updated as an update'
 );
 
--- A row whose key changed has no partner by key: it is paired in the statement's own order.
+-- A row whose key changed is paired with its old values too.
 do $$
 begin
     update public.audit_probe_wallets
@@ -438,7 +438,7 @@ select results_eq(
        order by old_data ->> 'currency'$$,
     $$values ('EUR', '7', 'GBP', '8', array['balance', 'currency']),
              ('USD', '5', 'USD', '6', array['balance'])$$,
-    'an update that changes one row''s key pairs that row too, and the others by key'
+    'an update that changes one row''s key pairs that row too, and the others'
 );
 
 -- Moving a row to another month's child is an update of the partitioned table.
