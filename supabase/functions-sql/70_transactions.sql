@@ -87,24 +87,29 @@ begin
         return;
     end if;
 
-    -- Lock and read in one statement; only a missing wallet costs an insert (and its audit).
-    -- Wallets are never deleted, so the second read finds every one.
-    for i in 1..2 loop
-        select pg_catalog.array_agg(l.balance order by l.user_id)
-        into v_balances
-        from (
-            select w.user_id, w.balance from public.wallets as w
-            where w.user_id = any(v_users) and w.currency = p_transaction.currency
-            order by w.user_id
-            for update
-        ) as l;
-        exit when pg_catalog.cardinality(v_balances) = pg_catalog.cardinality(v_users);
+    -- Missing wallets are made before any wallet is locked: an insert waiting on another
+    -- transaction's insert of the same wallet must not hold a lock that transaction needs.
+    -- Wallets are never deleted, so one seen here exists at the lock below; only a missing one
+    -- costs an insert (and its audit).
+    if (
+        select count(*) from public.wallets as w
+        where w.user_id = any(v_users) and w.currency = p_transaction.currency
+    ) < pg_catalog.cardinality(v_users) then
         insert into public.wallets (user_id, currency)
         select u.user_id, p_transaction.currency
         from pg_catalog.unnest(v_users) as u (user_id)
         order by u.user_id
         on conflict do nothing;
-    end loop;
+    end if;
+    -- Locked and read in one statement, in user order.
+    select pg_catalog.array_agg(l.balance order by l.user_id)
+    into v_balances
+    from (
+        select w.user_id, w.balance from public.wallets as w
+        where w.user_id = any(v_users) and w.currency = p_transaction.currency
+        order by w.user_id
+        for update
+    ) as l;
 
     for i in 1..pg_catalog.cardinality(v_users) loop
         if v_balances[i] + v_deltas[i] < 0 then
