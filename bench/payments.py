@@ -26,6 +26,8 @@ from __future__ import annotations
 import argparse
 import os
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -157,12 +159,15 @@ def main() -> None:
         url = server.url(server.clone("bench_payments"))
         prepare(url, args.users)
         before = ledger(url)
-        transfers = pgbench(
+        transfers = measured(
             url,
-            transfer_script(args.users),
-            seconds=args.seconds,
-            concurrency=args.clients,
-            defines={"seq": "0"},
+            lambda: pgbench(
+                url,
+                transfer_script(args.users),
+                seconds=args.seconds,
+                concurrency=args.clients,
+                defines={"seq": "0"},
+            ),
         )
         after = ledger(url)
 
@@ -170,15 +175,24 @@ def main() -> None:
         floor_url = server.url(floor_database)
         prepare(floor_url, args.users)
         prepare_floor(floor_url, floor_database)
-        floor = pgbench(
-            floor_url, floor_script(args.users), seconds=args.seconds, concurrency=args.clients
+        floor = measured(
+            floor_url,
+            lambda: pgbench(
+                floor_url,
+                floor_script(args.users),
+                seconds=args.seconds,
+                concurrency=args.clients,
+            ),
         )
 
         tpcb_url = server.url(server.empty_database("bench_tpcb"))
         pgbench_init(tpcb_url, scale=TPCB_SCALE)
         with psycopg.connect(tpcb_url, autocommit=True) as conn:
             conn.execute("checkpoint")
-        tpcb = pgbench_builtin(tpcb_url, seconds=args.seconds, concurrency=args.clients)
+        tpcb = measured(
+            tpcb_url,
+            lambda: pgbench_builtin(tpcb_url, seconds=args.seconds, concurrency=args.clients),
+        )
     finally:
         server.close()
 
@@ -187,12 +201,32 @@ def main() -> None:
         raise SystemExit("the ledger does not balance after the run")
 
 
+@dataclass
+class Row:
+    run: PgbenchRun
+    wal_records: float  # per transaction, from pg_stat_wal (the whole cluster: runs take turns)
+    wal_bytes: float
+
+
+def measured(url: str, run: Callable[[], PgbenchRun]) -> Row:
+    """`run`, and the WAL the cluster wrote meanwhile per transaction it counted."""
+    query = "select wal_records, wal_bytes from pg_stat_wal"
+    with psycopg.connect(url, autocommit=True) as conn:
+        start = conn.execute(query).fetchone()
+        done = run()
+        end = conn.execute(query).fetchone()
+    assert start is not None
+    assert end is not None
+    count = max(1, done.transactions)
+    return Row(done, (end[0] - start[0]) / count, float(end[1] - start[1]) / count)
+
+
 def report(
     args: argparse.Namespace,
     *,
-    transfers: PgbenchRun,
-    floor: PgbenchRun,
-    tpcb: PgbenchRun,
+    transfers: Row,
+    floor: Row,
+    tpcb: Row,
     before: tuple[int, int, int],
     after: tuple[int, int, int],
 ) -> None:
@@ -200,22 +234,22 @@ def report(
         f"{os.cpu_count()} cores, {args.clients} clients, {args.seconds:.0f}s per row, fsync on,"
         f" {args.users} users, TPC-B scale {TPCB_SCALE}"
     )
-    print(f"{'':<10}{'tps':>10}{'ms':>9}{'ratio':>8}")
-    ratio = transfers.tps / tpcb.tps
-    print(f"{'transfer':<10}{transfers.tps:>10.0f}{transfers.latency_ms:>9.2f}{ratio:>8.2f}")
-    floor_ratio = floor.tps / tpcb.tps
-    print(f"{'floor':<10}{floor.tps:>10.0f}{floor.latency_ms:>9.2f}{floor_ratio:>8.2f}")
-    print(f"{'TPC-B':<10}{tpcb.tps:>10.0f}{tpcb.latency_ms:>9.2f}{1:>8.2f}")
+    print(f"{'':<10}{'tps':>10}{'ms':>9}{'ratio':>8}{'WAL records':>13}{'WAL bytes':>11}")
+    for name, row in (("transfer", transfers), ("floor", floor), ("TPC-B", tpcb)):
+        print(
+            f"{name:<10}{row.run.tps:>10.0f}{row.run.latency_ms:>9.2f}"
+            f"{row.run.tps / tpcb.run.tps:>8.2f}{row.wal_records:>13.1f}{row.wal_bytes:>11,.0f}"
+        )
     print(
         f"ledger: reconcile_wallet_balances() {after[1]} rows, sum of balances {before[0]:,}"
         f" before and {after[0]:,} after"
         f" ({'unchanged' if after[0] == before[0] else 'CHANGED'}),"
         f" {after[2] - before[2]:,} transfers completed"
-        f" (pgbench counted {transfers.transactions:,})"
+        f" (pgbench counted {transfers.run.transactions:,})"
     )
     print(
         f"floor: a transfer's rows written by one plain call, no checks and no triggers;"
-        f" transfers run at {transfers.tps / floor.tps:.2f} of it"
+        f" transfers run at {transfers.run.tps / floor.run.tps:.2f} of it"
     )
     print("target: transfer >= 0.5 of TPC-B")
 
