@@ -6,7 +6,7 @@
 -- views and the partitions. Runs as postgres on a fresh clone in one transaction: now() is
 -- constant, so every transaction here is created (and moved) at now().
 begin;
-select plan(215);
+select plan(216);
 
 -- Helpers ----------------------------------------------------------------------------------------
 
@@ -1180,6 +1180,23 @@ select throws_ok(
     ),
     'a completed partial refund counts against what remains refundable'
 );
+-- The directory is written before the refund is checked: a retry of a refund of all that
+-- remained is a replay, not a refund that no longer fits. It is failed after, so that the
+-- payment can be reversed below.
+insert into pg_temp.made
+select 'b full refund', t.*
+from public.create_transaction(
+    pg_temp.uid('aline'), 'refund', 1500, 'UGX', 'k-b-full-refund', '{}', null,
+    pg_temp.txn('b payment')
+) as t;
+select is(
+    (select t.id from public.create_transaction(
+        pg_temp.uid('aline'), 'refund', 1500, 'UGX', 'k-b-full-refund', '{}', null,
+        pg_temp.txn('b payment')
+    ) as t)::text || ' ' || pg_temp.move('b full refund', 'failed'),
+    pg_temp.txn('b full refund') || ' failed',
+    'a refund of all that remained, retried with its key, is replayed, not refused'
+);
 select is(
     pg_temp.move('b transfer', 'processing', 'completed') || ' '
     || pg_temp.balance('aline', 'UGX') || ' '
@@ -1872,8 +1889,8 @@ select results_eq(
     $$select currency, transaction_count, credits, debits, transfers, payments, refunds, fees,
              commissions
         from pg_temp.recent where seen_by = 'aline' and currency = 'UGX'$$,
-    $$values ('UGX'::text, 12::bigint, 10000::numeric, 16001::numeric, 1400::numeric,
-              2300::numeric, 650::numeric, 100::numeric, 999::numeric)$$,
+    $$values ('UGX'::text, 13::bigint, 10000::numeric, 16001::numeric, 1400::numeric,
+              2300::numeric, 2150::numeric, 100::numeric, 999::numeric)$$,
     'her UGX row sums each type of the last 30 days'
 );
 select results_eq(
