@@ -160,14 +160,7 @@ def main() -> None:
         prepare(url, args.users)
         before = ledger(url)
         transfers = measured(
-            url,
-            lambda: pgbench(
-                url,
-                transfer_script(args.users),
-                seconds=args.seconds,
-                concurrency=args.clients,
-                defines={"seq": "0"},
-            ),
+            url, lambda: script_run(args, url, transfer_script(args.users), {"seq": "0"})
         )
         after = ledger(url)
 
@@ -175,15 +168,7 @@ def main() -> None:
         floor_url = server.url(floor_database)
         prepare(floor_url, args.users)
         prepare_floor(floor_url, floor_database)
-        floor = measured(
-            floor_url,
-            lambda: pgbench(
-                floor_url,
-                floor_script(args.users),
-                seconds=args.seconds,
-                concurrency=args.clients,
-            ),
-        )
+        floor = measured(floor_url, lambda: script_run(args, floor_url, floor_script(args.users)))
 
         tpcb_url = server.url(server.empty_database("bench_tpcb"))
         pgbench_init(tpcb_url, scale=TPCB_SCALE)
@@ -199,6 +184,12 @@ def main() -> None:
     report(args, transfers=transfers, floor=floor, tpcb=tpcb, before=before, after=after)
     if after[1] or after[0] != before[0]:
         raise SystemExit("the ledger does not balance after the run")
+
+
+def script_run(
+    args: argparse.Namespace, url: str, script: str, defines: dict[str, str] | None = None
+) -> PgbenchRun:
+    return pgbench(url, script, seconds=args.seconds, concurrency=args.clients, defines=defines)
 
 
 @dataclass
