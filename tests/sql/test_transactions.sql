@@ -6,7 +6,7 @@
 -- views and the partitions. Runs as postgres on a fresh clone in one transaction: now() is
 -- constant, so every transaction here is created (and moved) at now().
 begin;
-select plan(216);
+select plan(219);
 
 -- Helpers ----------------------------------------------------------------------------------------
 
@@ -1312,6 +1312,46 @@ select is(
     || pg_temp.balance('aline', 'UGX'),
     pg_temp.txn('b fee refund') || 'failedreversed 10000',
     'a failed refund does not stop a reversal: the fee comes back, 10000'
+);
+
+-- A chain: a reversed refund gives back what it took from the refundable amount, so the payment
+-- can be refunded again in full, and no further; with no live refund left, it can be reversed.
+select is(
+    pg_temp.make('c credit', 'dan', 'credit', 1000, 'GHS')::text
+    || pg_temp.move('c credit', 'processing', 'completed')
+    || pg_temp.make('c payment', 'dan', 'payment', 600, 'GHS')::text
+    || pg_temp.move('c payment', 'processing', 'completed') || ' '
+    || pg_temp.balance('dan', 'GHS') || ' '
+    || pg_temp.make('c refund 1', 'dan', 'refund', 600, 'GHS', null, 'c payment')::text
+    || pg_temp.move('c refund 1', 'processing', 'completed') || ' '
+    || pg_temp.balance('dan', 'GHS') || ' '
+    || pg_temp.move('c refund 1', 'reversed') || ' '
+    || pg_temp.balance('dan', 'GHS') || ' '
+    || pg_temp.make('c refund 2', 'dan', 'refund', 600, 'GHS', null, 'c payment')::text
+    || pg_temp.move('c refund 2', 'processing', 'completed') || ' '
+    || pg_temp.balance('dan', 'GHS'),
+    pg_temp.txn('c credit')::text || 'completed' || pg_temp.txn('c payment') || 'completed 400 '
+    || pg_temp.txn('c refund 1') || 'completed 1000 reversed 400 '
+    || pg_temp.txn('c refund 2') || 'completed 1000',
+    'a reversed refund frees what it took: the payment is refunded in full a second time'
+);
+select throws_ok(
+    pg_temp.create_sql(
+        pg_temp.uid('dan'), 'refund', 0.01, 'GHS', null, '{}', null, pg_temp.txn('c payment')
+    ),
+    'PT409',
+    format(
+        'create_transaction: a refund of 0.01 GHS exceeds the 0 GHS still refundable of %s',
+        pg_temp.ref('c payment')
+    ),
+    'and then nothing more'
+);
+select is(
+    pg_temp.move('c refund 2', 'reversed') || ' '
+    || pg_temp.move('c payment', 'reversed') || ' '
+    || pg_temp.balance('dan', 'GHS'),
+    'reversed reversed 1000',
+    'with both refunds reversed the payment can be reversed: 1000, the credit alone'
 );
 select is(
     pg_temp.make('b payment 2', 'aline', 'payment', 300, 'UGX')::text
