@@ -1,6 +1,7 @@
--- What every queue (message_queue, background_jobs, whatsapp_message_queue) computes the same
--- way: the wait before a retry, and the claim arguments. Each queue's statements name its own
--- table, so claims stay static SQL with cached plans; the rules they share live here.
+-- What the queues (message_queue, background_jobs, whatsapp_message_queue) compute the same way:
+-- the wait before a retry, and the claim arguments of the two message queues. Each queue's
+-- statements name its own table, so claims stay static SQL with cached plans; the rules they
+-- share live here.
 
 create or replace function private.retry_backoff(p_attempts integer)
 returns interval
@@ -21,11 +22,13 @@ comment on function private.retry_backoff(integer) is
 'How long a queue waits before retrying work that failed on delivery p_attempts: 2^attempts '
 'seconds, at most an hour, plus up to 20% jitter.';
 
+-- Until 2026-11: a fourth argument named the lease argument, which every caller named alike.
+drop function if exists private.require_claim_arguments(integer, integer, text, text);
+
 create or replace function private.require_claim_arguments(
     p_batch_size integer,
-    p_lease_s integer,
-    p_function text,
-    p_lease_argument text
+    p_visibility_timeout_s integer,
+    p_function text
 )
 returns void
 language plpgsql
@@ -34,9 +37,11 @@ set search_path = ''
 as $$
 begin
     perform private.require_between(p_batch_size, 1, 1000, p_function, 'p_batch_size');
-    perform private.require_between(p_lease_s, 1, 43200, p_function, p_lease_argument);
+    perform private.require_between(
+        p_visibility_timeout_s, 1, 43200, p_function, 'p_visibility_timeout_s'
+    );
 end;
 $$;
-comment on function private.require_claim_arguments(integer, integer, text, text) is
-'22023 naming p_function unless p_batch_size is 1 to 1000 and the lease p_lease_s (named '
-'p_lease_argument) is 1 s to 12 h.';
+comment on function private.require_claim_arguments(integer, integer, text) is
+'22023 naming p_function unless p_batch_size is 1 to 1000 and p_visibility_timeout_s is 1 s to '
+'12 h.';

@@ -112,7 +112,7 @@ begin
         using errcode = '22023';
     end if;
     perform private.require_claim_arguments(
-        p_batch_size, p_visibility_timeout_s, 'claim_messages', 'p_visibility_timeout_s'
+        p_batch_size, p_visibility_timeout_s, 'claim_messages'
     );
 
     -- Highest priority first, then the longest visible. Rows another worker is claiming are

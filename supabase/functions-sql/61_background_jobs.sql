@@ -163,9 +163,8 @@ begin
             'job type'
         using errcode = '22023';
     end if;
-    -- The batch rule every queue shares. The lease is each job's own timeout_seconds, checked
-    -- when the job was scheduled, so 1 s stands in for it here.
-    perform private.require_claim_arguments(p_batch_size, 1, 'claim_jobs', 'timeout_seconds');
+    -- The batch rule of every queue; the lease is each job's own timeout_seconds.
+    perform private.require_between(p_batch_size, 1, 1000, 'claim_jobs', 'p_batch_size');
 
     -- Workers recover a dead worker's jobs themselves rather than waiting for the cron job.
     perform private.time_out_jobs(100);

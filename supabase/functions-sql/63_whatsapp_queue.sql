@@ -133,7 +133,7 @@ set search_path = ''
 as $$
 begin
     perform private.require_claim_arguments(
-        p_batch_size, p_visibility_timeout_s, 'claim_whatsapp_messages', 'p_visibility_timeout_s'
+        p_batch_size, p_visibility_timeout_s, 'claim_whatsapp_messages'
     );
     if exists (select from private.whatsapp_sender_pause) then
         return;
@@ -438,10 +438,7 @@ security definer
 set search_path = ''
 as $$
 begin
-    if p_reason is null or pg_catalog.char_length(p_reason) not between 1 and 2000 then
-        raise exception 'pause_whatsapp_queue: p_reason must be 1 to 2000 characters'
-        using errcode = '22023';
-    end if;
+    perform private.require_length(p_reason, 1, 2000, 'pause_whatsapp_queue', 'p_reason');
     -- The first reason stays: the workers that hit the same error after it add nothing.
     insert into private.whatsapp_sender_pause (reason, error_code, paused_by)
     values (p_reason, p_error_code, p_paused_by)
