@@ -10,8 +10,10 @@ as $$
     select case
         when pg_catalog.jsonb_typeof(p_details) is distinct from 'object'
             then 'p_account_details must be a JSON object'
+        -- Already E.164: what private.normalize_phone makes of it is the number itself.
         when p_method_type = 'mobile_money'
-            and coalesce(p_details ->> 'phone_number', '') !~ '^\+[1-9][0-9]{6,14}$'
+            and private.normalize_phone(p_details ->> 'phone_number')
+            is distinct from coalesce(p_details ->> 'phone_number', '')
             then 'p_account_details.phone_number must be an E.164 phone number'
         when p_method_type = 'card'
             and coalesce(p_details ->> 'number', '') !~ '^[0-9]{12,19}$'

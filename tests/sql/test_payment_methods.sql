@@ -6,7 +6,7 @@
 -- Runs as postgres on a fresh clone in one transaction: now() is constant, so updated_at never
 -- changes and an update's changed_keys name only what the statement changed.
 begin;
-select plan(101);
+select plan(102);
 
 create temp table seen (note text primary key, id uuid, returned jsonb, n bigint);
 grant select, insert on pg_temp.seen to anon, authenticated, service_role;
@@ -234,6 +234,14 @@ select throws_ok(
     )$$,
     '22023', 'add_payment_method: p_account_details.phone_number must be an E.164 phone number',
     'mobile money with a phone number that is not E.164 is refused'
+);
+select throws_ok(
+    $$select public.add_payment_method(
+        'a0000000-0000-4000-8000-000000000001', 'mobile_money', 'mtn',
+        '{"phone_number": "+250 788 234 567"}'
+    )$$,
+    '22023', 'add_payment_method: p_account_details.phone_number must be an E.164 phone number',
+    'mobile money with a phone number written with spaces is refused: it is stored as given'
 );
 select throws_ok(
     $$select public.add_payment_method(
