@@ -46,17 +46,10 @@ def pgbench(
         return _run(url, options, seconds=seconds, concurrency=concurrency, progress=progress)
 
 
-def pgbench_builtin(
-    url: str,
-    *,
-    seconds: float,
-    concurrency: int,
-    builtin: str = "tpcb-like",
-    progress: int | None = None,
-) -> PgbenchRun:
-    """pgbench's own `builtin` script (TPC-B by default) with -M prepared, on the tables
+def pgbench_builtin(url: str, *, seconds: float, concurrency: int) -> PgbenchRun:
+    """pgbench's own TPC-B script (`-b tpcb-like`) with -M prepared, on the tables
     `pgbench_init` made; pgbench vacuums them first, as a plain `pgbench -T` run does."""
-    return _run(url, ["-b", builtin], seconds=seconds, concurrency=concurrency, progress=progress)
+    return _run(url, ["-b", "tpcb-like"], seconds=seconds, concurrency=concurrency, progress=None)
 
 
 def pgbench_init(url: str, *, scale: int) -> None:

@@ -36,6 +36,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from app.sender.outbound import OutboundMessage
+from app.sender.providers import MetaCloudApi, meta_request_body
 from app.sender.sandbox import create_sandbox_app
 from app.sender.transport import provider_client
 from tests.support.fake_provider import (
@@ -47,6 +49,13 @@ from tests.support.fake_provider import (
 from tests.support.server import AUTHENTICATOR_PASSWORD, JWT_SECRET, free_port, start_test_server
 
 TEMPLATE = {"name": "ride_update", "language": {"code": "en"}}
+
+
+def fake_meta(fake_url: str) -> MetaCloudApi:
+    """The provider the workers send with (the worker's own defaults, pointed at the fake)."""
+    return MetaCloudApi(
+        base_url=fake_url, phone_number_id=META_PHONE_NUMBER_ID, access_token=META_ACCESS_TOKEN
+    )
 
 
 def serve_fake(port: int, *, keep_all: bool) -> None:
@@ -86,7 +95,7 @@ def start_fake(*, keep_all: bool) -> tuple[subprocess.Popen[bytes], str]:
     deadline = time.monotonic() + 20
     while True:
         try:
-            httpx.post(f"{url}/v21.0/x/messages", timeout=1)
+            httpx.post(fake_meta(url).messages_url, timeout=1)
         except httpx.TransportError:
             if time.monotonic() > deadline:
                 raise
@@ -159,15 +168,11 @@ def drain(
 
 
 async def post_directly(fake_url: str, messages: int, concurrency: int) -> None:
-    body = {
-        "messaging_product": "whatsapp",
-        "recipient_type": "individual",
-        "to": "250780000000",
-        "type": "template",
-        "template": TEMPLATE,
-    }
-    headers = {"Authorization": f"Bearer {META_ACCESS_TOKEN}"}
-    target = f"{fake_url}/v21.0/{META_PHONE_NUMBER_ID}/messages"
+    # What the worker sends for the first recipient's first message, built by the same code.
+    provider = fake_meta(fake_url)
+    body = meta_request_body(OutboundMessage(1, "+250780000000", "template", TEMPLATE))
+    headers = provider.headers
+    target = provider.messages_url
     remaining = messages
     async with provider_client(concurrency, httpx.Timeout(15.0)) as client:
 

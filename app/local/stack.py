@@ -93,7 +93,7 @@ def run(*, log: Log = print) -> None:
     _announce(stack, log)
     os.environ.update(stack)
     # The sender logs to this terminal too; it stops (finishing its sends) with the edge.
-    worker = _start_worker(stack)
+    worker = _start_app("worker", stack)
     try:
         serve()
     finally:
@@ -114,25 +114,22 @@ def up(*, log: Log = print) -> None:
     EDGE_LOG.parent.mkdir(parents=True, exist_ok=True)
     EDGE_PID.parent.mkdir(parents=True, exist_ok=True)
     with EDGE_LOG.open("ab") as output:
-        edge = subprocess.Popen(
-            [sys.executable, "-m", "app", "serve"],
-            cwd=paths.REPO,
-            env={**os.environ, **stack},
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # survives the terminal that ran `make up`
-        )
+        # A session of its own: it survives the terminal that ran `make up`.
+        edge = _start_app("serve", stack, output=output, detach=True)
     EDGE_PID.write_text(str(edge.pid))
     try:
         wait_until_ready(stack["SUPABASE_URL"], edge, log_file=EDGE_LOG)
     finally:
         if edge.poll() is not None:
             EDGE_PID.unlink(missing_ok=True)
-    WORKER_LOG.parent.mkdir(parents=True, exist_ok=True)
-    with WORKER_LOG.open("ab") as output:
-        worker = _start_worker(stack, output=output, detach=True)
-    WORKER_PID.write_text(str(worker.pid))
+    # A sender left running (the edge died, or was stopped on its own) keeps sending: a second
+    # one would overwrite its pid file, and `make down` would no longer stop it.
+    if old_worker := _running_pid(WORKER_PID, "worker"):
+        log(f"the sender is already running (pid {old_worker})")
+    else:
+        with WORKER_LOG.open("ab") as output:  # the same folder as EDGE_LOG
+            worker = _start_app("worker", stack, output=output, detach=True)
+        WORKER_PID.write_text(str(worker.pid))
     _announce(stack, log)
     log(
         f"edge log: {paths.display(EDGE_LOG)}, sender log: {paths.display(WORKER_LOG)};"
@@ -142,8 +139,8 @@ def up(*, log: Log = print) -> None:
 
 def down(*, log: Log = print) -> None:
     for name, pid_file, command in (
-        ("sender", WORKER_PID, b"app\x00worker"),
-        ("edge", EDGE_PID, b"app\x00serve"),
+        ("sender", WORKER_PID, "worker"),
+        ("edge", EDGE_PID, "serve"),
     ):
         pid = _running_pid(pid_file, command)
         if pid:
@@ -212,25 +209,27 @@ def _refuse_if_edge_up() -> None:
 
 
 def _edge_pid() -> int | None:
-    return _running_pid(EDGE_PID, b"app\x00serve")
+    return _running_pid(EDGE_PID, "serve")
 
 
-def _running_pid(pid_file: Path, command: bytes) -> int | None:
-    """The pid in pid_file, if that process is still ours (its command line holds command) and
-    alive."""
+def _running_pid(pid_file: Path, command: str) -> int | None:
+    """The pid in pid_file, if that process is alive and still ours: `python -m app command`
+    (its command line holds `app`, then `command`)."""
     try:
         pid = int(pid_file.read_text().strip())
         cmdline = (Path(f"/proc/{pid}/cmdline")).read_bytes()
     except (OSError, ValueError):
         return None
-    return pid if command in cmdline else None
+    return pid if f"app\x00{command}".encode() in cmdline else None
 
 
-def _start_worker(
-    stack: dict[str, str], *, output: Any = None, detach: bool = False
+def _start_app(
+    command: str, stack: dict[str, str], *, output: Any = None, detach: bool = False
 ) -> subprocess.Popen[Any]:
+    """`python -m app command` with the stack's settings; its output to `output` (None: ours),
+    and with `detach`, in a session of its own."""
     return subprocess.Popen(
-        [sys.executable, "-m", "app", "worker"],
+        [sys.executable, "-m", "app", command],
         cwd=paths.REPO,
         env={**os.environ, **stack},
         stdout=output,

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
-
-MessageType = Literal["text", "template", "media", "interactive", "location"]
-MESSAGE_TYPES: frozenset[str] = frozenset(get_args(MessageType))
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -18,9 +15,8 @@ class OutboundMessage:
 
     id: int
     recipient_phone: str  # E.164: '+250788123456'
-    message_type: str  # one of MESSAGE_TYPES
+    message_type: str  # 'text' | 'template' | 'media' | 'interactive' | 'location'
     payload: dict[str, Any]
-    attempts: int
 
     @property
     def recipient_digits(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol
 
 import httpx
@@ -51,9 +52,15 @@ class MetaCloudApi:
     access_token: str = field(repr=False)
     name: str = field(default="meta", init=False)
 
-    @property
+    # Fixed per provider, so worked out once, not per message. (cached_property writes to the
+    # instance's __dict__, which a frozen dataclass without slots has.)
+    @cached_property
     def messages_url(self) -> str:
         return f"{self.base_url.rstrip('/')}/{self.api_version}/{self.phone_number_id}/messages"
+
+    @cached_property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
 
     async def send(self, client: httpx.AsyncClient, message: OutboundMessage) -> SendResult:
         try:
@@ -64,7 +71,7 @@ class MetaCloudApi:
             response = await client.post(
                 self.messages_url,
                 json=body,
-                headers={"Authorization": f"Bearer {self.access_token}"},
+                headers=self.headers,
             )
         except (httpx.RequestError, httpx.InvalidURL) as error:
             return request_error_result(self.name, error)
@@ -125,20 +132,29 @@ class TwilioMessages:
     from_number: str  # E.164 WhatsApp sender, '+1555...' (or already 'whatsapp:+1555...')
     name: str = field(default="twilio", init=False)
 
-    @property
+    # Fixed per provider, so worked out once, not per message (see MetaCloudApi).
+    @cached_property
     def messages_url(self) -> str:
         return f"{self.base_url.rstrip('/')}/2010-04-01/Accounts/{self.account_sid}/Messages.json"
 
+    @cached_property
+    def auth(self) -> httpx.BasicAuth:
+        return httpx.BasicAuth(self.account_sid, self.auth_token)
+
+    @cached_property
+    def from_address(self) -> str:
+        return whatsapp_address(self.from_number)
+
     async def send(self, client: httpx.AsyncClient, message: OutboundMessage) -> SendResult:
         try:
-            form = twilio_form(message, self.from_number)
+            form = twilio_form(message, self.from_address)
         except Unsendable as unsendable:
             return unsendable.result(self.name)
         try:
             response = await client.post(
                 self.messages_url,
                 data=form,
-                auth=httpx.BasicAuth(self.account_sid, self.auth_token),
+                auth=self.auth,
             )
         except (httpx.RequestError, httpx.InvalidURL) as error:
             return request_error_result(self.name, error)
@@ -148,11 +164,12 @@ class TwilioMessages:
         return sent(self.name, sid) if sid else unparseable_success(self.name, response)
 
 
-def twilio_form(message: OutboundMessage, from_number: str) -> dict[str, str]:
-    """The Messages API's form fields for this message, addressed on the WhatsApp channel."""
+def twilio_form(message: OutboundMessage, from_address: str) -> dict[str, str]:
+    """The Messages API's form fields for this message, addressed on the WhatsApp channel;
+    `from_address` is the sender's already (`whatsapp_address(from_number)`)."""
     return {
         "To": whatsapp_address(message.recipient_phone),
-        "From": whatsapp_address(from_number),
+        "From": from_address,
         **_twilio_content(message),
     }
 

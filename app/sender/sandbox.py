@@ -151,9 +151,6 @@ class SandboxState:
 
     # What tests script -----------------------------------------------------------------------
 
-    meta_error = staticmethod(meta_error)
-    twilio_error = staticmethod(twilio_error)
-
     def fail(
         self,
         recipient: str | None,

@@ -26,6 +26,9 @@ from typing import Any
 import aiohttp
 import httpx
 
+# How long an idle connection stays open for the next send.
+KEEPALIVE_SECONDS = 15.0
+
 # Most specific first: the first class the error is an instance of decides.
 ERRORS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
     (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout),
@@ -50,15 +53,14 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     """Sends httpx requests through one aiohttp session of up to max_connections connections,
     opened on first use. Responses are read whole: the providers' answers are small JSON."""
 
-    def __init__(self, max_connections: int, keepalive_seconds: float = 15.0) -> None:
+    def __init__(self, max_connections: int) -> None:
         self.max_connections = max_connections
-        self.keepalive_seconds = keepalive_seconds
         self.session: aiohttp.ClientSession | None = None
 
     def _session(self) -> aiohttp.ClientSession:
         if self.session is None:
             connector = aiohttp.TCPConnector(
-                limit=self.max_connections, keepalive_timeout=self.keepalive_seconds
+                limit=self.max_connections, keepalive_timeout=KEEPALIVE_SECONDS
             )
             self.session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
         return self.session

@@ -24,7 +24,6 @@ import contextlib
 import json
 import os
 import socket
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,9 +51,10 @@ RECORDED_OUTCOME = {
 
 @dataclass(frozen=True)
 class SenderConfig:
-    batch_size: int = 50
-    lease_seconds: int = 60
-    http_timeout_seconds: float = 15.0
+    # No defaults: app.settings.Settings holds them (sender_batch_size, ...).
+    batch_size: int
+    lease_seconds: int
+    http_timeout_seconds: float
     # How long an idle worker waits for a NOTIFY before claiming anyway: scheduled messages,
     # retries and expired leases come due without one.
     idle_poll_seconds: float = 1.0
@@ -81,7 +81,6 @@ def message_from_row(row: dict[str, Any]) -> OutboundMessage:
         recipient_phone=row["recipient_phone"],
         message_type=row["message_type"],
         payload=row["payload"],
-        attempts=row["attempts"],
     )
 
 
@@ -158,7 +157,7 @@ class Sender:
 
     async def _claim(self, conn: psycopg.AsyncConnection[dict[str, Any]]) -> list[OutboundMessage]:
         cursor = await conn.execute(
-            "select id, recipient_phone, message_type, payload, attempts"
+            "select id, recipient_phone, message_type, payload"
             " from public.claim_whatsapp_messages(%s, %s, %s)",
             (self.config.batch_size, self.config.lease_seconds, self.worker),
         )
@@ -237,7 +236,6 @@ async def run_senders(
     *,
     concurrency: int = 1,
     stop: asyncio.Event,
-    on_started: Callable[[], Awaitable[None]] | None = None,
 ) -> int:
     """`concurrency` sender loops sharing one HTTP client until `stop` is set; returns how many
     messages they sent."""
@@ -249,7 +247,5 @@ async def run_senders(
         ]
         tasks = [asyncio.create_task(sender.run(stop)) for sender in senders]
         log.info("sender started", provider=provider.name, workers=concurrency)
-        if on_started is not None:
-            await on_started()
         await asyncio.gather(*tasks)
         return sum(sender.sent for sender in senders)

@@ -56,7 +56,7 @@ def fake(fake_server: FakeProvider) -> FakeProvider:
 def message(
     message_type: str, payload: dict[str, Any], *, id_: int = 42, to: str = RECIPIENT
 ) -> OutboundMessage:
-    return OutboundMessage(id_, to, message_type, payload, attempts=0)
+    return OutboundMessage(id_, to, message_type, payload)
 
 
 def send(

@@ -16,7 +16,7 @@ from app.sender.outbound import OutboundMessage
 from app.sender.transport import provider_client
 from tests.support.fake_provider import FakeProvider, fake_provider
 
-MESSAGE = OutboundMessage(7, "+250788123456", "text", {"body": "hello"}, attempts=0)
+MESSAGE = OutboundMessage(7, "+250788123456", "text", {"body": "hello"})
 
 
 def send(provider_url: str, fake: FakeProvider, read_timeout: float = 5.0) -> SendResult:
