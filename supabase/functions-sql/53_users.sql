@@ -40,12 +40,26 @@ set search_path = ''
 as $$
 declare
     v_phone text := private.required_phone(p_phone_number, 'issue_otp');
+    v_user public.users;
     v_retry_at timestamptz;
     v_code text;
 begin
-
     -- Issues for one phone take turns, so that two at once cannot both pass the cap.
     perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('otp:' || v_phone, 0));
+
+    -- A code only verify_otp can accept: for a user (registered by their first WhatsApp message),
+    -- who may sign in. Refused before the cap counts anything, and no message paid for.
+    select u.* into v_user from public.users as u where u.phone_number = v_phone;
+    if not found then
+        raise exception 'issue_otp: no user has this phone number'
+        using errcode = 'PT404',
+            hint = 'a user is registered by their first WhatsApp message to the business';
+    end if;
+    if v_user.blocked_at is not null then
+        raise exception 'issue_otp: the user with this phone number is blocked'
+        using errcode = 'PT403';
+    end if;
+
     -- At most 5 in any hour: while the fifth most recent issue is less than an hour old, the
     -- next one waits until it is. A refused issue is not counted.
     select i.issued_at + interval '1 hour' into v_retry_at
@@ -65,14 +79,6 @@ begin
         using errcode = 'PT429';
     end if;
 
-    -- No code, and no message paid for, for a user who may not sign in.
-    if exists (
-        select from public.users as u where u.phone_number = v_phone and u.blocked_at is not null
-    ) then
-        raise exception 'issue_otp: the user with this phone number is blocked'
-        using errcode = 'PT403';
-    end if;
-
     v_code := private.otp_code();
     insert into private.otp_issues (phone_number) values (v_phone);
     -- One live code per phone: a new one replaces the last, its attempts and its use. Only the
@@ -80,7 +86,7 @@ begin
     insert into private.otp_codes as o (phone_number, user_id, code_hash, expires_at)
     values (
         v_phone,
-        (select u.id from public.users as u where u.phone_number = v_phone),
+        v_user.id,
         extensions.crypt(v_code, extensions.gen_salt('bf', 8)),
         pg_catalog.now() + interval '5 minutes'
     )
@@ -98,10 +104,11 @@ $$;
 comment on function public.issue_otp(text) is
 'Issues a one-time code for p_phone_number and returns it (6 digits, as text) for the caller to '
 'send; only its bcrypt hash is stored. It replaces the phone''s previous code, expires in 5 '
-'minutes and allows 3 wrong attempts. A phone with no user gets a code too (nothing is '
-'registered; verify_otp then answers PT404); a blocked user''s phone gets none (PT403). At '
-'most 5 codes per phone in any hour: the sixth is PT429, saying when to try again. A bad phone '
-'number is 22023. service_role only.';
+'minutes and allows 3 wrong attempts. Only a user''s phone gets a code: a phone with no user '
+'is PT404 (users are registered by their first WhatsApp message; an erased user''s number has '
+'none), a blocked user''s PT403, both refused before the cap counts. At most 5 codes per phone '
+'in any hour: the sixth is PT429, saying when to try again. A bad phone number is 22023. '
+'service_role only.';
 revoke all on function public.issue_otp(text) from public, anon, authenticated;
 grant execute on function public.issue_otp(text) to service_role;
 
@@ -260,6 +267,7 @@ declare
     v_already_erased boolean;
     v_wa_ids text[];
     v_mapping_ids uuid[];
+    v_message_ids uuid[];
     v_preferences integer;
     v_sessions integer;
     v_conversations integer;
@@ -267,14 +275,19 @@ declare
     v_codes integer;
     v_payment_methods integer;
     v_events integer;
+    v_queue jsonb;
     v_counts jsonb;
-    -- What the inbound events (52_whatsapp_ingest.sql) and users' events say about a person.
+    -- What the inbound events (the WhatsApp ingest) and users' events say about a person.
     v_personal_keys text [] := array[
         'phone_number', 'wa_user_id', 'display_name', 'contact_name', 'wa_id', 'body', 'media',
-        'content', 'context'
+        'content', 'context', 'recipient_phone'
     ];
 begin
-    select u.* into v_user from public.users as u where u.id = p_user_id for update;
+    -- No key update: a sender recording a send to them holds the queue row this erasure needs
+    -- and then takes a key share on the user (message_tracking's foreign key); a full update
+    -- lock here would deadlock with it. The key (phone number) changes only at the end, when
+    -- every such sender is done.
+    select u.* into v_user from public.users as u where u.id = p_user_id for no key update;
     if not found then
         return null;
     end if;
@@ -312,14 +325,30 @@ begin
         );
     get diagnostics v_conversations = row_count;
 
-    -- What was said, both ways: the user's messages and every message of their conversations
-    -- (the replies sent to them too). The rows stay, for counts and statuses.
+    -- What is still to be sent to them is not sent; what was, forgets them. Before the messages
+    -- below: a sender recording a send to them waits for this, and the read below then finds
+    -- the message it recorded.
+    v_queue := private.erase_whatsapp_recipient(v_user.phone_number);
+
+    -- What was said, both ways: the user's messages, every message of their conversations (the
+    -- replies sent to them too), and what was sent to their number outside any conversation,
+    -- before they were a user. The rows stay, for counts and statuses.
+    select coalesce(pg_catalog.array_agg(t.id), '{}') into v_message_ids
+    from public.message_tracking as t
+    where t.user_id = p_user_id
+        or t.mapping_id = any(v_mapping_ids)
+        or (t.direction = 'OUTBOUND' and t.metadata ->> 'recipient_phone' = v_user.phone_number);
     update public.message_tracking as t
-    set body = null, media = null, content = null, context = null
-    where (t.user_id = p_user_id or t.mapping_id = any(v_mapping_ids))
+    set
+        body = null,
+        media = null,
+        content = null,
+        context = null,
+        metadata = t.metadata - 'recipient_phone'
+    where t.id = any(v_message_ids)
         and (
             t.body is not null or t.media is not null or t.content is not null
-            or t.context is not null
+            or t.context is not null or t.metadata ? 'recipient_phone'
         );
     get diagnostics v_messages = row_count;
 
@@ -336,10 +365,7 @@ begin
             )
             or (
                 e.aggregate_type = 'whatsapp_message'
-                and e.aggregate_id in (
-                    select t.id::text from public.message_tracking as t
-                    where t.user_id = p_user_id or t.mapping_id = any(v_mapping_ids)
-                )
+                and e.aggregate_id = any(v_message_ids::text [])
             )
         )
         and e.payload ?| v_personal_keys;
@@ -362,7 +388,7 @@ begin
         'events_scrubbed', v_events,
         'otp_codes_deleted', v_codes,
         'payment_methods_deleted', v_payment_methods
-    );
+    ) || v_queue;
     if not v_already_erased then
         -- Ids stay, for the rows that refer to the user; users_identified allows a blocked user
         -- without identifiers.
@@ -427,13 +453,18 @@ $$;
 comment on function public.erase_user(uuid) is
 'GDPR erasure of user p_user_id: phone number, WhatsApp id and name removed, the user blocked '
 '(''erased (GDPR)''), preferences, sessions, one-time codes and payment methods deleted, the '
-'text, media and content of their messages (both ways) blanked, their conversations'' contact '
-'id replaced and name removed, and the personal fields of their outbox events removed; ids stay '
-'for the rows that refer to them (transactions stay: they are money records). Writes an audit '
-'record (user.erased, counts only) and the outbox event user.erased. Returns {user_id, '
-'erased_at, already_erased, preferences_deleted, sessions_deleted, conversations_anonymised, '
-'messages_blanked, events_scrubbed, otp_codes_deleted, payment_methods_deleted}; erasing an '
-'erased user changes nothing. Unknown id PT404. service_role only.';
+'text, media and content of their messages (both ways, also those sent to their number before '
+'they were a user) blanked, their conversations'' contact id replaced and name removed, the '
+'personal fields of their outbox events removed, and their outbound queue reached: messages '
+'not yet sent cancelled, every queued message''s number, payload and error text removed (a '
+'send in flight is recorded without them). Ids stay for the rows that refer to them; '
+'transactions and wallets stay (money records), but no money moves to or from an erased user '
+'afterwards (PT410). Writes an audit record (user.erased, counts only) and the outbox event '
+'user.erased. Returns {user_id, erased_at, already_erased, preferences_deleted, '
+'sessions_deleted, conversations_anonymised, messages_blanked, events_scrubbed, '
+'otp_codes_deleted, payment_methods_deleted, queued_messages_cancelled, '
+'queued_messages_blanked, queue_events_scrubbed}; erasing an erased user changes nothing. '
+'Unknown id PT404. service_role only.';
 revoke all on function public.erase_user(uuid) from public, anon, authenticated;
 grant execute on function public.erase_user(uuid) to service_role;
 
@@ -470,7 +501,7 @@ begin
             and u.block_reason is distinct from 'erased (GDPR)'
         order by coalesce(u.last_active_at, u.registered_at), u.id
         limit p_limit
-        for update skip locked
+        for no key update skip locked
     loop
         perform private.erase_user_data(
             v_user_id, 'inactive', 'system', 'anonymize_inactive_users'
@@ -513,3 +544,34 @@ end;
 $$;
 comment on function private.require_user(uuid, text, text) is
 'PT404 "p_function: no user <id>" (naming p_argument when given) unless user p_user_id exists.';
+
+create or replace function private.require_not_erased(
+    p_user_id uuid,
+    p_counterparty_id uuid,
+    p_function text
+)
+returns void
+language plpgsql
+stable
+set search_path = ''
+as $$
+-- Money stays on an erased user's records, but none moves to or from an identity nobody can
+-- reach any more, and no new personal data is kept for it. 410 Gone through the gateway.
+declare
+    v_erased uuid;
+begin
+    select u.id into v_erased
+    from public.users as u
+    where u.id in (p_user_id, p_counterparty_id) and u.block_reason = 'erased (GDPR)'
+    order by u.id = p_user_id desc
+    limit 1;
+    if v_erased is not null then
+        raise exception '%: user % was erased (GDPR): no money moves to or from them, and '
+            'nothing new is kept about them', p_function, v_erased
+        using errcode = 'PT410';
+    end if;
+end;
+$$;
+comment on function private.require_not_erased(uuid, uuid, text) is
+'PT410 "p_function: user <id> was erased (GDPR): ..." when p_user_id or p_counterparty_id '
+'(either may be null) is an erased user.';

@@ -168,14 +168,23 @@ begin
         for update skip locked
     ),
 
+    -- A message whose lease ran out after its recipient was erased is not sent again.
     claimed as (
         update public.whatsapp_message_queue as q
         set
-            attempts = q.attempts + case when q.attempts > q.max_retries then 0 else 1 end,
-            status = case when q.attempts > q.max_retries then 'dead' else 'pending' end,
-            finished_at = case when q.attempts > q.max_retries then pg_catalog.now() end,
+            attempts = q.attempts + case
+                when q.attempts > q.max_retries or q.erased_at is not null then 0 else 1
+            end,
+            status = case
+                when q.erased_at is not null then 'cancelled'
+                when q.attempts > q.max_retries then 'dead'
+                else 'pending'
+            end,
+            finished_at = case
+                when q.attempts > q.max_retries or q.erased_at is not null then pg_catalog.now()
+            end,
             last_error = case
-                when q.attempts > q.max_retries
+                when q.erased_at is null and q.attempts > q.max_retries
                     then 'visibility timeout expired on the last attempt'
                 else q.last_error
             end,
@@ -279,7 +288,9 @@ begin
     end if;
 
     -- One statement for the whole batch. Only messages this worker holds change: a worker whose
-    -- lease ran out lost the message to another claim, and its late result is ignored.
+    -- lease ran out lost the message to another claim, and its late result is ignored. A
+    -- message whose recipient was erased while it was in flight is recorded without the
+    -- person (erase_user blanked the row), and what would have put it back is cancelled.
     with results as (
         select r.*
         from pg_catalog.jsonb_to_recordset(p_results) as r (
@@ -298,6 +309,7 @@ begin
         set
             status = case
                 when r.outcome in ('sent', 'failed', 'unconfirmed') then r.outcome
+                when q.erased_at is not null then 'cancelled'
                 when r.outcome = 'retry' and q.attempts > q.max_retries then 'dead'
                 else 'pending'
             end,
@@ -319,6 +331,7 @@ begin
             sent_at = case when r.outcome = 'sent' then pg_catalog.now() end,
             finished_at = case
                 when r.outcome in ('sent', 'failed', 'unconfirmed') then pg_catalog.now()
+                when q.erased_at is not null then pg_catalog.now()
                 when r.outcome = 'retry' and q.attempts > q.max_retries then pg_catalog.now()
             end,
             provider = coalesce(r.provider, q.provider),
@@ -326,7 +339,9 @@ begin
             last_error_code = case
                 when r.outcome in ('sent', 'released') then q.last_error_code else r.error_code
             end,
+            -- A provider's error text may quote the number.
             last_error = case
+                when q.erased_at is not null then null
                 when r.outcome in ('sent', 'released') then q.last_error
                 else pg_catalog.left(r.error, 2000)
             end
@@ -370,9 +385,11 @@ begin
                 when 'media' then s.payload ->> 'caption'
                 when 'interactive' then s.payload #>> '{body,text}'
             end,
-            case when s.message_type <> 'text' then s.payload end,
+            case when s.message_type <> 'text' and s.erased_at is null then s.payload end,
             s.correlation_id,
-            pg_catalog.jsonb_build_object('queue_id', s.id, 'recipient_phone', s.recipient_phone)
+            pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+                'queue_id', s.id, 'recipient_phone', s.recipient_phone
+            ))
         from recorded as s
         where s.status = 'sent'
         on conflict (wamid) do nothing
@@ -386,7 +403,10 @@ begin
             'failed', count(*) filter (where r.status = 'failed'),
             'dead', count(*) filter (where r.status = 'dead'),
             'unconfirmed', count(*) filter (where r.status = 'unconfirmed'),
-            'released', count(*) filter (where r.outcome = 'released'),
+            'released', count(*) filter (
+                where r.outcome = 'released' and r.status = 'pending'
+            ),
+            'cancelled', count(*) filter (where r.status = 'cancelled'),
             'ignored', pg_catalog.jsonb_array_length(p_results) - count(*),
             'tracked', (select count(*) from tracked)
         ),
@@ -501,7 +521,8 @@ begin
         claimed_at = null,
         claimed_by = null,
         finished_at = null
-    where q.status = p_status and (p_ids is null or q.id = any(p_ids));
+    -- An erased recipient's message has nobody to go to.
+    where q.status = p_status and (p_ids is null or q.id = any(p_ids)) and q.erased_at is null;
     get diagnostics v_redriven = row_count;
     if v_redriven > 0 then
         perform pg_catalog.pg_notify('whatsapp_message_queue', '');
@@ -512,11 +533,176 @@ $$;
 comment on function public.redrive_whatsapp_messages(text, bigint[]) is
 'Puts messages of p_status (dead by default; failed or unconfirmed after a check) back on the '
 'queue with their attempts reset, all of them or those in p_ids; returns how many. An '
-'unconfirmed message may have been delivered: redriving it may send it twice. service_role '
-'only.';
+'unconfirmed message may have been delivered: redriving it may send it twice. Cancelled '
+'messages and those of erased recipients are never redriven. service_role only.';
 revoke all on function public.redrive_whatsapp_messages(text, bigint[])
 from public, anon, authenticated;
 grant execute on function public.redrive_whatsapp_messages(text, bigint[]) to service_role;
+
+create or replace function public.cancel_whatsapp_message(p_id bigint, p_reason text)
+returns jsonb
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_message public.whatsapp_message_queue;
+    v_actor record := private.request_actor();
+begin
+    if p_id is null then
+        raise exception 'cancel_whatsapp_message: p_id must be a message id'
+        using errcode = '22023';
+    end if;
+    perform private.require_length(p_reason, 1, 500, 'cancel_whatsapp_message', 'p_reason');
+    -- The row lock orders this with a claim: a claim that took the message first has it in
+    -- flight below; one that comes after skips it, and then finds it cancelled.
+    select q.* into v_message
+    from public.whatsapp_message_queue as q
+    where q.id = p_id
+    for update;
+    if not found then
+        raise exception 'cancel_whatsapp_message: no message %', p_id
+        using errcode = 'PT404';
+    end if;
+    if v_message.status = 'cancelled' then
+        return pg_catalog.jsonb_build_object(
+            'id', v_message.id,
+            'status', v_message.status,
+            'cancelled_at', v_message.finished_at,
+            'cancelled_reason', v_message.cancelled_reason,
+            'already_cancelled', true
+        );
+    end if;
+    if v_message.status <> 'pending' then
+        raise exception 'cancel_whatsapp_message: message % is %: only a message not yet sent '
+            'can be cancelled', v_message.id, v_message.status
+        using errcode = 'PT409';
+    end if;
+    -- Being sent: the request may already be with the provider, and its outcome will be
+    -- recorded.
+    if v_message.claimed_at is not null and v_message.visible_at > pg_catalog.now() then
+        raise exception 'cancel_whatsapp_message: message % is in flight (claimed by % until %): '
+            'it cannot be called back', v_message.id, coalesce(v_message.claimed_by, 'a sender'),
+            v_message.visible_at
+        using errcode = 'PT409', hint = 'wait for its outcome; a retry can be cancelled then';
+    end if;
+
+    update public.whatsapp_message_queue as q
+    set
+        status = 'cancelled',
+        cancelled_reason = p_reason,
+        finished_at = pg_catalog.now(),
+        claimed_at = null,
+        claimed_by = null
+    where q.id = v_message.id
+    returning q.* into v_message;
+    -- As for the other messages that will not arrive: downstream learns of it.
+    perform private.emit_event(
+        'whatsapp_message_queue',
+        v_message.id::text,
+        'whatsapp.send_cancelled',
+        pg_catalog.jsonb_build_object(
+            'queue_id', v_message.id,
+            'recipient_phone', v_message.recipient_phone,
+            'message_type', v_message.message_type,
+            'attempts', v_message.attempts,
+            'reason', p_reason
+        ),
+        v_message.correlation_id
+    );
+    perform public.log_audit_event(
+        v_actor.actor_type, v_actor.actor_identifier, 'whatsapp_message.cancelled',
+        'whatsapp_message_queue', v_message.id::text,
+        pg_catalog.jsonb_build_object('reason', p_reason, 'attempts', v_message.attempts)
+    );
+    return pg_catalog.jsonb_build_object(
+        'id', v_message.id,
+        'status', v_message.status,
+        'cancelled_at', v_message.finished_at,
+        'cancelled_reason', v_message.cancelled_reason,
+        'already_cancelled', false
+    );
+end;
+$$;
+comment on function public.cancel_whatsapp_message(bigint, text) is
+'Cancels queued message p_id so that it is never sent: waiting, scheduled or retrying messages '
+'become cancelled (final; never redriven) with p_reason (1 to 500 characters), emit '
+'whatsapp.send_cancelled and write an audit record. Returns {id, status, cancelled_at, '
+'cancelled_reason, already_cancelled}; cancelling a cancelled message changes nothing. A '
+'message in flight (claimed and its lease not over), sent, failed, dead or unconfirmed is '
+'PT409 naming its status; an unknown id PT404; a null id or a bad reason 22023. service_role '
+'only.';
+revoke all on function public.cancel_whatsapp_message(bigint, text)
+from public, anon, authenticated;
+grant execute on function public.cancel_whatsapp_message(bigint, text) to service_role;
+
+create or replace function private.erase_whatsapp_recipient(p_phone_number text)
+returns jsonb
+language plpgsql
+volatile
+set search_path = ''
+as $$
+-- Messages not yet claimed are cancelled; the rest keep their status (their outcome is
+-- history), and every one loses the number, the payload and the provider's error text. A send
+-- in flight has its copy of the payload already: record_whatsapp_sends records it without the
+-- person, and cancels it instead of putting it back.
+declare
+    v_ids bigint[];
+    v_cancelled integer;
+    v_blanked integer;
+    v_events integer;
+begin
+    if p_phone_number is null then
+        return pg_catalog.jsonb_build_object(
+            'queued_messages_cancelled', 0, 'queued_messages_blanked', 0,
+            'queue_events_scrubbed', 0
+        );
+    end if;
+    update public.whatsapp_message_queue as q
+    set
+        status = 'cancelled',
+        cancelled_reason = 'recipient erased (GDPR)',
+        finished_at = pg_catalog.now()
+    where q.recipient_phone = p_phone_number
+        and q.status = 'pending'
+        and (q.claimed_at is null or q.visible_at <= pg_catalog.now());
+    get diagnostics v_cancelled = row_count;
+
+    with erased as (
+        update public.whatsapp_message_queue as q
+        set
+            recipient_phone = null,
+            payload = '{}',
+            last_error = null,
+            erased_at = pg_catalog.now()
+        where q.recipient_phone = p_phone_number
+        returning q.id
+    )
+
+    select coalesce(pg_catalog.array_agg(e.id), '{}'), count(*)
+    into v_ids, v_blanked
+    from erased as e;
+
+    -- whatsapp.send_* events name the recipient.
+    update public.outbox_events as e
+    set payload = (e.payload - array['recipient_phone', 'error']) || '{"erased": true}'
+    where e.aggregate_type = 'whatsapp_message_queue'
+        and e.aggregate_id = any(v_ids::text [])
+        and e.payload ?| array['recipient_phone', 'error'];
+    get diagnostics v_events = row_count;
+
+    return pg_catalog.jsonb_build_object(
+        'queued_messages_cancelled', v_cancelled,
+        'queued_messages_blanked', v_blanked,
+        'queue_events_scrubbed', v_events
+    );
+end;
+$$;
+comment on function private.erase_whatsapp_recipient(text) is
+'For erase_user: cancels the messages queued to p_phone_number that no sender holds, removes the '
+'number, payload and provider error text from all of its queued messages (erased_at set) and '
+'from their outbox events; returns the counts.';
 
 create or replace function private.purge_whatsapp_message_queue()
 returns integer
@@ -528,7 +714,11 @@ declare
 begin
     -- Dead and unconfirmed messages wait longer for someone to look at them.
     delete from public.whatsapp_message_queue as q
-    where (q.status in ('sent', 'failed') and q.finished_at < pg_catalog.now() - interval '7 days')
+    where
+        (
+            q.status in ('sent', 'failed', 'cancelled')
+            and q.finished_at < pg_catalog.now() - interval '7 days'
+        )
         or (
             q.status in ('dead', 'unconfirmed')
             and q.finished_at < pg_catalog.now() - interval '30 days'
@@ -538,8 +728,8 @@ begin
 end;
 $$;
 comment on function private.purge_whatsapp_message_queue() is
-'Deletes sent and failed messages 7 days after they finished, dead and unconfirmed ones after '
-'30; returns how many.';
+'Deletes sent, failed and cancelled messages 7 days after they finished, dead and unconfirmed '
+'ones after 30; returns how many.';
 
 select private.schedule_cron(
     'purge-whatsapp-message-queue', '47 * * * *', 'select private.purge_whatsapp_message_queue()'

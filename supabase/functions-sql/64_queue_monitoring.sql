@@ -54,14 +54,16 @@ select
     p.reason as pause_reason,
     p.error_code as pause_error_code
 from (
-    values (1, 'pending'), (2, 'sent'), (3, 'failed'), (4, 'dead'), (5, 'unconfirmed')
+    values
+    (1, 'pending'), (2, 'sent'), (3, 'failed'), (4, 'dead'), (5, 'unconfirmed'), (6, 'cancelled')
 ) as s (position, status)
 left join by_status as b on s.status = b.status
 cross join last_hour as h
 left join private.whatsapp_sender_pause as p on true
 order by s.position;
 comment on view monitoring.whatsapp_queue_stats is
-'The outbound WhatsApp queue, one row per status (pending, sent, failed, dead, unconfirmed): '
+'The outbound WhatsApp queue, one row per status (pending, sent, failed, dead, unconfirmed, '
+'cancelled): '
 'messages, of the pending ones in flight, retrying and scheduled, the oldest and its age, '
 'attempts; and on every row the queue''s last hour (sent, per minute, p50 and p95 seconds from '
 'due to sent) and whether the sender stopped the line, since when and why.';

@@ -430,6 +430,9 @@ begin
         end if;
     end loop;
 
+    -- After the directory, so that a retry of a transaction made before its user was erased
+    -- still replays it.
+    perform private.require_not_erased(p_user_id, p_counterparty_id, 'create_transaction');
     -- After the directory: a replayed refund is not checked again against what it took itself.
     if p_type = 'refund' then
         perform private.require_refundable(
@@ -481,7 +484,9 @@ comment on function public.create_transaction(
 'refundable of that completed debit, fee or payment). Returns the transaction, with its '
 'reference. The same p_idempotency_key with the same arguments returns the first transaction, '
 'also when calls race; with other arguments PT409. Bad input 22023, unknown user or original '
-'PT404. Writes transaction_events and the outbox event transaction.created. service_role only.';
+'PT404, an erased user or counterparty PT410 (a retry of a transaction made before the '
+'erasure still replays it). Writes transaction_events and the outbox event '
+'transaction.created. service_role only.';
 revoke all on function public.create_transaction(
     uuid, text, numeric, text, text, jsonb, uuid, uuid
 ) from public, anon, authenticated;
@@ -553,6 +558,11 @@ begin
         using errcode = 'PT409';
     end if;
 
+    if p_new_status in ('completed', 'reversed') then
+        perform private.require_not_erased(
+            v_transaction.user_id, v_transaction.counterparty_id, 'update_transaction_status'
+        );
+    end if;
     if p_new_status = 'completed' then
         perform private.move_wallets(v_transaction, 1);
     elsif p_new_status = 'reversed' then
@@ -588,9 +598,10 @@ comment on function public.update_transaction_status(uuid, text, text, text) is
 'processing to completed or failed; completed to reversed. Completing moves the wallet balances '
 'and reversing undoes exactly that, in this database transaction (PT402 when a balance would go '
 'negative, changing nothing). The current status again is a no-op; any other move PT409; a '
-'failure keeps p_error_message. Writes transaction_events (reason: p_reason, else the error) '
-'and the outbox event transaction.<status>. Returns the transaction. Unknown id PT404, bad '
-'input 22023. service_role only.';
+'failure keeps p_error_message. Completing or reversing a transaction of an erased user or '
+'counterparty is PT410 (failing or cancelling it is not). Writes transaction_events (reason: '
+'p_reason, else the error) and the outbox event transaction.<status>. Returns the transaction. '
+'Unknown id PT404, bad input 22023. service_role only.';
 revoke all on function public.update_transaction_status(uuid, text, text, text)
 from public, anon, authenticated;
 grant execute on function public.update_transaction_status(uuid, text, text, text)

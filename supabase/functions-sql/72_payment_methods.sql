@@ -205,6 +205,7 @@ begin
         raise exception 'add_payment_method: %', v_problem using errcode = '22023';
     end if;
     perform private.require_user(p_user_id, 'add_payment_method');
+    perform private.require_not_erased(p_user_id, null, 'add_payment_method');
 
     perform private.lock_payment_methods_of(p_user_id);
     if coalesce(p_is_default, false) then
@@ -235,7 +236,8 @@ comment on function public.add_payment_method(uuid, text, text, jsonb, boolean) 
 'Adds a payment method of p_method_type (card, mobile_money, bank_account, wallet, cash) with '
 'p_provider for user p_user_id; p_account_details (checked per type) are stored encrypted and '
 'shown only as the masked label. With p_is_default it replaces the user''s default. Returns the '
-'method without its details. Bad input 22023, unknown user PT404. service_role only.';
+'method without its details. Bad input 22023, unknown user PT404, erased user PT410. '
+'service_role only.';
 revoke all on function public.add_payment_method(uuid, text, text, jsonb, boolean)
 from public, anon, authenticated;
 grant execute on function public.add_payment_method(uuid, text, text, jsonb, boolean)

@@ -189,3 +189,35 @@ def test_an_overdraft_is_402_and_an_owner_flips_their_own_default_method(
         "select masked_label, is_default from public.payment_methods order by masked_label",
     ) == [("AIRTEL **** 9876", True), ("MTN **** 4567", False)]
     assert (strangers_flip[0], strangers_flip[1]["code"]) == (404, "PT404")
+
+
+def test_money_to_an_erased_user_is_410_gone(edge: Edge, database_url: str) -> None:
+    query(
+        database_url,
+        "insert into public.users (id, phone_number)"
+        " values (%s, '+250788000001'), (%s, '+250788000002')",
+        (OWNER, OTHER),
+    )
+    with RecordingClient(edge.url, edge.service_role_key) as service:
+        erased = service.rpc("erase_user", {"p_user_id": OTHER}).execute().data
+        transfer = service.error(
+            service.rpc(
+                "create_transaction",
+                {
+                    "p_user_id": OWNER,
+                    "p_type": "transfer",
+                    "p_amount": 10,
+                    "p_currency": "RWF",
+                    "p_counterparty_id": OTHER,
+                },
+            )
+        )
+
+    assert erased["already_erased"] is False
+    assert transfer[0] == 410
+    assert transfer[1]["code"] == "PT410"
+    assert transfer[1]["message"] == (
+        f"create_transaction: user {OTHER} was erased (GDPR): no money moves to or from them,"
+        " and nothing new is kept about them"
+    )
+    assert query(database_url, "select count(*) from public.transactions") == [(0,)]

@@ -44,3 +44,39 @@ def test_enqueue_message_and_schedule_job_through_the_edge(edge: Edge, database_
     assert query(
         database_url, "select job_type::text, job_name, status from public.background_jobs"
     ) == [("daily_report", "daily report 2026-11-21", "pending")]
+
+
+def test_cancel_whatsapp_message_through_the_edge(edge: Edge, database_url: str) -> None:
+    template = {"name": "ride_update", "language": {"code": "en"}}
+    with RecordingClient(edge.url, edge.service_role_key) as service:
+        message_id = (
+            service.rpc(
+                "enqueue_whatsapp_message",
+                {
+                    "p_recipient_phone": "+250788500001",
+                    "p_message_type": "template",
+                    "p_payload": template,
+                },
+            )
+            .execute()
+            .data
+        )
+        cancel = {"p_id": message_id, "p_reason": "the trip was cancelled"}
+        cancelled = service.rpc("cancel_whatsapp_message", cancel).execute().data
+        again = service.rpc("cancel_whatsapp_message", cancel).execute().data
+        missing_status, missing = service.error(
+            service.rpc("cancel_whatsapp_message", {"p_id": 999999, "p_reason": "x"})
+        )
+    with RecordingClient(edge.url, edge.anon_key) as anon:
+        anon_status, anon_error = anon.error(anon.rpc("cancel_whatsapp_message", cancel))
+
+    assert cancelled["status"] == "cancelled"
+    assert cancelled["cancelled_reason"] == "the trip was cancelled"
+    assert cancelled["already_cancelled"] is False
+    assert again == cancelled | {"already_cancelled": True}
+    assert (missing_status, missing["code"]) == (404, "PT404")
+    assert missing["message"] == "cancel_whatsapp_message: no message 999999"
+    assert (anon_status, anon_error["code"]) == (401, "42501")
+    assert query(
+        database_url, "select status, cancelled_reason from public.whatsapp_message_queue"
+    ) == [("cancelled", "the trip was cancelled")]

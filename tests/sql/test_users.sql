@@ -4,7 +4,7 @@
 -- postgres on a fresh clone, in one transaction: now() is constant, so each call's writes (a
 -- wrong attempt's count among them) are visible to the next statement.
 begin;
-select plan(119);
+select plan(120);
 
 -- Helpers ----------------------------------------------------------------------------------------
 
@@ -146,19 +146,27 @@ select results_eq(
     'issue_otp logs the issue, now'
 );
 
--- Written differently, the number is the same phone; with no user, nothing is registered.
+-- A phone with no user gets no code (verify_otp could never accept it), registers nobody and
+-- uses up none of its hourly cap: six refusals in a row are all PT404, none PT429.
 insert into pg_temp.seen (note, n) values ('users', (select count(*) from public.users));
-insert into pg_temp.codes values ('nobody', public.issue_otp('250 788 300 009'));
-
-select results_eq(
-    $$select phone_number, user_id, attempts from private.otp_codes
-       where phone_number = '+250788300009'$$,
-    $$values ('+250788300009', null::uuid, 0)$$,
-    'issue_otp issues a code to a phone with no user, normalised to E.164'
+select throws_ok(
+    $$select public.issue_otp('250 788 300 009') from generate_series(1, 6)$$,
+    'PT404',
+    'issue_otp: no user has this phone number',
+    'issue_otp refuses a phone with no user (written differently, the same phone)'
 );
-select is(
-    (select count(*) from public.users), pg_temp.seen('users'),
-    'issuing to a phone with no user registers nobody'
+select throws_ok(
+    $$select public.issue_otp('+250788300009')$$,
+    'PT404',
+    'issue_otp: no user has this phone number',
+    'issue_otp refuses a phone with no user again: the refusals counted nothing against the cap'
+);
+select results_eq(
+    $$select (select count(*) from private.otp_codes where phone_number = '+250788300009'),
+             (select count(*) from private.otp_issues where phone_number = '+250788300009'),
+             (select count(*) from public.users)$$,
+    $$select 0::bigint, 0::bigint, pg_temp.seen('users')$$,
+    'refused issues store no code, log no issue and register nobody'
 );
 
 -- verify_otp: the happy path ---------------------------------------------------------------------
@@ -411,10 +419,10 @@ select throws_ok(
     'verify_otp refuses a null code'
 );
 select throws_ok(
-    format($$select public.verify_otp('+250788300009', %L)$$, pg_temp.code('nobody')),
+    $$select public.verify_otp('+250788300009', '123456')$$,
     'PT404',
     'verify_otp: no user has this phone number',
-    'verify_otp refuses a phone with no user, though it has a code'
+    'verify_otp refuses a phone with no user, as issue_otp does'
 );
 select throws_ok(
     $$select public.verify_otp('+250788300006', '123456')$$,
@@ -423,8 +431,8 @@ select throws_ok(
     'verify_otp refuses a user to whom no code was issued'
 );
 select is(
-    (select attempts from private.otp_codes where phone_number = '+250788300009'), 0,
-    'a refused call counts no attempt'
+    (select attempts from private.otp_codes where phone_number = '+250788300006'), null,
+    'a refused call stores no attempt'
 );
 
 -- A blocked user ----------------------------------------------------------------------------------
@@ -719,7 +727,11 @@ select is(
         'messages_blanked', 3,
         'events_scrubbed', 3,
         'otp_codes_deleted', 1,
-        'payment_methods_deleted', 1
+        'payment_methods_deleted', 1,
+        -- G had nothing queued: see test_erasure_reach.sql.
+        'queued_messages_cancelled', 0,
+        'queued_messages_blanked', 0,
+        'queue_events_scrubbed', 0
     ),
     'erase_user answers what it erased: preferences, 2 sessions, 2 conversations, 3 messages, '
     || '3 events, the code, the payment method'
@@ -829,7 +841,9 @@ select results_eq(
               '77777777-7777-4777-8777-777777777777',
               '{"reason": "request", "preferences_deleted": 1, "sessions_deleted": 2,
                 "conversations_anonymised": 2, "messages_blanked": 3, "events_scrubbed": 3,
-                "otp_codes_deleted": 1, "payment_methods_deleted": 1}'::jsonb)$$,
+                "otp_codes_deleted": 1, "payment_methods_deleted": 1,
+                "queued_messages_cancelled": 0, "queued_messages_blanked": 0,
+                "queue_events_scrubbed": 0}'::jsonb)$$,
     'erase_user writes one audit record: the service erased the user, with counts'
 );
 select is_empty(
@@ -873,7 +887,10 @@ select is(
         'messages_blanked', 0,
         'events_scrubbed', 0,
         'otp_codes_deleted', 0,
-        'payment_methods_deleted', 0
+        'payment_methods_deleted', 0,
+        'queued_messages_cancelled', 0,
+        'queued_messages_blanked', 0,
+        'queue_events_scrubbed', 0
     ),
     'erasing an erased user is no error: already erased, nothing more deleted'
 );

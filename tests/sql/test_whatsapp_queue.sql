@@ -44,7 +44,7 @@ as $$
     )
 $$;
 
--- record_whatsapp_sends' answer.
+-- record_whatsapp_sends' answer (cancelled: see test_whatsapp_queue_cancel.sql).
 create function pg_temp.counts(
     p_sent integer,
     p_retrying integer,
@@ -61,7 +61,7 @@ as $$
     select jsonb_build_object(
         'sent', p_sent, 'retrying', p_retrying, 'failed', p_failed, 'dead', p_dead,
         'unconfirmed', p_unconfirmed, 'released', p_released, 'ignored', p_ignored,
-        'tracked', p_tracked
+        'tracked', p_tracked, 'cancelled', 0
     )
 $$;
 
