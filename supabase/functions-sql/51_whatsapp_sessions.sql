@@ -39,9 +39,15 @@ as $$
 declare
     v_phone text := private.normalize_phone(p_phone);
 begin
+    -- Echoed back unless it is too long to be one: errors reach logs.
     if v_phone is null then
         raise exception '%: % must be a phone number (E.164, e.g. +250788123456; got %)',
-            p_function, p_argument, coalesce(pg_catalog.quote_literal(p_phone), 'null')
+            p_function, p_argument,
+            case
+                when pg_catalog.char_length(p_phone) > 40
+                    then pg_catalog.char_length(p_phone) || ' characters'
+                else coalesce(pg_catalog.quote_literal(p_phone), 'null')
+            end
         using errcode = '22023';
     end if;
     return v_phone;
@@ -217,8 +223,9 @@ as $$
 declare
     v_mapping public.conversation_mappings;
 begin
-    if coalesce(pg_catalog.btrim(p_wa_id), '') = '' then
-        raise exception 'correlate_conversation: p_wa_id must name the contact'
+    if coalesce(pg_catalog.btrim(p_wa_id), '') = '' or pg_catalog.char_length(p_wa_id) > 200 then
+        raise exception 'correlate_conversation: p_wa_id must name the contact (1 to 200 '
+            'characters)'
         using errcode = '22023';
     end if;
     if coalesce(pg_catalog.btrim(p_conversation_id), '') = ''
