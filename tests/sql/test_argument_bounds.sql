@@ -19,8 +19,8 @@ select
     public.enqueue_message('bounds', 'x') as message_id,
     public.schedule_job('bounds', null) as running_job_id,
     public.schedule_job('bounds-pending', null) as pending_job_id;
-select from public.claim_messages('bounds', 1, 300);
-select from public.claim_jobs(array['bounds'], 1);
+create temporary table claimed_message as select * from public.claim_messages('bounds', 1, 300);
+create temporary table claimed_job as select * from public.claim_jobs(array['bounds'], 1);
 
 -- An argument over its bound, in an otherwise valid call: refused with 22023, the message naming
 -- the argument (or, for WhatsApp payloads checked field by field, the field).
