@@ -83,10 +83,11 @@ $$;
 comment on function public.enqueue_message(text, text, jsonb, integer, timestamptz, text) is
 'Puts a message of p_message_type (1 to 100 characters) with p_payload (a JSON object of at '
 'most 64 KB) on queue p_queue_name with priority p_priority (1 to 10, default 5), visible '
-'from p_scheduled_at (default now; within a year of now); returns its id. When it is due now and the queue had nothing '
-'visible, notifies channel message_queue with the queue''s name (busy workers claim until a '
-'claim is empty; waiting ones wake). With p_idempotency_key the same key on the same queue '
-'returns the first id for 7 days, also when enqueues race. Bad input 22023. service_role only.';
+'from p_scheduled_at (default now; within a year of now); returns its id. When it is due now '
+'and the queue had nothing visible, notifies channel message_queue with the queue''s name '
+'(busy workers claim until a claim is empty; waiting ones wake). With p_idempotency_key the '
+'same key on the same queue returns the first id for 7 days, also when enqueues race. Bad '
+'input 22023. service_role only.';
 revoke all on function public.enqueue_message(text, text, jsonb, integer, timestamptz, text)
 from public, anon, authenticated;
 grant execute on function public.enqueue_message(text, text, jsonb, integer, timestamptz, text)

@@ -293,10 +293,10 @@ begin
 end;
 $$;
 comment on function public.complete_job(bigint, jsonb, text) is
-'Marks running job p_job_id completed with p_result (JSON of at most 64 KB); returns the job. With p_worker_id, only '
-'that worker''s run. Repeated on a job it completed: the job, unchanged. Null p_job_id 22023; '
-'unknown PT404; another status (pending, failed, cancelled, timeout) or another worker''s '
-'claim PT409. service_role only.';
+'Marks running job p_job_id completed with p_result (JSON of at most 64 KB); returns the job. '
+'With p_worker_id (at most 200 characters), only that worker''s run. Repeated on a job it '
+'completed: the job, unchanged. Null p_job_id 22023; unknown PT404; another status (pending, '
+'failed, cancelled, timeout) or another worker''s claim PT409. service_role only.';
 revoke all on function public.complete_job(bigint, jsonb, text) from public, anon, authenticated;
 grant execute on function public.complete_job(bigint, jsonb, text) to service_role;
 

@@ -115,7 +115,8 @@ comment on function public.enqueue_whatsapp_message(
 'Queues a WhatsApp message to p_recipient_phone (E.164; WhatsApp digits and whatsapp: addresses '
 'are accepted) of p_message_type text, template, media, interactive or location with the Cloud '
 'API''s object for that type as p_payload (at most 64 KB), priority 1 to 10, sent from '
-'p_scheduled_at (default now; within a year of now). Returns its id; the same p_idempotency_key returns the first id. A bad payload is 22023 '
+'p_scheduled_at (default now; within a year of now), p_correlation_id at most 200 characters. '
+'Returns its id; the same p_idempotency_key returns the first id. A bad payload is 22023 '
 'naming the field; a free-form message whose recipient''s 24-hour window is closed when it is '
 'due is PT409 (templates are always allowed). Notifies whatsapp_message_queue when the queue '
 'had nothing due. service_role only.';
