@@ -122,10 +122,7 @@ as $$
 -- correlation ids, actor and resource identifiers. Ours are uuids or short names; 200 leaves
 -- room for a provider's ids and a hostname with a pid.
 begin
-    if pg_catalog.char_length(p_value) not between 1 and 200 then
-        raise exception '%: % must be null or 1 to 200 characters', p_function, p_argument
-        using errcode = '22023';
-    end if;
+    perform private.require_nullable_length(p_value, 1, 200, p_function, p_argument);
 end;
 $$;
 comment on function private.require_identifier(text, text, text) is
@@ -185,3 +182,23 @@ $$;
 comment on function private.require_plausible_time(timestamptz, text, text) is
 'Nothing when p_value is null or a finite time within a year before or after now; else 22023 '
 '"p_function: p_argument must be a time within a year of now (got p_value)".';
+
+create or replace function private.quoted_for_error(p_value text, p_max_length integer)
+returns text
+language plpgsql
+immutable
+set search_path = ''
+as $$
+-- Errors reach logs and clients: a refused value is echoed when it is short enough to help, and
+-- only counted when it is not (a 10 MB argument must not become a 10 MB error).
+begin
+    return case
+        when pg_catalog.char_length(p_value) > p_max_length
+            then pg_catalog.char_length(p_value) || ' characters'
+        else coalesce(pg_catalog.quote_literal(p_value), 'null')
+    end;
+end;
+$$;
+comment on function private.quoted_for_error(text, integer) is
+'p_value quoted for an error message ("null" when null), or "<n> characters" when it is longer '
+'than p_max_length.';

@@ -29,7 +29,7 @@ begin
             then pg_catalog.format(
                 'metric_type must be one of latency, error_rate, throughput, memory, cpu, '
                 'counter, gauge (got %s)',
-                coalesce(pg_catalog.quote_literal(p_metric_type), 'null')
+                private.quoted_for_error(p_metric_type, 100)
             )
         when p_metric_name is null or pg_catalog.btrim(p_metric_name) = ''
             then 'metric_name must not be empty'

@@ -75,7 +75,7 @@ begin
     if p_actor_type is null
         or p_actor_type not in ('user', 'service', 'system', 'admin', 'anonymous', 'database') then
         raise exception 'log_audit_event: p_actor_type must be one of user, service, system, '
-            'admin, anonymous, database (got %)', coalesce(pg_catalog.quote_literal(p_actor_type), 'null')
+            'admin, anonymous, database (got %)', private.quoted_for_error(p_actor_type, 100)
         using errcode = '22023';
     end if;
     if p_actor_type = 'user' and coalesce(pg_catalog.btrim(p_actor_identifier), '') = '' then

@@ -39,15 +39,9 @@ as $$
 declare
     v_phone text := private.normalize_phone(p_phone);
 begin
-    -- Echoed back unless it is too long to be one: errors reach logs.
     if v_phone is null then
         raise exception '%: % must be a phone number (E.164, e.g. +250788123456; got %)',
-            p_function, p_argument,
-            case
-                when pg_catalog.char_length(p_phone) > 40
-                    then pg_catalog.char_length(p_phone) || ' characters'
-                else coalesce(pg_catalog.quote_literal(p_phone), 'null')
-            end
+            p_function, p_argument, private.quoted_for_error(p_phone, 40)
         using errcode = '22023';
     end if;
     return v_phone;

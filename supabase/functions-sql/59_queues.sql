@@ -58,12 +58,7 @@ begin
     if p_queue_name is null or p_queue_name !~ '^[a-z][a-z0-9_.:-]{0,62}$' then
         raise exception '%: p_queue_name must be lower case letters, digits, _ . : or -, '
             'starting with a letter, at most 63 characters (got %)',
-            p_function,
-            case
-                when pg_catalog.char_length(p_queue_name) > 100
-                    then pg_catalog.char_length(p_queue_name) || ' characters'
-                else coalesce(pg_catalog.quote_literal(p_queue_name), 'null')
-            end
+            p_function, private.quoted_for_error(p_queue_name, 100)
         using errcode = '22023';
     end if;
 end;
