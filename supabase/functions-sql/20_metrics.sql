@@ -29,7 +29,7 @@ begin
             then pg_catalog.format(
                 'metric_type must be one of latency, error_rate, throughput, memory, cpu, '
                 'counter, gauge (got %s)',
-                coalesce(pg_catalog.quote_literal(p_metric_type), 'null')
+                private.quoted_for_error(p_metric_type, 100)
             )
         when p_metric_name is null or pg_catalog.btrim(p_metric_name) = ''
             then 'metric_name must not be empty'
@@ -43,6 +43,9 @@ begin
             then 'unit must be 1 to 32 characters, or null'
         when pg_catalog.jsonb_typeof(p_tags) not in ('object', 'null')
             then 'tags must be a JSON object, or null'
+        -- Labels to group by, not a place for payloads: every sample stores its own copy.
+        when pg_catalog.octet_length(p_tags::text) > 2048
+            then 'tags must be at most 2048 bytes of JSON'
     end;
 end;
 $$;
@@ -143,7 +146,8 @@ end;
 $$;
 comment on function public.record_metric(text, text, text, double precision, text, jsonb) is
 'Records one metric sample now and returns its id. p_metric_type is latency, error_rate, '
-'throughput, memory, cpu, counter or gauge; p_value must be finite; p_tags a JSON object. '
+'throughput, memory, cpu, counter or gauge; p_value must be finite; p_tags a JSON object of '
+'at most 2 KB. '
 'Bad input is 22023 naming the parameter. service_role only.';
 revoke all on function public.record_metric(
     text, text, text, double precision, text, jsonb

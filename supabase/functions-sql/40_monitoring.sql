@@ -227,7 +227,11 @@ declare
             j.database,
             j.active,
             last_run.start_time as last_run_at,
-            last_run.end_time - last_run.start_time as last_duration,
+            -- Null unless both ends are finite: subtracting an infinite time is an error.
+            case
+                when isfinite(last_run.start_time) and isfinite(last_run.end_time)
+                    then last_run.end_time - last_run.start_time
+            end as last_duration,
             last_run.status as last_status,
             last_run.return_message as last_message,
             coalesce(day.runs, 0) as runs_24h,

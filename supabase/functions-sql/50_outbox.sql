@@ -53,6 +53,8 @@ begin
     perform private.require_between(
         p_lease_seconds, 1, 3600, 'claim_outbox_events', 'p_lease_seconds'
     );
+    -- Stored as claimed_by.
+    perform private.require_identifier(p_worker, 'claim_outbox_events', 'p_worker');
 
     -- Only events below the oldest transaction still running: a transaction that began earlier
     -- and commits later would otherwise slip an event in before ones already published. Rows
@@ -103,6 +105,7 @@ begin
         raise exception 'mark_outbox_published: p_ids must be an array of event ids'
         using errcode = '22023';
     end if;
+    perform private.require_identifier(p_worker, 'mark_outbox_published', 'p_worker');
     -- A relay whose lease ran out may no longer own its events: it marks only what it holds.
     update public.outbox_events as e
     set published_at = pg_catalog.now(), claimed_until = null

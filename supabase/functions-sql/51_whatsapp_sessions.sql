@@ -41,7 +41,7 @@ declare
 begin
     if v_phone is null then
         raise exception '%: % must be a phone number (E.164, e.g. +250788123456; got %)',
-            p_function, p_argument, coalesce(pg_catalog.quote_literal(p_phone), 'null')
+            p_function, p_argument, private.quoted_for_error(p_phone, 40)
         using errcode = '22023';
     end if;
     return v_phone;
@@ -217,8 +217,9 @@ as $$
 declare
     v_mapping public.conversation_mappings;
 begin
-    if coalesce(pg_catalog.btrim(p_wa_id), '') = '' then
-        raise exception 'correlate_conversation: p_wa_id must name the contact'
+    if coalesce(pg_catalog.btrim(p_wa_id), '') = '' or pg_catalog.char_length(p_wa_id) > 200 then
+        raise exception 'correlate_conversation: p_wa_id must name the contact (1 to 200 '
+            'characters)'
         using errcode = '22023';
     end if;
     if coalesce(pg_catalog.btrim(p_conversation_id), '') = ''

@@ -45,3 +45,24 @@ $$;
 comment on function private.require_claim_arguments(integer, integer, text) is
 '22023 naming p_function unless p_batch_size is 1 to 1000 and p_visibility_timeout_s is 1 s to '
 '12 h.';
+
+create or replace function private.require_queue_name(p_queue_name text, p_function text)
+returns void
+language plpgsql
+immutable
+set search_path = ''
+as $$
+-- The rule of the domain private.queue_name, checked before any write so that the refusal names
+-- the argument. Claims and redrives check it too: a name no queue can have finds nothing.
+begin
+    if p_queue_name is null or p_queue_name !~ '^[a-z][a-z0-9_.:-]{0,62}$' then
+        raise exception '%: p_queue_name must be lower case letters, digits, _ . : or -, '
+            'starting with a letter, at most 63 characters (got %)',
+            p_function, private.quoted_for_error(p_queue_name, 100)
+        using errcode = '22023';
+    end if;
+end;
+$$;
+comment on function private.require_queue_name(text, text) is
+'22023 naming p_function unless p_queue_name is a queue name: lower case, starting with a '
+'letter, then letters, digits, _ . : or -, at most 63 characters.';

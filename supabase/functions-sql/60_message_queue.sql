@@ -20,15 +20,12 @@ declare
     v_scheduled_at timestamptz := coalesce(p_scheduled_at, pg_catalog.now());
     v_notify boolean;
 begin
-    if p_queue_name is null or p_queue_name !~ '^[a-z][a-z0-9_.:-]{0,62}$' then
-        raise exception 'enqueue_message: p_queue_name must be lower case letters, digits, '
-            '_ . : or -, starting with a letter, at most 63 characters (got %)',
-            coalesce(pg_catalog.quote_literal(p_queue_name), 'null')
-        using errcode = '22023';
-    end if;
+    perform private.require_queue_name(p_queue_name, 'enqueue_message');
     perform private.require_length(p_message_type, 1, 100, 'enqueue_message', 'p_message_type');
     perform private.require_json_object(p_payload, 'enqueue_message', 'p_payload');
+    perform private.require_json_size(p_payload, 65536, 'enqueue_message', 'p_payload');
     perform private.require_between(p_priority, 1, 10, 'enqueue_message', 'p_priority');
+    perform private.require_plausible_time(p_scheduled_at, 'enqueue_message', 'p_scheduled_at');
     perform private.require_idempotency_key(p_idempotency_key, 'enqueue_message');
 
     -- Only the message that makes a queue non-empty wakes workers: a worker waits only after a
@@ -84,11 +81,13 @@ begin
 end;
 $$;
 comment on function public.enqueue_message(text, text, jsonb, integer, timestamptz, text) is
-'Puts a message on queue p_queue_name with priority p_priority (1 to 10, default 5), visible '
-'from p_scheduled_at (default now); returns its id. When it is due now and the queue had nothing '
-'visible, notifies channel message_queue with the queue''s name (busy workers claim until a '
-'claim is empty; waiting ones wake). With p_idempotency_key the same key on the same queue '
-'returns the first id for 7 days, also when enqueues race. Bad input 22023. service_role only.';
+'Puts a message of p_message_type (1 to 100 characters) with p_payload (a JSON object of at '
+'most 64 KB) on queue p_queue_name with priority p_priority (1 to 10, default 5), visible '
+'from p_scheduled_at (default now; within a year of now); returns its id. When it is due now '
+'and the queue had nothing visible, notifies channel message_queue with the queue''s name '
+'(busy workers claim until a claim is empty; waiting ones wake). With p_idempotency_key the '
+'same key on the same queue returns the first id for 7 days, also when enqueues race. Bad '
+'input 22023. service_role only.';
 revoke all on function public.enqueue_message(text, text, jsonb, integer, timestamptz, text)
 from public, anon, authenticated;
 grant execute on function public.enqueue_message(text, text, jsonb, integer, timestamptz, text)
@@ -107,13 +106,12 @@ security definer
 set search_path = ''
 as $$
 begin
-    if p_queue_name is null then
-        raise exception 'claim_messages: p_queue_name must be a queue name'
-        using errcode = '22023';
-    end if;
+    perform private.require_queue_name(p_queue_name, 'claim_messages');
     perform private.require_claim_arguments(
         p_batch_size, p_visibility_timeout_s, 'claim_messages'
     );
+    -- Stored as claimed_by.
+    perform private.require_identifier(p_worker_id, 'claim_messages', 'p_worker_id');
 
     -- Highest priority first, then the longest visible. Rows another worker is claiming are
     -- skipped, not waited for. A message whose lease ran out is claimed again; one delivered
@@ -177,6 +175,7 @@ begin
         raise exception 'ack_messages: p_ids must be an array of message ids'
         using errcode = '22023';
     end if;
+    perform private.require_identifier(p_worker_id, 'ack_messages', 'p_worker_id');
     -- Only claimed messages, and with p_worker_id only the claims that worker holds: a worker
     -- whose lease ran out and was claimed again no longer owns the message.
     with done as (
@@ -236,6 +235,7 @@ begin
         raise exception 'ack_message: p_id must be a message id'
         using errcode = '22023';
     end if;
+    perform private.require_identifier(p_worker_id, 'ack_message', 'p_worker_id');
     return public.ack_messages(array[p_id], p_worker_id) > 0;
 end;
 $$;
@@ -269,6 +269,7 @@ begin
         raise exception 'nack_message: p_retry_in must be 0 to 7 days (got %)', p_retry_in
         using errcode = '22023';
     end if;
+    perform private.require_identifier(p_worker_id, 'nack_message', 'p_worker_id');
     update public.message_queue as q
     set
         status = case when q.attempts > q.max_retries then 'dead' else 'pending' end,
@@ -291,7 +292,8 @@ begin
 end;
 $$;
 comment on function public.nack_message(bigint, text, interval, text) is
-'Gives claimed message p_id back after a failure p_error: visible again after p_retry_in, or '
+'Gives claimed message p_id back after a failure p_error (kept to 2000 characters): visible '
+'again after p_retry_in, or '
 '2^attempts seconds (at most an hour, plus up to 20% jitter); dead once it has been delivered '
 'max_retries + 1 times. Returns the message. Not claimed (or not by p_worker_id) PT404; '
 'p_retry_in outside 0 to 7 days 22023. service_role only.';
@@ -309,10 +311,7 @@ as $$
 declare
     v_redriven integer;
 begin
-    if p_queue_name is null then
-        raise exception 'redrive_dead_messages: p_queue_name must be a queue name'
-        using errcode = '22023';
-    end if;
+    perform private.require_queue_name(p_queue_name, 'redrive_dead_messages');
     update public.message_queue as q
     set
         status = 'pending',

@@ -23,11 +23,10 @@ declare
     v_scheduled_at timestamptz := coalesce(p_scheduled_at, pg_catalog.now());
 begin
     perform private.require_length(p_job_type, 1, 100, 'schedule_job', 'p_job_type');
-    if pg_catalog.char_length(p_job_name) not between 1 and 200 then
-        raise exception 'schedule_job: p_job_name must be null or 1 to 200 characters'
-        using errcode = '22023';
-    end if;
+    perform private.require_nullable_length(p_job_name, 1, 200, 'schedule_job', 'p_job_name');
     perform private.require_json_object(p_payload, 'schedule_job', 'p_payload');
+    perform private.require_json_size(p_payload, 65536, 'schedule_job', 'p_payload');
+    perform private.require_plausible_time(p_scheduled_at, 'schedule_job', 'p_scheduled_at');
     perform private.require_between(p_priority, 1, 10, 'schedule_job', 'p_priority');
     perform private.require_idempotency_key(p_idempotency_key, 'schedule_job');
     perform private.require_between(
@@ -88,7 +87,8 @@ comment on function public.schedule_job(
     text, text, jsonb, timestamptz, integer, text, integer, integer
 ) is
 'Schedules a job of p_job_type (1 to 100 characters), named p_job_name (null or 1 to 200), '
-'to run from p_scheduled_at (default now) with priority p_priority (1 to 10, default 5), a '
+'with p_payload (a JSON object of at most 64 KB), to run from p_scheduled_at (default now; '
+'within a year of now) with priority p_priority (1 to 10, default 5), a '
 'lease of p_timeout_seconds per run (1 to 86400, default 300) and at most p_max_attempts runs '
 '(1 to 100, default 3); returns its id. When it is due now and its type had no due job, '
 'notifies channel background_jobs with the type. With p_idempotency_key the same key and type '
@@ -158,13 +158,18 @@ security definer
 set search_path = ''
 as $$
 begin
-    if pg_catalog.cardinality(p_job_types) = 0 then
-        raise exception 'claim_jobs: p_job_types must be null (every type) or name at least one '
-            'job type'
+    if pg_catalog.cardinality(p_job_types) not between 1 and 100 or exists (
+        select from pg_catalog.unnest(p_job_types) as t (job_type)
+        where t.job_type is null or pg_catalog.char_length(t.job_type) not between 1 and 100
+    ) then
+        raise exception 'claim_jobs: p_job_types must be null (every type) or name 1 to 100 job '
+            'types of 1 to 100 characters'
         using errcode = '22023';
     end if;
     -- The batch rule of every queue; the lease is each job's own timeout_seconds.
     perform private.require_between(p_batch_size, 1, 1000, 'claim_jobs', 'p_batch_size');
+    -- Stored as the job's worker_id.
+    perform private.require_identifier(p_worker_id, 'claim_jobs', 'p_worker_id');
 
     -- Workers recover a dead worker's jobs themselves rather than waiting for the cron job.
     perform private.time_out_jobs(100);
@@ -204,8 +209,8 @@ comment on function public.claim_jobs(text[], integer, text) is
 'Claims up to p_batch_size (1 to 1000) due pending jobs of p_job_types (null: every type) for '
 'p_worker_id, highest priority first, then earliest run_at: each is running until timeout_at '
 '(now + its timeout_seconds), its attempts counted. Several workers get disjoint batches. '
-'First times out expired runs (private.time_out_jobs). An empty p_job_types or a bad batch '
-'size 22023. service_role only.';
+'First times out expired runs (private.time_out_jobs). An empty p_job_types, more than 100 '
+'types, a bad batch size or a worker id over 200 characters 22023. service_role only.';
 revoke all on function public.claim_jobs(text[], integer, text) from public, anon, authenticated;
 grant execute on function public.claim_jobs(text[], integer, text) to service_role;
 
@@ -226,7 +231,7 @@ begin
     select j.* into v_job from public.background_jobs as j where j.id = p_job_id;
     if not found then
         raise exception '%: job % does not exist', p_function, p_job_id
-        using errcode = 'P0002';
+        using errcode = 'PT404';
     end if;
     -- A retry of a call that already did it (its reply was lost) gets the same row back.
     if v_job.status = p_finished_status
@@ -248,7 +253,7 @@ $$;
 comment on function private.finished_job(text, bigint, text, text) is
 'For complete_job, fail_job and cancel_job when their change found nothing to change: job '
 'p_job_id as it is when it already has p_finished_status (by p_worker_id, when given), so '
-'that a repeated call returns it; else P0002 (unknown) or PT409 (another status, or another '
+'that a repeated call returns it; else PT404 (unknown) or PT409 (another status, or another '
 'worker''s claim).';
 
 create or replace function public.complete_job(
@@ -269,6 +274,8 @@ begin
         raise exception 'complete_job: p_job_id must be a job id'
         using errcode = '22023';
     end if;
+    perform private.require_json_size(p_result, 65536, 'complete_job', 'p_result');
+    perform private.require_identifier(p_worker_id, 'complete_job', 'p_worker_id');
     -- A run whose lease has passed may still complete until a time-out takes the job back.
     update public.background_jobs as j
     set
@@ -286,10 +293,10 @@ begin
 end;
 $$;
 comment on function public.complete_job(bigint, jsonb, text) is
-'Marks running job p_job_id completed with p_result; returns the job. With p_worker_id, only '
-'that worker''s run. Repeated on a job it completed: the job, unchanged. Null p_job_id 22023; '
-'unknown P0002; another status (pending, failed, cancelled, timeout) or another worker''s '
-'claim PT409. service_role only.';
+'Marks running job p_job_id completed with p_result (JSON of at most 64 KB); returns the job. '
+'With p_worker_id (at most 200 characters), only that worker''s run. Repeated on a job it '
+'completed: the job, unchanged. Null p_job_id 22023; unknown PT404; another status (pending, '
+'failed, cancelled, timeout) or another worker''s claim PT409. service_role only.';
 revoke all on function public.complete_job(bigint, jsonb, text) from public, anon, authenticated;
 grant execute on function public.complete_job(bigint, jsonb, text) to service_role;
 
@@ -316,6 +323,7 @@ begin
         raise exception 'fail_job: p_retryable must be true or false'
         using errcode = '22023';
     end if;
+    perform private.require_identifier(p_worker_id, 'fail_job', 'p_worker_id');
     select j.* into v_job
     from public.background_jobs as j
     where j.id = p_job_id
@@ -354,7 +362,7 @@ comment on function public.fail_job(bigint, text, boolean, text) is
 'after 2^attempts seconds (at most an hour, plus up to 20% jitter) when p_retryable and '
 'attempts < max_attempts, else failed (final). Returns the job. With p_worker_id, only that '
 'worker''s run. Repeated on a job it failed: the job, unchanged. Null p_job_id or p_retryable '
-'22023; unknown P0002; another status (pending, completed, cancelled, timeout) or another '
+'22023; unknown PT404; another status (pending, completed, cancelled, timeout) or another '
 'worker''s claim PT409. service_role only.';
 revoke all on function public.fail_job(bigint, text, boolean, text)
 from public, anon, authenticated;
@@ -390,9 +398,10 @@ begin
 end;
 $$;
 comment on function public.cancel_job(bigint, text) is
-'Cancels pending or running job p_job_id, keeping p_reason (if any) as its last_error; returns '
+'Cancels pending or running job p_job_id, keeping p_reason (if any, its first 2000 characters) '
+'as its last_error; returns '
 'the job. A running job''s worker is refused when it completes or fails it (PT409). Already '
-'cancelled: the job, unchanged. Null p_job_id 22023; unknown P0002; completed, failed or '
+'cancelled: the job, unchanged. Null p_job_id 22023; unknown PT404; completed, failed or '
 'timeout PT409. service_role only.';
 revoke all on function public.cancel_job(bigint, text) from public, anon, authenticated;
 grant execute on function public.cancel_job(bigint, text) to service_role;

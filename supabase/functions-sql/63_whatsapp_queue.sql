@@ -32,6 +32,12 @@ begin
         using errcode = '22023';
     end if;
     perform private.require_between(p_priority, 1, 10, 'enqueue_whatsapp_message', 'p_priority');
+    perform private.require_identifier(
+        p_correlation_id, 'enqueue_whatsapp_message', 'p_correlation_id'
+    );
+    perform private.require_plausible_time(
+        p_scheduled_at, 'enqueue_whatsapp_message', 'p_scheduled_at'
+    );
     perform private.require_idempotency_key(p_idempotency_key, 'enqueue_whatsapp_message');
 
     -- A retry of an enqueue that was accepted returns its id, even once the window has closed:
@@ -108,8 +114,9 @@ comment on function public.enqueue_whatsapp_message(
 ) is
 'Queues a WhatsApp message to p_recipient_phone (E.164; WhatsApp digits and whatsapp: addresses '
 'are accepted) of p_message_type text, template, media, interactive or location with the Cloud '
-'API''s object for that type as p_payload, priority 1 to 10, sent from p_scheduled_at (default '
-'now). Returns its id; the same p_idempotency_key returns the first id. A bad payload is 22023 '
+'API''s object for that type as p_payload (at most 64 KB), priority 1 to 10, sent from '
+'p_scheduled_at (default now; within a year of now), p_correlation_id at most 200 characters. '
+'Returns its id; the same p_idempotency_key returns the first id. A bad payload is 22023 '
 'naming the field; a free-form message whose recipient''s 24-hour window is closed when it is '
 'due is PT409 (templates are always allowed). Notifies whatsapp_message_queue when the queue '
 'had nothing due. service_role only.';
@@ -135,6 +142,8 @@ begin
     perform private.require_claim_arguments(
         p_batch_size, p_visibility_timeout_s, 'claim_whatsapp_messages'
     );
+    -- Stored as claimed_by.
+    perform private.require_identifier(p_worker_id, 'claim_whatsapp_messages', 'p_worker_id');
     if exists (select from private.whatsapp_sender_pause) then
         return;
     end if;
@@ -221,6 +230,10 @@ begin
     if pg_catalog.jsonb_typeof(p_results) is distinct from 'array' then
         return 'p_results must be a JSON array of results';
     end if;
+    -- No claim hands out more.
+    if pg_catalog.jsonb_array_length(p_results) > 1000 then
+        return 'p_results must hold at most 1000 results';
+    end if;
     return coalesce(
         (
             select 'p_results[' || (r.n - 1) || '] ' || p.problem
@@ -247,6 +260,10 @@ begin
                         then 'sent needs provider (meta or twilio) and provider_message_id'
                     when (r.result ->> 'retry_in_s')::numeric not between 0 and 604800
                         then 'retry_in_s must be 0 to 604800 seconds'
+                    -- Ours ('131047', 'http_503', an exception's name); the provider's error
+                    -- text is kept to 2000 characters rather than refused.
+                    when pg_catalog.char_length(r.result ->> 'error_code') > 100
+                        then 'error_code must be at most 100 characters'
                 end as problem
             ) as p
             where p.problem is not null
@@ -459,6 +476,10 @@ set search_path = ''
 as $$
 begin
     perform private.require_length(p_reason, 1, 2000, 'pause_whatsapp_queue', 'p_reason');
+    perform private.require_nullable_length(
+        p_error_code, 1, 100, 'pause_whatsapp_queue', 'p_error_code'
+    );
+    perform private.require_identifier(p_paused_by, 'pause_whatsapp_queue', 'p_paused_by');
     -- The first reason stays: the workers that hit the same error after it add nothing.
     insert into private.whatsapp_sender_pause (reason, error_code, paused_by)
     values (p_reason, p_error_code, p_paused_by)

@@ -3,6 +3,11 @@
 -- whether the WhatsApp line is stopped and why. No recipients, payloads or errors' contents
 -- beyond the pause reason. Views read the tables with their owner's rights; analyst gets
 -- SELECT on the views only.
+--
+-- A row may hold an infinite time (the RPCs refuse one, the owner can still write it), and
+-- subtracting one is an error that would take the whole view down. So spans are differences of
+-- epochs (numeric, never an error) over rows whose two ends are finite, and an age is null when
+-- its time is not finite.
 
 create or replace view monitoring.whatsapp_queue_stats as
 with by_status as (
@@ -29,8 +34,8 @@ last_hour as (
     select
         count(*) as sent_last_hour,
         percentile_cont(array[0.5, 0.95]) within group (
-            order by extract(epoch from q.sent_at - q.scheduled_at)
-        ) as to_sent_s
+            order by extract(epoch from q.sent_at) - extract(epoch from q.scheduled_at)
+        ) filter (where isfinite(q.sent_at) and isfinite(q.scheduled_at)) as to_sent_s
     from public.whatsapp_message_queue as q
     where q.status = 'sent' and q.finished_at > now() - interval '1 hour'
 )
@@ -42,7 +47,7 @@ select
     coalesce(b.retrying, 0) as retrying,
     coalesce(b.scheduled, 0) as scheduled,
     b.oldest_enqueued_at,
-    now() - b.oldest_enqueued_at as oldest_age,
+    case when isfinite(b.oldest_enqueued_at) then now() - b.oldest_enqueued_at end as oldest_age,
     b.max_attempts,
     b.avg_attempts,
     h.sent_last_hour,
@@ -99,8 +104,8 @@ completed as (
         max(c.attempts) as max_attempts,
         round(avg(c.attempts), 2) as avg_attempts,
         percentile_cont(array[0.5, 0.95]) within group (
-            order by extract(epoch from c.completed_at - c.scheduled_at)
-        ) as to_done_s
+            order by extract(epoch from c.completed_at) - extract(epoch from c.scheduled_at)
+        ) filter (where isfinite(c.completed_at) and isfinite(c.scheduled_at)) as to_done_s
     from public.message_queue_completed as c
     where c.completed_at > now() - interval '1 hour'
     group by c.queue_name
@@ -114,7 +119,7 @@ select
     coalesce(b.retrying, 0) as retrying,
     coalesce(b.scheduled, 0) as scheduled,
     b.oldest_enqueued_at,
-    now() - b.oldest_enqueued_at as oldest_age,
+    case when isfinite(b.oldest_enqueued_at) then now() - b.oldest_enqueued_at end as oldest_age,
     coalesce(b.max_attempts, c.max_attempts) as max_attempts,
     coalesce(b.avg_attempts, c.avg_attempts) as avg_attempts,
     round(c.messages / 60.0, 2) as completed_per_minute,
@@ -157,11 +162,11 @@ last_hour as (
         j.status,
         count(*) as ended_last_hour,
         percentile_cont(array[0.5, 0.95]) within group (
-            order by extract(epoch from j.completed_at - j.started_at)
-        ) as run_s,
+            order by extract(epoch from j.completed_at) - extract(epoch from j.started_at)
+        ) filter (where isfinite(j.completed_at) and isfinite(j.started_at)) as run_s,
         percentile_cont(array[0.5, 0.95]) within group (
-            order by extract(epoch from j.started_at - j.scheduled_at)
-        ) as wait_s
+            order by extract(epoch from j.started_at) - extract(epoch from j.scheduled_at)
+        ) filter (where isfinite(j.started_at) and isfinite(j.scheduled_at)) as wait_s
     from public.background_jobs as j
     where
         j.status in ('completed', 'failed', 'cancelled', 'timeout')
@@ -177,7 +182,7 @@ select
     b.scheduled,
     b.past_timeout,
     b.oldest_created_at,
-    now() - b.oldest_created_at as oldest_age,
+    case when isfinite(b.oldest_created_at) then now() - b.oldest_created_at end as oldest_age,
     b.max_attempts,
     b.avg_attempts,
     coalesce(h.ended_last_hour, 0) as ended_last_hour,

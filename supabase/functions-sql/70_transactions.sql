@@ -243,6 +243,8 @@ begin
     perform private.require_json_object(
         coalesce(p_metadata, '{}'), 'create_transaction', 'p_metadata'
     );
+    -- Stored twice: on the transaction and in its audit row.
+    perform private.require_json_size(p_metadata, 16384, 'create_transaction', 'p_metadata');
     if (p_type = 'transfer') <> (p_counterparty_id is not null) then
         raise exception 'create_transaction: p_counterparty_id is required for a transfer and '
             'only for one'
@@ -481,7 +483,8 @@ comment on function public.create_transaction(
 'Creates a pending transaction of p_type (debit, credit, transfer, payment, refund, fee, '
 'commission) for user p_user_id: p_amount in p_currency (ISO 4217, at most its minor units), '
 'p_counterparty_id for a transfer, p_original_transaction_id for a refund (at most what remains '
-'refundable of that completed debit, fee or payment). Returns the transaction, with its '
+'refundable of that completed debit, fee or payment), p_metadata a JSON object of at most 16 KB. '
+'Returns the transaction, with its '
 'reference. The same p_idempotency_key with the same arguments returns the first transaction, '
 'also when calls race; with other arguments PT409. Bad input 22023, unknown user or original '
 'PT404, an erased user or counterparty PT410 (a retry of a transaction made before the '
@@ -523,12 +526,12 @@ begin
             'completed, failed, cancelled or reversed (got %)', coalesce(p_new_status, 'null')
         using errcode = '22023';
     end if;
-    if pg_catalog.char_length(p_error_message) > 2000 or pg_catalog.char_length(p_reason) > 2000
-        then
-        raise exception 'update_transaction_status: p_error_message and p_reason must be at '
-            'most 2000 characters'
-        using errcode = '22023';
-    end if;
+    perform private.require_nullable_length(
+        p_error_message, 0, 2000, 'update_transaction_status', 'p_error_message'
+    );
+    perform private.require_nullable_length(
+        p_reason, 0, 2000, 'update_transaction_status', 'p_reason'
+    );
 
     -- The row lock makes moves of one transaction take turns; the directory names its partition.
     select t.* into v_transaction

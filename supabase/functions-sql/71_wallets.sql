@@ -27,13 +27,20 @@ comment on function private.caller_may_act_for(uuid) is
 'Whether the caller may act for user p_user_id: service_role and database roles for anyone, '
 'anon and authenticated (by claims or session role) only for their own JWT sub.';
 
-create or replace function public.get_wallet_balance(p_user_id uuid, p_currency text)
+-- Signed-in users call get_wallet_balance, so the RPC in public is SECURITY INVOKER (a definer
+-- function an API role can reach through /rest/v1/rpc is a privilege escalation waiting for a
+-- bug) and the part that reads any wallet is here, callable through it. The RPC's SQL body is
+-- bound when it is created, so calling it needs EXECUTE on this function but no USAGE on
+-- private: API roles still cannot name anything in private themselves.
+create or replace function private.get_wallet_balance(p_user_id uuid, p_currency text)
 returns numeric
 language plpgsql
 stable
 security definer
 set search_path = ''
 as $$
+declare
+    v_balance numeric;
 begin
     if p_user_id is null then
         raise exception 'get_wallet_balance: p_user_id must be a user id' using errcode = '22023';
@@ -48,18 +55,33 @@ begin
         raise exception 'get_wallet_balance: a user may read only their own balance'
         using errcode = '42501';
     end if;
-    return coalesce(
-        (
-            select w.balance from public.wallets as w
-            where w.user_id = p_user_id and w.currency = p_currency
-        ),
-        0
-    );
+    select w.balance into v_balance
+    from public.wallets as w
+    where w.user_id = p_user_id and w.currency = p_currency;
+    if not found then
+        -- No wallet is a balance of 0 for a user, and not found for anyone else.
+        perform private.require_user(p_user_id, 'get_wallet_balance');
+        v_balance := 0;
+    end if;
+    return v_balance;
 end;
 $$;
+comment on function private.get_wallet_balance(uuid, text) is
+'The body of public.get_wallet_balance, with the rights to read any wallet; it checks who is '
+'asking itself. Executable by the roles that may call the RPC, reachable only through it.';
+revoke all on function private.get_wallet_balance(uuid, text) from public, anon, authenticated;
+grant execute on function private.get_wallet_balance(uuid, text) to authenticated, service_role;
+
+create or replace function public.get_wallet_balance(p_user_id uuid, p_currency text)
+returns numeric
+language sql
+stable
+set search_path = ''
+return private.get_wallet_balance(p_user_id, p_currency);
 comment on function public.get_wallet_balance(uuid, text) is
 'The balance of user p_user_id in p_currency (0 when they have no wallet in it). A signed-in '
-'user may ask only about themselves (else 42501); service_role about anyone. Bad input 22023.';
+'user may ask only about themselves (else 42501); service_role about anyone. Unknown user '
+'PT404, bad input 22023. SECURITY INVOKER; the reading is done by private.get_wallet_balance.';
 revoke all on function public.get_wallet_balance(uuid, text) from public, anon, authenticated;
 grant execute on function public.get_wallet_balance(uuid, text) to authenticated, service_role;
 

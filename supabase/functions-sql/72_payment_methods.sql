@@ -10,6 +10,9 @@ as $$
     select case
         when pg_catalog.jsonb_typeof(p_details) is distinct from 'object'
             then 'p_account_details must be a JSON object'
+        -- Encrypted and kept for as long as the method: the fields a type needs are short.
+        when pg_catalog.octet_length(p_details::text) > 4096
+            then 'p_account_details must be at most 4096 bytes of JSON'
         -- Already E.164: what private.normalize_phone makes of it is the number itself.
         when p_method_type = 'mobile_money'
             and private.normalize_phone(p_details ->> 'phone_number')
@@ -234,7 +237,8 @@ end;
 $$;
 comment on function public.add_payment_method(uuid, text, text, jsonb, boolean) is
 'Adds a payment method of p_method_type (card, mobile_money, bank_account, wallet, cash) with '
-'p_provider for user p_user_id; p_account_details (checked per type) are stored encrypted and '
+'p_provider (1 to 50 characters) for user p_user_id; p_account_details (checked per type, at '
+'most 4 KB) are stored encrypted and '
 'shown only as the masked label. With p_is_default it replaces the user''s default. Returns the '
 'method without its details. Bad input 22023, unknown user PT404, erased user PT410. '
 'service_role only.';
@@ -243,7 +247,9 @@ from public, anon, authenticated;
 grant execute on function public.add_payment_method(uuid, text, text, jsonb, boolean)
 to service_role;
 
-create or replace function public.set_default_payment_method(p_payment_method_id uuid)
+-- Signed-in users call it: the RPC is SECURITY INVOKER and its body a definer function here,
+-- as get_wallet_balance's (71_wallets.sql says why).
+create or replace function private.set_default_payment_method(p_payment_method_id uuid)
 returns public.payment_methods
 language plpgsql
 volatile
@@ -265,10 +271,23 @@ begin
     return private.payment_method_shown(v_method);
 end;
 $$;
+comment on function private.set_default_payment_method(uuid) is
+'The body of public.set_default_payment_method, with the rights to change any method; it checks '
+'who is asking itself. Executable by the roles that may call the RPC, reachable only through it.';
+revoke all on function private.set_default_payment_method(uuid)
+from public, anon, authenticated;
+grant execute on function private.set_default_payment_method(uuid) to authenticated, service_role;
+
+create or replace function public.set_default_payment_method(p_payment_method_id uuid)
+returns public.payment_methods
+language sql
+volatile
+set search_path = ''
+return private.set_default_payment_method(p_payment_method_id);
 comment on function public.set_default_payment_method(uuid) is
 'Makes p_payment_method_id its user''s default and the previous default not, atomically. The '
 'owner (authenticated) or service_role; anyone else PT404. Returns the method without its '
-'details.';
+'details. SECURITY INVOKER; the change is made by private.set_default_payment_method.';
 revoke all on function public.set_default_payment_method(uuid) from public, anon, authenticated;
 grant execute on function public.set_default_payment_method(uuid) to authenticated, service_role;
 

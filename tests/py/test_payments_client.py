@@ -1,6 +1,7 @@
 """The payment RPCs through the supabase Python client against the edge: service_role creates a
 transaction (the same key gives the same one) and moves it to completed, an illegal move is a
-PT409 APIError, an overdraft a PT402 (HTTP 402), a signed-in user reads their own balance and no
+PT409 APIError, an overdraft a PT402 (HTTP 402), an unknown user's balance a PT404 (HTTP 404),
+oversized metadata a 22023 (HTTP 400), a signed-in user reads their own balance and no
 one else's and flips their own default payment method only, and anon and users cannot create
 transactions."""
 
@@ -14,6 +15,7 @@ from tests.support.edge import Edge
 
 OWNER = "6a1c7e52-3d4b-4f8a-9e21-0b5c6d7e8f90"
 OTHER = "7b2d8f63-4e5c-4a9b-8f32-1c6d7e8f9a01"
+NOBODY = "00000000-0000-4000-8000-000000000000"
 REFERENCE = re.compile(r"^TXN-[0-9]{8}-[0-9A-HJKMNP-TV-Z]{6}$")
 
 
@@ -58,6 +60,15 @@ def test_create_and_complete_a_credit_and_read_balances_through_the_edge(
             )
         )
         service_balance = service.rpc("get_wallet_balance", own_balance).execute().data
+        nobodys_status, nobodys = service.error(
+            service.rpc("get_wallet_balance", {"p_user_id": NOBODY, "p_currency": "RWF"})
+        )
+        oversized_status, oversized = service.error(
+            service.rpc(
+                "create_transaction",
+                credit | {"p_idempotency_key": "big", "p_metadata": {"note": "x" * 16384}},
+            )
+        )
     with RecordingClient(edge.url, edge.user_token(OWNER)) as owner:
         balance = owner.rpc("get_wallet_balance", own_balance).execute().data
         others_status, others = owner.error(
@@ -98,6 +109,12 @@ def test_create_and_complete_a_credit_and_read_balances_through_the_edge(
         " pending (it may become reversed)"
     )
     assert service_balance == 1500
+    assert (nobodys_status, nobodys["code"]) == (404, "PT404")
+    assert nobodys["message"] == f"get_wallet_balance: no user {NOBODY}"
+    assert (oversized_status, oversized["code"]) == (400, "22023")
+    assert oversized["message"].startswith(
+        "create_transaction: p_metadata must be at most 16384 bytes of JSON"
+    )
     assert balance == 1500
     assert (others_status, others["code"]) == (403, "42501")
     assert others["message"] == "get_wallet_balance: a user may read only their own balance"

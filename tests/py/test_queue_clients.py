@@ -1,5 +1,6 @@
 """The queue RPCs services call, through the supabase Python client against the edge: the ids
-come back as numbers, the same key gives the same id, and anon is refused."""
+come back as numbers, the same key gives the same id, an unknown job is 404 (PT404, never
+PostgREST's 500 for P0002), an infinite schedule 400, and anon is refused."""
 
 from __future__ import annotations
 
@@ -28,6 +29,10 @@ def test_enqueue_message_and_schedule_job_through_the_edge(edge: Edge, database_
         job_id = service.rpc("schedule_job", job).execute().data
         job_again = service.rpc("schedule_job", job).execute().data
         status, error = service.error(service.rpc("enqueue_message", message | {"p_priority": 11}))
+        unknown_status, unknown = service.error(service.rpc("complete_job", {"p_job_id": -1}))
+        forever_status, forever = service.error(
+            service.rpc("schedule_job", job | {"p_scheduled_at": "infinity"})
+        )
     with RecordingClient(edge.url, edge.anon_key) as anon:
         anon_status, anon_error = anon.error(anon.rpc("schedule_job", job))
 
@@ -37,6 +42,12 @@ def test_enqueue_message_and_schedule_job_through_the_edge(edge: Edge, database_
     assert job_again == job_id
     assert (status, error["code"]) == (400, "22023")
     assert error["message"] == "enqueue_message: p_priority must be 1 to 10 (got 11)"
+    assert (unknown_status, unknown["code"]) == (404, "PT404")
+    assert unknown["message"] == "complete_job: job -1 does not exist"
+    assert (forever_status, forever["code"]) == (400, "22023")
+    assert forever["message"] == (
+        "schedule_job: p_scheduled_at must be a time within a year of now (got infinity)"
+    )
     assert (anon_status, anon_error["code"]) == (401, "42501")
     assert query(
         database_url, "select queue_name::text, priority::int, payload from public.message_queue"

@@ -234,7 +234,9 @@ select throws_ok(
 );
 select throws_ok(
     $$select public.claim_jobs('{}', 1)$$,
-    '22023', 'claim_jobs: p_job_types must be null (every type) or name at least one job type',
+    '22023',
+    'claim_jobs: p_job_types must be null (every type) or name 1 to 100 job types of 1 to 100 '
+    || 'characters',
     'an empty list of types is refused'
 );
 
@@ -274,7 +276,7 @@ select throws_ok(
 );
 select throws_ok(
     $$select public.complete_job(-1)$$,
-    'P0002', 'complete_job: job -1 does not exist',
+    'PT404', 'complete_job: job -1 does not exist',
     'an unknown job cannot be completed'
 );
 select throws_ok(
@@ -328,7 +330,7 @@ select throws_ok(
 );
 select throws_ok(
     $$select public.fail_job(-1, 'x')$$,
-    'P0002', 'fail_job: job -1 does not exist',
+    'PT404', 'fail_job: job -1 does not exist',
     'an unknown job cannot fail'
 );
 select throws_ok(
@@ -415,7 +417,7 @@ select throws_ok(
 );
 select throws_ok(
     $$select public.cancel_job(-1)$$,
-    'P0002', 'cancel_job: job -1 does not exist',
+    'PT404', 'cancel_job: job -1 does not exist',
     'an unknown job cannot be cancelled'
 );
 select throws_ok(

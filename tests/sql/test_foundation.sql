@@ -265,9 +265,12 @@ select results_eq(
         and has_function_privilege(r.rolname, p.oid, 'execute')
       order by 1, 2$$,
     $$values ('authenticated', 'get_wallet_balance(uuid,text)'),
+             ('authenticated', 'private.get_wallet_balance(uuid,text)'),
+             ('authenticated', 'private.set_default_payment_method(uuid)'),
              ('authenticated', 'set_default_payment_method(uuid)')$$,
     'anon may execute no function in public, private, monitoring, partitions; authenticated '
-    || 'only the payments RPCs that act on the caller''s own wallet and methods'
+    || 'only the payments RPCs that act on the caller''s own wallet and methods, and their '
+    || 'definer bodies in private (reached through the RPCs: authenticated may not use private)'
 );
 
 select * from finish();

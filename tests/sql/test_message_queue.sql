@@ -146,7 +146,9 @@ select throws_ok(
 );
 select throws_ok(
     $$select public.claim_messages(null, 1)$$,
-    '22023', 'claim_messages: p_queue_name must be a queue name',
+    '22023',
+    'claim_messages: p_queue_name must be lower case letters, digits, _ . : or -, starting with '
+    || 'a letter, at most 63 characters (got null)',
     'a null queue name is refused'
 );
 

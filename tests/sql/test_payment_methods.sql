@@ -6,7 +6,7 @@
 -- Runs as postgres on a fresh clone in one transaction: now() is constant, so updated_at never
 -- changes and an update's changed_keys name only what the statement changed.
 begin;
-select plan(102);
+select plan(103);
 
 create temp table seen (note text primary key, id uuid, returned jsonb, n bigint);
 grant select, insert on pg_temp.seen to anon, authenticated, service_role;
@@ -923,10 +923,24 @@ select is_empty(
                            'set_payment_method_verification', 'get_payment_method_details')
          and (coalesce(obj_description(p.oid, 'pg_proc'), '') = ''
               or has_function_privilege('anon', p.oid, 'execute')
-              or not p.prosecdef
+              -- Security definer, except the one signed-in users call (below).
+              or p.prosecdef = (p.proname = 'set_default_payment_method')
               or p.proconfig is distinct from array['search_path=""'])$$,
-    'every payment method RPC has a comment, is security definer with search_path pinned, and '
-    || 'anon may not execute it'
+    'every payment method RPC has a comment, search_path pinned, and anon may not execute it; '
+    || 'those only service_role calls are security definer'
+);
+select results_eq(
+    $$select p.oid::regprocedure::text collate "default", p.prosecdef,
+             p.proconfig = array['search_path=""'],
+             has_function_privilege('authenticated', p.oid, 'execute'),
+             has_function_privilege('anon', p.oid, 'execute')
+        from pg_catalog.pg_proc as p
+       where p.proname = 'set_default_payment_method'
+       order by p.prosecdef$$,
+    $$values ('set_default_payment_method(uuid)', false, true, true, false),
+             ('private.set_default_payment_method(uuid)', true, true, true, false)$$,
+    'set_default_payment_method, which signed-in users call, is security invoker and calls its '
+    || 'definer body in private (executable through it only: no API role may use schema private)'
 );
 select results_eq(
     $$select p.proname::text collate "default",

@@ -512,19 +512,19 @@ select is(
 select throws_ok(
     $$select public.correlate_conversation('', 'conv-4')$$,
     '22023',
-    'correlate_conversation: p_wa_id must name the contact',
+    'correlate_conversation: p_wa_id must name the contact (1 to 200 characters)',
     'correlate_conversation refuses an empty p_wa_id'
 );
 select throws_ok(
     $$select public.correlate_conversation('   ', 'conv-4')$$,
     '22023',
-    'correlate_conversation: p_wa_id must name the contact',
+    'correlate_conversation: p_wa_id must name the contact (1 to 200 characters)',
     'correlate_conversation refuses a blank p_wa_id'
 );
 select throws_ok(
     $$select public.correlate_conversation(null, 'conv-4')$$,
     '22023',
-    'correlate_conversation: p_wa_id must name the contact',
+    'correlate_conversation: p_wa_id must name the contact (1 to 200 characters)',
     'correlate_conversation refuses a null p_wa_id'
 );
 select throws_ok(

@@ -1,0 +1,285 @@
+-- Bounded input across the RPCs: every text and JSON argument an RPC stores has a size bound,
+-- and every time it stores is plausible. A call over a bound is refused with 22023 naming the
+-- argument ("<function>: <argument> must ...") and changes nothing; an error text a worker
+-- reports about a failure is kept to its first 2000 characters instead, since refusing it would
+-- lose the report. The catalog check at the end makes a new RPC fail this file until each of
+-- its text and JSON arguments has a line here: a bounded call, a truncated one, or a reason it
+-- is never stored. Runs as postgres on a fresh clone; each call runs in a subtransaction.
+begin;
+
+-- What the calls below need to exist: a user with a payment method, a claimed queue message, a
+-- running job and a pending one.
+insert into public.users (id, phone_number) values
+('8e1f0a00-0000-4000-8000-000000000001', '+250788000001');
+create temporary table setup as
+select
+    (
+        public.add_payment_method('8e1f0a00-0000-4000-8000-000000000001', 'cash', 'mtn')
+    ).id as payment_method_id,
+    public.enqueue_message('bounds', 'x') as message_id,
+    public.schedule_job('bounds', null) as running_job_id,
+    public.schedule_job('bounds-pending', null) as pending_job_id;
+create temporary table claimed_message as select * from public.claim_messages('bounds', 1, 300);
+create temporary table claimed_job as select * from public.claim_jobs(array['bounds'], 1);
+
+-- An argument over its bound, in an otherwise valid call: refused with 22023, the message naming
+-- the argument (or, for WhatsApp payloads checked field by field, the field).
+create temporary table bounded (
+    function_name text not null,
+    argument text not null,
+    call text not null,
+    named text
+);
+insert into bounded (function_name, argument, call, named) values
+-- 20_metrics
+('record_metric', 'p_service_name', $$select public.record_metric(repeat('x', 101), 'gauge', 'm', 1)$$, null),
+('record_metric', 'p_metric_type', $$select public.record_metric('s', repeat('x', 201), 'm', 1)$$, null),
+('record_metric', 'p_metric_name', $$select public.record_metric('s', 'gauge', repeat('x', 201), 1)$$, null),
+('record_metric', 'p_unit', $$select public.record_metric('s', 'gauge', 'm', 1, repeat('x', 33))$$, null),
+('record_metric', 'p_tags', $$select public.record_metric('s', 'gauge', 'm', 1, null, jsonb_build_object('t', repeat('x', 2048)))$$, null),
+('record_metrics', 'p_metrics', $$select public.record_metrics((select jsonb_agg(jsonb_build_object('service_name', 's', 'metric_type', 'gauge', 'metric_name', 'm', 'value', 1)) from generate_series(1, 10001)))$$, null),
+('record_metrics', 'p_metrics', $$select public.record_metrics(jsonb_build_array(jsonb_build_object('service_name', 's', 'metric_type', 'gauge', 'metric_name', 'm', 'value', 1, 'tags', jsonb_build_object('t', repeat('x', 2048)))))$$, null),
+-- 30_audit
+('log_audit_event', 'p_actor_type', $$select public.log_audit_event(repeat('x', 201), 'a', 'a', 'r')$$, null),
+('log_audit_event', 'p_actor_identifier', $$select public.log_audit_event('service', repeat('x', 201), 'a', 'r')$$, null),
+('log_audit_event', 'p_action', $$select public.log_audit_event('service', 'a', repeat('x', 101), 'r')$$, null),
+('log_audit_event', 'p_resource_type', $$select public.log_audit_event('service', 'a', 'a', repeat('x', 101))$$, null),
+('log_audit_event', 'p_resource_id', $$select public.log_audit_event('service', 'a', 'a', 'r', repeat('x', 201))$$, null),
+('log_audit_event', 'p_metadata', $$select public.log_audit_event('service', 'a', 'a', 'r', null, jsonb_build_object('m', repeat('x', 16384)))$$, null),
+('log_audit_event', 'p_correlation_id', $$select public.log_audit_event('service', 'a', 'a', 'r', null, null, repeat('x', 201))$$, null),
+-- 50_outbox
+('claim_outbox_events', 'p_worker', $$select public.claim_outbox_events(1, repeat('x', 201))$$, null),
+('mark_outbox_published', 'p_worker', $$select public.mark_outbox_published('{}', repeat('x', 201))$$, null),
+-- 51_whatsapp_sessions
+('update_whatsapp_session_activity', 'p_phone_number', $$select public.update_whatsapp_session_activity(repeat('1', 10000))$$, null),
+('correlate_conversation', 'p_wa_id', $$select public.correlate_conversation(repeat('1', 201), 'c')$$, null),
+('correlate_conversation', 'p_conversation_id', $$select public.correlate_conversation('250788000001', repeat('x', 101))$$, null),
+('correlate_conversation', 'p_communication_id', $$select public.correlate_conversation('250788000001', 'c', repeat('x', 101))$$, null),
+-- 52_whatsapp_ingest
+('ingest_whatsapp_webhook', 'p_provider', $$select public.ingest_whatsapp_webhook(repeat('x', 201), '{}')$$, null),
+-- 53_users
+('issue_otp', 'p_phone_number', $$select public.issue_otp(repeat('1', 10000))$$, null),
+('verify_otp', 'p_phone_number', $$select public.verify_otp(repeat('1', 10000), '123456')$$, null),
+('verify_otp', 'p_code', $$select public.verify_otp('+250788000001', repeat('1', 10000))$$, null),
+-- 60_message_queue
+('enqueue_message', 'p_queue_name', $$select public.enqueue_message(repeat('x', 64), 'x')$$, null),
+('enqueue_message', 'p_message_type', $$select public.enqueue_message('q', repeat('x', 101))$$, null),
+('enqueue_message', 'p_payload', $$select public.enqueue_message('q', 'x', jsonb_build_object('p', repeat('x', 65536)))$$, null),
+('enqueue_message', 'p_idempotency_key', $$select public.enqueue_message('q', 'x', '{}', 5, null, repeat('x', 256))$$, null),
+('claim_messages', 'p_queue_name', $$select public.claim_messages(repeat('x', 64))$$, null),
+('claim_messages', 'p_worker_id', $$select public.claim_messages('q', 1, 30, repeat('x', 201))$$, null),
+('ack_message', 'p_worker_id', $$select public.ack_message(1, repeat('x', 201))$$, null),
+('ack_messages', 'p_worker_id', $$select public.ack_messages('{1}', repeat('x', 201))$$, null),
+('nack_message', 'p_worker_id', $$select public.nack_message(1, null, null, repeat('x', 201))$$, null),
+('redrive_dead_messages', 'p_queue_name', $$select public.redrive_dead_messages(repeat('x', 64))$$, null),
+-- 61_background_jobs
+('schedule_job', 'p_job_type', $$select public.schedule_job(repeat('x', 101), null)$$, null),
+('schedule_job', 'p_job_name', $$select public.schedule_job('t', repeat('x', 201))$$, null),
+('schedule_job', 'p_payload', $$select public.schedule_job('t', null, jsonb_build_object('p', repeat('x', 65536)))$$, null),
+('schedule_job', 'p_idempotency_key', $$select public.schedule_job('t', null, '{}', null, 5, repeat('x', 256))$$, null),
+('claim_jobs', 'p_job_types', $$select public.claim_jobs(array[repeat('x', 101)])$$, null),
+('claim_jobs', 'p_job_types', $$select public.claim_jobs((select array_agg(g::text) from generate_series(1, 101) as g))$$, null),
+('claim_jobs', 'p_worker_id', $$select public.claim_jobs(null, 1, repeat('x', 201))$$, null),
+('complete_job', 'p_result', $$select public.complete_job(1, jsonb_build_object('r', repeat('x', 65536)))$$, null),
+('complete_job', 'p_worker_id', $$select public.complete_job(1, null, repeat('x', 201))$$, null),
+('fail_job', 'p_worker_id', $$select public.fail_job(1, 'e', true, repeat('x', 201))$$, null),
+-- 63_whatsapp_queue
+('enqueue_whatsapp_message', 'p_recipient_phone', $$select public.enqueue_whatsapp_message(repeat('1', 10000), 'template', '{"name": "hello", "language": {"code": "en"}}')$$, null),
+('enqueue_whatsapp_message', 'p_message_type', $$select public.enqueue_whatsapp_message('+250788000001', repeat('x', 101), '{}')$$, 'message_type'),
+('enqueue_whatsapp_message', 'p_payload', $$select public.enqueue_whatsapp_message('+250788000001', 'template', jsonb_build_object('name', repeat('x', 65536)))$$, 'payload'),
+('enqueue_whatsapp_message', 'p_correlation_id', $$select public.enqueue_whatsapp_message('+250788000001', 'template', '{"name": "hello", "language": {"code": "en"}}', 5, repeat('x', 201))$$, null),
+('enqueue_whatsapp_message', 'p_idempotency_key', $$select public.enqueue_whatsapp_message('+250788000001', 'template', '{"name": "hello", "language": {"code": "en"}}', 5, null, null, repeat('x', 256))$$, null),
+('claim_whatsapp_messages', 'p_worker_id', $$select public.claim_whatsapp_messages(1, 60, repeat('x', 201))$$, null),
+('record_whatsapp_sends', 'p_results', $$select public.record_whatsapp_sends((select jsonb_agg(jsonb_build_object('id', g, 'outcome', 'released')) from generate_series(1, 1001) as g))$$, null),
+('record_whatsapp_sends', 'p_results', $$select public.record_whatsapp_sends(jsonb_build_array(jsonb_build_object('id', 1, 'outcome', 'failed', 'error_code', repeat('x', 101))))$$, null),
+('pause_whatsapp_queue', 'p_reason', $$select public.pause_whatsapp_queue(repeat('x', 2001))$$, null),
+('pause_whatsapp_queue', 'p_error_code', $$select public.pause_whatsapp_queue('r', repeat('x', 101))$$, null),
+('pause_whatsapp_queue', 'p_paused_by', $$select public.pause_whatsapp_queue('r', null, repeat('x', 201))$$, null),
+('redrive_whatsapp_messages', 'p_status', $$select public.redrive_whatsapp_messages(repeat('x', 201))$$, null),
+-- 70_transactions
+('create_transaction', 'p_type', $$select public.create_transaction('8e1f0a00-0000-4000-8000-000000000001', repeat('x', 201), 1, 'RWF')$$, null),
+('create_transaction', 'p_currency', $$select public.create_transaction('8e1f0a00-0000-4000-8000-000000000001', 'credit', 1, repeat('x', 201))$$, null),
+('create_transaction', 'p_idempotency_key', $$select public.create_transaction('8e1f0a00-0000-4000-8000-000000000001', 'credit', 1, 'RWF', repeat('x', 256))$$, null),
+('create_transaction', 'p_metadata', $$select public.create_transaction('8e1f0a00-0000-4000-8000-000000000001', 'credit', 1, 'RWF', null, jsonb_build_object('m', repeat('x', 16384)))$$, null),
+('update_transaction_status', 'p_new_status', $$select public.update_transaction_status(gen_random_uuid(), repeat('x', 201))$$, null),
+('update_transaction_status', 'p_error_message', $$select public.update_transaction_status(gen_random_uuid(), 'failed', repeat('x', 2001))$$, null),
+('update_transaction_status', 'p_reason', $$select public.update_transaction_status(gen_random_uuid(), 'failed', null, repeat('x', 2001))$$, null),
+-- 71_wallets, 72_payment_methods
+('get_wallet_balance', 'p_currency', $$select public.get_wallet_balance('8e1f0a00-0000-4000-8000-000000000001', repeat('x', 201))$$, null),
+('add_payment_method', 'p_method_type', $$select public.add_payment_method('8e1f0a00-0000-4000-8000-000000000001', repeat('x', 201), 'mtn')$$, null),
+('add_payment_method', 'p_provider', $$select public.add_payment_method('8e1f0a00-0000-4000-8000-000000000001', 'cash', repeat('x', 51))$$, null),
+('add_payment_method', 'p_account_details', $$select public.add_payment_method('8e1f0a00-0000-4000-8000-000000000001', 'cash', 'mtn', jsonb_build_object('d', repeat('x', 4096)))$$, null),
+('set_payment_method_verification', 'p_verification_status', $$select public.set_payment_method_verification((select payment_method_id from setup), repeat('x', 201))$$, null);
+
+-- An error text a worker reports: its first 2000 characters are kept. `kept` reads back the
+-- stored length.
+create temporary table truncated (
+    function_name text not null,
+    argument text not null,
+    call text not null,
+    kept text not null
+);
+insert into truncated (function_name, argument, call, kept) values
+('nack_message', 'p_error', $$select public.nack_message((select message_id from setup), repeat('x', 3000))$$, $$select char_length(last_error) from public.message_queue where id = (select message_id from setup)$$),
+('fail_job', 'p_error', $$select public.fail_job((select running_job_id from setup), repeat('x', 3000), false)$$, $$select char_length(last_error) from public.background_jobs where id = (select running_job_id from setup)$$),
+('cancel_job', 'p_reason', $$select public.cancel_job((select pending_job_id from setup), repeat('x', 3000))$$, $$select char_length(last_error) from public.background_jobs where id = (select pending_job_id from setup)$$);
+
+-- Arguments that are never stored, each with the reason; keep this list short.
+create temporary table not_stored (
+    function_name text not null,
+    argument text not null,
+    reason text not null
+);
+insert into not_stored (function_name, argument, reason) values
+('record_whatsapp_sends', 'p_worker_id', 'compared with claimed_by to ignore results of lost claims; never stored'),
+-- Bounded by the webhook dead-letter change (52_whatsapp_ingest.sql, another branch of issue 15);
+-- when it is merged these two lines become rows of bounded.
+('ingest_whatsapp_webhook', 'p_payload', 'bounded with the webhook dead letters'),
+('ingest_whatsapp_webhook', 'p_correlation_id', 'bounded with the webhook dead letters');
+
+-- A time an RPC stores: refused unless finite and within a year of now. %L is the time.
+create temporary table timed (
+    function_name text not null,
+    argument text not null,
+    call text not null
+);
+insert into timed (function_name, argument, call) values
+('enqueue_message', 'p_scheduled_at', $$select public.enqueue_message('q', 'x', '{}', 5, %L)$$),
+('schedule_job', 'p_scheduled_at', $$select public.schedule_job('t', null, '{}', %L)$$),
+('enqueue_whatsapp_message', 'p_scheduled_at', $$select public.enqueue_whatsapp_message('+250788000001', 'template', '{"name": "hello", "language": {"code": "en"}}', 5, null, %L)$$);
+
+create temporary table implausible (label text not null, at timestamptz not null);
+insert into implausible (label, at) values
+('infinity', 'infinity'),
+('-infinity', '-infinity'),
+('year 9999', '9999-12-31 23:59:59+00'),
+('year 1', '0001-01-01 00:00:00+00'),
+('13 months ahead', now() + interval '13 months'),
+('13 months ago', now() - interval '13 months');
+
+select plan(
+    (select count(*)::integer from bounded)
+    + (select count(*)::integer from truncated)
+    + (select count(*)::integer from timed) * ((select count(*)::integer from implausible) + 1)
+    + 3
+);
+
+-- What a call raised, as "SQLSTATE message"; "accepted" when it raised nothing (and then it is
+-- rolled back all the same).
+create function pg_temp.outcome(p_call text)
+returns text
+language plpgsql
+as $$
+begin
+    begin
+        execute p_call;
+    exception when others then
+        return sqlstate || ' ' || sqlerrm;
+    end;
+    raise exception 'accepted' using errcode = 'ZZ001';
+exception when sqlstate 'ZZ001' then
+    return 'accepted';
+end;
+$$;
+
+select matches(
+    pg_temp.outcome(b.call),
+    format('^22023 %s: %s\M', b.function_name, coalesce(b.named, b.argument)),
+    format('%s refuses an oversized %s with 22023 naming it', b.function_name, b.argument)
+)
+from bounded as b
+order by b.function_name, b.argument;
+
+create function pg_temp.kept_length(p_call text, p_kept text)
+returns integer
+language plpgsql
+as $$
+declare
+    v_length integer;
+begin
+    execute p_call;
+    execute p_kept into v_length;
+    return v_length;
+end;
+$$;
+
+select is(
+    pg_temp.kept_length(t.call, t.kept),
+    2000,
+    format('%s keeps the first 2000 characters of a longer %s', t.function_name, t.argument)
+)
+from truncated as t
+order by t.function_name;
+
+select matches(
+    pg_temp.outcome(format(t.call, i.at)),
+    format('^22023 %s: %s must be a time within a year of now', t.function_name, t.argument),
+    format('%s refuses %s %s', t.function_name, t.argument, i.label)
+)
+from timed as t
+cross join implausible as i
+order by t.function_name, i.label;
+select is(
+    pg_temp.outcome(format(t.call, now() + interval '11 months')),
+    'accepted',
+    format('%s takes %s 11 months ahead', t.function_name, t.argument)
+)
+from timed as t
+order by t.function_name;
+
+-- The catalog: every text or JSON argument of every function in public that an API role may
+-- execute is bounded, truncated or not stored; every timestamptz one is checked for plausibility.
+create temporary view rpc_arguments as
+select
+    p.proname::text as function_name,
+    a.name as argument,
+    a.type
+from pg_catalog.pg_proc as p
+cross join lateral unnest(
+    coalesce(p.proallargtypes, p.proargtypes::oid []),
+    p.proargnames,
+    coalesce(p.proargmodes, array_fill('i'::"char", array[p.pronargs]))
+) as a (type, name, mode)
+where p.pronamespace = 'public'::regnamespace
+    and a.mode in ('i', 'b', 'v')
+    and exists (
+        select from (values ('anon'), ('authenticated'), ('service_role')) as r (rolname)
+        where has_function_privilege(r.rolname, p.oid, 'execute')
+    );
+
+select is_empty(
+    $$select a.function_name, a.argument from rpc_arguments as a
+       where a.type in (
+           'text'::regtype, 'varchar'::regtype, 'jsonb'::regtype, 'json'::regtype,
+           'text[]'::regtype, 'varchar[]'::regtype, 'jsonb[]'::regtype, 'json[]'::regtype
+       )
+      except
+      select b.function_name, b.argument from bounded as b
+      except
+      select t.function_name, t.argument from truncated as t
+      except
+      select n.function_name, n.argument from not_stored as n
+      order by 1, 2$$,
+    'every text and JSON argument of every RPC is bounded, truncated or listed as not stored'
+);
+select is_empty(
+    $$select a.function_name, a.argument from rpc_arguments as a
+       where a.type in ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype)
+      except
+      select t.function_name, t.argument from timed as t
+      order by 1, 2$$,
+    'every time argument of every RPC is checked for plausibility'
+);
+select is_empty(
+    $$select function_name, argument from bounded
+      union all select function_name, argument from truncated
+      union all select function_name, argument from not_stored
+      union all select function_name, argument from timed
+      except
+      select function_name, argument from rpc_arguments
+      order by 1, 2$$,
+    'every argument named here is one an RPC has (a renamed argument is noticed)'
+);
+
+select * from finish();
+rollback;

@@ -1,0 +1,155 @@
+-- Every view in schema monitoring still answers when the tables it reads hold the most extreme
+-- times a timestamptz column can: infinity, -infinity, year 9999, year 1 and the type's own
+-- limits, each against now() and against each other. The RPCs refuse such times
+-- (private.require_plausible_time), but the owner, a migration or a bug can still write one, and
+-- a single row must not take the on-call's view down ("cannot subtract infinite timestamps").
+-- Runs as postgres (the owner), past the RPCs and their checks.
+begin;
+select plan((select count(*)::integer from information_schema.views where table_schema = 'monitoring') + 1);
+
+set local timezone = 'UTC';
+
+create temporary table extremes (at timestamptz not null);
+insert into extremes (at) values
+('infinity'),
+('-infinity'),
+('9999-12-31 23:59:59+00'),
+('0001-01-01 00:00:00+00'),
+('294276-12-31 23:59:59+00'),
+('4713-01-01 00:00:00+00 BC'),
+(now());
+
+-- Every pair: a row's earlier times (scheduled, enqueued, started) from the first, its later ones
+-- (sent, completed, finished) from the second, so each subtraction a view may make meets each
+-- extreme on either side, against a finite time and against another extreme.
+create temporary table pairs as
+select
+    row_number() over () as n,
+    s.at as started,
+    e.at as ended
+from extremes as s cross join extremes as e;
+
+-- The tables the views read. A view reading a new table fails the completeness check below
+-- until that table gets its rows here (one insert).
+create temporary table filled (table_name text primary key);
+
+insert into public.users (id, phone_number) values
+('7d8e9f00-0000-4000-8000-000000000001', '+250788000001');
+
+insert into public.whatsapp_message_queue (
+    recipient_phone, message_type, payload, status, attempts, visible_at, scheduled_at,
+    enqueued_at, claimed_at, sent_at, finished_at
+)
+select
+    '+250788000001', 'text', '{"body": "x"}', s.status, 1, p.ended, p.started, p.started,
+    p.started, p.ended, p.ended
+from pairs as p
+cross join (values ('pending'), ('sent'), ('failed'), ('dead'), ('unconfirmed')) as s (status);
+insert into filled values ('public.whatsapp_message_queue');
+
+insert into public.message_queue (
+    queue_name, message_type, status, attempts, visible_at, scheduled_at, enqueued_at,
+    claimed_at, dead_at
+)
+select 'extremes', 'x', s.status, 1, p.ended, p.started, p.started, p.started, p.ended
+from pairs as p
+cross join (values ('pending'), ('dead')) as s (status);
+insert into filled values ('public.message_queue');
+
+insert into public.message_queue_completed (
+    id, queue_name, message_type, priority, attempts, enqueued_at, scheduled_at, claimed_at,
+    completed_at
+)
+select -p.n, 'extremes', 'x', 5, 1, p.started, p.started, p.started, p.ended
+from pairs as p;
+insert into filled values ('public.message_queue_completed');
+
+insert into public.background_jobs (
+    job_type, status, attempts, scheduled_at, run_at, started_at, timeout_at, completed_at,
+    created_at, updated_at
+)
+select 'extremes', s.status, 1, p.started, p.started, p.started, p.ended, p.ended, p.started,
+    p.ended
+from pairs as p
+cross join (
+    values ('pending'), ('running'), ('completed'), ('failed'), ('cancelled'), ('timeout')
+) as s (status);
+insert into filled values ('public.background_jobs');
+
+-- Partitioned by created_at: infinite and far times land in the default partition.
+insert into public.system_metrics (service_name, metric_type, metric_name, value, created_at)
+select 'extremes', 'gauge', 'x', 1, e.at from extremes as e;
+insert into filled values ('public.system_metrics');
+
+insert into public.transactions (
+    reference, user_id, type, amount, currency, status, created_at, updated_at, completed_at
+)
+select
+    'TXN-EXTREME-' || p.n, '7d8e9f00-0000-4000-8000-000000000001', 'credit', 1, 'RWF',
+    s.status, p.started, p.ended, case when s.status = 'completed' then p.ended end
+from pairs as p
+cross join (values ('pending'), ('completed'), ('failed')) as s (status);
+insert into filled values ('public.transactions');
+
+insert into private.partition_maintenance_log (
+    schema_name, table_name, partition_name, action, created_at
+)
+select 'public', 'system_metrics', 'system_metrics_default', 'moved', e.at from extremes as e;
+insert into filled values ('private.partition_maintenance_log');
+
+insert into cron.job_run_details (jobid, runid, status, start_time, end_time)
+select (select min(j.jobid) from cron.job as j), -p.n, 'failed', p.started, p.ended
+from pairs as p;
+insert into filled values ('cron.job_run_details');
+-- Read, not given times: cron.job has none; the pause row and the partition manager's own rows
+-- hold one time each, set to each extreme in turn below.
+insert into filled values ('cron.job'), ('private.partitioned_tables'),
+('private.whatsapp_sender_pause');
+insert into private.whatsapp_sender_pause (reason) values ('extremes');
+
+select is(
+    array(
+        select distinct u.table_schema || '.' || u.table_name
+        from information_schema.view_table_usage as u
+        where u.view_schema = 'monitoring'
+        except
+        select f.table_name from filled as f
+        order by 1
+    ),
+    '{}'::text [],
+    'every table a monitoring view reads is given extreme times here'
+);
+
+-- The first error selecting every column of p_view, with the one-time rows at each extreme in
+-- turn; null when it answers every time.
+create function pg_temp.first_failure(p_view text)
+returns text
+language plpgsql
+as $$
+declare
+    v_at timestamptz;
+begin
+    for v_at in select e.at from extremes as e loop
+        update private.partitioned_tables set last_maintained_at = v_at;
+        update private.whatsapp_sender_pause set paused_at = v_at;
+        begin
+            execute format('select count(pg_catalog.to_jsonb(v)) from %s as v', p_view);
+        exception when others then
+            return format('with %s: %s %s', v_at, sqlstate, sqlerrm);
+        end;
+    end loop;
+    return null;
+end;
+$$;
+
+select is(
+    pg_temp.first_failure(format('%I.%I', v.table_schema, v.table_name)),
+    null,
+    format('monitoring.%s answers with extreme times in its tables', v.table_name)
+)
+from information_schema.views as v
+where v.table_schema = 'monitoring'
+order by v.table_name;
+
+select * from finish();
+rollback;
