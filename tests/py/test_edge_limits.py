@@ -13,7 +13,6 @@ import re
 import socket
 import time
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -21,6 +20,7 @@ import pytest
 from app.edge.connections import raise_open_file_limit
 from app.edge.logs import configure_logging
 from tests.support.edge import Edge, edge_process, edge_settings, running_edge
+from tests.support.raw_http import connect, read_until_closed, send_oversized_head
 from tests.support.server import TestServer
 
 SHORT = 0.5  # seconds: the header, body and keep-alive deadlines of the limited edge
@@ -38,46 +38,6 @@ def limited_edge(server: TestServer, database: str) -> Iterator[Edge]:
     )
     with running_edge(settings) as edge:
         yield edge
-
-
-def connect(url: str) -> socket.socket:
-    parts = urlsplit(url)
-    sock = socket.create_connection((parts.hostname, parts.port), timeout=5)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
-
-
-def read_until_closed(sock: socket.socket, seconds: float) -> tuple[bytes, bool]:
-    """What the server sent, and whether it closed the connection within `seconds`."""
-    received = b""
-    deadline = time.monotonic() + seconds
-    while (left := deadline - time.monotonic()) > 0:
-        sock.settimeout(left)
-        try:
-            chunk = sock.recv(65536)
-        except TimeoutError:
-            break
-        except ConnectionResetError:
-            return received, True
-        if not chunk:
-            return received, True
-        received += chunk
-    return received, False
-
-
-def has_answered(sock: socket.socket) -> bool:
-    """Whether the server has sent something (or closed), without waiting."""
-    timeout = sock.gettimeout()
-    sock.settimeout(0)
-    try:
-        sock.recv(1, socket.MSG_PEEK)  # a byte, or b"" when closed
-    except BlockingIOError:
-        return False
-    except ConnectionResetError:
-        return True
-    finally:
-        sock.settimeout(timeout)
-    return True
 
 
 def trickle(sock: socket.socket, pieces: list[bytes], every: float, seconds: float) -> bytes:
@@ -110,21 +70,8 @@ def metric(edge_url: str, name: str, **labels: str) -> float:
 def test_a_96_mib_header_is_refused_431_after_16_kib_without_growing_the_edge(server, database):
     with edge_process(server, database) as edge:
         httpx.get(edge.url + "/health")
-        before = edge.memory("VmRSS")
-        sock = connect(edge.url)
-        sock.sendall(b"GET /health HTTP/1.1\r\nHost: edge\r\nX-Filler: ")
-        chunk, total, sent = b"a" * (1024 * 1024), 96 * 1024 * 1024, 0
-        received = b""
-        while sent < total:
-            if has_answered(sock):
-                break  # the edge has answered: stop, as a client reading its socket would
-            try:
-                sock.sendall(chunk)
-            except (BrokenPipeError, ConnectionResetError):
-                break
-            sent += len(chunk)
-        received, closed = read_until_closed(sock, 5)
-        sock.close()
+        before, total = edge.memory("VmRSS"), 96 * 1024 * 1024
+        received, sent, closed = send_oversized_head(edge.url, total)
         grew = edge.memory("VmHWM") - before
 
         assert received.startswith(b"HTTP/1.1 431 "), received[:200]
