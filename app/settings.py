@@ -54,6 +54,24 @@ class Settings(BaseSettings):
         "request's); Twilio signs this URL plus the path. Unset: the request's own URL.",
     )
     webhook_max_body_bytes: int = Field(1024 * 1024, description="Larger webhook bodies get a 413.")
+    # The edge's connections (app/edge/connections.py): what one client may hold.
+    edge_max_header_bytes: int = Field(
+        16 * 1024, description="A request line and headers larger than this get a 431."
+    )
+    edge_header_timeout_seconds: float = Field(
+        10.0, description="From a request's first byte to the end of its headers; then a 408."
+    )
+    edge_body_timeout_seconds: float = Field(
+        30.0, description="From the end of a request's headers to the end of its body; then a 408."
+    )
+    edge_keep_alive_timeout_seconds: float = Field(
+        5.0, description="A connection with no request under way is closed after this long."
+    )
+    edge_max_connections: int | None = Field(
+        None,
+        description="Open connections at most; beyond, the one waiting longest for a request is "
+        "closed. Unset: the open file limit less the pool and a reserve.",
+    )
     # The sender (python -m app worker). Meta when its token and phone number id are set, else
     # Twilio when its account and sender are, else the sandbox: a fake of both APIs on a
     # loopback port that accepts sends and logs them, so the local loop works offline.

@@ -57,4 +57,5 @@ def create_app(settings: Settings, sources: SqlSources | None = None) -> Starlet
         lifespan=lifespan,
     )
     app.add_middleware(RequestContext, metrics=metrics)
+    app.state.metrics = metrics  # the server counts the connections it closes here
     return app

@@ -35,6 +35,19 @@ class EdgeMetrics:
             ["provider", "outcome"],
             registry=self.registry,
         )
+        self.client_disconnects = Counter(
+            "edge_client_disconnects_total",
+            "Requests whose client hung up before the edge had read them, by route.",
+            ["route"],
+            registry=self.registry,
+        )
+        self.connections_closed = Counter(
+            "edge_connections_closed_total",
+            "Connections the edge closed itself, by reason (head_too_large, head_timeout, "
+            "body_timeout, idle_timeout, shed).",
+            ["reason"],
+            registry=self.registry,
+        )
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
@@ -42,6 +55,12 @@ class EdgeMetrics:
 
     def count_webhook(self, provider: str, outcome: str) -> None:
         self.webhooks.labels(provider, outcome).inc()
+
+    def count_client_disconnect(self, route: str) -> None:
+        self.client_disconnects.labels(route).inc()
+
+    def count_connection_closed(self, reason: str) -> None:
+        self.connections_closed.labels(reason).inc()
 
     def watch_pool(self, stats: Callable[[], dict[str, int]]) -> None:
         self.registry.register(_PoolCollector(stats))

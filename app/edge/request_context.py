@@ -1,5 +1,8 @@
 """Per request: an id (X-Request-Id, else generated, echoed back), one JSON log line, metrics.
 
+A client that hangs up while a route reads its body (Starlette's ClientDisconnect, from
+any route) is handled here, once: counted, logged as status 499, never a 500.
+
 A generated id is also added to the request's headers, so an RPC sees it in request.headers
 and audit rows can be traced to the log line."""
 
@@ -11,6 +14,7 @@ import uuid
 from typing import Any
 
 import structlog
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.edge.metrics import EdgeMetrics
@@ -20,6 +24,8 @@ _VALID_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,200}$")
 _FIXED_ROUTES = frozenset(
     {"/health", "/ready", "/metrics", "/webhooks/whatsapp", "/webhooks/twilio"}
 )
+# nginx's code for a request its client abandoned; never sent, only logged and counted.
+CLIENT_CLOSED_REQUEST = 499
 log = structlog.get_logger("edge.request")
 
 
@@ -68,11 +74,17 @@ class RequestContext:
             await send(message)
 
         started = time.perf_counter()
+        route = route_label(scope["path"])
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            # The client hung up (or the edge closed a late body) while a route read the
+            # request: the client's doing, not an error of ours, and nobody is left to answer.
+            # The request line below, at info, says 499.
+            status["code"] = CLIENT_CLOSED_REQUEST
+            self.metrics.count_client_disconnect(route)
         finally:
             elapsed = time.perf_counter() - started
-            route = route_label(scope["path"])
             self.metrics.observe(scope["method"], route, status["code"], elapsed)
             log.info(
                 "request",

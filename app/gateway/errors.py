@@ -152,7 +152,7 @@ def _raised_pgrst(message: str, detail: str | None) -> GatewayError:
 def _json_object(text: str, required: tuple[str, ...]) -> dict[str, object] | None:
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # a message may carry any text, nested any depth
         return None
     if not isinstance(value, dict) or any(key not in value for key in required):
         return None

@@ -129,7 +129,8 @@ class RpcGateway:
         try:
             text = raw.decode("utf-8") if raw.strip() else "{}"
             parsed = json.loads(text)
-        except (UnicodeDecodeError, ValueError) as error:
+        except (UnicodeDecodeError, ValueError, RecursionError) as error:
+            # RecursionError: nested deeper than Python's parser goes ("[" x 5000).
             raise GatewayError(400, "PGRST102", "Empty or invalid json") from error
         keys = frozenset(parsed) if isinstance(parsed, dict) else frozenset()
         return Arguments(keys, None, text, page)

@@ -1,19 +1,28 @@
-"""A real edge (uvicorn on a loopback port, in a thread) for tests that speak HTTP to it."""
+"""A real edge for tests that speak HTTP to it: uvicorn on a loopback port in a thread of the
+test, or the edge's own process."""
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from pydantic import SecretStr
 
 from app import keys
 from app.db.sql_files import SqlSources
 from app.edge.app import create_app
+from app.edge.serve import server_options
+from app.local.stack import wait_until_ready
 from app.settings import Settings
 from tests.support.loopback import serve_on_loopback
-from tests.support.server import AUTHENTICATOR_PASSWORD, JWT_SECRET, TestServer
+from tests.support.server import AUTHENTICATOR_PASSWORD, JWT_SECRET, TestServer, free_port
 
 # Webhook secrets of the test edge, for tests that sign requests as the providers do.
 WHATSAPP_APP_SECRET = "test-whatsapp-app-secret"
@@ -56,5 +65,75 @@ def edge_settings(server: TestServer, database: str, **overrides: object) -> Set
 
 @contextmanager
 def running_edge(settings: Settings, sources: SqlSources | None = None) -> Iterator[Edge]:
-    with serve_on_loopback(create_app(settings, sources), "edge") as url:
+    app = create_app(settings, sources)
+    with serve_on_loopback(app, "edge", **server_options(app, settings)) as url:
         yield Edge(url, settings)
+
+
+@dataclass(frozen=True)
+class EdgeProcess:
+    """The edge as `make run` serves it (`python -m app serve`: uvloop, its own limits), for
+    tests that need its memory, its descriptors or its logs to be its own."""
+
+    url: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_file: Path
+
+    def memory(self, field: str = "VmRSS") -> int:
+        """Bytes, from /proc: VmRSS now, VmHWM the most it ever held."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        kib = re.search(rf"^{field}:\s+(\d+) kB", status, re.MULTILINE)
+        assert kib is not None, status
+        return int(kib.group(1)) * 1024
+
+    def log_lines(self) -> list[str]:
+        return self.log_file.read_text().splitlines()
+
+
+@contextmanager
+def edge_process(
+    server: TestServer,
+    database: str,
+    *,
+    env: dict[str, str] | None = None,
+    open_files: int | None = None,
+) -> Iterator[EdgeProcess]:
+    """`env` adds settings (EDGE_HEADER_TIMEOUT_SECONDS...); `open_files` caps the process's
+    descriptors (soft and hard), as a small RLIMIT_NOFILE would."""
+    port = free_port()
+    settings = {
+        **os.environ,
+        "EDGE_DATABASE_URL": server.url(database, "authenticator", AUTHENTICATOR_PASSWORD),
+        "SUPABASE_JWT_SECRET": JWT_SECRET,
+        "EDGE_PORT": str(port),
+        "POOL_MIN_SIZE": "1",
+        "POOL_MAX_SIZE": "4",
+        "LOG_LEVEL": "info",
+        "EASYMO_LOCAL_DIR": "/nonexistent",  # never the developer's stack.env
+        **(env or {}),
+    }
+
+    with tempfile.NamedTemporaryFile(prefix="edge-", suffix=".log", delete=False) as log:
+        log_file = Path(log.name)
+        # The shell's ulimit rather than a preexec_fn: this process runs threads (edges,
+        # fakes), and forking them into Python code is unsafe.
+        limit = f"ulimit -n {int(open_files)} && " if open_files is not None else ""
+        process = subprocess.Popen(
+            ["/bin/sh", "-c", limit + 'exec "$@"', "sh", sys.executable, "-m", "app", "serve"],
+            env=settings,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(url, process, log_file=log_file, timeout=30)
+        yield EdgeProcess(url, port, process, log_file)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log_file.unlink(missing_ok=True)
