@@ -8,6 +8,7 @@ use, start it, apply emulation, migrations, functions and seed, and write .local
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -24,6 +25,7 @@ import psycopg
 from app import keys, paths
 from app.db.migrator import migrate
 from app.local.cluster import PG_BINDIR, Cluster, set_password
+from app.local.sender_health import live_pids, read_sender_health
 from app.local.stack_env import read_env_file, write_env_file
 from app.project_config import load_project_config
 
@@ -104,37 +106,60 @@ def run(*, log: Log = print) -> None:
 
 
 def up(*, log: Log = print) -> None:
-    """The stack in the background; returns once /ready answers 200."""
-    if _edge_pid():
-        stack = read_env_file(paths.STACK_ENV)
+    """The stack in the background: starts whichever of the database, the edge and the sender is
+    not running (and says which), and returns once /ready answers 200 and the sender it started
+    writes heartbeats."""
+    cluster = local_cluster()
+    database_was_running = cluster.is_running()
+    edge_pid = _edge_pid()
+    worker_pid = running_pid(WORKER_PID, "worker")
+    if database_was_running and edge_pid and worker_pid:
         log("the stack is already up")
-        _announce(stack, log)
+        _announce(read_env_file(paths.STACK_ENV), log)
         return
-    stack = prepare(log=log)
+    stack = prepare(cluster, log=log)
+    started = [] if database_was_running else ["the database"]
     EDGE_LOG.parent.mkdir(parents=True, exist_ok=True)
     EDGE_PID.parent.mkdir(parents=True, exist_ok=True)
-    with EDGE_LOG.open("ab") as output:
-        # A session of its own: it survives the terminal that ran `make up`.
-        edge = _start_app("serve", stack, output=output, detach=True)
-    EDGE_PID.write_text(str(edge.pid))
-    try:
-        wait_until_ready(stack["SUPABASE_URL"], edge, log_file=EDGE_LOG)
-    finally:
-        if edge.poll() is not None:
-            EDGE_PID.unlink(missing_ok=True)
+    if edge_pid:
+        log(f"the edge is already running (pid {edge_pid})")
+    else:
+        edge = _start_detached("serve", stack, EDGE_LOG, EDGE_PID)
+        try:
+            wait_until_ready(stack["SUPABASE_URL"], edge, log_file=EDGE_LOG)
+        finally:
+            if edge.poll() is not None:
+                EDGE_PID.unlink(missing_ok=True)
+        started.append(f"the edge (pid {edge.pid})")
     # A sender left running (the edge died, or was stopped on its own) keeps sending: a second
     # one would overwrite its pid file, and `make down` would no longer stop it.
-    if old_worker := _running_pid(WORKER_PID, "worker"):
-        log(f"the sender is already running (pid {old_worker})")
+    if worker_pid:
+        log(f"the sender is already running (pid {worker_pid})")
     else:
-        with WORKER_LOG.open("ab") as output:  # the same folder as EDGE_LOG
-            worker = _start_app("worker", stack, output=output, detach=True)
-        WORKER_PID.write_text(str(worker.pid))
+        worker = _start_detached("worker", stack, WORKER_LOG, WORKER_PID)
+        try:
+            wait_for_heartbeat(stack["DATABASE_URL"], worker, log_file=WORKER_LOG)
+        finally:
+            if worker.poll() is not None:
+                WORKER_PID.unlink(missing_ok=True)
+        started.append(f"the sender (pid {worker.pid})")
+    log(f"started {', '.join(started)}")
     _announce(stack, log)
     log(
         f"edge log: {paths.display(EDGE_LOG)}, sender log: {paths.display(WORKER_LOG)};"
-        " `make down` stops everything"
+        " `make status` checks them, `make down` stops everything"
     )
+
+
+def _start_detached(
+    command: str, stack: dict[str, str], log_file: Path, pid_file: Path
+) -> subprocess.Popen[Any]:
+    """`python -m app command` in a session of its own (it survives the terminal that ran
+    `make up`), its output appended to log_file, its pid in pid_file."""
+    with log_file.open("ab") as output:
+        process = _start_app(command, stack, output=output, detach=True)
+    pid_file.write_text(str(process.pid))
+    return process
 
 
 def down(*, log: Log = print) -> None:
@@ -142,7 +167,7 @@ def down(*, log: Log = print) -> None:
         ("sender", WORKER_PID, "worker"),
         ("edge", EDGE_PID, "serve"),
     ):
-        pid = _running_pid(pid_file, command)
+        pid = running_pid(pid_file, command)
         if pid:
             _terminate(pid)
             log(f"stopped the {name} (pid {pid})")
@@ -209,10 +234,10 @@ def _refuse_if_edge_up() -> None:
 
 
 def _edge_pid() -> int | None:
-    return _running_pid(EDGE_PID, "serve")
+    return running_pid(EDGE_PID, "serve")
 
 
-def _running_pid(pid_file: Path, command: str) -> int | None:
+def running_pid(pid_file: Path, command: str) -> int | None:
     """The pid in pid_file, if that process is alive and still ours: `python -m app command`
     (its command line holds `app`, then `command`)."""
     try:
@@ -258,6 +283,26 @@ def wait_until_ready(
             pass
         time.sleep(0.2)
     raise StackError(f"the edge was not ready within {timeout:.0f}s:\n{_tail(log_file)}")
+
+
+def wait_for_heartbeat(
+    database_url: str,
+    worker: subprocess.Popen[Any],
+    *,
+    log_file: Path | None = None,
+    timeout: float = READY_TIMEOUT_SECONDS,
+) -> None:
+    """Until the sender `worker` writes a heartbeat; StackError if it exits or the time runs
+    out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            raise StackError(f"the sender exited with {worker.returncode}:\n{_tail(log_file)}")
+        with contextlib.suppress(psycopg.OperationalError):
+            if worker.pid in live_pids(read_sender_health(database_url)):
+                return
+        time.sleep(0.2)
+    raise StackError(f"the sender wrote no heartbeat within {timeout:.0f}s:\n{_tail(log_file)}")
 
 
 def _terminate(pid: int, grace_seconds: float = 30.0) -> None:
