@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,23 @@ WORKER_PID = paths.LOCAL / "run" / "worker.pid"
 WORKER_LOG = paths.LOCAL / "log" / "worker.log"
 READY_TIMEOUT_SECONDS = 30.0
 Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class StackProcess:
+    """A process `make up` starts in the background: `python -m app command`."""
+
+    name: str
+    command: str
+    pid_file: Path
+    log_file: Path
+
+    def running_pid(self) -> int | None:
+        return running_pid(self.pid_file, self.command)
+
+
+EDGE = StackProcess("edge", "serve", EDGE_PID, EDGE_LOG)
+SENDER = StackProcess("sender", "worker", WORKER_PID, WORKER_LOG)
 
 
 class StackError(RuntimeError):
@@ -79,7 +97,7 @@ def reset(*, log: Log = print) -> dict[str, str]:
             conn.execute("create database postgres")
         log("dropped and recreated the local database")
     stack = prepare(cluster, log=log)
-    if not was_running and not _edge_pid():
+    if not was_running and not EDGE.running_pid():
         cluster.stop()
     return stack
 
@@ -111,38 +129,28 @@ def up(*, log: Log = print) -> None:
     writes heartbeats."""
     cluster = local_cluster()
     database_was_running = cluster.is_running()
-    edge_pid = _edge_pid()
-    worker_pid = running_pid(WORKER_PID, "worker")
-    if database_was_running and edge_pid and worker_pid:
+    running = {process: process.running_pid() for process in (EDGE, SENDER)}
+    if database_was_running and all(running.values()):
         log("the stack is already up")
         _announce(read_env_file(paths.STACK_ENV), log)
         return
     stack = prepare(cluster, log=log)
     started = [] if database_was_running else ["the database"]
-    EDGE_LOG.parent.mkdir(parents=True, exist_ok=True)
-    EDGE_PID.parent.mkdir(parents=True, exist_ok=True)
-    if edge_pid:
-        log(f"the edge is already running (pid {edge_pid})")
-    else:
-        edge = _start_detached("serve", stack, EDGE_LOG, EDGE_PID)
-        try:
-            wait_until_ready(stack["SUPABASE_URL"], edge, log_file=EDGE_LOG)
-        finally:
-            if edge.poll() is not None:
-                EDGE_PID.unlink(missing_ok=True)
-        started.append(f"the edge (pid {edge.pid})")
-    # A sender left running (the edge died, or was stopped on its own) keeps sending: a second
-    # one would overwrite its pid file, and `make down` would no longer stop it.
-    if worker_pid:
-        log(f"the sender is already running (pid {worker_pid})")
-    else:
-        worker = _start_detached("worker", stack, WORKER_LOG, WORKER_PID)
-        try:
-            wait_for_heartbeat(stack["DATABASE_URL"], worker, log_file=WORKER_LOG)
-        finally:
-            if worker.poll() is not None:
-                WORKER_PID.unlink(missing_ok=True)
-        started.append(f"the sender (pid {worker.pid})")
+    ready: dict[StackProcess, Callable[[subprocess.Popen[Any]], None]] = {
+        EDGE: lambda edge: wait_until_ready(stack["SUPABASE_URL"], edge, log_file=EDGE_LOG),
+        SENDER: lambda worker: wait_for_heartbeat(
+            stack["DATABASE_URL"], worker, log_file=WORKER_LOG
+        ),
+    }
+    # A process left running keeps running: a second sender would overwrite the first one's pid
+    # file, and `make down` would no longer stop it.
+    for process, pid in running.items():
+        if pid:
+            log(f"the {process.name} is already running (pid {pid})")
+        else:
+            started.append(
+                f"the {process.name} (pid {_start_detached(process, stack, ready[process])})"
+            )
     log(f"started {', '.join(started)}")
     _announce(stack, log)
     log(
@@ -152,26 +160,31 @@ def up(*, log: Log = print) -> None:
 
 
 def _start_detached(
-    command: str, stack: dict[str, str], log_file: Path, pid_file: Path
-) -> subprocess.Popen[Any]:
-    """`python -m app command` in a session of its own (it survives the terminal that ran
-    `make up`), its output appended to log_file, its pid in pid_file."""
-    with log_file.open("ab") as output:
-        process = _start_app(command, stack, output=output, detach=True)
-    pid_file.write_text(str(process.pid))
-    return process
+    process: StackProcess, stack: dict[str, str], wait: Callable[[subprocess.Popen[Any]], None]
+) -> int:
+    """Starts `process` in a session of its own (it survives the terminal that ran `make up`),
+    its output appended to its log and its pid in its pid file, and waits until `wait` returns;
+    the pid."""
+    process.log_file.parent.mkdir(parents=True, exist_ok=True)
+    process.pid_file.parent.mkdir(parents=True, exist_ok=True)
+    with process.log_file.open("ab") as output:
+        child = _start_app(process.command, stack, output=output, detach=True)
+    process.pid_file.write_text(str(child.pid))
+    try:
+        wait(child)
+    finally:
+        if child.poll() is not None:
+            process.pid_file.unlink(missing_ok=True)
+    return child.pid
 
 
 def down(*, log: Log = print) -> None:
-    for name, pid_file, command in (
-        ("sender", WORKER_PID, "worker"),
-        ("edge", EDGE_PID, "serve"),
-    ):
-        pid = running_pid(pid_file, command)
+    for process in (SENDER, EDGE):
+        pid = process.running_pid()
         if pid:
             _terminate(pid)
-            log(f"stopped the {name} (pid {pid})")
-        pid_file.unlink(missing_ok=True)
+            log(f"stopped the {process.name} (pid {pid})")
+        process.pid_file.unlink(missing_ok=True)
     cluster = local_cluster()
     if cluster.is_running():
         cluster.stop()
@@ -229,12 +242,8 @@ def _announce(stack: dict[str, str], log: Log) -> None:
 
 
 def _refuse_if_edge_up() -> None:
-    if _edge_pid():
+    if EDGE.running_pid():
         raise StackError("the stack is already running in the background; `make down` first")
-
-
-def _edge_pid() -> int | None:
-    return running_pid(EDGE_PID, "serve")
 
 
 def running_pid(pid_file: Path, command: str) -> int | None:

@@ -10,7 +10,7 @@ import psycopg
 
 from app import paths
 from app.local.sender_health import live_pids, read_sender_health
-from app.local.stack import EDGE_PID, WORKER_PID, Log, local_cluster, running_pid
+from app.local.stack import EDGE, SENDER, Log, local_cluster
 from app.local.stack_env import read_env_file
 
 READY_TIMEOUT_SECONDS = 3.0
@@ -29,7 +29,7 @@ def status(*, log: Log = print) -> bool:
     if not database_up:
         problems.append("the database is stopped")
 
-    edge_pid = running_pid(EDGE_PID, "serve")
+    edge_pid = EDGE.running_pid()
     if edge_pid:
         ready, answer = _ready(stack)
         _line(log, "edge", "running", f"pid {edge_pid}, /ready: {answer}")
@@ -39,7 +39,7 @@ def status(*, log: Log = print) -> bool:
         _line(log, "edge", "down", "no process")
         problems.append("the edge is not running")
 
-    worker_pid = running_pid(WORKER_PID, "worker")
+    worker_pid = SENDER.running_pid()
     health = _health(stack) if database_up else None
     if worker_pid:
         live = health is not None and worker_pid in live_pids(health)
