@@ -105,12 +105,14 @@ class SenderConfig:
 
 
 # A worker id is unique to this process start: a restarted container often reuses its host name
-# and pid, and its heartbeats must not continue a dead process's row.
+# and pid, and its heartbeats must not continue a dead process's row. The heartbeat takes ids of
+# up to 200 characters and hosts of up to 255.
 _PROCESS_TOKEN = secrets.token_hex(3)
+_HOST = socket.gethostname()[:255]
 
 
 def worker_id(index: int = 0) -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{_PROCESS_TOKEN}:{index}"
+    return f"{_HOST[:150]}:{os.getpid()}:{_PROCESS_TOKEN}:{index}"
 
 
 def message_from_row(row: dict[str, Any]) -> OutboundMessage:
@@ -316,7 +318,7 @@ class Sender:
                 "select public.whatsapp_sender_heartbeat(%s, %s, %s, %s, %s, %s, %s, %s)",
                 (
                     self.worker,
-                    socket.gethostname(),
+                    _HOST,
                     os.getpid(),
                     self.provider_label,
                     self.config.stale_after_seconds,

@@ -168,3 +168,43 @@ def test_sigterm_while_the_database_is_down_records_the_sends_before_exiting(
     )
     assert outbound_rows(url) == (6, 6)
     assert set(sent) <= set(ids)
+
+
+def test_sigterm_gives_up_on_held_sends_when_their_lease_ends(own_server, own_database, tmp_path):
+    url = own_server.url(own_database)
+    sender_url = own_server.url(own_database, "authenticator", AUTHENTICATOR_PASSWORD)
+    enqueue_templates(url, 3, per_recipient=1)
+    ids = [row[0] for row in query(url, "select id from public.whatsapp_message_queue order by 1")]
+    cluster = own_server.cluster
+    assert cluster is not None
+    log = tmp_path / "worker.log"
+
+    with fake_provider() as fake:
+        fake.delay(0.5)
+        worker = start_worker(sender_url, fake.url, log=log, SENDER_WORKERS="1", **QUICK)
+        try:
+            wait_for(lambda: len(fake.requests) == 3, what="a batch in the air")
+            claimed = time.monotonic()
+            cluster.stop()
+            worker.send_signal(signal.SIGTERM)
+            # It waits for the database no longer than the 10 s lease: then another worker may
+            # claim those messages, and recording them could no longer keep them from going twice.
+            _, stderr = worker.communicate(timeout=20)
+            waited = time.monotonic() - claimed
+        finally:
+            worker.kill()
+            cluster.start()
+    assert worker.returncode == 0, stderr.decode()
+    assert 9 < waited < 15
+    gave_up = [
+        line
+        for line in map(json.loads, log.read_text().splitlines())
+        if line["event"].startswith("stopping with sends the database never recorded")
+    ]
+    assert [(line["level"], sorted(line["queue_ids"])) for line in gave_up] == [("error", ids)]
+    # Still claimed: they come back when the lease ends.
+    assert query(
+        url,
+        "select count(*) from public.whatsapp_message_queue"
+        " where status = 'pending' and claimed_at is not null",
+    ) == [(3,)]
