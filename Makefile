@@ -7,11 +7,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help system-packages venv run up down reset psql keys test lint format lock
+.PHONY: help system-packages venv run up down status reset psql keys test lint format lock
 
 help:
 	@echo "make run     start the local stack in the foreground (Ctrl-C stops it)"
-	@echo "make up      start the local stack in the background; make down stops it"
+	@echo "make up      start whichever of the stack's processes is not running; make down stops it"
+	@echo "make status  each process of the stack and the sender's health (non-zero if one is down)"
 	@echo "make reset   rebuild the local database (emulation, migrations, functions, seed)"
 	@echo "make psql    psql on the local database"
 	@echo "make test    every test (pgTAP and pytest) against a throwaway cluster"
@@ -37,6 +38,9 @@ up: system-packages venv
 
 down: venv
 	@$(BIN)/python -m app down
+
+status: venv
+	@$(BIN)/python -m app status
 
 reset: system-packages venv
 	@$(BIN)/python -m app db reset

@@ -19,7 +19,8 @@ from app.settings import database_url, setting
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        args.handler(args)
+        if args.handler(args) is False:
+            return 1
     except (MigrationError, SqlFileError, ClusterError, stack.StackError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -44,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("down", help="stop what `up` or `db start` started").set_defaults(
         handler=lambda _: stack.down()
     )
+    commands.add_parser(
+        "status", help="each process of the stack and the sender's health; non-zero if one is not"
+    ).set_defaults(handler=_stack_status)
     commands.add_parser("serve", help="the edge alone, configured from the env").set_defaults(
         handler=_serve
     )
@@ -112,6 +116,12 @@ def _keys(_: argparse.Namespace) -> None:
     print(f"SUPABASE_ANON_KEY={keys.api_key(secret, 'anon')}")
     print(f"SUPABASE_SERVICE_ROLE_KEY={keys.api_key(secret, 'service_role')}")
     print(f"SUPABASE_JWT_SECRET={secret}")
+
+
+def _stack_status(_: argparse.Namespace) -> bool:
+    from app.local.status import status  # noqa: PLC0415 - the HTTP client loads only here
+
+    return status()
 
 
 def _status(_: argparse.Namespace) -> None:

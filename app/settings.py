@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     sender_batch_size: int = 50
     sender_lease_seconds: int = 60
     sender_http_timeout_seconds: float = 15.0
+    sender_heartbeat_seconds: float = Field(
+        5.0, description="How often each sender loop writes its heartbeat (not per message)."
+    )
     log_level: str = "info"
 
 

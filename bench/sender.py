@@ -11,23 +11,24 @@ recipients, so lanes are busy as they would be in a broadcast.
 With --kill, one worker is killed with SIGKILL half-way, and the bench then checks that every
 message was recorded sent exactly once and none was lost, against the fake's own count of sends
 per queue id (a send the killed worker made but never recorded goes out again: the Cloud API has
-no idempotency key).
+no idempotency key). With --restart, Postgres is restarted (`pg_ctl restart -m fast`) half-way
+instead, under live workers: they hold what they sent across the restart, so the count of
+messages sent twice must be 0.
 
     .venv/bin/python -m bench.sender [--messages 20000] [--workers 4] [--per-recipient 5]
     .venv/bin/python -m bench.sender --messages 100000 --workers 8 --kill
+    .venv/bin/python -m bench.sender --messages 2000 --restart
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import subprocess
 import sys
 import time
-from collections import Counter
 
 import httpx
 import psycopg
@@ -36,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from app.local.cluster import Cluster
 from app.sender.outbound import OutboundMessage
 from app.sender.providers import MetaCloudApi, meta_request_body
 from app.sender.sandbox import create_sandbox_app
@@ -46,9 +48,13 @@ from tests.support.fake_provider import (
     TWILIO_ACCOUNT_SID,
     TWILIO_API_TOKEN,
 )
-from tests.support.server import AUTHENTICATOR_PASSWORD, JWT_SECRET, free_port, start_test_server
-
-TEMPLATE = {"name": "ride_update", "language": {"code": "en"}}
+from tests.support.sender import TEMPLATE, enqueue_templates, sends_per_queue_id, worker_env
+from tests.support.server import (
+    AUTHENTICATOR_PASSWORD,
+    free_port,
+    start_cluster_server,
+    start_test_server,
+)
 
 
 def fake_meta(fake_url: str) -> MetaCloudApi:
@@ -70,13 +76,8 @@ def serve_fake(port: int, *, keep_all: bool) -> None:
     )
 
     async def deliveries(request: Request) -> JSONResponse:
-        # The start-up probe carries no queue id: it is not a send.
-        sends = Counter(
-            str(queue_id)
-            for r in state.requests
-            if (queue_id := (r.json or {}).get("biz_opaque_callback_data")) is not None
-        )
-        return JSONResponse(sends)
+        sends = sends_per_queue_id(r.json for r in state.requests)
+        return JSONResponse({str(queue_id): n for queue_id, n in sends.items()})
 
     app.router.routes.append(Route("/bench/deliveries", deliveries, methods=["GET"]))
     uvicorn.run(app, host="127.0.0.1", port=port, log_config=None, access_log=False, backlog=4096)
@@ -104,15 +105,31 @@ def start_fake(*, keep_all: bool) -> tuple[subprocess.Popen[bytes], str]:
             return process, url
 
 
-def fill(url: str, messages: int, per_recipient: int) -> None:
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
-            "select public.enqueue_whatsapp_message("
-            " '+25078' || lpad(((n - 1) / %s)::text, 7, '0'), 'template', %s::jsonb)"
-            " from generate_series(1, %s) as n",
-            (per_recipient, json.dumps(TEMPLATE), messages),
-        )
-        conn.execute("vacuum analyze public.whatsapp_message_queue")
+class SentCounter:
+    """Counts the messages sent over one connection, opened again after a restart."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.conn: psycopg.Connection[tuple[int]] | None = None
+
+    def __call__(self) -> int | None:
+        """Messages sent; None while the database is away."""
+        try:
+            if self.conn is None or self.conn.closed:
+                self.conn = psycopg.connect(self.url, autocommit=True, connect_timeout=2)
+            row = self.conn.execute(
+                "select count(*) from public.whatsapp_message_queue where status = 'sent'"
+            ).fetchone()
+        except psycopg.OperationalError:
+            if self.conn is not None:
+                self.conn.close()
+            self.conn = None
+            return None
+        return row[0] if row else 0
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
 
 
 def drain(
@@ -124,43 +141,43 @@ def drain(
     *,
     batch_size: int,
     kill: bool,
+    restart: Cluster | None = None,
 ) -> float:
     """Seconds until every message is sent. With `kill`, the first worker is killed with
-    SIGKILL once half are sent; its claims come back after their lease, so the lease is short
-    (10 s, with a 2 s HTTP timeout: the sender requires twice the timeout plus 5 s)."""
-    env = {
-        **os.environ,
-        "EDGE_DATABASE_URL": edge_url,
-        "SUPABASE_JWT_SECRET": JWT_SECRET,
-        "WHATSAPP_API_BASE_URL": fake_url,
-        "WHATSAPP_ACCESS_TOKEN": META_ACCESS_TOKEN,
-        "WHATSAPP_PHONE_NUMBER_ID": META_PHONE_NUMBER_ID,
-        "SENDER_WORKERS": "1",
-        "SENDER_BATCH_SIZE": str(batch_size),
-        "LOG_LEVEL": "warning",
-        **({"SENDER_LEASE_SECONDS": "10", "SENDER_HTTP_TIMEOUT_SECONDS": "2"} if kill else {}),
-    }
+    SIGKILL once half are sent; with `restart`, that cluster is restarted then. Claims cut off
+    come back after their lease, so the lease is short then (10 s, with a 2 s HTTP timeout: the
+    sender requires twice the timeout plus 5 s)."""
+    disrupt = kill or restart is not None
+    env = worker_env(
+        edge_url,
+        fake_url,
+        SENDER_WORKERS="1",
+        SENDER_BATCH_SIZE=str(batch_size),
+        LOG_LEVEL="warning",
+        **({"SENDER_LEASE_SECONDS": "10", "SENDER_HTTP_TIMEOUT_SECONDS": "2"} if disrupt else {}),
+    )
     started = time.monotonic()
     processes = [
         subprocess.Popen([sys.executable, "-m", "app", "worker"], env=env) for _ in range(workers)
     ]
-    killed = not kill
+    disrupted = not disrupt
+    sent_so_far = SentCounter(url)
     try:
-        with psycopg.connect(url, autocommit=True) as conn:
-            while True:
-                row = conn.execute(
-                    "select count(*) from public.whatsapp_message_queue where status = 'sent'"
-                ).fetchone()
-                sent = row[0] if row else 0
-                if sent >= messages:
-                    return time.monotonic() - started
-                if any(p.poll() is not None for p in processes[1 if killed and kill else 0 :]):
-                    raise RuntimeError("a worker exited before the queue was drained")
-                if not killed and sent >= messages // 2:
+        while True:
+            sent = sent_so_far()
+            if sent is not None and sent >= messages:
+                return time.monotonic() - started
+            if any(p.poll() is not None for p in processes[1 if kill and disrupted else 0 :]):
+                raise RuntimeError("a worker exited before the queue was drained")
+            if not disrupted and sent is not None and sent >= messages // 2:
+                if kill:
                     processes[0].kill()
-                    killed = True
-                time.sleep(0.05)
+                elif restart is not None:
+                    restart.restart()
+                disrupted = True
+            time.sleep(0.05)
     finally:
+        sent_so_far.close()
         for process in processes:
             process.terminate()
         for process in processes:
@@ -215,8 +232,9 @@ def latencies(url: str) -> tuple[float, float]:
     return statistics.median(values), values[int(len(values) * 0.99) - 1]
 
 
-def exactly_once(url: str, fake_url: str, messages: int) -> None:
-    """After a drain with a killed worker: our records against the provider's."""
+def exactly_once(url: str, fake_url: str, messages: int, why_twice: str | None) -> None:
+    """After a drain with a killed worker or a restarted database: our records against the
+    provider's. `why_twice` explains messages sent twice; None: there must be none."""
     with psycopg.connect(url) as conn:
         statuses = dict(
             conn.execute(
@@ -232,10 +250,12 @@ def exactly_once(url: str, fake_url: str, messages: int) -> None:
     print(f"queue: {statuses}; OUTBOUND message_tracking rows {tracked} ({distinct} queue ids)")
     print(
         f"provider: {sum(sends.values())} sends for {len(sends)} distinct queue ids,"
-        f" {twice} sent twice (sent by the killed worker, which died before recording them)"
+        f" {twice} sent twice" + (f" ({why_twice})" if why_twice else "")
     )
     ok = statuses == {"sent": messages} and tracked == distinct == messages == len(sends)
     print("recorded exactly once, none lost: " + ("yes" if ok else "NO"))
+    if why_twice is None:
+        print("none sent twice: " + ("yes" if twice == 0 else "NO"))
 
 
 def main() -> None:
@@ -247,6 +267,11 @@ def main() -> None:
     parser.add_argument(
         "--kill", action="store_true", help="SIGKILL one worker half-way, then check each once"
     )
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="restart Postgres half-way (pg_ctl restart -m fast), then check each once",
+    )
     parser.add_argument("--serve-fake", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--post", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -257,12 +282,14 @@ def main() -> None:
         asyncio.run(post_directly(args.post[0], int(args.post[1]), int(args.post[2])))
         return
 
-    server = start_test_server(durable=True)
-    fake, fake_url = start_fake(keep_all=args.kill)
+    check = args.kill or args.restart
+    # --restart restarts the server: a cluster of its own, whatever TEST_DATABASE_URL says.
+    server = start_cluster_server(durable=True) if args.restart else start_test_server(durable=True)
+    fake, fake_url = start_fake(keep_all=check)
     try:
         database = server.clone("bench_sender")
         url = server.url(database)
-        fill(url, args.messages, args.per_recipient)
+        enqueue_templates(url, args.messages, args.per_recipient)
         edge_url = server.url(database, "authenticator", AUTHENTICATOR_PASSWORD)
         ours = drain(
             url,
@@ -272,10 +299,18 @@ def main() -> None:
             args.messages,
             batch_size=args.batch_size,
             kill=args.kill,
+            restart=server.cluster if args.restart else None,
         )
         p50, p99 = latencies(url)
         if args.kill:
-            exactly_once(url, fake_url, args.messages)
+            exactly_once(
+                url,
+                fake_url,
+                args.messages,
+                "sent by the killed worker, which died before recording them",
+            )
+        elif args.restart:
+            exactly_once(url, fake_url, args.messages, None)
         raw = baseline(fake_url, args.workers, args.messages, args.batch_size)
     finally:
         fake.terminate()

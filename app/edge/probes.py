@@ -1,11 +1,16 @@
 """/health says the process is alive; /ready says it can serve: the database answers and every
-migration in the repo is applied there."""
+migration in the repo is applied there. /ready also reports the sender (`python -m app worker`):
+`ok` while one writes heartbeats, `stale` when the last ones stopped writing without stopping
+cleanly, `absent` when none runs. A dead sender does not make the edge unready: the edge still
+takes webhooks and RPCs, and taking it out of a load balancer would lose those too."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import psycopg
+from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -24,7 +29,7 @@ class Readiness:
 
     async def check(self, request: Request) -> JSONResponse:
         try:
-            applied = await self._applied_versions()
+            applied, sender = await self._probe()
         except (PoolTimeout, psycopg.Error) as error:
             reason = (
                 str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
@@ -33,9 +38,10 @@ class Readiness:
         missing = sorted(self.expected - applied)
         if missing:
             return _unavailable(f"migrations not applied: {', '.join(missing)}")
-        return JSONResponse({"status": "ready", "migrations": len(applied)})
+        return JSONResponse({"status": "ready", "migrations": len(applied), "sender": sender})
 
-    async def _applied_versions(self) -> frozenset[str]:
+    async def _probe(self) -> tuple[frozenset[str], str | None]:
+        """The migrations applied and, when they are all there, the sender's state."""
         async with (
             self.pool.connection(timeout=READY_TIMEOUT_SECONDS) as conn,
             conn.transaction(),
@@ -43,7 +49,24 @@ class Readiness:
             # The pool logs in as authenticator, which may read nothing itself.
             await conn.execute("select pg_catalog.set_config('role', 'service_role', true)")
             cursor = await conn.execute("select version from supabase_migrations.schema_migrations")
-            return frozenset(version for (version,) in await cursor.fetchall())
+            applied = frozenset(version for (version,) in await cursor.fetchall())
+            if self.expected - applied:
+                return applied, None
+            return applied, await _sender_state(conn)
+
+
+async def _sender_state(conn: AsyncConnection[Any]) -> str:
+    """ok, stale or absent (whatsapp_sender_health); unknown where the function is missing
+    (its functions-sql file not applied yet)."""
+    cursor = await conn.execute(
+        "select pg_catalog.to_regprocedure('public.whatsapp_sender_health()') is not null"
+    )
+    row = await cursor.fetchone()
+    if not (row and row[0]):
+        return "unknown"
+    cursor = await conn.execute("select public.whatsapp_sender_health() ->> 'state'")
+    row = await cursor.fetchone()
+    return str(row[0]) if row else "unknown"
 
 
 def _unavailable(reason: str) -> JSONResponse:

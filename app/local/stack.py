@@ -8,6 +8,7 @@ use, start it, apply emulation, migrations, functions and seed, and write .local
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ import psycopg
 from app import keys, paths
 from app.db.migrator import migrate
 from app.local.cluster import PG_BINDIR, Cluster, set_password
+from app.local.sender_health import live_pids, read_sender_health
 from app.local.stack_env import read_env_file, write_env_file
 from app.project_config import load_project_config
 
@@ -35,6 +38,23 @@ WORKER_PID = paths.LOCAL / "run" / "worker.pid"
 WORKER_LOG = paths.LOCAL / "log" / "worker.log"
 READY_TIMEOUT_SECONDS = 30.0
 Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class StackProcess:
+    """A process `make up` starts in the background: `python -m app command`."""
+
+    name: str
+    command: str
+    pid_file: Path
+    log_file: Path
+
+    def running_pid(self) -> int | None:
+        return running_pid(self.pid_file, self.command)
+
+
+EDGE = StackProcess("edge", "serve", EDGE_PID, EDGE_LOG)
+SENDER = StackProcess("sender", "worker", WORKER_PID, WORKER_LOG)
 
 
 class StackError(RuntimeError):
@@ -77,7 +97,7 @@ def reset(*, log: Log = print) -> dict[str, str]:
             conn.execute("create database postgres")
         log("dropped and recreated the local database")
     stack = prepare(cluster, log=log)
-    if not was_running and not _edge_pid():
+    if not was_running and not EDGE.running_pid():
         cluster.stop()
     return stack
 
@@ -104,49 +124,67 @@ def run(*, log: Log = print) -> None:
 
 
 def up(*, log: Log = print) -> None:
-    """The stack in the background; returns once /ready answers 200."""
-    if _edge_pid():
-        stack = read_env_file(paths.STACK_ENV)
+    """The stack in the background: starts whichever of the database, the edge and the sender is
+    not running (and says which), and returns once /ready answers 200 and the sender it started
+    writes heartbeats."""
+    cluster = local_cluster()
+    database_was_running = cluster.is_running()
+    running = {process: process.running_pid() for process in (EDGE, SENDER)}
+    if database_was_running and all(running.values()):
         log("the stack is already up")
-        _announce(stack, log)
+        _announce(read_env_file(paths.STACK_ENV), log)
         return
-    stack = prepare(log=log)
-    EDGE_LOG.parent.mkdir(parents=True, exist_ok=True)
-    EDGE_PID.parent.mkdir(parents=True, exist_ok=True)
-    with EDGE_LOG.open("ab") as output:
-        # A session of its own: it survives the terminal that ran `make up`.
-        edge = _start_app("serve", stack, output=output, detach=True)
-    EDGE_PID.write_text(str(edge.pid))
-    try:
-        wait_until_ready(stack["SUPABASE_URL"], edge, log_file=EDGE_LOG)
-    finally:
-        if edge.poll() is not None:
-            EDGE_PID.unlink(missing_ok=True)
-    # A sender left running (the edge died, or was stopped on its own) keeps sending: a second
-    # one would overwrite its pid file, and `make down` would no longer stop it.
-    if old_worker := _running_pid(WORKER_PID, "worker"):
-        log(f"the sender is already running (pid {old_worker})")
-    else:
-        with WORKER_LOG.open("ab") as output:  # the same folder as EDGE_LOG
-            worker = _start_app("worker", stack, output=output, detach=True)
-        WORKER_PID.write_text(str(worker.pid))
+    stack = prepare(cluster, log=log)
+    started = [] if database_was_running else ["the database"]
+    ready: dict[StackProcess, Callable[[subprocess.Popen[Any]], None]] = {
+        EDGE: lambda edge: wait_until_ready(stack["SUPABASE_URL"], edge, log_file=EDGE_LOG),
+        SENDER: lambda worker: wait_for_heartbeat(
+            stack["DATABASE_URL"], worker, log_file=WORKER_LOG
+        ),
+    }
+    # A process left running keeps running: a second sender would overwrite the first one's pid
+    # file, and `make down` would no longer stop it.
+    for process, pid in running.items():
+        if pid:
+            log(f"the {process.name} is already running (pid {pid})")
+        else:
+            started.append(
+                f"the {process.name} (pid {_start_detached(process, stack, ready[process])})"
+            )
+    log(f"started {', '.join(started)}")
     _announce(stack, log)
     log(
         f"edge log: {paths.display(EDGE_LOG)}, sender log: {paths.display(WORKER_LOG)};"
-        " `make down` stops everything"
+        " `make status` checks them, `make down` stops everything"
     )
 
 
+def _start_detached(
+    process: StackProcess, stack: dict[str, str], wait: Callable[[subprocess.Popen[Any]], None]
+) -> int:
+    """Starts `process` in a session of its own (it survives the terminal that ran `make up`),
+    its output appended to its log and its pid in its pid file, and waits until `wait` returns;
+    the pid."""
+    process.log_file.parent.mkdir(parents=True, exist_ok=True)
+    process.pid_file.parent.mkdir(parents=True, exist_ok=True)
+    with process.log_file.open("ab") as output:
+        child = _start_app(process.command, stack, output=output, detach=True)
+    process.pid_file.write_text(str(child.pid))
+    try:
+        wait(child)
+    finally:
+        if child.poll() is not None:
+            process.pid_file.unlink(missing_ok=True)
+    return child.pid
+
+
 def down(*, log: Log = print) -> None:
-    for name, pid_file, command in (
-        ("sender", WORKER_PID, "worker"),
-        ("edge", EDGE_PID, "serve"),
-    ):
-        pid = _running_pid(pid_file, command)
+    for process in (SENDER, EDGE):
+        pid = process.running_pid()
         if pid:
             _terminate(pid)
-            log(f"stopped the {name} (pid {pid})")
-        pid_file.unlink(missing_ok=True)
+            log(f"stopped the {process.name} (pid {pid})")
+        process.pid_file.unlink(missing_ok=True)
     cluster = local_cluster()
     if cluster.is_running():
         cluster.stop()
@@ -204,15 +242,11 @@ def _announce(stack: dict[str, str], log: Log) -> None:
 
 
 def _refuse_if_edge_up() -> None:
-    if _edge_pid():
+    if EDGE.running_pid():
         raise StackError("the stack is already running in the background; `make down` first")
 
 
-def _edge_pid() -> int | None:
-    return _running_pid(EDGE_PID, "serve")
-
-
-def _running_pid(pid_file: Path, command: str) -> int | None:
+def running_pid(pid_file: Path, command: str) -> int | None:
     """The pid in pid_file, if that process is alive and still ours: `python -m app command`
     (its command line holds `app`, then `command`)."""
     try:
@@ -258,6 +292,26 @@ def wait_until_ready(
             pass
         time.sleep(0.2)
     raise StackError(f"the edge was not ready within {timeout:.0f}s:\n{_tail(log_file)}")
+
+
+def wait_for_heartbeat(
+    database_url: str,
+    worker: subprocess.Popen[Any],
+    *,
+    log_file: Path | None = None,
+    timeout: float = READY_TIMEOUT_SECONDS,
+) -> None:
+    """Until the sender `worker` writes a heartbeat; StackError if it exits or the time runs
+    out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            raise StackError(f"the sender exited with {worker.returncode}:\n{_tail(log_file)}")
+        with contextlib.suppress(psycopg.OperationalError):
+            if worker.pid in live_pids(read_sender_health(database_url)):
+                return
+        time.sleep(0.2)
+    raise StackError(f"the sender wrote no heartbeat within {timeout:.0f}s:\n{_tail(log_file)}")
 
 
 def _terminate(pid: int, grace_seconds: float = 30.0) -> None:

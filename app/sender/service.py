@@ -51,6 +51,7 @@ def sender_config(settings: Settings) -> SenderConfig:
         batch_size=settings.sender_batch_size,
         lease_seconds=settings.sender_lease_seconds,
         http_timeout_seconds=settings.sender_http_timeout_seconds,
+        heartbeat_seconds=settings.sender_heartbeat_seconds,
     )
 
 
@@ -98,15 +99,16 @@ async def serve_worker(settings: Settings) -> int:
         loop.add_signal_handler(signum, stop.set)
     config = sender_config(settings)
     async with contextlib.AsyncExitStack() as stack:
-        provider = configured_provider(settings) or await stack.enter_async_context(
-            sandbox(settings.sandbox_port)
-        )
+        provider = configured_provider(settings)
+        label = provider.name if provider else "sandbox"
+        provider = provider or await stack.enter_async_context(sandbox(settings.sandbox_port))
         sent = await run_senders(
             settings.edge_database_url,
             provider,
             config,
             concurrency=settings.sender_workers,
             stop=stop,
+            provider_label=label,
         )
     log.info("sender stopped", sent=sent)
     return sent

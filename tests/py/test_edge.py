@@ -34,6 +34,7 @@ def test_ready_when_every_migration_of_the_repo_is_applied(edge):
     assert response.json() == {
         "status": "ready",
         "migrations": len(SqlSources().read_migrations()),
+        "sender": "absent",
     }
 
 

@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -23,8 +20,9 @@ from app.sender.worker import SenderConfig, run_senders
 from tests.support.client import RecordingClient
 from tests.support.db import query
 from tests.support.edge import Edge
-from tests.support.fake_provider import META_ACCESS_TOKEN, META_PHONE_NUMBER_ID, fake_provider
-from tests.support.server import AUTHENTICATOR_PASSWORD, JWT_SECRET, TestServer
+from tests.support.fake_provider import fake_provider
+from tests.support.sender import start_worker, wait_for
+from tests.support.server import AUTHENTICATOR_PASSWORD, TestServer
 
 FAST = SenderConfig(
     batch_size=10, lease_seconds=30, http_timeout_seconds=2.0, idle_poll_seconds=0.05
@@ -301,31 +299,6 @@ def test_the_supabase_client_enqueues_through_the_edge(edge: Edge, database_url:
 
 
 # The worker as a process ---------------------------------------------------------------------
-
-
-def start_worker(sender_url: str, fake_url: str, **settings: str) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "EDGE_DATABASE_URL": sender_url,
-        "SUPABASE_JWT_SECRET": JWT_SECRET,
-        "WHATSAPP_API_BASE_URL": fake_url,
-        "WHATSAPP_ACCESS_TOKEN": META_ACCESS_TOKEN,
-        "WHATSAPP_PHONE_NUMBER_ID": META_PHONE_NUMBER_ID,
-        **settings,
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "app", "worker"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def test_sigterm_finishes_the_sends_in_flight(database_url: str, sender_url: str) -> None:

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +69,9 @@ def stack() -> Iterator[StackDir]:
         "EASYMO_LOCAL_DIR": str(root),
         "EASYMO_DB_PORT": str(free_port()),
         "EASYMO_API_PORT": str(free_port()),
+        # The sender's processes inherit these: stale within 3 s of its last heartbeat.
+        "SENDER_HEARTBEAT_SECONDS": "0.5",
+        "SENDER_HTTP_TIMEOUT_SECONDS": "1",
     }
     for inherited in (
         "DATABASE_URL",
@@ -93,6 +96,11 @@ def test_up_prints_the_keys_serves_the_client_and_down_stops_everything(stack):
     up = stack.app("up")
     assert up.returncode == 0, up.stderr
     assert "creating a Postgres cluster" in up.stdout
+    assert re.search(
+        r"^started the database, the edge \(pid \d+\), the sender \(pid \d+\)$",
+        up.stdout,
+        re.MULTILINE,
+    ), up.stdout
     settings = stack.settings()
     for key in STACK_KEYS:
         assert re.search(rf"^{key} +{re.escape(settings[key])}$", up.stdout, re.MULTILINE)
@@ -121,6 +129,7 @@ def test_up_prints_the_keys_serves_the_client_and_down_stops_everything(stack):
             ("purge-otp-codes",),
             ("purge-outbox-events",),
             ("purge-whatsapp-message-queue",),
+            ("purge-whatsapp-senders",),
             ("reconcile-wallets",),
             ("time-out-background-jobs",),
         ]
@@ -155,6 +164,94 @@ def test_up_prints_the_keys_serves_the_client_and_down_stops_everything(stack):
     with pytest.raises(httpx.TransportError):
         httpx.get(settings["SUPABASE_URL"] + "/health")
     assert not stack.database_accepts_connections()
+
+
+def pid_of(stack: StackDir, process: str) -> int:
+    return int((stack.root / "run" / f"{process}.pid").read_text())
+
+
+def ready_body(stack: StackDir) -> dict[str, object]:
+    response = httpx.get(stack.settings()["SUPABASE_URL"] + "/ready")
+    assert response.status_code == 200, "a sender down does not make the edge unready"
+    return response.json()
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+def test_up_starts_what_is_not_running_and_status_says_what_is_down(stack):
+    up = stack.app("up")
+    assert up.returncode == 0, up.stderr
+    status = stack.app("status")
+    assert status.returncode == 0, status.stdout
+    assert re.search(r"^database +running", status.stdout, re.MULTILINE)
+    assert re.search(r"^edge +running +pid \d+, /ready: 200 ready, sender ok$", status.stdout, re.M)
+    assert re.search(rf"^sender +running +pid {pid_of(stack, 'worker')}$", status.stdout, re.M)
+    assert re.search(r"^senders +ok +2 live, 0 stale; 0 due$", status.stdout, re.M)
+    assert ready_body(stack)["sender"] == "ok"
+
+    # The sender hangs (SIGSTOP): alive, but no heartbeat. /ready and status say so.
+    worker = pid_of(stack, "worker")
+    os.kill(worker, signal.SIGSTOP)
+    try:
+        wait_until(lambda: ready_body(stack)["sender"] == "stale", "stale within 3 s")
+        status = stack.app("status")
+    finally:
+        os.kill(worker, signal.SIGCONT)
+    assert status.returncode == 1, status.stdout
+    assert re.search(rf"^sender +running +pid {worker}, no heartbeat$", status.stdout, re.M)
+    assert re.search(r"^senders +stale +0 live, 2 stale; 0 due$", status.stdout, re.M)
+    assert "not all is well: the sender (pid" in status.stdout
+    wait_until(lambda: ready_body(stack)["sender"] == "ok", "the sender writes again")
+
+    # The sender dies; the edge lives on. `up` starts the sender alone.
+    edge = pid_of(stack, "edge")
+    os.kill(worker, signal.SIGKILL)
+    wait_until(lambda: not Path(f"/proc/{worker}").exists(), "the sender is gone")
+    with psycopg.connect(stack.settings()["DATABASE_URL"], autocommit=True) as conn:
+        conn.execute(
+            "select public.enqueue_whatsapp_message('+250788000901', 'template',"
+            """ '{"name": "welcome", "language": {"code": "en"}}')"""
+        )
+    status = stack.app("status")
+    assert status.returncode == 1
+    assert re.search(r"^sender +down +no process$", status.stdout, re.M)
+    assert "the sender is not running" in status.stdout
+    wait_until(lambda: ready_body(stack)["sender"] == "stale", "a killed sender goes stale")
+    status = stack.app("status")
+    assert "messages are due (1) and no sender is live" in status.stdout
+
+    again = stack.app("up")
+    assert again.returncode == 0, again.stderr
+    assert "already up" not in again.stdout
+    assert f"the edge is already running (pid {edge})" in again.stdout
+    assert re.search(r"^started the sender \(pid \d+\)$", again.stdout, re.M), again.stdout
+    assert pid_of(stack, "edge") == edge
+    assert pid_of(stack, "worker") != worker
+    assert ready_body(stack)["sender"] == "ok"
+    with psycopg.connect(stack.settings()["DATABASE_URL"], autocommit=True) as conn:
+        wait_until(
+            lambda: (
+                conn.execute(
+                    "select status from public.whatsapp_message_queue"
+                    " where recipient_phone = '+250788000901'"
+                ).fetchall()
+                == [("sent",)]
+            ),
+            "the new sender sends what waited",
+        )
+    assert stack.app("status").returncode == 0
+
+    down = stack.app("down")
+    assert down.returncode == 0, down.stderr
+    status = stack.app("status")
+    assert status.returncode == 1
+    assert re.search(r"^database +stopped", status.stdout, re.MULTILINE)
+    assert re.search(r"^edge +down +no process$", status.stdout, re.MULTILINE)
 
 
 def test_run_reuses_the_cluster_and_ctrl_c_stops_edge_sender_and_database(stack):

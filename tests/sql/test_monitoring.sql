@@ -34,8 +34,10 @@ select results_eq(
              ('partition_maintenance', 'v', true),
              ('recent_metrics_by_service', 'v', true),
              ('transaction_summary', 'v', true),
-             ('whatsapp_queue_stats', 'v', true)$$,
-    'monitoring holds exactly the nine views, each with a comment'
+             ('whatsapp_queue_stats', 'v', true),
+             ('whatsapp_sender_health', 'v', true),
+             ('whatsapp_senders', 'v', true)$$,
+    'monitoring holds exactly the eleven views, each with a comment'
 );
 
 -- What analyst may read ---------------------------------------------------------------------------
@@ -53,7 +55,9 @@ select results_eq(
              ('partition_maintenance', 'SELECT'),
              ('recent_metrics_by_service', 'SELECT'),
              ('transaction_summary', 'SELECT'),
-             ('whatsapp_queue_stats', 'SELECT')$$,
+             ('whatsapp_queue_stats', 'SELECT'),
+             ('whatsapp_sender_health', 'SELECT'),
+             ('whatsapp_senders', 'SELECT')$$,
     'analyst holds SELECT, and only SELECT, on each monitoring view'
 );
 

@@ -117,6 +117,12 @@ def start_test_server(*, durable: bool = False) -> TestServer:
         server = TestServer(external)
         server.build_template()
         return server
+    return start_cluster_server(durable=durable)
+
+
+def start_cluster_server(*, durable: bool = False) -> TestServer:
+    """A throwaway cluster of our own, whatever TEST_DATABASE_URL says: for a test that stops or
+    restarts the server under load (the session's server is shared by every test)."""
     root = Path(tempfile.mkdtemp(prefix="easymo-test-"))
     # Until the template is built, pg_cron serves it: the extension can only be created there.
     cluster = Cluster(root, free_port(), durable=durable, cron_database=TEMPLATE)
