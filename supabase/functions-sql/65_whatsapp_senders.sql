@@ -102,7 +102,10 @@ select
     end as state,
     s.started_at,
     s.last_heartbeat_at,
-    round(extract(epoch from now() - s.last_heartbeat_at), 1) as heartbeat_age_s,
+    -- The epoch of each end, not of their difference: a heartbeat time the owner set to
+    -- infinity must not take the view down.
+    round(extract(epoch from now()) - extract(epoch from s.last_heartbeat_at), 1)
+        as heartbeat_age_s,
     s.stale_after_s,
     s.last_claim_at,
     s.last_sent_at,

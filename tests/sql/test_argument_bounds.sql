@@ -96,6 +96,9 @@ insert into bounded (function_name, argument, call, named) values
 ('pause_whatsapp_queue', 'p_error_code', $$select public.pause_whatsapp_queue('r', repeat('x', 101))$$, null),
 ('pause_whatsapp_queue', 'p_paused_by', $$select public.pause_whatsapp_queue('r', null, repeat('x', 201))$$, null),
 ('cancel_whatsapp_message', 'p_reason', $$select public.cancel_whatsapp_message(1, repeat('x', 501))$$, null),
+('whatsapp_sender_heartbeat', 'p_worker_id', $$select public.whatsapp_sender_heartbeat(repeat('x', 201), 'h', 1, 'meta', 40)$$, null),
+('whatsapp_sender_heartbeat', 'p_host', $$select public.whatsapp_sender_heartbeat('w', repeat('x', 256), 1, 'meta', 40)$$, null),
+('whatsapp_sender_heartbeat', 'p_provider', $$select public.whatsapp_sender_heartbeat('w', 'h', 1, repeat('x', 51), 40)$$, null),
 ('redrive_whatsapp_messages', 'p_status', $$select public.redrive_whatsapp_messages(repeat('x', 201))$$, null),
 -- 70_transactions
 ('create_transaction', 'p_type', $$select public.create_transaction('8e1f0a00-0000-4000-8000-000000000001', repeat('x', 201), 1, 'RWF')$$, null),

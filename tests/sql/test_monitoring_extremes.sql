@@ -44,8 +44,20 @@ select
     '+250788000001', 'text', '{"body": "x"}', s.status, 1, p.ended, p.started, p.started,
     p.started, p.ended, p.ended
 from pairs as p
-cross join (values ('pending'), ('sent'), ('failed'), ('dead'), ('unconfirmed')) as s (status);
+cross join (
+    values ('pending'), ('sent'), ('failed'), ('dead'), ('unconfirmed'), ('cancelled')
+) as s (status);
 insert into filled values ('public.whatsapp_message_queue');
+
+insert into private.whatsapp_senders (
+    worker_id, host, pid, provider, stale_after_s, started_at, last_heartbeat_at, last_claim_at,
+    last_sent_at, stopped_at
+)
+select
+    'extremes:' || p.n, 'host', 1, 'meta', 40, p.started, p.ended, p.started, p.ended,
+    case when p.n % 2 = 0 then p.ended end
+from pairs as p;
+insert into filled values ('private.whatsapp_senders');
 
 insert into public.message_queue (
     queue_name, message_type, status, attempts, visible_at, scheduled_at, enqueued_at,
@@ -102,9 +114,10 @@ select (select min(j.jobid) from cron.job as j), -p.n, 'failed', p.started, p.en
 from pairs as p;
 insert into filled values ('cron.job_run_details');
 -- Read, not given times: cron.job has none; the pause row and the partition manager's own rows
--- hold one time each, set to each extreme in turn below.
+-- hold one time each, set to each extreme in turn below; monitoring.whatsapp_senders is a view
+-- over the senders filled above.
 insert into filled values ('cron.job'), ('private.partitioned_tables'),
-('private.whatsapp_sender_pause');
+('private.whatsapp_sender_pause'), ('monitoring.whatsapp_senders');
 insert into private.whatsapp_sender_pause (reason) values ('extremes');
 
 select is(

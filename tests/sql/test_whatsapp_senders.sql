@@ -481,7 +481,7 @@ select is(
     public.record_whatsapp_sends((select r from pg_temp.results), 'w1'),
     jsonb_build_object(
         'sent', 0, 'retrying', 0, 'failed', 0, 'dead', 0, 'unconfirmed', 0, 'released', 0,
-        'ignored', 4, 'tracked', 0
+        'ignored', 4, 'tracked', 0, 'cancelled', 0
     ),
     'recording the same results again ignores every one'
 );
