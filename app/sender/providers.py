@@ -29,6 +29,8 @@ from app.sender.outbound import OutboundMessage
 MEDIA_TYPES = frozenset(("image", "audio", "video", "document", "sticker"))
 # What Meta's media object takes; `media_type` only names the object, it is not inside it.
 MEDIA_FIELDS = ("id", "link", "caption", "filename")
+# record_whatsapp_sends' bound on provider_message_id.
+MAX_PROVIDER_MESSAGE_ID = 255
 
 
 class Provider(Protocol):
@@ -114,7 +116,7 @@ def meta_message_id(response: httpx.Response) -> str | None:
         wamid = messages[0]["id"]
     except (ValueError, AttributeError, LookupError, TypeError):
         return None
-    return wamid if isinstance(wamid, str) and wamid else None
+    return wamid if _storable_id(wamid) else None
 
 
 # Twilio -----------------------------------------------------------------------------------------
@@ -249,7 +251,13 @@ def twilio_message_sid(response: httpx.Response) -> str | None:
         sid = response.json().get("sid")
     except (ValueError, AttributeError):
         return None
-    return sid if isinstance(sid, str) and sid else None
+    return sid if _storable_id(sid) else None
+
+
+def _storable_id(value: object) -> bool:
+    """An id record_whatsapp_sends takes (1 to 255 characters): a longer one would make the
+    whole batch's record fail, so that answer is unreadable, like one with no id."""
+    return isinstance(value, str) and 0 < len(value) <= MAX_PROVIDER_MESSAGE_ID
 
 
 # Payload checks ---------------------------------------------------------------------------------

@@ -51,6 +51,8 @@ from app.sender.transport import provider_client
 
 log = structlog.get_logger("sender")
 
+PAUSE_REASON_CHARS = 2000  # pause_whatsapp_queue's bound on p_reason
+
 # The database's name for each provider outcome.
 RECORDED_OUTCOME = {
     "sent": "sent",
@@ -347,7 +349,8 @@ class Sender:
     async def _stop_the_line(
         self, conn: psycopg.AsyncConnection[dict[str, Any]], result: SendResult
     ) -> None:
-        reason = f"{result.provider} {result.error_code}: {result.error}"
+        # pause_whatsapp_queue takes 2000 characters; the provider's text may be longer.
+        reason = f"{result.provider} {result.error_code}: {result.error}"[:PAUSE_REASON_CHARS]
         await conn.execute(
             "select public.pause_whatsapp_queue(%s, %s, %s)",
             (reason, result.error_code, self.worker),

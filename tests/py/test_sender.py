@@ -232,6 +232,30 @@ def test_an_expired_token_stops_the_line(database_url: str, sender_url: str) -> 
     ) == [("sent",)]
 
 
+def test_a_stop_with_a_provider_message_longer_than_a_pause_reason_still_stops_the_line(
+    database_url: str, sender_url: str
+) -> None:
+    """pause_whatsapp_queue takes a reason of 2000 characters; the provider's text is not ours to
+    bound, and a refused pause would leave the line running into the same error."""
+    phone = "+250788000301"
+    open_window(database_url, phone)
+    enqueue(database_url, phone, "text", {"body": "one"})
+
+    def paused() -> bool:
+        return query(database_url, "select paused from monitoring.whatsapp_queue_stats limit 1")[0][
+            0
+        ]
+
+    with fake_provider() as fake:
+        fake.fail(phone, **fake.meta_error(368, "Temporarily blocked: " + "x" * 5000, 403))
+        send_until(sender_url, fake.meta(), paused)
+    assert query(
+        database_url,
+        "select pause_error_code, char_length(pause_reason), pause_reason like 'meta 368: Temp%%'"
+        " from monitoring.whatsapp_queue_stats where status = 'pending'",
+    ) == [("368", 2000, True)]
+
+
 def test_one_recipient_in_order_and_never_two_at_once(database_url: str, sender_url: str) -> None:
     phones = [f"+2507880004{n:02d}" for n in range(10)]
     open_window(database_url, *phones)

@@ -532,6 +532,13 @@ def test_transport_errors_are_retried_only_when_nothing_left(
     [
         (200, b"<html>OK</html>", "ambiguous", "unparseable_response"),
         (201, b'{"messages": []}', "ambiguous", "unparseable_response"),
+        # An id longer than the queue stores (255) would make the whole batch's record fail.
+        (
+            200,
+            b'{"messages": [{"id": "' + b"w" * 256 + b'"}], "sid": "' + b"S" * 256 + b'"}',
+            "ambiguous",
+            "unparseable_response",
+        ),
         (502, b"<html>Bad Gateway</html>", "retry", "http_502"),
         (403, b"Forbidden", "failed", "http_403"),
     ],
