@@ -143,6 +143,19 @@ begin
         'display_phone_number', c.value -> 'metadata' ->> 'display_phone_number'
     )
     from private.meta_change_values(p_payload) as c (value)
+    -- The change's contacts by wa_id and by user id, built once per change: a search of the
+    -- list per message grew with the square of the batch. The first of a repeated id wins.
+    cross join lateral (
+        select
+            pg_catalog.jsonb_object_agg(x.contact ->> 'wa_id', x.contact order by x.position desc)
+            filter (where x.contact ->> 'wa_id' is not null) as by_wa_id,
+            pg_catalog.jsonb_object_agg(
+                x.contact ->> 'user_id', x.contact order by x.position desc
+            ) filter (where x.contact ->> 'user_id' is not null) as by_user_id
+        from pg_catalog.jsonb_array_elements(
+            private.jsonb_array(c.value -> 'contacts')
+        ) with ordinality as x (contact, position)
+    ) as directory
     cross join lateral pg_catalog.jsonb_array_elements(
         private.jsonb_array(c.value -> 'messages')
     ) as m (message)
@@ -156,15 +169,12 @@ begin
             else 'unsupported'
         end as message_type
     ) as t
-    left join lateral (
-        select x.contact
-        from pg_catalog.jsonb_array_elements(
-            private.jsonb_array(c.value -> 'contacts')
-        ) as x (contact)
-        where x.contact ->> 'wa_id' = m.message ->> 'from'
-            or x.contact ->> 'user_id' = m.message ->> 'from_user_id'
-        limit 1
-    ) as k on true;
+    cross join lateral (
+        select coalesce(
+            directory.by_wa_id -> (m.message ->> 'from'),
+            directory.by_user_id -> (m.message ->> 'from_user_id')
+        ) as contact
+    ) as k;
 end;
 $$;
 comment on function private.meta_messages(jsonb) is
@@ -572,6 +582,15 @@ begin
     preferences as (
         insert into public.user_preferences (user_id)
         select r.id from registered as r
+    ),
+
+    -- The registered found by their identifiers in a jsonb object, not by a join (see
+    -- store_inbound_messages).
+    by_identifiers as materialized (
+        select pg_catalog.jsonb_object_agg(
+            pg_catalog.jsonb_build_array(r.phone_number, r.wa_user_id)::text, r.id
+        ) as registered_ids
+        from registered as r
     )
 
     select pg_catalog.array_agg(pg_catalog.jsonb_populate_record(c, pg_catalog.jsonb_build_object(
@@ -581,11 +600,14 @@ begin
     )) order by c.contact_key)
     into v_contacts
     from pg_catalog.unnest(v_contacts) as c
-    left join registered as r
-        on
-            c.user_id is null
-            and r.phone_number is not distinct from c.phone_number
-            and r.wa_user_id is not distinct from c.wa_user_id;
+    cross join by_identifiers as b
+    left join lateral (
+        select (
+            b.registered_ids
+            ->> pg_catalog.jsonb_build_array(c.phone_number, c.wa_user_id)::text
+        )::uuid as id
+        where c.user_id is null
+    ) as r on true;
 
     for i in 1 .. coalesce(pg_catalog.array_length(v_contacts, 1), 0) loop
         continue when v_contacts[i].resolved
@@ -638,7 +660,7 @@ as $$
 -- Found as users are. A session lacking one of the contact's identifiers, shared by two
 -- contacts, or made by a concurrent batch meanwhile goes through touch_whatsapp_session.
 declare
-    v_done text [];
+    v_done jsonb;
 begin
     with found as (
         select
@@ -690,18 +712,24 @@ begin
         order by c.contact_key
         on conflict do nothing
         returning s.phone_number, s.wa_user_id
+    ),
+
+    -- Sets as jsonb objects, not arrays searched per contact (see store_inbound_messages).
+    made_keys as materialized (
+        select pg_catalog.jsonb_object_agg(
+            pg_catalog.jsonb_build_array(m.phone_number, m.wa_user_id)::text, true
+        ) as identifiers
+        from made as m
     )
 
-    select pg_catalog.array_agg(k.contact_key) into v_done
+    select pg_catalog.jsonb_object_agg(k.contact_key, true) into v_done
     from (
         select t.contact_key from touched as t
         union all
         select c.contact_key
         from pg_catalog.unnest(p_contacts) as c
-        inner join made as m
-            on
-                m.phone_number is not distinct from c.phone_number
-                and m.wa_user_id is not distinct from c.wa_user_id
+        cross join made_keys as m
+        where m.identifiers ? pg_catalog.jsonb_build_array(c.phone_number, c.wa_user_id)::text
     ) as k;
 
     perform private.touch_whatsapp_session(
@@ -712,7 +740,7 @@ begin
         from pg_catalog.unnest(p_contacts) as c
         where
             (c.phone_number is not null or c.wa_user_id is not null)
-            and c.contact_key <> all(coalesce(v_done, '{}'))
+            and not coalesce(v_done, '{}') ? c.contact_key
         order by c.contact_key
     ) as c;
 end;
@@ -816,9 +844,11 @@ begin
                 end,
                 last_activity_at = greatest(m.last_activity_at, excluded.last_activity_at),
                 last_inbound_at = greatest(m.last_inbound_at, excluded.last_inbound_at)
-        returning m.id, m.wa_id, m.xmax = 0 as started
+        returning
+            m.id, m.wa_id, m.user_id, m.contact_name, m.phone_number_id, m.xmax = 0 as started
     ),
 
+    -- A started conversation's row holds what this batch inserted.
     started as (
         insert into public.outbox_events (
             aggregate_type, aggregate_id, event_type, payload, correlation_id
@@ -830,23 +860,28 @@ begin
             pg_catalog.jsonb_build_object(
                 'mapping_id', u.id,
                 'wa_id', u.wa_id,
-                'user_id', v.user_id,
-                'contact_name', v.contact_name,
-                'phone_number_id', v.phone_number_id
+                'user_id', u.user_id,
+                'contact_name', u.contact_name,
+                'phone_number_id', u.phone_number_id
             ),
             p_correlation_id
         from upserted as u
-        inner join conversations as v on u.wa_id = v.conversation_key
         where u.started
         order by u.wa_id
+    ),
+
+    -- Found by key in a jsonb object, not by a join (see store_inbound_messages).
+    mapping_ids as materialized (
+        select pg_catalog.jsonb_object_agg(u.wa_id, u.id) as by_wa_id
+        from upserted as u
     )
 
     select pg_catalog.array_agg(pg_catalog.jsonb_populate_record(c, pg_catalog.jsonb_build_object(
-        'mapping_id', u.id
+        'mapping_id', m.by_wa_id -> c.conversation_key
     )) order by c.contact_key)
     into v_contacts
     from pg_catalog.unnest(v_contacts) as c
-    inner join upserted as u on c.conversation_key = u.wa_id;
+    cross join mapping_ids as m;
     return v_contacts;
 end;
 $$;
@@ -872,6 +907,8 @@ as $$
 declare
     v_new jsonb [];
     v_contacts private.inbound_contact [];
+    v_by_contact jsonb;
+    v_wa_id jsonb;
 begin
     -- The wamid is the idempotency key. Locked in one order (a subquery with ORDER BY is not
     -- flattened), so a retry racing the first delivery waits for it and then finds its rows.
@@ -904,6 +941,17 @@ begin
     perform private.touch_batch_sessions(v_contacts);
     v_contacts := private.upsert_batch_conversations(v_contacts, p_correlation_id);
 
+    -- Each message finds its contact in a jsonb object (a binary search by key): a join of two
+    -- unnested arrays is a nested loop here, as these functions run without hash joins.
+    select pg_catalog.jsonb_object_agg(c.contact_key, pg_catalog.jsonb_build_object(
+        'user_id', c.user_id, 'mapping_id', c.mapping_id
+    ))
+    into v_by_contact
+    from pg_catalog.unnest(v_contacts) as c;
+    select pg_catalog.jsonb_object_agg(c.mapping_id, c.conversation_key)
+    into v_wa_id
+    from pg_catalog.unnest(v_contacts) as c;
+
     with stored as (
         insert into public.message_tracking as t (
             wamid,
@@ -924,8 +972,8 @@ begin
         )
         select
             n.message ->> 'wamid',
-            c.mapping_id,
-            c.user_id,
+            (k.contact ->> 'mapping_id')::uuid,
+            (k.contact ->> 'user_id')::uuid,
             'INBOUND',
             n.message ->> 'provider',
             n.message ->> 'type',
@@ -938,14 +986,28 @@ begin
             (n.message ->> 'at')::timestamptz,
             p_correlation_id,
             pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
-                'provider_type', n.message ->> 'provider_type'
+                'provider_type', n.message ->> 'provider_type',
+                'provider_timestamp_raw', n.message -> 'unread_at'
             ))
         from pg_catalog.unnest(v_new) with ordinality as n (message, ordinality)
-        inner join pg_catalog.unnest(v_contacts) as c on n.message ->> 'contact_key' = c.contact_key
+        cross join lateral (
+            select v_by_contact -> (n.message ->> 'contact_key') as contact
+        ) as k
         order by n.ordinality
-        returning t.id, t.wamid
+        returning
+            t.id,
+            t.wamid,
+            t.message_type,
+            t.user_id,
+            t.mapping_id,
+            t.provider_timestamp,
+            t.body,
+            t.media,
+            t.content,
+            t.context
     )
 
+    -- In the order the messages were inserted: RETURNING gives the rows as they are written.
     insert into public.outbox_events (
         aggregate_type, aggregate_id, event_type, payload, correlation_id
     )
@@ -956,22 +1018,18 @@ begin
         pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
             'message_id', s.id,
             'wamid', s.wamid,
-            'type', n.message ->> 'type',
-            'user_id', c.user_id,
-            'mapping_id', c.mapping_id,
-            'wa_id', c.conversation_key,
-            'at', coalesce((n.message ->> 'at')::timestamptz, pg_catalog.now()),
-            'body', n.message ->> 'body',
-            'media', nullif(n.message -> 'media', 'null'),
-            'content', nullif(n.message -> 'content', 'null'),
-            'context', nullif(n.message -> 'context', 'null')
+            'type', s.message_type,
+            'user_id', s.user_id,
+            'mapping_id', s.mapping_id,
+            'wa_id', v_wa_id ->> s.mapping_id::text,
+            'at', coalesce(s.provider_timestamp, pg_catalog.now()),
+            'body', s.body,
+            'media', s.media,
+            'content', s.content,
+            'context', s.context
         )),
         p_correlation_id
-    from stored as s
-    inner join pg_catalog.unnest(v_new) with ordinality as n (message, ordinality)
-        on s.wamid = n.message ->> 'wamid'
-    inner join pg_catalog.unnest(v_contacts) as c on n.message ->> 'contact_key' = c.contact_key
-    order by n.ordinality;
+    from stored as s;
 
     return pg_catalog.jsonb_build_object(
         'stored', pg_catalog.cardinality(v_new),
