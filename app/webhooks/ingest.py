@@ -1,14 +1,18 @@
-"""The one database call a webhook makes: `public.ingest_whatsapp_webhook`, as service_role,
-in one transaction on the edge's pool, with the settings PostgREST would make.
+"""The database calls a webhook makes, as service_role, each in one transaction on the edge's
+pool, with the settings PostgREST would make: `public.ingest_whatsapp_webhook` for a payload,
+`public.dead_letter_whatsapp_webhook` for a signed body that cannot be ingested.
 
-Failures are sorted for the provider's retry logic: the function refusing the payload's shape
-(22023) is the sender's fault and a 400; anything else the database says, or no connection in
-time, is ours and a 503 with Retry-After, so the provider sends the same event again later
-(Meta retries for days, and the function is idempotent by wamid, so a retry never doubles)."""
+Failures are sorted for the provider's retry logic, which retries anything but a 2xx for days.
+A message or status the database cannot store is set aside by the ingest itself (a webhook dead
+letter) and the rest is stored. When the whole call is refused for its data (SQLSTATE classes 22,
+23 and 54: no retry changes the data), the body is kept as a dead letter and the answer is 200.
+Anything else (no connection in time, the database down, a lock or statement timeout, a
+serialisation failure, a bug of ours) is a 503 with Retry-After: a retry can cure it, and the
+ingest is idempotent by wamid, so a retry never doubles."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -22,8 +26,11 @@ from app.settings import Settings
 from app.webhooks.rejection import Rejected
 
 INGEST_SQL = "select public.ingest_whatsapp_webhook(%s, %s::jsonb, %s)"
+DEAD_LETTER_SQL = "select public.dead_letter_whatsapp_webhook(%s, %s, %s, %s, %s)"
 ROLE = "service_role"
-REFUSED_SQLSTATE = "22023"
+# Data exceptions, integrity constraint violations, program limits: the data is at fault.
+UNSTORABLE_SQLSTATE_CLASSES = ("22", "23", "54")
+DETAIL_CHARS = 2000
 RETRY_AFTER_SECONDS = 5
 log = structlog.get_logger("webhooks.ingest")
 
@@ -40,8 +47,61 @@ class Ingest:
         self.role_settings = role_settings  # service_role's ALTER ROLE settings, kept current
         self.search_path = (settings.api_schemas[0], *settings.api_extra_search_path)
 
-    async def __call__(self, request: Request, provider: str, payload: str) -> Any:
-        """The function's JSON summary, once committed."""
+    async def __call__(
+        self, request: Request, provider: str, payload: str, body: bytes
+    ) -> dict[str, Any]:
+        """The ingest's JSON summary, once committed; `body` (as signed) is what a dead letter
+        keeps when the database refuses the payload as a whole."""
+        try:
+            summary = await self._call(
+                request, INGEST_SQL, (provider, payload, correlation_id(request))
+            )
+        except psycopg.Error as error:
+            sqlstate = error.diag.sqlstate or ""
+            message = error.diag.message_primary or str(error).strip() or type(error).__name__
+            if not sqlstate.startswith(UNSTORABLE_SQLSTATE_CLASSES):
+                raise _database_fault("webhook not stored", provider, error) from error
+            return await self.dead_letter(request, provider, body, message, sqlstate)
+        return dict(summary)
+
+    async def dead_letter(
+        self,
+        request: Request,
+        provider: str,
+        body: bytes,
+        detail: str,
+        sqlstate: str | None = None,
+    ) -> dict[str, Any]:
+        """Keeps a signed body that cannot be ingested; the summary of an ingest that stored
+        nothing and set one thing aside."""
+        # The detail may quote the payload (a contact's text): a bounded prefix is logged.
+        log.warning(
+            "webhook kept as a dead letter",
+            provider=provider,
+            sqlstate=sqlstate,
+            reason=detail[:200],
+        )
+        arguments = (
+            provider,
+            body,
+            detail[:DETAIL_CHARS] or "refused",
+            sqlstate,
+            correlation_id(request),
+        )
+        try:
+            await self._call(request, DEAD_LETTER_SQL, arguments)
+        except psycopg.Error as error:
+            raise _database_fault("webhook dead letter not stored", provider, error) from error
+        return {
+            "messages_stored": 0,
+            "duplicates": 0,
+            "statuses_applied": 0,
+            "statuses_ignored": 0,
+            "statuses_pending": 0,
+            "dead_lettered": 1,
+        }
+
+    async def _call(self, request: Request, sql: str, arguments: Sequence[Any]) -> Any:
         settings = request_settings(
             request,
             role=ROLE,
@@ -50,7 +110,6 @@ class Ingest:
             search_path=self.search_path,
             role_settings=self.role_settings(),
         )
-        arguments = (provider, payload, correlation_id(request))
         try:
             # The settings and the call as one simple-protocol query (bound client-side):
             # Postgres runs the two statements as one transaction and commits it before
@@ -58,14 +117,12 @@ class Ingest:
             async with self.pool.connection(timeout=self.settings.pool_timeout_seconds) as conn:
                 setup, params = settings_statement(settings)
                 cursor = psycopg.AsyncClientCursor(conn)
-                await cursor.execute(f"{setup}; {INGEST_SQL}", [*params, *arguments])
+                await cursor.execute(f"{setup}; {sql}", [*params, *arguments])
                 cursor.nextset()
                 row = await cursor.fetchone()
         except PoolTimeout as error:
-            log.warning("webhook not stored: no database connection", provider=provider)
+            log.warning("webhook not stored: no database connection", path=request.url.path)
             raise _unavailable("No database connection") from error
-        except psycopg.Error as error:
-            raise _from_postgres(provider, error) from error
         return row[0] if row is not None else None
 
 
@@ -76,15 +133,18 @@ def correlation_id(request: Request) -> str | None:
     return given if valid_id(given) else request.headers.get("x-request-id")
 
 
-def _from_postgres(provider: str, error: psycopg.Error) -> Rejected:
-    sqlstate = error.diag.sqlstate
+def outcome(summary: Mapping[str, Any]) -> str:
+    """The metric label of a webhook answered 200."""
+    return "dead_lettered" if summary.get("dead_lettered") else "accepted"
+
+
+def _database_fault(what: str, provider: str, error: psycopg.Error) -> Rejected:
     message = error.diag.message_primary or str(error).strip() or type(error).__name__
-    if sqlstate == REFUSED_SQLSTATE:
-        # The message may quote the payload (a contact's text): a bounded prefix is logged.
-        log.warning("webhook refused by the database", provider=provider, reason=message[:200])
-        return Rejected(400, "refused", message)
     log.error(
-        "webhook not stored: database error", provider=provider, sqlstate=sqlstate, error=message
+        f"{what}: database error",
+        provider=provider,
+        sqlstate=error.diag.sqlstate,
+        error=message[:200],
     )
     return _unavailable("The database could not store the event; retry later")
 

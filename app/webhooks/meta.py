@@ -2,7 +2,9 @@
 
 A POST is answered 200 only after the event is committed; Meta retries anything else. The
 signature is checked over the raw bytes before anything is parsed, so unsigned input costs
-no more than reading a bounded body and one HMAC."""
+no more than reading a bounded body and one HMAC. A signed body that is not an event we can
+store (not JSON, another object, text Postgres cannot hold) is Meta's, and no retry changes it:
+it is kept as a dead letter and answered 200."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from app.edge.body import BodyTooLarge, bounded_body
 from app.edge.metrics import EdgeMetrics
 from app.settings import Settings
-from app.webhooks.ingest import Ingest
+from app.webhooks.ingest import Ingest, outcome
 from app.webhooks.payloads import meta_payload
 from app.webhooks.rejection import Rejected
 from app.webhooks.signatures import configured, meta_signature_valid, meta_token_valid
@@ -51,10 +53,10 @@ class MetaWebhook:
         except Rejected as rejected:
             self.metrics.count_webhook(PROVIDER, rejected.outcome)
             return rejected.response()
-        self.metrics.count_webhook(PROVIDER, "accepted")
+        self.metrics.count_webhook(PROVIDER, outcome(summary))
         return JSONResponse(summary)
 
-    async def _receive(self, request: Request) -> object:
+    async def _receive(self, request: Request) -> dict[str, object]:
         if self.app_secret is None:
             raise Rejected(401, "unconfigured", "WHATSAPP_APP_SECRET is not set")
         try:
@@ -65,5 +67,8 @@ class MetaWebhook:
         if not meta_signature_valid(self.app_secret, body, signature):
             log.warning("webhook signature refused", provider=PROVIDER, present=bool(signature))
             raise Rejected(401, "bad_signature", "Missing or invalid X-Hub-Signature-256")
-        payload = meta_payload(body, request.headers.get("content-type"))
-        return await self.ingest(request, PROVIDER, payload)
+        try:
+            payload = meta_payload(body, request.headers.get("content-type"))
+        except Rejected as refused:
+            return await self.ingest.dead_letter(request, PROVIDER, body, refused.message)
+        return await self.ingest(request, PROVIDER, payload, body)

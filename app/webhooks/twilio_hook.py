@@ -13,7 +13,7 @@ from starlette.responses import Response
 from app.edge.body import BodyTooLarge, bounded_body
 from app.edge.metrics import EdgeMetrics
 from app.settings import Settings
-from app.webhooks.ingest import Ingest
+from app.webhooks.ingest import Ingest, outcome
 from app.webhooks.payloads import twilio_fields, twilio_payload
 from app.webhooks.rejection import Rejected
 from app.webhooks.signatures import configured, twilio_signature_valid
@@ -33,15 +33,15 @@ class TwilioWebhook:
 
     async def receive(self, request: Request) -> Response:
         try:
-            await self._receive(request)
+            summary = await self._receive(request)
         except Rejected as rejected:
             self.metrics.count_webhook(PROVIDER, rejected.outcome)
             return rejected.response()
-        self.metrics.count_webhook(PROVIDER, "accepted")
+        self.metrics.count_webhook(PROVIDER, outcome(summary))
         # Empty TwiML: stored, and nothing to reply from here (replies are queued and sent).
         return Response(EMPTY_TWIML, media_type="text/xml")
 
-    async def _receive(self, request: Request) -> None:
+    async def _receive(self, request: Request) -> dict[str, object]:
         if self.auth_token is None:
             raise Rejected(403, "unconfigured", "TWILIO_AUTH_TOKEN is not set")
         try:
@@ -60,7 +60,12 @@ class TwilioWebhook:
         ):
             log.warning("webhook signature refused", provider=PROVIDER, present=bool(signature))
             raise Rejected(403, "bad_signature", "Missing or invalid X-Twilio-Signature")
-        await self.ingest(request, PROVIDER, twilio_payload(fields))
+        # Signed, so Twilio's: what cannot be passed on is kept, not refused (see meta.py).
+        try:
+            payload = twilio_payload(fields)
+        except Rejected as refused:
+            return await self.ingest.dead_letter(request, PROVIDER, body, refused.message)
+        return await self.ingest(request, PROVIDER, payload, body)
 
     def signed_url(self, request: Request) -> str:
         if self.public_base_url is None:

@@ -31,13 +31,16 @@ immutable
 set search_path = ''
 as $$
 begin
+    -- From 2009 (WhatsApp's first year) to 2100: anything else is a provider's bug, and an
+    -- absurd time stored would break every age computed from it.
     return case
-        when p_seconds ~ '^[0-9]{1,11}$' then pg_catalog.to_timestamp(p_seconds::double precision)
+        when p_seconds ~ '^[0-9]{1,10}$' and p_seconds::bigint between 1230768000 and 4102444800
+            then pg_catalog.to_timestamp(p_seconds::double precision)
     end;
 end;
 $$;
 comment on function private.unix_time(text) is
-'A provider''s Unix time in seconds as a timestamp; null when it is not one.';
+'A provider''s Unix time in seconds (2009 to 2100) as a timestamp; null when it is not one.';
 
 create or replace function private.status_rank(p_status text)
 returns integer
@@ -115,7 +118,9 @@ begin
         'from_user_id', coalesce(m.message ->> 'from_user_id', k.contact ->> 'user_id'),
         'contact_key', coalesce(m.message ->> 'from', m.message ->> 'from_user_id'),
         'contact_name', k.contact -> 'profile' ->> 'name',
-        'at', private.unix_time(m.message ->> 'timestamp'),
+        'at', ts.at,
+        -- A time that cannot be read is kept as it came (message_tracking.metadata).
+        'unread_at', case when ts.at is null then m.message -> 'timestamp' end,
         'body', case t.message_type
             when 'text' then m.message -> 'text' ->> 'body'
             when 'interactive' then coalesce(
@@ -140,7 +145,15 @@ begin
         'context', m.message -> 'context',
         'error', m.message -> 'errors',
         'phone_number_id', c.value -> 'metadata' ->> 'phone_number_id',
-        'display_phone_number', c.value -> 'metadata' ->> 'display_phone_number'
+        'display_phone_number', c.value -> 'metadata' ->> 'display_phone_number',
+        -- What a dead letter keeps: the message in the change value it came in, so a retry
+        -- reads it again as it was sent.
+        'raw', pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+            'messaging_product', c.value -> 'messaging_product',
+            'metadata', c.value -> 'metadata',
+            'contacts', pg_catalog.jsonb_build_array(k.contact),
+            'messages', pg_catalog.jsonb_build_array(m.message)
+        ))
     )
     from private.meta_change_values(p_payload) as c (value)
     -- The change's contacts by wa_id and by user id, built once per change: a search of the
@@ -174,7 +187,8 @@ begin
             directory.by_wa_id -> (m.message ->> 'from'),
             directory.by_user_id -> (m.message ->> 'from_user_id')
         ) as contact
-    ) as k;
+    ) as k
+    cross join lateral (select private.unix_time(m.message ->> 'timestamp') as at) as ts;
 end;
 $$;
 comment on function private.meta_messages(jsonb) is
@@ -195,7 +209,12 @@ begin
         'status', s.status ->> 'status',
         'at', private.unix_time(s.status ->> 'timestamp'),
         'error', s.status -> 'errors',
-        'payload', s.status
+        'payload', s.status,
+        'raw', pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+            'messaging_product', c.value -> 'messaging_product',
+            'metadata', c.value -> 'metadata',
+            'statuses', pg_catalog.jsonb_build_array(s.status)
+        ))
     )
     from private.meta_change_values(p_payload) as c (value)
     cross join lateral pg_catalog.jsonb_array_elements(
@@ -265,7 +284,8 @@ begin
         end,
         'error', null,
         'phone_number_id', p_form ->> 'To',
-        'display_phone_number', pg_catalog.ltrim(private.normalize_phone(p_form ->> 'To'), '+')
+        'display_phone_number', pg_catalog.ltrim(private.normalize_phone(p_form ->> 'To'), '+'),
+        'raw', p_form
     )
     from (
         select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
@@ -332,7 +352,8 @@ begin
                 'code', p_form ->> 'ErrorCode', 'message', p_form ->> 'ErrorMessage'
             ))
         ) end,
-        'payload', p_form
+        'payload', p_form,
+        'raw', p_form
     )
     where not private.twilio_is_message(p_form) and p_form ? 'MessageStatus';
 end;
@@ -1230,6 +1251,284 @@ comment on function private.record_ingest_metrics(text, jsonb, jsonb, interval) 
 'Records an ingest''s latency, duplicates and messages by type in system_metrics; a failure is '
 'a warning, never an error.';
 
+create or replace function private.inbound_message_fault(p_message jsonb)
+returns text
+language plpgsql
+immutable
+set search_path = ''
+as $$
+-- What makes a normalised message one that cannot be stored; null when it can be. The message
+-- itself stays out of the text: it reaches logs and operators' screens.
+begin
+    return case
+        when coalesce(p_message ->> 'wamid', '') = '' then 'the message has no id'
+        when pg_catalog.char_length(p_message ->> 'wamid') > 255
+            then 'the message id is longer than 255 characters'
+        when p_message ->> 'contact_key' is null
+            then 'the message has no sender (from or from_user_id)'
+        when p_message ->> 'from_phone' is null and p_message ->> 'from_user_id' is null
+            then 'the sender is not a phone number and the message has no from_user_id'
+        when pg_catalog.char_length(p_message ->> 'from_user_id') > 100
+            then 'from_user_id is longer than 100 characters'
+        when pg_catalog.char_length(p_message ->> 'contact_key') > 100
+            then 'the sender is longer than 100 characters'
+        when pg_catalog.jsonb_typeof(p_message -> 'media') not in ('object', 'null')
+            then 'the media of a ' || (p_message ->> 'type') || ' message is not an object'
+    end;
+end;
+$$;
+comment on function private.inbound_message_fault(jsonb) is
+'Why a normalised inbound message cannot be stored (no id, an id over 255 characters, no sender, '
+'a sender that is neither a phone number nor a user id, ...); null when it can be.';
+
+create or replace function private.message_status_fault(p_status jsonb)
+returns text
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+    return case
+        when coalesce(p_status ->> 'wamid', '') = ''
+            then 'the ' || coalesce(p_status ->> 'status', 'unnamed') || ' status has no message id'
+        when pg_catalog.char_length(p_status ->> 'wamid') > 255
+            then 'the status'' message id is longer than 255 characters'
+    end;
+end;
+$$;
+comment on function private.message_status_fault(jsonb) is
+'Why a normalised status cannot be applied (no message id, or one over 255 characters); null '
+'when it can be.';
+
+create or replace function private.store_or_set_aside_messages(
+    p_messages jsonb [],
+    p_correlation_id text,
+    inout faults jsonb,
+    out summary jsonb
+)
+language plpgsql
+volatile
+set search_path = ''
+as $$
+-- The batch in one go; when a statement refuses it (a value no check foresaw), each message
+-- alone, so that only the one refused is set aside with what the database said. A fault a retry
+-- cures (lock or statement timeout, serialisation) is not caught: the webhook gets a 503.
+declare
+    v_message jsonb;
+    v_one jsonb;
+    v_sqlstate text;
+    v_detail text;
+begin
+    summary := '{"stored": 0, "duplicates": 0, "types": {}}';
+    if p_messages is null then
+        return;
+    end if;
+    begin
+        summary := private.store_inbound_messages(p_messages, p_correlation_id);
+        return;
+    exception when data_exception or integrity_constraint_violation or program_limit_exceeded then
+        null;
+    end;
+    foreach v_message in array p_messages loop
+        begin
+            v_one := private.store_inbound_messages(array[v_message], p_correlation_id);
+            summary := pg_catalog.jsonb_build_object(
+                'stored', (summary ->> 'stored')::integer + (v_one ->> 'stored')::integer,
+                'duplicates',
+                (summary ->> 'duplicates')::integer + (v_one ->> 'duplicates')::integer,
+                'types', summary -> 'types' || pg_catalog.jsonb_build_object(
+                    v_message ->> 'type',
+                    coalesce((summary -> 'types' ->> (v_message ->> 'type'))::integer, 0)
+                    + (v_one ->> 'stored')::integer
+                )
+            );
+        exception when data_exception or integrity_constraint_violation
+            or program_limit_exceeded then
+            get stacked diagnostics v_sqlstate = returned_sqlstate, v_detail = message_text;
+            faults := faults || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+                'kind', 'message',
+                'item', v_message,
+                'reason', 'database_error',
+                'detail', v_detail,
+                'sqlstate', v_sqlstate
+            ));
+        end;
+    end loop;
+end;
+$$;
+comment on function private.store_or_set_aside_messages(jsonb [], text, jsonb) is
+'Stores a batch of normalised inbound messages; a message the database refuses is added to '
+'faults (kind, item, reason database_error, detail, sqlstate) and the others are stored.';
+
+create or replace function private.apply_or_set_aside_statuses(
+    p_statuses jsonb [],
+    p_correlation_id text,
+    inout faults jsonb,
+    out outcomes jsonb
+)
+language plpgsql
+volatile
+set search_path = ''
+as $$
+-- As store_or_set_aside_messages: all in one go, else one by one.
+declare
+    v_status jsonb;
+    v_outcome text;
+    v_sqlstate text;
+    v_detail text;
+    v_one_by_one boolean := false;
+begin
+    <<attempt>>
+    loop
+        outcomes := '{"applied": 0, "ignored": 0, "pending": 0}';
+        begin
+            foreach v_status in array coalesce(p_statuses, '{}') loop
+                if v_one_by_one then
+                    begin
+                        v_outcome := private.apply_message_status(v_status, p_correlation_id);
+                    exception when data_exception or integrity_constraint_violation
+                        or program_limit_exceeded then
+                        get stacked diagnostics
+                            v_sqlstate = returned_sqlstate, v_detail = message_text;
+                        faults := faults || pg_catalog.jsonb_build_array(
+                            pg_catalog.jsonb_build_object(
+                                'kind', 'status',
+                                'item', v_status,
+                                'reason', 'database_error',
+                                'detail', v_detail,
+                                'sqlstate', v_sqlstate
+                            )
+                        );
+                        continue;
+                    end;
+                else
+                    v_outcome := private.apply_message_status(v_status, p_correlation_id);
+                end if;
+                v_outcome := case v_outcome when 'applied' then 'applied'
+                    when 'pending' then 'pending' else 'ignored' end;
+                outcomes := outcomes || pg_catalog.jsonb_build_object(
+                    v_outcome, (outcomes ->> v_outcome)::integer + 1
+                );
+            end loop;
+            exit attempt;
+        exception when data_exception or integrity_constraint_violation
+            or program_limit_exceeded then
+            v_one_by_one := true;
+        end;
+    end loop;
+end;
+$$;
+comment on function private.apply_or_set_aside_statuses(jsonb [], text, jsonb) is
+'Applies a batch of normalised statuses in order; a status the database refuses is added to '
+'faults and the others are applied. outcomes counts applied, ignored and pending.';
+
+create or replace function private.ingest_webhook(
+    p_provider text,
+    p_payload jsonb,
+    p_correlation_id text,
+    p_dead_letter boolean
+)
+returns jsonb
+language plpgsql
+volatile
+set search_path = ''
+set plan_cache_mode = force_generic_plan
+as $$
+-- With p_dead_letter, what cannot be stored becomes a dead letter; without (a dead letter's own
+-- retry), it is only reported in faults.
+declare
+    v_started timestamptz := pg_catalog.clock_timestamp();
+    v_messages jsonb [];
+    v_statuses jsonb [];
+    v_faults jsonb := '[]';
+    v_stored record;
+    v_applied record;
+    v_summary jsonb;
+begin
+    -- One order for every batch (contact, time, wamid): concurrent batches about the same
+    -- contacts lock their rows in the same order and cannot deadlock. Messages that cannot be
+    -- stored are set aside first.
+    select
+        pg_catalog.array_agg(m.message order by
+            m.message ->> 'contact_key',
+            (m.message ->> 'at')::timestamptz nulls last,
+            m.message ->> 'wamid') filter (where f.fault is null),
+        coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+            'kind', 'message',
+            'item', m.message,
+            'reason', 'invalid_payload',
+            'detail', f.fault,
+            'sqlstate', '22023'
+        )) filter (where f.fault is not null), '[]')
+    into v_messages, v_faults
+    from private.webhook_messages(p_provider, p_payload) as m (message)
+    cross join lateral (select private.inbound_message_fault(m.message) as fault) as f;
+
+    select
+        pg_catalog.array_agg(s.status order by
+            s.status ->> 'wamid',
+            private.status_rank(s.status ->> 'status') nulls last,
+            (s.status ->> 'at')::timestamptz) filter (where f.fault is null),
+        v_faults || coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+            'kind', 'status',
+            'item', s.status,
+            'reason', 'invalid_payload',
+            'detail', f.fault,
+            'sqlstate', '22023'
+        )) filter (where f.fault is not null), '[]')
+    into v_statuses, v_faults
+    from private.webhook_statuses(p_provider, p_payload) as s (status)
+    cross join lateral (select private.message_status_fault(s.status) as fault) as f;
+
+    v_stored := private.store_or_set_aside_messages(v_messages, p_correlation_id, v_faults);
+    v_faults := v_stored.faults;
+    v_applied := private.apply_or_set_aside_statuses(v_statuses, p_correlation_id, v_faults);
+    v_faults := v_applied.faults;
+
+    if p_dead_letter then
+        perform private.dead_letter_whatsapp(
+            p_provider,
+            f.fault ->> 'kind',
+            f.fault ->> 'reason',
+            f.fault ->> 'detail',
+            f.fault ->> 'sqlstate',
+            f.fault -> 'item' -> 'raw',
+            null,
+            f.fault -> 'item' ->> 'wamid',
+            coalesce(f.fault -> 'item' ->> 'from_phone', f.fault -> 'item' ->> 'contact_key'),
+            p_correlation_id
+        )
+        from pg_catalog.jsonb_array_elements(v_faults) as f (fault);
+    end if;
+
+    v_summary := pg_catalog.jsonb_build_object(
+        'messages_stored', (v_stored.summary ->> 'stored')::integer,
+        'duplicates', (v_stored.summary ->> 'duplicates')::integer,
+        'statuses_applied', (v_applied.outcomes ->> 'applied')::integer,
+        'statuses_ignored', (v_applied.outcomes ->> 'ignored')::integer,
+        'statuses_pending', (v_applied.outcomes ->> 'pending')::integer,
+        'dead_lettered', case when p_dead_letter then pg_catalog.jsonb_array_length(v_faults) else 0
+        end
+    );
+    perform private.record_ingest_metrics(
+        p_provider,
+        v_summary,
+        v_stored.summary -> 'types',
+        pg_catalog.clock_timestamp() - v_started
+    );
+    if not p_dead_letter then
+        v_summary := v_summary || pg_catalog.jsonb_build_object('faults', (
+            select coalesce(pg_catalog.jsonb_agg(f.fault - 'item'), '[]')
+            from pg_catalog.jsonb_array_elements(v_faults) as f (fault)
+        ));
+    end if;
+    return v_summary;
+end;
+$$;
+comment on function private.ingest_webhook(text, jsonb, text, boolean) is
+'Stores what a webhook payload of p_provider carries; what cannot be stored becomes a dead letter '
+'(p_dead_letter) or is reported in faults. Returns the summary of ingest_whatsapp_webhook.';
+
 create or replace function public.ingest_whatsapp_webhook(
     p_provider text,
     p_payload jsonb,
@@ -1240,100 +1539,41 @@ language plpgsql
 volatile
 security definer
 set search_path = ''
-set plan_cache_mode = force_generic_plan
 as $$
-declare
-    v_started timestamptz := pg_catalog.clock_timestamp();
-    v_correlation_id text := coalesce(p_correlation_id, private.request_correlation_id());
-    v_item jsonb;
-    v_messages jsonb [];
-    v_stored jsonb := '{"stored": 0, "duplicates": 0, "types": {}}';
-    v_outcome text;
-    v_applied integer := 0;
-    v_ignored integer := 0;
-    v_pending integer := 0;
-    v_summary jsonb;
 begin
     if p_provider is null or p_provider not in ('meta', 'twilio') then
         raise exception 'ingest_whatsapp_webhook: p_provider must be meta or twilio (got %)',
-            coalesce(pg_catalog.quote_literal(p_provider), 'null')
+            private.quoted_for_error(p_provider, 20)
         using errcode = '22023';
     end if;
     perform private.require_json_object(p_payload, 'ingest_whatsapp_webhook', 'p_payload');
+    perform private.require_json_size(p_payload, 8388608, 'ingest_whatsapp_webhook', 'p_payload');
+    perform private.require_identifier(
+        p_correlation_id, 'ingest_whatsapp_webhook', 'p_correlation_id'
+    );
     if p_provider = 'meta' and p_payload ->> 'object' is distinct from 'whatsapp_business_account'
         then
         raise exception 'ingest_whatsapp_webhook: a Meta payload''s object must be '
             'whatsapp_business_account (got %)',
-            coalesce(pg_catalog.quote_literal(p_payload ->> 'object'), 'null')
+            private.quoted_for_error(p_payload ->> 'object', 60)
         using errcode = '22023';
     end if;
-
-    -- One order for every batch (contact, time, wamid): concurrent batches about the same
-    -- contacts lock their rows in the same order and cannot deadlock.
-    select pg_catalog.array_agg(m.message order by
-        m.message ->> 'contact_key',
-        (m.message ->> 'at')::timestamptz nulls last,
-        m.message ->> 'wamid')
-    into v_messages
-    from private.webhook_messages(p_provider, p_payload) as m (message);
-    -- The message itself stays out of these errors: its text would reach logs and replies.
-    select m.message into v_item
-    from pg_catalog.unnest(v_messages) as m (message)
-    where coalesce(m.message ->> 'wamid', '') = '' or m.message ->> 'contact_key' is null
-    limit 1;
-    if coalesce(v_item ->> 'wamid', '') = '' and v_item is not null then
-        raise exception 'ingest_whatsapp_webhook: a message from % has no id',
-            coalesce(v_item ->> 'contact_key', 'an unknown contact')
-        using errcode = '22023';
-    elsif v_item is not null then
-        raise exception 'ingest_whatsapp_webhook: message % has no sender (from or from_user_id)',
-            v_item ->> 'wamid'
-        using errcode = '22023';
-    end if;
-    if v_messages is not null then
-        v_stored := private.store_inbound_messages(v_messages, v_correlation_id);
-    end if;
-
-    for v_item in
-        select s.status
-        from private.webhook_statuses(p_provider, p_payload) as s (status)
-        order by
-            s.status ->> 'wamid',
-            private.status_rank(s.status ->> 'status') nulls last,
-            (s.status ->> 'at')::timestamptz
-    loop
-        if coalesce(v_item ->> 'wamid', '') = '' then
-            raise exception 'ingest_whatsapp_webhook: a % status has no message id',
-                coalesce(v_item ->> 'status', 'unnamed')
-            using errcode = '22023';
-        end if;
-        v_outcome := private.apply_message_status(v_item, v_correlation_id);
-        case v_outcome
-            when 'applied' then v_applied := v_applied + 1;
-            when 'pending' then v_pending := v_pending + 1;
-            else v_ignored := v_ignored + 1;
-        end case;
-    end loop;
-
-    v_summary := pg_catalog.jsonb_build_object(
-        'messages_stored', (v_stored ->> 'stored')::integer,
-        'duplicates', (v_stored ->> 'duplicates')::integer,
-        'statuses_applied', v_applied,
-        'statuses_ignored', v_ignored,
-        'statuses_pending', v_pending
+    return private.ingest_webhook(
+        p_provider,
+        p_payload,
+        coalesce(p_correlation_id, private.request_correlation_id()),
+        true
     );
-    perform private.record_ingest_metrics(
-        p_provider, v_summary, v_stored -> 'types', pg_catalog.clock_timestamp() - v_started
-    );
-    return v_summary;
 end;
 $$;
 comment on function public.ingest_whatsapp_webhook(text, jsonb, text) is
 'Stores a WhatsApp webhook in one transaction. p_provider meta: the Cloud API body, every entry, '
-'change, message and status; twilio: the form fields as a JSON object. Messages are idempotent '
-'by wamid; statuses move forward only and wait for an unknown wamid. Returns {messages_stored, '
-'duplicates, statuses_applied, statuses_ignored, statuses_pending}. A payload of the wrong '
-'shape is 22023. service_role only.';
+'change, message and status; twilio: the form fields as a JSON object (at most 8 MiB). Messages '
+'are idempotent by wamid; statuses move forward only and wait for an unknown wamid. A message or '
+'status that cannot be stored (no id, a sender that is not a phone number, a value the database '
+'refuses) becomes a webhook dead letter and the rest is stored. Returns {messages_stored, '
+'duplicates, statuses_applied, statuses_ignored, statuses_pending, dead_lettered}. A payload '
+'that is not a provider''s shape at all is 22023. service_role only.';
 revoke all on function public.ingest_whatsapp_webhook(text, jsonb, text)
 from public, anon, authenticated;
 grant execute on function public.ingest_whatsapp_webhook(text, jsonb, text) to service_role;

@@ -274,6 +274,7 @@ declare
     v_messages integer;
     v_codes integer;
     v_payment_methods integer;
+    v_dead_letters integer;
     v_events integer;
     v_queue jsonb;
     v_counts jsonb;
@@ -379,6 +380,8 @@ begin
     -- stay (they never held the details).
     delete from public.payment_methods as m where m.user_id = p_user_id;
     get diagnostics v_payment_methods = row_count;
+    -- Webhook messages that could not be stored are kept whole, sender and text included.
+    v_dead_letters := private.erase_whatsapp_dead_letters(v_user.phone_number, v_user.wa_user_id);
 
     v_counts := pg_catalog.jsonb_build_object(
         'preferences_deleted', v_preferences,
@@ -387,7 +390,8 @@ begin
         'messages_blanked', v_messages,
         'events_scrubbed', v_events,
         'otp_codes_deleted', v_codes,
-        'payment_methods_deleted', v_payment_methods
+        'payment_methods_deleted', v_payment_methods,
+        'dead_letters_deleted', v_dead_letters
     ) || v_queue;
     if not v_already_erased then
         -- Ids stay, for the rows that refer to the user; users_identified allows a blocked user
@@ -454,7 +458,7 @@ comment on function public.erase_user(uuid) is
 'GDPR erasure of user p_user_id: phone number, WhatsApp id and name removed, the user blocked '
 '(''erased (GDPR)''), preferences, sessions, one-time codes and payment methods deleted, the '
 'text, media and content of their messages (both ways, also those sent to their number before '
-'they were a user) blanked, their conversations'' contact id replaced and name removed, the '
+'they were a user) blanked, the webhook dead letters naming them deleted, their conversations'' contact id replaced and name removed, the '
 'personal fields of their outbox events removed, and their outbound queue reached: messages '
 'not yet sent cancelled, every queued message''s number, payload and error text removed (a '
 'send in flight is recorded without them). Ids stay for the rows that refer to them; '
@@ -462,7 +466,7 @@ comment on function public.erase_user(uuid) is
 'afterwards (PT410). Writes an audit record (user.erased, counts only) and the outbox event '
 'user.erased. Returns {user_id, erased_at, already_erased, preferences_deleted, '
 'sessions_deleted, conversations_anonymised, messages_blanked, events_scrubbed, '
-'otp_codes_deleted, payment_methods_deleted, queued_messages_cancelled, '
+'otp_codes_deleted, payment_methods_deleted, dead_letters_deleted, queued_messages_cancelled, '
 'queued_messages_blanked, queue_events_scrubbed}; erasing an erased user changes nothing. '
 'Unknown id PT404. service_role only.';
 revoke all on function public.erase_user(uuid) from public, anon, authenticated;

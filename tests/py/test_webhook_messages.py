@@ -33,7 +33,13 @@ def at(seconds: int) -> datetime:
 
 
 def summary(
-    *, stored: int = 0, duplicates: int = 0, applied: int = 0, ignored: int = 0, pending: int = 0
+    *,
+    stored: int = 0,
+    duplicates: int = 0,
+    applied: int = 0,
+    ignored: int = 0,
+    pending: int = 0,
+    dead_lettered: int = 0,
 ) -> dict[str, int]:
     """The edge's answer: what ingest_whatsapp_webhook did with the POST."""
     return {
@@ -42,6 +48,7 @@ def summary(
         "statuses_applied": applied,
         "statuses_ignored": ignored,
         "statuses_pending": pending,
+        "dead_lettered": dead_lettered,
     }
 
 

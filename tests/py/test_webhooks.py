@@ -6,12 +6,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+import psycopg
 import pytest
 from pydantic import SecretStr
 from twilio.request_validator import RequestValidator
@@ -36,6 +36,7 @@ SUMMARY_KEYS = {
     "statuses_applied",
     "statuses_ignored",
     "statuses_pending",
+    "dead_lettered",
 }
 
 
@@ -90,6 +91,10 @@ def messages_stored(database_url: str) -> int:
     return query(database_url, "select count(*) from public.message_tracking")[0][0]
 
 
+def dead_letters(database_url: str) -> list[tuple[Any, ...]]:
+    return query(database_url, "select kind, detail from private.whatsapp_dead_letters")
+
+
 def test_handshake_echoes_the_challenge_for_the_verify_token(edge):
     response = httpx.get(
         edge.url + "/webhooks/whatsapp",
@@ -138,6 +143,7 @@ def test_a_signed_event_is_stored_with_its_text_as_sent(edge, database_url):
         "statuses_applied": 0,
         "statuses_ignored": 0,
         "statuses_pending": 0,
+        "dead_lettered": 0,
     }
     assert query(
         database_url,
@@ -191,24 +197,14 @@ def _signed(body: bytes) -> tuple[bytes, str]:
 
 
 @pytest.mark.parametrize(
-    ("body_and_signature", "content_type", "status"),
+    ("body", "signature"),
     [
-        ((SIGNED, None), "application/json", 401),
-        ((SIGNED, "sha256=" + "0" * 64), "application/json", 401),
-        ((SIGNED, meta_signature(SIGNED, "another-secret")), "application/json", 401),
-        ((SIGNED, meta_signature(SIGNED).removeprefix("sha256=")), "application/json", 401),
-        ((SIGNED, "sha256=\u00e9".encode("latin-1")), "application/json", 401),
-        (_signed_then_tampered(), "application/json", 401),
-        (_signed(b'{"object": "whatsapp_business_account",'), "application/json", 400),
-        (_signed(b"\xff\xfe{}"), "application/json", 400),
-        (_signed(b'["whatsapp_business_account"]'), "application/json", 400),
-        (_signed(as_meta_sends_it(meta_event(obj="page"))), "application/json", 400),
-        (_signed(b'{"entry": []}'), "application/json", 400),
-        (_signed(b'{"object": "whatsapp_business_account", "n": NaN}'), "application/json", 400),
-        (_signed(as_meta_sends_it(meta_event(text="nul \u0000 byte"))), "application/json", 400),
-        (_signed(as_meta_sends_it(meta_event(text="lone \ud800"))), "application/json", 400),
-        (_signed(SIGNED), "text/plain", 415),
-        (_signed(urlencode({"object": "whatsapp_business_account"}).encode()), "", 415),
+        (SIGNED, None),
+        (SIGNED, "sha256=" + "0" * 64),
+        (SIGNED, meta_signature(SIGNED, "another-secret")),
+        (SIGNED, meta_signature(SIGNED).removeprefix("sha256=")),
+        (SIGNED, "sha256=\u00e9".encode("latin-1")),
+        _signed_then_tampered(),
     ],
     ids=[
         "no-signature",
@@ -217,6 +213,32 @@ def _signed(body: bytes) -> tuple[bytes, str]:
         "no-sha256-prefix",
         "non-ascii-signature",
         "tampered-body",
+    ],
+)
+def test_unsigned_events_are_refused_and_store_nothing(edge, database_url, body, signature):
+    response = post_meta(edge, body, signature=signature)
+    assert response.status_code == 401, response.text
+    assert "error" in response.json()
+    assert messages_stored(database_url) == 0
+    assert dead_letters(database_url) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "kept_as"),
+    [
+        (b'{"object": "whatsapp_business_account",', "application/json", "bytes"),
+        (b"\xff\xfe{}", "application/json", "bytes"),
+        (b'["whatsapp_business_account"]', "application/json", "json"),
+        (as_meta_sends_it(meta_event(obj="page")), "application/json", "json"),
+        (b'{"entry": []}', "application/json", "json"),
+        (b'{"object": "whatsapp_business_account", "n": NaN}', "application/json", "bytes"),
+        (as_meta_sends_it(meta_event(text="nul \u0000 byte")), "application/json", "bytes"),
+        (as_meta_sends_it(meta_event(text="lone \ud800")), "application/json", "bytes"),
+        (SIGNED, "text/plain", "json"),
+        (urlencode({"object": "whatsapp_business_account"}).encode(), "", "bytes"),
+        (b'{"object": "whatsapp_business_account", "n": 1e200000}', "application/json", "bytes"),
+    ],
+    ids=[
         "malformed-json",
         "not-utf8",
         "not-an-object",
@@ -227,14 +249,26 @@ def _signed(body: bytes) -> tuple[bytes, str]:
         "lone-surrogate",
         "text-plain",
         "form-encoded",
+        "number-postgres-cannot-hold",
     ],
 )
-def test_refused_events_store_nothing(edge, database_url, body_and_signature, content_type, status):
-    body, signature = body_and_signature
-    response = post_meta(edge, body, signature=signature, content_type=content_type)
-    assert response.status_code == status, response.text
-    assert "error" in response.json()
+def test_a_signed_body_that_cannot_be_ingested_is_kept_whole_and_answered_200(
+    edge, database_url, body, content_type, kept_as
+):
+    """Meta signed it, so no retry would change it: kept as a dead letter, never retried."""
+    response = post_meta(edge, body, content_type=content_type)
+    assert response.status_code == 200, response.text
+    assert response.json()["dead_lettered"] == 1
     assert messages_stored(database_url) == 0
+    [(kind, reason, raw, raw_body)] = query(
+        database_url,
+        "select kind, reason, raw, raw_body from private.whatsapp_dead_letters",
+    )
+    assert (kind, reason) == ("payload", "invalid_payload")
+    if kept_as == "bytes":
+        assert (raw, bytes(raw_body)) == (None, body)
+    else:
+        assert (raw, raw_body) == (json.loads(body), None)
 
 
 def test_a_signature_in_upper_case_hex_is_accepted(edge, database_url):
@@ -265,14 +299,71 @@ def test_a_body_over_the_limit_is_refused_declared_or_streamed(server, database,
     assert messages_stored(database_url) == 0
 
 
-def test_a_payload_the_function_refuses_is_a_400_not_a_retry(edge, database_url):
-    """22023 is the function's verdict on the payload's shape: retrying cannot change it."""
-    event = meta_event()
-    del event["entry"][0]["changes"][0]["value"]["messages"][0]["id"]
-    response = post_meta(edge, as_meta_sends_it(event))
-    assert response.status_code == 400, response.text
-    assert "retry-after" not in response.headers
+def test_a_message_that_cannot_be_stored_is_kept_and_the_rest_of_its_batch_stored(
+    edge, database_url
+):
+    """Before: the whole batch was a 400 (no id) or a 503 (a 300-character wamid, retried for
+    days), and the good message beside it was never stored."""
+    good = meta_text("250788123456", "wamid.GOOD", 1767225600, "good")
+    no_id = meta_text("250788123457", "x", 1767225600, "no id")
+    del no_id["id"]
+    long_id = meta_text("250788123458", "w" * 300, 1767225600, "long id")
+    not_a_phone = meta_text("not-a-phone", "wamid.NOPHONE", 1767225600, "who")
+    body = as_meta_sends_it(meta_webhook(messages=[good, no_id, long_id, not_a_phone]))
+
+    response = post_meta(edge, body)
+
+    assert response.status_code == 200, response.text
+    assert (response.json()["messages_stored"], response.json()["dead_lettered"]) == (1, 3)
+    assert query(database_url, "select wamid from public.message_tracking") == [("wamid.GOOD",)]
+    assert query(
+        database_url,
+        "select count(*) from public.conversation_mappings where wa_id = 'not-a-phone'",
+    ) == [(0,)]
+    kept = query(
+        database_url,
+        "select detail, sqlstate, raw -> 'messages' -> 0 -> 'text' ->> 'body'"
+        " from private.whatsapp_dead_letters order by raw -> 'messages' -> 0 -> 'text' ->> 'body'",
+    )
+    assert kept == [
+        ("the message id is longer than 255 characters", "22023", "long id"),
+        ("the message has no id", "22023", "no id"),
+        ("the sender is not a phone number and the message has no from_user_id", "22023", "who"),
+    ]
+    # Meta delivers the same again: stored once, kept once (seen twice), nothing doubled.
+    again = post_meta(edge, body)
+    assert again.json()["duplicates"] == 1
+    assert query(database_url, "select sum(times_seen) from private.whatsapp_dead_letters") == [
+        (6,)
+    ]
+    assert messages_stored(database_url) == 1
+
+
+def test_a_twilio_message_with_a_300_character_sid_is_kept_not_retried(edge, database_url):
+    response = post_twilio(edge, {**TWILIO_MESSAGE, "MessageSid": "SM" + "0" * 298})
+    assert response.status_code == 200, response.text
+    assert query(
+        database_url, "select kind, detail, raw ->> 'Body' from private.whatsapp_dead_letters"
+    ) == [("message", "the message id is longer than 255 characters", TWILIO_MESSAGE["Body"])]
     assert messages_stored(database_url) == 0
+
+
+def test_a_lock_timeout_is_a_503_and_the_retry_stores_it(server, database, database_url):
+    """A fault a retry cures is the one thing still answered 503."""
+    query(database_url, "alter role service_role set lock_timeout = '200ms'")
+    with (
+        running_edge(edge_settings(server, database)) as edge,
+        psycopg.connect(database_url) as locker,
+    ):
+        locker.execute("lock table public.message_tracking in access exclusive mode")
+        blocked = post_meta(edge, SIGNED)
+        locker.rollback()
+        retried = post_meta(edge, SIGNED)
+    assert blocked.status_code == 503, blocked.text
+    assert int(blocked.headers["retry-after"]) > 0
+    assert retried.status_code == 200, retried.text
+    assert messages_stored(database_url) == 1
+    assert dead_letters(database_url) == []
 
 
 def test_an_unreachable_database_is_a_503_with_retry_after(server, database):
@@ -547,8 +638,13 @@ def test_a_twilio_body_that_is_not_a_form_is_refused(edge, database_url):
     assert messages_stored(database_url) == 0
 
 
-def test_a_signed_twilio_field_with_a_nul_character_is_a_400(edge, database_url):
+def test_a_signed_twilio_field_with_a_nul_character_is_kept_as_a_dead_letter(edge, database_url):
     response = post_twilio(edge, {**TWILIO_MESSAGE, "Body": "a\u0000b"})
-    assert response.status_code == 400, response.text
-    assert re.search("cannot store", response.json()["error"])
+    assert response.status_code == 200, response.text
+    assert response.text == EMPTY_TWIML
+    [(kind, raw_body)] = query(
+        database_url, "select kind, raw_body from private.whatsapp_dead_letters"
+    )
+    assert kind == "payload"
+    assert b"Body=a%00b" in bytes(raw_body)
     assert messages_stored(database_url) == 0

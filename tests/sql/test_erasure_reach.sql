@@ -4,7 +4,7 @@
 -- transaction, completion, reversal or payment method for an erased user (PT410). Runs as
 -- postgres on a fresh clone in one transaction.
 begin;
-select plan(33);
+select plan(34);
 
 create temp table seen (note text primary key, n bigint, id uuid, result jsonb);
 create function pg_temp.seen(p_note text)
@@ -116,15 +116,40 @@ select 'transfer to e', (public.create_transaction(
 
 -- The erasure -------------------------------------------------------------------------------------
 
+-- Webhook dead letters that name her: a message from her number, a body that is not JSON
+-- holding it; and one from Kamali, which stays.
+do $$
+begin
+    perform private.dead_letter_whatsapp(
+        'meta', 'message', 'invalid_payload', 'test', '22023',
+        '{"messages": [{"from": "250788200001", "text": {"body": "mine"}}]}', null, null,
+        '250788200001', null
+    );
+    perform private.dead_letter_whatsapp(
+        'twilio', 'payload', 'invalid_payload', 'test', null, null,
+        convert_to('From=whatsapp%3A%2B250788200001&Body=%00', 'UTF8'), null, null, null
+    );
+    perform private.dead_letter_whatsapp(
+        'meta', 'message', 'invalid_payload', 'test', '22023',
+        '{"messages": [{"from": "250788200002"}]}', null, null, '250788200002', null
+    );
+end;
+$$;
 insert into pg_temp.seen (note, result) values (
     'erase', public.erase_user('e0000000-0000-4000-8000-00000000000e')
+);
+select results_eq(
+    $$select contact from private.whatsapp_dead_letters$$,
+    $$values ('250788200002'::text)$$,
+    'the dead letters naming her are deleted (by sender, and by number in a kept body); '
+    'Kamali''s stays'
 );
 select is(
     pg_temp.seen.result - array['user_id', 'erased_at', 'already_erased', 'preferences_deleted',
         'sessions_deleted', 'conversations_anonymised', 'events_scrubbed', 'otp_codes_deleted',
         'payment_methods_deleted'],
     '{"messages_blanked": 1, "queued_messages_cancelled": 3, "queued_messages_blanked": 9,
-      "queue_events_scrubbed": 1}'::jsonb,
+      "queue_events_scrubbed": 1, "dead_letters_deleted": 2}'::jsonb,
     'erase_user answers what it reached: the message sent before, 3 cancelled, 9 queued messages '
     || 'blanked, 1 queue event scrubbed'
 )
@@ -362,7 +387,7 @@ select is(
     '{"preferences_deleted": 0, "sessions_deleted": 0, "conversations_anonymised": 0,
       "messages_blanked": 0, "events_scrubbed": 0, "otp_codes_deleted": 0,
       "payment_methods_deleted": 0, "queued_messages_cancelled": 0, "queued_messages_blanked": 0,
-      "queue_events_scrubbed": 0}'::jsonb,
+      "queue_events_scrubbed": 0, "dead_letters_deleted": 0}'::jsonb,
     'erasing again changes nothing'
 );
 select is(

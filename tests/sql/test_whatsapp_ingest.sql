@@ -4,7 +4,7 @@
 -- RLS and the tables' constraints. Runs as postgres on a fresh clone, in one transaction: now() is
 -- constant, and the provider timestamps below are fixed (1767225600 is 2026-01-01 00:00:00 UTC).
 begin;
-select plan(163);
+select plan(166);
 
 -- Helpers ----------------------------------------------------------------------------------------
 
@@ -50,7 +50,12 @@ as $$ select body from pg_temp.payload where name = p_name $$;
 
 -- The result an ingest should return.
 create function pg_temp.summary(
-    p_stored integer, p_duplicates integer, p_applied integer, p_ignored integer, p_pending integer
+    p_stored integer,
+    p_duplicates integer,
+    p_applied integer,
+    p_ignored integer,
+    p_pending integer,
+    p_dead_lettered integer default 0
 )
 returns jsonb
 language sql
@@ -60,7 +65,8 @@ as $$
         'duplicates', p_duplicates,
         'statuses_applied', p_applied,
         'statuses_ignored', p_ignored,
-        'statuses_pending', p_pending
+        'statuses_pending', p_pending,
+        'dead_lettered', p_dead_lettered
     )
 $$;
 
@@ -1249,34 +1255,6 @@ select throws_ok(
     || '(got null)',
     'a Meta payload without object is refused'
 );
-select throws_ok(
-    $$select public.ingest_whatsapp_webhook('meta', pg_temp.body('no-id'))$$,
-    '22023',
-    null,
-    'a batch with a message without id is refused'
-);
-select is_empty(
-    $$select wamid from public.message_tracking where wamid = 'wamid.X01'$$,
-    'the valid message before it in the refused batch is not stored either'
-);
-select throws_ok(
-    $$select public.ingest_whatsapp_webhook('meta', pg_temp.body('empty-id'))$$,
-    '22023',
-    null,
-    'a message with an empty id is refused'
-);
-select throws_ok(
-    $$select public.ingest_whatsapp_webhook('meta', pg_temp.body('status-no-id'))$$,
-    '22023',
-    null,
-    'a batch with a status without id is refused'
-);
-select throws_ok(
-    $$select public.ingest_whatsapp_webhook('twilio', pg_temp.body('tw-no-sid'))$$,
-    '22023',
-    null,
-    'a Twilio message without MessageSid is refused'
-);
 select is(
     pg_temp.footprint(), pg_temp.snap('before bad input'),
     'no refused call stored anything: users, sessions, conversations, messages, statuses, events'
@@ -1285,6 +1263,48 @@ select is(
     (select count(*) from public.system_metrics),
     pg_temp.seen('metrics before bad input'),
     'no refused call recorded metrics'
+);
+
+-- A message or status that cannot be stored is a dead letter; the rest of its batch is stored.
+
+select is(
+    public.ingest_whatsapp_webhook('meta', pg_temp.body('no-id')),
+    pg_temp.summary(1, 0, 0, 0, 0, 1),
+    'a batch with a message without id: the valid message is stored, the other dead-lettered'
+);
+select results_eq(
+    $$select body from public.message_tracking where wamid = 'wamid.X01'$$,
+    $$values ('valid'::text)$$,
+    'the valid message before it is stored'
+);
+select results_eq(
+    $$select kind, reason, detail, sqlstate, contact, raw -> 'messages' -> 0 ->> 'text'
+      from private.whatsapp_dead_letters order by id desc limit 1$$,
+    $$values ('message', 'invalid_payload', 'the message has no id', '22023', '+250788000030',
+              '{"body": "no id"}')$$,
+    'the message without id is kept whole with its reason, SQLSTATE and sender'
+);
+select is(
+    public.ingest_whatsapp_webhook('meta', pg_temp.body('empty-id')),
+    pg_temp.summary(0, 0, 0, 0, 0, 1),
+    'a message with an empty id is dead-lettered'
+);
+select is(
+    public.ingest_whatsapp_webhook('meta', pg_temp.body('status-no-id')),
+    pg_temp.summary(0, 0, 0, 1, 0, 1),
+    'a status without id is dead-lettered; the other status of the batch is handled'
+);
+select is(
+    public.ingest_whatsapp_webhook('twilio', pg_temp.body('tw-no-sid')),
+    pg_temp.summary(0, 0, 0, 0, 0, 1),
+    'a Twilio message without MessageSid is dead-lettered'
+);
+select results_eq(
+    $$select kind, detail, raw ->> 'Body' from private.whatsapp_dead_letters
+      order by id desc limit 2$$,
+    $$values ('message', 'the message has no id', 'hi'::text),
+             ('status', 'the read status has no message id', null)$$,
+    'the Twilio form and the Meta status are kept whole'
 );
 
 -- Privileges ------------------------------------------------------------------------------------
@@ -1722,15 +1742,28 @@ insert into pg_temp.payload (name, body) values
         pg_temp.text_from(null, 'wamid.N02', '1767225600', 'from nobody') - 'from'
     )
 )));
-select throws_ok(
-    $$select public.ingest_whatsapp_webhook('meta', pg_temp.body('no-sender'))$$,
-    '22023',
-    'ingest_whatsapp_webhook: message wamid.N02 has no sender (from or from_user_id)',
-    'a message without a sender is refused, naming its wamid'
+select is(
+    public.ingest_whatsapp_webhook('meta', pg_temp.body('no-sender')),
+    pg_temp.summary(1, 0, 0, 0, 0, 1),
+    'a message without a sender is dead-lettered; the other message is stored'
+);
+select results_eq(
+    $$select detail, wamid, contact from private.whatsapp_dead_letters order by id desc limit 1$$,
+    $$values ('the message has no sender (from or from_user_id)', 'wamid.N02', null::text)$$,
+    'its dead letter names its wamid and no sender'
 );
 select is(
-    pg_temp.footprint(), pg_temp.snap('before no sender'),
-    'a batch with a message without a sender stores nothing'
+    pg_temp.footprint(),
+    pg_temp.snap('before no sender') || jsonb_build_object(
+        'users', (pg_temp.snap('before no sender') ->> 'users')::integer + 1,
+        'user_preferences', (pg_temp.snap('before no sender') ->> 'user_preferences')::integer + 1,
+        'sessions', (pg_temp.snap('before no sender') ->> 'sessions')::integer + 1,
+        'session_messages', (pg_temp.snap('before no sender') ->> 'session_messages')::integer + 1,
+        'mappings', (pg_temp.snap('before no sender') ->> 'mappings')::integer + 1,
+        'messages', (pg_temp.snap('before no sender') ->> 'messages')::integer + 1,
+        'outbox', (pg_temp.snap('before no sender') ->> 'outbox')::integer + 3
+    ),
+    'only the message with a sender is stored (its user, session, conversation and 3 events)'
 );
 
 select * from finish();
