@@ -1301,7 +1301,7 @@ comment on function private.message_status_fault(jsonb) is
 'when it can be.';
 
 create or replace function private.store_or_set_aside_messages(
-    p_messages jsonb [],
+    p_messages jsonb[],
     p_correlation_id text,
     inout faults jsonb,
     out summary jsonb
@@ -1356,12 +1356,12 @@ begin
     end loop;
 end;
 $$;
-comment on function private.store_or_set_aside_messages(jsonb [], text, jsonb) is
+comment on function private.store_or_set_aside_messages(jsonb[], text, jsonb) is
 'Stores a batch of normalised inbound messages; a message the database refuses is added to '
 'faults (kind, item, reason database_error, detail, sqlstate) and the others are stored.';
 
 create or replace function private.apply_or_set_aside_statuses(
-    p_statuses jsonb [],
+    p_statuses jsonb[],
     p_correlation_id text,
     inout faults jsonb,
     out outcomes jsonb
@@ -1418,7 +1418,7 @@ begin
     end loop;
 end;
 $$;
-comment on function private.apply_or_set_aside_statuses(jsonb [], text, jsonb) is
+comment on function private.apply_or_set_aside_statuses(jsonb[], text, jsonb) is
 'Applies a batch of normalised statuses in order; a status the database refuses is added to '
 'faults and the others are applied. outcomes counts applied, ignored and pending.';
 

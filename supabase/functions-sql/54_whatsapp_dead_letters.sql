@@ -468,9 +468,10 @@ select
     sum(d.times_seen) filter (where d.resolution is null) as open_deliveries,
     min(d.received_at) filter (where d.resolution is null) as oldest_open_at,
     -- From epochs: an infinite time reads as an infinite age, not an error.
-    extract(epoch from pg_catalog.now())
-    - min(extract(epoch from d.received_at)) filter (where d.resolution is null)
-    as oldest_open_age_s,
+    (
+        extract(epoch from pg_catalog.now())
+        - min(extract(epoch from d.received_at)) filter (where d.resolution is null)
+    ) as oldest_open_age_s,
     max(d.last_seen_at) as last_seen_at
 from private.whatsapp_dead_letters as d
 group by d.provider, d.kind, d.reason;

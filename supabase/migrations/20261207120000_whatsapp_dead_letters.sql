@@ -18,7 +18,7 @@ create table private.whatsapp_dead_letters (
     wamid text,
     -- The sender as the provider wrote it, so erasure finds the row.
     contact text,
-    raw jsonb,
+    raw jsonb, -- noqa: RF04
     -- A body that is not JSON, or JSON Postgres cannot hold, exactly as it was signed.
     raw_body bytea,
     correlation_id text,

@@ -57,6 +57,15 @@ insert into bounded (function_name, argument, call, named) values
 ('correlate_conversation', 'p_communication_id', $$select public.correlate_conversation('250788000001', 'c', repeat('x', 101))$$, null),
 -- 52_whatsapp_ingest
 ('ingest_whatsapp_webhook', 'p_provider', $$select public.ingest_whatsapp_webhook(repeat('x', 201), '{}')$$, null),
+('ingest_whatsapp_webhook', 'p_payload', $$select public.ingest_whatsapp_webhook('twilio', jsonb_build_object('Body', repeat('x', 8388608)))$$, null),
+('ingest_whatsapp_webhook', 'p_correlation_id', $$select public.ingest_whatsapp_webhook('twilio', '{}', repeat('x', 201))$$, null),
+('dead_letter_whatsapp_webhook', 'p_provider', $$select public.dead_letter_whatsapp_webhook(repeat('x', 201), '\x00', 'd')$$, null),
+('dead_letter_whatsapp_webhook', 'p_body', $$select public.dead_letter_whatsapp_webhook('meta', convert_to(repeat('x', 8388609), 'UTF8'), 'd')$$, null),
+('dead_letter_whatsapp_webhook', 'p_detail', $$select public.dead_letter_whatsapp_webhook('meta', '\x00', repeat('x', 2001))$$, null),
+('dead_letter_whatsapp_webhook', 'p_sqlstate', $$select public.dead_letter_whatsapp_webhook('meta', '\x00', 'd', repeat('x', 201))$$, null),
+('dead_letter_whatsapp_webhook', 'p_correlation_id', $$select public.dead_letter_whatsapp_webhook('meta', '\x00', 'd', null, repeat('x', 201))$$, null),
+('list_whatsapp_dead_letters', 'p_state', $$select public.list_whatsapp_dead_letters(repeat('x', 201))$$, null),
+('discard_whatsapp_dead_letter', 'p_note', $$select public.discard_whatsapp_dead_letter(1, repeat('x', 501))$$, null),
 -- 53_users
 ('issue_otp', 'p_phone_number', $$select public.issue_otp(repeat('1', 10000))$$, null),
 ('verify_otp', 'p_phone_number', $$select public.verify_otp(repeat('1', 10000), '123456')$$, null),
@@ -135,11 +144,7 @@ create temporary table not_stored (
     reason text not null
 );
 insert into not_stored (function_name, argument, reason) values
-('record_whatsapp_sends', 'p_worker_id', 'compared with claimed_by to ignore results of lost claims; never stored'),
--- Bounded by the webhook dead-letter change (52_whatsapp_ingest.sql, another branch of issue 15);
--- when it is merged these two lines become rows of bounded.
-('ingest_whatsapp_webhook', 'p_payload', 'bounded with the webhook dead letters'),
-('ingest_whatsapp_webhook', 'p_correlation_id', 'bounded with the webhook dead letters');
+('record_whatsapp_sends', 'p_worker_id', 'compared with claimed_by to ignore results of lost claims; never stored');
 
 -- A time an RPC stores: refused unless finite and within a year of now. %L is the time.
 create temporary table timed (
@@ -254,7 +259,7 @@ where p.pronamespace = 'public'::regnamespace
 select is_empty(
     $$select a.function_name, a.argument from rpc_arguments as a
        where a.type in (
-           'text'::regtype, 'varchar'::regtype, 'jsonb'::regtype, 'json'::regtype,
+           'text'::regtype, 'varchar'::regtype, 'jsonb'::regtype, 'json'::regtype, 'bytea'::regtype,
            'text[]'::regtype, 'varchar[]'::regtype, 'jsonb[]'::regtype, 'json[]'::regtype
        )
       except

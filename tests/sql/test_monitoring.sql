@@ -34,10 +34,11 @@ select results_eq(
              ('partition_maintenance', 'v', true),
              ('recent_metrics_by_service', 'v', true),
              ('transaction_summary', 'v', true),
+             ('whatsapp_dead_letters', 'v', true),
              ('whatsapp_queue_stats', 'v', true),
              ('whatsapp_sender_health', 'v', true),
              ('whatsapp_senders', 'v', true)$$,
-    'monitoring holds exactly the eleven views, each with a comment'
+    'monitoring holds exactly the twelve views, each with a comment'
 );
 
 -- What analyst may read ---------------------------------------------------------------------------
@@ -55,6 +56,7 @@ select results_eq(
              ('partition_maintenance', 'SELECT'),
              ('recent_metrics_by_service', 'SELECT'),
              ('transaction_summary', 'SELECT'),
+             ('whatsapp_dead_letters', 'SELECT'),
              ('whatsapp_queue_stats', 'SELECT'),
              ('whatsapp_sender_health', 'SELECT'),
              ('whatsapp_senders', 'SELECT')$$,

@@ -59,6 +59,17 @@ select
 from pairs as p;
 insert into filled values ('private.whatsapp_senders');
 
+insert into private.whatsapp_dead_letters (
+    provider, kind, reason, detail, raw, fingerprint, received_at, last_seen_at, resolution,
+    resolved_at
+)
+select
+    'meta', 'message', 'invalid_payload', 'extremes', '{}', sha256(convert_to(p.n || coalesce(r.resolution, ''), 'UTF8')),
+    p.started, p.ended, r.resolution, case when r.resolution is not null then p.ended end
+from pairs as p
+cross join (values (null), ('discarded')) as r (resolution);
+insert into filled values ('private.whatsapp_dead_letters');
+
 insert into public.message_queue (
     queue_name, message_type, status, attempts, visible_at, scheduled_at, enqueued_at,
     claimed_at, dead_at
