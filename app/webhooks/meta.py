@@ -71,4 +71,10 @@ class MetaWebhook:
             payload = meta_payload(body, request.headers.get("content-type"))
         except Rejected as refused:
             return await self.ingest.dead_letter(request, PROVIDER, body, refused.message)
-        return await self.ingest(request, PROVIDER, payload, body)
+        # Kept first: a failure after that is a 503, and Meta's retry finds the same letters.
+        for item in payload.set_aside:
+            await self.ingest.dead_letter(request, PROVIDER, item.payload, item.detail)
+        summary = await self.ingest(request, PROVIDER, payload.text, body)
+        if payload.set_aside:
+            summary["dead_lettered"] = summary.get("dead_lettered", 0) + len(payload.set_aside)
+        return summary

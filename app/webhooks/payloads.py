@@ -8,9 +8,18 @@ provider for days; they are refused here with a 400 instead."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+from app.webhooks.numbers import (
+    SetAside,
+    encode,
+    first_unstorable,
+    read_float,
+    read_int,
+    take_out_unstorable,
+)
 from app.webhooks.rejection import Rejected
 
 META_OBJECT = "whatsapp_business_account"
@@ -22,13 +31,24 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";")[0].strip().lower()
 
 
-def meta_payload(body: bytes, content_type: str | None) -> str:
-    """The body as text, unchanged, once known to be a WhatsApp Business Account event."""
+@dataclass(frozen=True)
+class MetaPayload:
+    """The event to ingest, and what was taken out of it to be kept as dead letters."""
+
+    text: str
+    set_aside: list[SetAside]
+
+
+def meta_payload(body: bytes, content_type: str | None) -> MetaPayload:
+    """The body as text, unchanged, once known to be a WhatsApp Business Account event; less
+    the messages holding a number Postgres cannot hold (see numbers.py)."""
     if media_type(content_type) not in JSON_TYPES:
         raise Rejected(415, "unsupported_media_type", "Content-Type must be application/json")
     try:
         text = body.decode("utf-8")
-        parsed = json.loads(text, parse_constant=_no_constants)
+        parsed = json.loads(
+            text, parse_float=read_float, parse_int=read_int, parse_constant=_no_constants
+        )
     except (UnicodeDecodeError, ValueError, RecursionError) as error:
         raise Rejected(400, "bad_payload", "The body is not JSON") from error
     if not isinstance(parsed, dict):
@@ -36,7 +56,20 @@ def meta_payload(body: bytes, content_type: str | None) -> str:
     if parsed.get("object") != META_OBJECT:
         raise Rejected(400, "bad_payload", f'"object" must be "{META_OBJECT}"')
     _require_storable(parsed)
-    return text  # as received: the database parses the same text Meta signed
+    if first_unstorable(parsed) is None:
+        return MetaPayload(text, [])  # as received: the database parses the text Meta signed
+    try:
+        set_aside = take_out_unstorable(parsed)
+        outside = first_unstorable(parsed)
+        if outside is not None:
+            raise Rejected(400, "bad_payload", _beyond_postgres(outside.literal))
+        return MetaPayload(encode(parsed), set_aside)
+    except RecursionError as error:
+        raise Rejected(400, "bad_payload", "The body is nested too deeply to be read") from error
+
+
+def _beyond_postgres(literal: str) -> str:
+    return f"The body holds a number beyond what Postgres can store ({literal[:40]})"
 
 
 def twilio_fields(body: bytes, content_type: str | None) -> dict[str, list[str]]:

@@ -339,6 +339,39 @@ def test_a_message_that_cannot_be_stored_is_kept_and_the_rest_of_its_batch_store
     assert messages_stored(database_url) == 1
 
 
+def test_a_message_with_a_number_postgres_cannot_hold_is_kept_and_the_rest_stored(
+    edge, database_url
+):
+    """Before: 22003 for the whole body, a 503, and Meta retried it for days."""
+    body = (
+        b'{"object":"whatsapp_business_account","entry":[{"id":"W","changes":[{"field":"messages",'
+        b'"value":{"messaging_product":"whatsapp","metadata":{"phone_number_id":"PN"},'
+        b'"contacts":[{"wa_id":"250788123456","profile":{"name":"Aline"}}],"messages":['
+        b'{"from":"250788123456","id":"wamid.FAR","timestamp":"1767225600","type":"location",'
+        b'"location":{"latitude":1e200000,"longitude":30.06}},'
+        b'{"from":"250788123457","id":"wamid.NEAR","timestamp":"1767225600","type":"location",'
+        b'"location":{"latitude":-1.9441,"longitude":30.0619000000000000000001}}]}}]}]}'
+    )
+    response = post_meta(edge, body)
+
+    assert response.status_code == 200, response.text
+    assert (response.json()["messages_stored"], response.json()["dead_lettered"]) == (1, 1)
+    # The number goes on exactly as signed: never through a float.
+    assert query(database_url, "select wamid, content::text from public.message_tracking") == [
+        ("wamid.NEAR", '{"latitude": -1.9441, "longitude": 30.0619000000000000000001}')
+    ]
+    [(kind, detail, latitude, contact)] = query(
+        database_url,
+        "select kind, detail,"
+        " raw #>> '{entry,0,changes,0,value,messages,0,location,latitude}',"
+        " raw #>> '{entry,0,changes,0,value,contacts,0,wa_id}'"
+        " from private.whatsapp_dead_letters",
+    )
+    assert kind == "payload"
+    assert detail.startswith("a number in the message is beyond what Postgres can store (1e200000)")
+    assert (latitude, contact) == ("1e200000", "250788123456")
+
+
 def test_a_twilio_message_with_a_300_character_sid_is_kept_not_retried(edge, database_url):
     response = post_twilio(edge, {**TWILIO_MESSAGE, "MessageSid": "SM" + "0" * 298})
     assert response.status_code == 200, response.text

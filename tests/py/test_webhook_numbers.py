@@ -1,0 +1,73 @@
+"""Which JSON numbers Postgres can hold, decided in Python before the body reaches the database,
+checked against Postgres itself; and what is taken out of a Meta batch for one it cannot."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+import pytest
+
+from app.webhooks.numbers import encode, read_float, read_int, take_out_unstorable
+
+FLOATS = [
+    "1e131071",
+    "1e131072",
+    "123e131069",
+    "-1e131072",
+    "1e-16383",
+    "1e-16384",
+    "1.5e-16383",
+    "0.1e-16383",
+    "1e200000",
+    "1E+2",
+    "-0.0",
+    "0.1000000000000000055511151231257827",
+    "2.5e-3",
+]
+INTS = ["0", "-7", "9" * 4301, "9" * 131072, "9" * 131073, "-" + "9" * 131073]
+
+
+@pytest.mark.parametrize("literal", FLOATS + INTS, ids=lambda literal: literal[:20])
+def test_the_verdict_is_postgres_own(database_url: str, literal: str) -> None:
+    number = read_int(literal) if literal in INTS else read_float(literal)
+    try:
+        with psycopg.connect(database_url) as conn:
+            conn.execute("select %s::jsonb", [f"[{literal}]"])
+        accepted = True
+    except psycopg.DataError:
+        accepted = False
+    assert number.storable == accepted
+
+
+def test_only_the_messages_holding_one_are_taken_out_and_numbers_go_on_as_written() -> None:
+    event = json.loads(
+        '{"object": "whatsapp_business_account", "entry": [{"id": "W", "changes": [{"field":'
+        ' "messages", "value": {"metadata": {"phone_number_id": "P"}, "contacts": [{"wa_id":'
+        ' "1"}, {"wa_id": "2"}], "messages": [{"from": "1", "id": "a", "n": 1e200000}, {"from":'
+        ' "2", "id": "b", "n": 0.10000000000000000000001}], "statuses": [{"id": "s", "n":'
+        ' 1e-20000}, {"id": "t", "n": 7}]}}]}]}',
+        parse_float=read_float,
+        parse_int=read_int,
+    )
+    taken = take_out_unstorable(event)
+
+    assert json.loads(encode(event))["entry"][0]["changes"][0]["value"] == {
+        "metadata": {"phone_number_id": "P"},
+        "contacts": [{"wa_id": "1"}, {"wa_id": "2"}],
+        "messages": [{"from": "2", "id": "b", "n": 0.1}],
+        "statuses": [{"id": "t", "n": 7}],
+    }
+    assert '"n":0.10000000000000000000001' in encode(event)
+    assert [json.loads(item.payload)["entry"][0]["changes"][0]["value"] for item in taken] == [
+        {
+            "metadata": {"phone_number_id": "P"},
+            "contacts": [{"wa_id": "1"}],
+            "messages": [{"from": "1", "id": "a", "n": "1e200000"}],
+        },
+        {"metadata": {"phone_number_id": "P"}, "statuses": [{"id": "s", "n": "1e-20000"}]},
+    ]
+    assert [item.detail.split(" (")[0] for item in taken] == [
+        "a number in the message is beyond what Postgres can store",
+        "a number in the status is beyond what Postgres can store",
+    ]
