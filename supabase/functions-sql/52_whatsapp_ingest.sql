@@ -148,12 +148,15 @@ begin
         'display_phone_number', c.value -> 'metadata' ->> 'display_phone_number',
         -- What a dead letter keeps: the message in the change value it came in, so a retry
         -- reads it again as it was sent.
-        'raw', pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+        -- (No jsonb_strip_nulls: it would reach into the message and change it.)
+        'raw', pg_catalog.jsonb_build_object(
             'messaging_product', c.value -> 'messaging_product',
             'metadata', c.value -> 'metadata',
-            'contacts', pg_catalog.jsonb_build_array(k.contact),
+            'contacts', case
+                when k.contact is null then '[]'::jsonb else pg_catalog.jsonb_build_array(k.contact)
+            end,
             'messages', pg_catalog.jsonb_build_array(m.message)
-        ))
+        )
     )
     from private.meta_change_values(p_payload) as c (value)
     -- The change's contacts by wa_id and by user id, built once per change: a search of the
@@ -210,11 +213,11 @@ begin
         'at', private.unix_time(s.status ->> 'timestamp'),
         'error', s.status -> 'errors',
         'payload', s.status,
-        'raw', pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+        'raw', pg_catalog.jsonb_build_object(
             'messaging_product', c.value -> 'messaging_product',
             'metadata', c.value -> 'metadata',
             'statuses', pg_catalog.jsonb_build_array(s.status)
-        ))
+        )
     )
     from private.meta_change_values(p_payload) as c (value)
     cross join lateral pg_catalog.jsonb_array_elements(
@@ -1236,6 +1239,14 @@ begin
         union all
         select
             'counter',
+            'items.dead_lettered',
+            (p_summary ->> 'dead_lettered')::double precision,
+            null,
+            pg_catalog.jsonb_build_object('provider', p_provider)
+        where (p_summary ->> 'dead_lettered')::integer > 0
+        union all
+        select
+            'counter',
             'messages.received',
             t.value::double precision,
             null,
@@ -1248,8 +1259,8 @@ exception when others then
 end;
 $$;
 comment on function private.record_ingest_metrics(text, jsonb, jsonb, interval) is
-'Records an ingest''s latency, duplicates and messages by type in system_metrics; a failure is '
-'a warning, never an error.';
+'Records an ingest''s latency, duplicates, dead letters and messages by type in system_metrics; '
+'a failure is a warning, never an error.';
 
 create or replace function private.inbound_message_fault(p_message jsonb)
 returns text
@@ -1482,7 +1493,13 @@ begin
 
     v_stored := private.store_or_set_aside_messages(v_messages, p_correlation_id, v_faults);
     v_faults := v_stored.faults;
-    v_applied := private.apply_or_set_aside_statuses(v_statuses, p_correlation_id, v_faults);
+    -- Most webhooks carry messages or statuses, not both: no subtransaction for an empty list.
+    if v_statuses is null then
+        select '{"applied": 0, "ignored": 0, "pending": 0}'::jsonb as outcomes, v_faults as faults
+        into v_applied;
+    else
+        v_applied := private.apply_or_set_aside_statuses(v_statuses, p_correlation_id, v_faults);
+    end if;
     v_faults := v_applied.faults;
 
     if p_dead_letter then
@@ -1498,7 +1515,10 @@ begin
             coalesce(f.fault -> 'item' ->> 'from_phone', f.fault -> 'item' ->> 'contact_key'),
             p_correlation_id
         )
-        from pg_catalog.jsonb_array_elements(v_faults) as f (fault);
+        from pg_catalog.jsonb_array_elements(v_faults) as f (fault)
+        -- One order in every transaction: two deliveries setting aside the same two things
+        -- wait for each other instead of deadlocking.
+        order by (f.fault -> 'item' -> 'raw')::text;
     end if;
 
     v_summary := pg_catalog.jsonb_build_object(

@@ -4,7 +4,7 @@
 -- lists, retries after a fix, or discards it. Runs as postgres on a fresh clone in one
 -- transaction.
 begin;
-select plan(64);
+select plan(65);
 
 create temp table seen (note text primary key, n bigint, result jsonb);
 grant select, insert on pg_temp.seen to anon, authenticated, service_role;
@@ -73,15 +73,15 @@ select is(
 );
 select results_eq(
     $$select kind, reason, detail, sqlstate, wamid, contact, correlation_id, times_seen
-      from private.whatsapp_dead_letters order by id$$,
+      from private.whatsapp_dead_letters order by wamid nulls first$$,
     $$values
         ('message', 'invalid_payload', 'the message id is longer than 255 characters', '22023',
          null::text, '+250788300002', 'corr-dl-1', 1),
+        ('message', 'invalid_payload', 'the media of a image message is not an object', '22023',
+         'wamid.DL-MEDIA', '+250788300003', 'corr-dl-1', 1),
         ('message', 'invalid_payload',
          'the sender is not a phone number and the message has no from_user_id', '22023',
-         'wamid.DL-NOPHONE', 'not-a-phone', 'corr-dl-1', 1),
-        ('message', 'invalid_payload', 'the media of a image message is not an object', '22023',
-         'wamid.DL-MEDIA', '+250788300003', 'corr-dl-1', 1)$$,
+         'wamid.DL-NOPHONE', 'not-a-phone', 'corr-dl-1', 1)$$,
     'each is kept with its reason, SQLSTATE, wamid (when it is one), sender and correlation id'
 );
 select is(
@@ -95,6 +95,11 @@ select is(
         )
     ),
     'a message is kept whole, in its change value with the metadata and its contact entry'
+);
+select results_eq(
+    $$select value, tags from public.system_metrics where metric_name = 'items.dead_lettered'$$,
+    $$values (3::double precision, '{"provider": "meta"}'::jsonb)$$,
+    'the ingest counts what it set aside in system_metrics'
 );
 select is_empty(
     $$select from public.message_tracking where wamid in ('wamid.DL-NOPHONE', 'wamid.DL-MEDIA')
