@@ -47,11 +47,10 @@ class Ingest:
         self.role_settings = role_settings  # service_role's ALTER ROLE settings, kept current
         self.search_path = (settings.api_schemas[0], *settings.api_extra_search_path)
 
-    async def __call__(
-        self, request: Request, provider: str, payload: str, body: bytes
-    ) -> dict[str, Any]:
-        """The ingest's JSON summary, once committed; `body` (as signed) is what a dead letter
-        keeps when the database refuses the payload as a whole."""
+    async def __call__(self, request: Request, provider: str, payload: str) -> dict[str, Any]:
+        """The ingest's JSON summary, once committed. When the database refuses the payload as a
+        whole, the payload is what the dead letter keeps: Meta's body as signed (or the rest of
+        it, see unstorable.py), Twilio's form as JSON, so that a retry can ingest it."""
         try:
             summary = await self._call(
                 request, INGEST_SQL, (provider, payload, correlation_id(request))
@@ -61,7 +60,7 @@ class Ingest:
             message = error.diag.message_primary or str(error).strip() or type(error).__name__
             if not sqlstate.startswith(UNSTORABLE_SQLSTATE_CLASSES):
                 raise _database_fault("webhook not stored", provider, error) from error
-            return await self.dead_letter(request, provider, body, message, sqlstate)
+            return await self.dead_letter(request, provider, payload.encode(), message, sqlstate)
         return dict(summary)
 
     async def dead_letter(

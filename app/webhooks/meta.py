@@ -74,7 +74,7 @@ class MetaWebhook:
         # Kept first: a failure after that is a 503, and Meta's retry finds the same letters.
         for item in payload.set_aside:
             await self.ingest.dead_letter(request, PROVIDER, item.payload, item.detail)
-        summary = await self.ingest(request, PROVIDER, payload.text, body)
+        summary = await self.ingest(request, PROVIDER, payload.text)
         if payload.set_aside:
             summary["dead_lettered"] = summary.get("dead_lettered", 0) + len(payload.set_aside)
         return summary

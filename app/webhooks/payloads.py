@@ -1,9 +1,9 @@
 """What a signed body must be before it is worth a database call, and the JSON passed on.
 
-Postgres' jsonb refuses two things Python's JSON parser accepts: a NUL character (`\\u0000`)
-and an unpaired surrogate (`\\ud800`); NaN and Infinity are not JSON at all. Each would fail
-the cast in the database, be reported as a database error (503) and be retried by the
-provider for days; they are refused here with a 400 instead."""
+NaN and Infinity are not JSON at all; what Postgres cannot hold (unstorable.py) is taken out of
+a Meta batch message by message. A body that is not an event at all is refused here, and the
+webhook keeps it as a dead letter (a signed body is the provider's: refusing it would only make
+the provider retry it for days)."""
 
 from __future__ import annotations
 
@@ -12,15 +12,15 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-from app.webhooks.numbers import (
+from app.webhooks.rejection import Rejected
+from app.webhooks.unstorable import (
     SetAside,
     encode,
-    first_unstorable,
     read_float,
     read_int,
     take_out_unstorable,
+    unstorable,
 )
-from app.webhooks.rejection import Rejected
 
 META_OBJECT = "whatsapp_business_account"
 JSON_TYPES = ("application/json",)
@@ -41,7 +41,7 @@ class MetaPayload:
 
 def meta_payload(body: bytes, content_type: str | None) -> MetaPayload:
     """The body as text, unchanged, once known to be a WhatsApp Business Account event; less
-    the messages holding a number Postgres cannot hold (see numbers.py)."""
+    the messages and statuses holding what Postgres cannot hold (see unstorable.py)."""
     if media_type(content_type) not in JSON_TYPES:
         raise Rejected(415, "unsupported_media_type", "Content-Type must be application/json")
     try:
@@ -55,21 +55,16 @@ def meta_payload(body: bytes, content_type: str | None) -> MetaPayload:
         raise Rejected(400, "bad_payload", "The body is not a JSON object")
     if parsed.get("object") != META_OBJECT:
         raise Rejected(400, "bad_payload", f'"object" must be "{META_OBJECT}"')
-    _require_storable(parsed)
-    if first_unstorable(parsed) is None:
+    if unstorable(parsed) is None:
         return MetaPayload(text, [])  # as received: the database parses the text Meta signed
     try:
         set_aside = take_out_unstorable(parsed)
-        outside = first_unstorable(parsed)
+        outside = unstorable(parsed)
         if outside is not None:
-            raise Rejected(400, "bad_payload", _beyond_postgres(outside.literal))
+            raise Rejected(400, "bad_payload", f"The body holds {outside}")
         return MetaPayload(encode(parsed), set_aside)
     except RecursionError as error:
         raise Rejected(400, "bad_payload", "The body is nested too deeply to be read") from error
-
-
-def _beyond_postgres(literal: str) -> str:
-    return f"The body holds a number beyond what Postgres can store ({literal[:40]})"
 
 
 def twilio_fields(body: bytes, content_type: str | None) -> dict[str, list[str]]:
@@ -88,35 +83,14 @@ def twilio_fields(body: bytes, content_type: str | None) -> dict[str, list[str]]
 
 
 def twilio_payload(fields: dict[str, list[str]]) -> str:
-    """The form as a JSON object of strings; a repeated field keeps its last value."""
+    """The form as a JSON object of strings; a repeated field keeps its last value. A request is
+    one message: with text Postgres cannot hold, the whole form is refused (and kept)."""
     payload = {key: values[-1] for key, values in fields.items()}
-    _require_storable(payload)
+    reason = unstorable(payload)
+    if reason is not None:
+        raise Rejected(400, "bad_payload", f"The form holds {reason}")
     return json.dumps(payload, ensure_ascii=False)
 
 
 def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
-
-
-def _require_storable(value: Any) -> None:
-    """Iterative: the parser accepted nesting as deep as its recursion limit allows."""
-    pending = [value]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, dict):
-            pending.extend(item.keys())
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
-        elif isinstance(item, str) and not _storable_text(item):
-            raise Rejected(400, "bad_payload", "The payload holds text Postgres cannot store")
-
-
-def _storable_text(text: str) -> bool:
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")  # fails on an unpaired surrogate only
-    except UnicodeEncodeError:
-        return False
-    return True

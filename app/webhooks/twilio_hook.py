@@ -65,7 +65,7 @@ class TwilioWebhook:
             payload = twilio_payload(fields)
         except Rejected as refused:
             return await self.ingest.dead_letter(request, PROVIDER, body, refused.message)
-        return await self.ingest(request, PROVIDER, payload, body)
+        return await self.ingest(request, PROVIDER, payload)
 
     def signed_url(self, request: Request) -> str:
         if self.public_base_url is None:

@@ -211,6 +211,10 @@ begin
         'wamid', s.status ->> 'id',
         'status', s.status ->> 'status',
         'at', private.unix_time(s.status ->> 'timestamp'),
+        -- As for messages: a time that cannot be read is kept as it came.
+        'unread_at', case
+            when private.unix_time(s.status ->> 'timestamp') is null then s.status -> 'timestamp'
+        end,
         'error', s.status -> 'errors',
         'payload', s.status,
         'raw', pg_catalog.jsonb_build_object(
@@ -1137,7 +1141,17 @@ begin
         failed_at = case
             when v_status = 'failed' then coalesce(t.failed_at, v_at) else t.failed_at
         end,
-        error = coalesce(nullif(p_status -> 'error', 'null'), t.error)
+        error = coalesce(nullif(p_status -> 'error', 'null'), t.error),
+        -- The status' time is now() then; the provider's own, unreadable, is kept beside it.
+        metadata = case
+            when coalesce(p_status -> 'unread_at', 'null') = 'null' then t.metadata
+            else pg_catalog.jsonb_set(
+                t.metadata,
+                '{status_timestamps_raw}',
+                coalesce(t.metadata -> 'status_timestamps_raw', '{}')
+                || pg_catalog.jsonb_build_object(v_status, p_status -> 'unread_at')
+            )
+        end
     where t.id = v_message.id;
 
     perform private.emit_event(
@@ -1184,7 +1198,10 @@ begin
                 'status', v_pending.status,
                 'at', v_pending.provider_timestamp,
                 'error', v_pending.error,
-                'payload', v_pending.payload
+                'payload', v_pending.payload,
+                'unread_at', case
+                    when v_pending.provider_timestamp is null then v_pending.payload -> 'timestamp'
+                end
             ),
             new.correlation_id
         );
@@ -1279,8 +1296,8 @@ begin
             then 'the message has no sender (from or from_user_id)'
         when p_message ->> 'from_phone' is null and p_message ->> 'from_user_id' is null
             then 'the sender is not a phone number and the message has no from_user_id'
-        when pg_catalog.char_length(p_message ->> 'from_user_id') > 100
-            then 'from_user_id is longer than 100 characters'
+        when pg_catalog.char_length(p_message ->> 'from_user_id') not between 1 and 100
+            then 'from_user_id must be 1 to 100 characters'
         when pg_catalog.char_length(p_message ->> 'contact_key') > 100
             then 'the sender is longer than 100 characters'
         when pg_catalog.jsonb_typeof(p_message -> 'media') not in ('object', 'null')
@@ -1311,6 +1328,42 @@ comment on function private.message_status_fault(jsonb) is
 'Why a normalised status cannot be applied (no message id, or one over 255 characters); null '
 'when it can be.';
 
+create or replace function private.added_counts(p_first jsonb, p_second jsonb)
+returns jsonb
+language plpgsql
+immutable
+set search_path = ''
+as $$
+-- Counts of two halves of a batch, added key by key, nested objects too (messages by type).
+begin
+    return (
+        select coalesce(pg_catalog.jsonb_object_agg(k.key, k.total), '{}')
+        from (
+            select
+                e.key,
+                case
+                    when pg_catalog.jsonb_typeof(p_first -> e.key) = 'object'
+                        or pg_catalog.jsonb_typeof(p_second -> e.key) = 'object'
+                        then private.added_counts(
+                            coalesce(p_first -> e.key, '{}'), coalesce(p_second -> e.key, '{}')
+                        )
+                    else pg_catalog.to_jsonb(
+                        coalesce((p_first ->> e.key)::bigint, 0)
+                        + coalesce((p_second ->> e.key)::bigint, 0)
+                    )
+                end as total
+            from (
+                select f.key from pg_catalog.jsonb_object_keys(p_first) as f (key)
+                union
+                select g.key from pg_catalog.jsonb_object_keys(p_second) as g (key)
+            ) as e
+        ) as k
+    );
+end;
+$$;
+comment on function private.added_counts(jsonb, jsonb) is
+'Two objects of counts added key by key (nested objects of counts too).';
+
 create or replace function private.store_or_set_aside_messages(
     p_messages jsonb[],
     p_correlation_id text,
@@ -1321,50 +1374,52 @@ language plpgsql
 volatile
 set search_path = ''
 as $$
--- The batch in one go; when a statement refuses it (a value no check foresaw), each message
--- alone, so that only the one refused is set aside with what the database said. A fault a retry
--- cures (lock or statement timeout, serialisation) is not caught: the webhook gets a 503.
+-- The batch in one go. When a statement refuses it (a value no check foresaw), each half is
+-- tried on its own, and so on down to the one message refused, which is set aside with what the
+-- database said: k refusals in n messages cost about 2k log2(n) tries, where one by one cost n
+-- (a 10,000-message batch then ran past the statement timeout on every retry). A fault a retry
+-- cures is not caught: lock and statement timeouts, serialisation failures and deadlocks (two
+-- deliveries splitting into halves can lock in different orders), and a unique violation (only
+-- a race gives one here) reach the webhook as a 503.
 declare
-    v_message jsonb;
-    v_one jsonb;
+    v_half integer;
+    v_first record;
+    v_second record;
     v_sqlstate text;
     v_detail text;
 begin
     summary := '{"stored": 0, "duplicates": 0, "types": {}}';
-    if p_messages is null then
+    if coalesce(pg_catalog.cardinality(p_messages), 0) = 0 then
         return;
     end if;
     begin
         summary := private.store_inbound_messages(p_messages, p_correlation_id);
         return;
     exception when data_exception or integrity_constraint_violation or program_limit_exceeded then
-        null;
+        get stacked diagnostics v_sqlstate = returned_sqlstate, v_detail = message_text;
+        if v_sqlstate in ('23505', '23P01') then
+            raise;
+        end if;
     end;
-    foreach v_message in array p_messages loop
-        begin
-            v_one := private.store_inbound_messages(array[v_message], p_correlation_id);
-            summary := pg_catalog.jsonb_build_object(
-                'stored', (summary ->> 'stored')::integer + (v_one ->> 'stored')::integer,
-                'duplicates',
-                (summary ->> 'duplicates')::integer + (v_one ->> 'duplicates')::integer,
-                'types', summary -> 'types' || pg_catalog.jsonb_build_object(
-                    v_message ->> 'type',
-                    coalesce((summary -> 'types' ->> (v_message ->> 'type'))::integer, 0)
-                    + (v_one ->> 'stored')::integer
-                )
-            );
-        exception when data_exception or integrity_constraint_violation
-            or program_limit_exceeded then
-            get stacked diagnostics v_sqlstate = returned_sqlstate, v_detail = message_text;
-            faults := faults || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
-                'kind', 'message',
-                'item', v_message,
-                'reason', 'database_error',
-                'detail', v_detail,
-                'sqlstate', v_sqlstate
-            ));
-        end;
-    end loop;
+    if pg_catalog.cardinality(p_messages) = 1 then
+        faults := faults || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+            'kind', 'message',
+            'item', p_messages[1],
+            'reason', 'database_error',
+            'detail', v_detail,
+            'sqlstate', v_sqlstate
+        ));
+        return;
+    end if;
+    v_half := pg_catalog.cardinality(p_messages) / 2;
+    v_first := private.store_or_set_aside_messages(
+        p_messages[1:v_half], p_correlation_id, faults
+    );
+    v_second := private.store_or_set_aside_messages(
+        p_messages[v_half + 1:], p_correlation_id, v_first.faults
+    );
+    faults := v_second.faults;
+    summary := private.added_counts(v_first.summary, v_second.summary);
 end;
 $$;
 comment on function private.store_or_set_aside_messages(jsonb[], text, jsonb) is
@@ -1381,52 +1436,57 @@ language plpgsql
 volatile
 set search_path = ''
 as $$
--- As store_or_set_aside_messages: all in one go, else one by one.
+-- As store_or_set_aside_messages: all in one go, else each half, down to the one refused.
 declare
     v_status jsonb;
     v_outcome text;
+    v_half integer;
+    v_first record;
+    v_second record;
     v_sqlstate text;
     v_detail text;
-    v_one_by_one boolean := false;
 begin
-    <<attempt>>
-    loop
-        outcomes := '{"applied": 0, "ignored": 0, "pending": 0}';
-        begin
-            foreach v_status in array coalesce(p_statuses, '{}') loop
-                if v_one_by_one then
-                    begin
-                        v_outcome := private.apply_message_status(v_status, p_correlation_id);
-                    exception when data_exception or integrity_constraint_violation
-                        or program_limit_exceeded then
-                        get stacked diagnostics
-                            v_sqlstate = returned_sqlstate, v_detail = message_text;
-                        faults := faults || pg_catalog.jsonb_build_array(
-                            pg_catalog.jsonb_build_object(
-                                'kind', 'status',
-                                'item', v_status,
-                                'reason', 'database_error',
-                                'detail', v_detail,
-                                'sqlstate', v_sqlstate
-                            )
-                        );
-                        continue;
-                    end;
-                else
-                    v_outcome := private.apply_message_status(v_status, p_correlation_id);
-                end if;
-                v_outcome := case v_outcome when 'applied' then 'applied'
-                    when 'pending' then 'pending' else 'ignored' end;
-                outcomes := outcomes || pg_catalog.jsonb_build_object(
-                    v_outcome, (outcomes ->> v_outcome)::integer + 1
-                );
-            end loop;
-            exit attempt;
-        exception when data_exception or integrity_constraint_violation
-            or program_limit_exceeded then
-            v_one_by_one := true;
-        end;
-    end loop;
+    outcomes := '{"applied": 0, "ignored": 0, "pending": 0}';
+    if coalesce(pg_catalog.cardinality(p_statuses), 0) = 0 then
+        return;
+    end if;
+    begin
+        foreach v_status in array p_statuses loop
+            v_outcome := private.apply_message_status(v_status, p_correlation_id);
+            v_outcome := case when v_outcome in ('applied', 'pending') then v_outcome
+                else 'ignored' end;
+            outcomes := outcomes || pg_catalog.jsonb_build_object(
+                v_outcome, (outcomes ->> v_outcome)::integer + 1
+            );
+        end loop;
+        return;
+    exception when data_exception or integrity_constraint_violation or program_limit_exceeded then
+        get stacked diagnostics v_sqlstate = returned_sqlstate, v_detail = message_text;
+        if v_sqlstate in ('23505', '23P01') then
+            raise;
+        end if;
+    end;
+    -- Variables are not rolled back with the block: what it counted is undone, so recounted.
+    outcomes := '{"applied": 0, "ignored": 0, "pending": 0}';
+    if pg_catalog.cardinality(p_statuses) = 1 then
+        faults := faults || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+            'kind', 'status',
+            'item', p_statuses[1],
+            'reason', 'database_error',
+            'detail', v_detail,
+            'sqlstate', v_sqlstate
+        ));
+        return;
+    end if;
+    v_half := pg_catalog.cardinality(p_statuses) / 2;
+    v_first := private.apply_or_set_aside_statuses(
+        p_statuses[1:v_half], p_correlation_id, faults
+    );
+    v_second := private.apply_or_set_aside_statuses(
+        p_statuses[v_half + 1:], p_correlation_id, v_first.faults
+    );
+    faults := v_second.faults;
+    outcomes := private.added_counts(v_first.outcomes, v_second.outcomes);
 end;
 $$;
 comment on function private.apply_or_set_aside_statuses(jsonb[], text, jsonb) is

@@ -56,10 +56,19 @@ begin
             || coalesce(pg_catalog.convert_to(p_raw::text, 'UTF8'), p_raw_body)
         )
     )
+    -- Delivered again: it is still not stored, so a resolved letter opens again, with the latest
+    -- reason and correlation id.
     on conflict (fingerprint) do update
         set
             times_seen = d.times_seen + 1,
-            last_seen_at = pg_catalog.now()
+            last_seen_at = pg_catalog.now(),
+            reason = excluded.reason,
+            detail = excluded.detail,
+            sqlstate = excluded.sqlstate,
+            correlation_id = coalesce(excluded.correlation_id, d.correlation_id),
+            resolution = null,
+            resolved_at = null,
+            resolution_note = null
     returning d.id into v_id;
     return v_id;
 end;
@@ -68,7 +77,8 @@ comment on function private.dead_letter_whatsapp(
     text, text, text, text, text, jsonb, bytea, text, text, text
 ) is
 'Keeps what a webhook carried that could not be stored; the same thing again counts on the '
-'first row (times_seen). Returns the dead letter''s id. The one writer of whatsapp_dead_letters.';
+'first row (times_seen) and opens it again if it was resolved. Returns the dead letter''s id. '
+'The one writer of whatsapp_dead_letters.';
 
 create or replace function public.dead_letter_whatsapp_webhook(
     p_provider text,
@@ -173,7 +183,8 @@ begin
             private.quoted_for_error(p_state, 20)
         using errcode = '22023';
     end if;
-    perform private.require_between(p_limit, 1, 500, 'list_whatsapp_dead_letters', 'p_limit');
+    -- A letter may hold a whole body (up to the edge's limit): a page stays bounded.
+    perform private.require_between(p_limit, 1, 100, 'list_whatsapp_dead_letters', 'p_limit');
     return query
     select
         d.id,
@@ -209,7 +220,7 @@ end;
 $$;
 comment on function public.list_whatsapp_dead_letters(text, integer, bigint) is
 'Webhook dead letters in id order: p_state open (waiting, the default), resolved or all; at most '
-'p_limit (1 to 500, default 50) after id p_after_id (for the next page). service_role only.';
+'p_limit (1 to 100, default 50) after id p_after_id (for the next page). service_role only.';
 revoke all on function public.list_whatsapp_dead_letters(text, integer, bigint)
 from public, anon, authenticated;
 grant execute on function public.list_whatsapp_dead_letters(text, integer, bigint)
@@ -263,6 +274,7 @@ declare
     v_sqlstate text;
     v_detail text;
     v_resolution text;
+    v_correlation_id text;
     v_actor record := private.request_actor();
 begin
     if p_id is null then
@@ -277,6 +289,7 @@ begin
         raise exception 'retry_whatsapp_dead_letter: no dead letter %', p_id
         using errcode = 'PT404';
     end if;
+    v_correlation_id := coalesce(v_letter.correlation_id, private.request_correlation_id());
     if v_letter.resolution is not null then
         return pg_catalog.jsonb_build_object(
             'id', v_letter.id,
@@ -287,12 +300,20 @@ begin
     end if;
 
     begin
-        v_summary := private.ingest_webhook(
-            v_letter.provider,
-            private.dead_letter_webhook_payload(v_letter),
-            v_letter.correlation_id,
-            v_letter.kind = 'payload'
-        );
+        if v_letter.kind = 'payload' then
+            -- A whole body: the shape checks too, and what in it still fails becomes a letter of
+            -- its own.
+            v_summary := public.ingest_whatsapp_webhook(
+                v_letter.provider, private.dead_letter_webhook_payload(v_letter), v_correlation_id
+            );
+        else
+            v_summary := private.ingest_webhook(
+                v_letter.provider,
+                private.dead_letter_webhook_payload(v_letter),
+                v_correlation_id,
+                false
+            );
+        end if;
         if v_summary -> 'faults' <> '[]' then
             v_sqlstate := v_summary -> 'faults' -> 0 ->> 'sqlstate';
             v_detail := v_summary -> 'faults' -> 0 ->> 'detail';
@@ -300,12 +321,20 @@ begin
     exception when data_exception or integrity_constraint_violation or program_limit_exceeded then
         get stacked diagnostics v_sqlstate = returned_sqlstate, v_detail = message_text;
     end;
+    if v_detail is null
+        and (v_summary ->> 'messages_stored')::integer + (v_summary ->> 'duplicates')::integer
+        + (v_summary ->> 'statuses_applied')::integer + (v_summary ->> 'statuses_ignored')::integer
+        + (v_summary ->> 'statuses_pending')::integer + (v_summary ->> 'dead_lettered')::integer
+        = 0 then
+        v_sqlstate := '22023';
+        v_detail := 'it carries no message and no status';
+    end if;
     v_resolution := case
         when v_detail is not null then null
         when (v_summary ->> 'messages_stored')::integer > 0
             or (v_summary ->> 'statuses_applied')::integer > 0
             or (v_summary ->> 'statuses_pending')::integer > 0
-            or v_letter.kind = 'payload'
+            or (v_summary ->> 'dead_lettered')::integer > 0
             then 'stored'
         else 'duplicate'
     end;
@@ -333,15 +362,17 @@ begin
         'resolution', v_letter.resolution,
         'detail', v_letter.detail,
         'sqlstate', v_letter.sqlstate,
-        'retry_count', v_letter.retry_count
+        'retry_count', v_letter.retry_count,
+        'dead_lettered', coalesce((v_summary ->> 'dead_lettered')::integer, 0)
     );
 end;
 $$;
 comment on function public.retry_whatsapp_dead_letter(bigint) is
 'Ingests dead letter p_id again. Returns {id, outcome, resolution, detail, sqlstate, '
-'retry_count}: outcome stored (resolved), duplicate (it was stored meanwhile; resolved), failed '
-'(still refused; the detail is the new reason) or already_resolved (nothing done). Audited. '
-'PT404 for an unknown id. service_role only.';
+'retry_count, dead_lettered}: outcome stored (resolved; for a kept body, dead_lettered counts '
+'the messages in it that still fail, each now a letter of its own), duplicate (it was stored '
+'meanwhile; resolved), failed (still refused, or nothing in it; the detail is the new reason) '
+'or already_resolved (nothing done). Audited. PT404 for an unknown id. service_role only.';
 revoke all on function public.retry_whatsapp_dead_letter(bigint)
 from public, anon, authenticated;
 grant execute on function public.retry_whatsapp_dead_letter(bigint) to service_role;
@@ -412,20 +443,27 @@ volatile
 set search_path = ''
 as $$
 -- A letter names its sender in contact when the ingest could read one; a kept body is searched
--- for the number's digits (Meta writes them bare, Twilio as whatsapp:+ in a form). Letters are
--- few, so reading them all is fine; they are deleted, not blanked: nothing else refers to them.
+-- for the number's digits standing alone (Meta writes them bare, Twilio as whatsapp:+ in a
+-- form, so not inside a longer number) and for the user id as a JSON string. Letters are few,
+-- so reading them all is fine. They are deleted, not blanked: nothing refers to them, and a
+-- body holding several senders cannot be split any more than it could be ingested.
 declare
-    v_digits text := pg_catalog.ltrim(p_phone_number, '+');
+    v_digits text := '(^|[^0-9])' || pg_catalog.ltrim(p_phone_number, '+') || '([^0-9]|$)';
+    v_user_id text := pg_catalog.to_jsonb(p_wa_user_id)::text;
     v_erased integer;
 begin
     delete from private.whatsapp_dead_letters as d
     where
-        d.contact in (p_phone_number, v_digits, 'whatsapp:' || p_phone_number, p_wa_user_id)
-        or pg_catalog.strpos(d.raw::text, v_digits) > 0
-        or pg_catalog.strpos(d.raw::text, p_wa_user_id) > 0
-        -- position(haystack, needle): the function form of position(needle in haystack).
-        or pg_catalog.position(d.raw_body, pg_catalog.convert_to(v_digits, 'UTF8')) > 0
-        or pg_catalog.position(d.raw_body, pg_catalog.convert_to(p_wa_user_id, 'UTF8')) > 0;
+        d.contact in (
+            p_phone_number,
+            pg_catalog.ltrim(p_phone_number, '+'),
+            'whatsapp:' || p_phone_number,
+            p_wa_user_id
+        )
+        or d.raw::text ~ v_digits
+        or pg_catalog.strpos(d.raw::text, v_user_id) > 0
+        or pg_catalog.encode(d.raw_body, 'escape') ~ v_digits
+        or pg_catalog.strpos(pg_catalog.encode(d.raw_body, 'escape'), v_user_id) > 0;
     get diagnostics v_erased = row_count;
     return v_erased;
 end;

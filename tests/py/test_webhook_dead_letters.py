@@ -122,3 +122,25 @@ def test_the_largest_batches_store_whole_within_the_timeouts(
         "select count(*), count(distinct user_id), count(distinct mapping_id)"
         " from public.message_tracking",
     ) == [(15_000, 6_000, 6_000)]
+
+
+def test_one_refusal_in_the_largest_batch_still_stores_the_rest_in_time(
+    server: TestServer, database: str, database_url: str
+) -> None:
+    """A refusal no check foresaw sends the batch down the halving fallback: the other 9,999
+    messages must still be stored within the edge's statement timeout (message by message, as
+    first written, took past it, and the provider retried forever)."""
+    query(
+        database_url,
+        "alter table public.message_tracking add constraint no_m5000 check (body <> 'm5000')",
+    )
+    settings = edge_settings(server, database, webhook_max_body_bytes=2 * 1024 * 1024)
+    with running_edge(settings) as edge:
+        response = post_meta(edge, _batch(10_000, 1_000, 200_000))
+
+    assert response.status_code == 200, response.text
+    assert (response.json()["messages_stored"], response.json()["dead_lettered"]) == (9_999, 1)
+    assert query(
+        database_url, "select wamid, reason, sqlstate from private.whatsapp_dead_letters"
+    ) == [("wamid.200000.5000", "database_error", "23514")]
+    assert messages_stored(database_url) == 9_999

@@ -232,8 +232,6 @@ def test_unsigned_events_are_refused_and_store_nothing(edge, database_url, body,
         (as_meta_sends_it(meta_event(obj="page")), "application/json", "json"),
         (b'{"entry": []}', "application/json", "json"),
         (b'{"object": "whatsapp_business_account", "n": NaN}', "application/json", "bytes"),
-        (as_meta_sends_it(meta_event(text="nul \u0000 byte")), "application/json", "bytes"),
-        (as_meta_sends_it(meta_event(text="lone \ud800")), "application/json", "bytes"),
         (SIGNED, "text/plain", "json"),
         (urlencode({"object": "whatsapp_business_account"}).encode(), "", "bytes"),
         (b'{"object": "whatsapp_business_account", "n": 1e200000}', "application/json", "bytes"),
@@ -245,8 +243,6 @@ def test_unsigned_events_are_refused_and_store_nothing(edge, database_url, body,
         "object-page",
         "no-object",
         "nan",
-        "nul-character",
-        "lone-surrogate",
         "text-plain",
         "form-encoded",
         "number-postgres-cannot-hold",
@@ -360,16 +356,44 @@ def test_a_message_with_a_number_postgres_cannot_hold_is_kept_and_the_rest_store
     assert query(database_url, "select wamid, content::text from public.message_tracking") == [
         ("wamid.NEAR", '{"latitude": -1.9441, "longitude": 30.0619000000000000000001}')
     ]
-    [(kind, detail, latitude, contact)] = query(
-        database_url,
-        "select kind, detail,"
-        " raw #>> '{entry,0,changes,0,value,messages,0,location,latitude}',"
-        " raw #>> '{entry,0,changes,0,value,contacts,0,wa_id}'"
-        " from private.whatsapp_dead_letters",
+    [(kind, detail, raw, raw_body)] = query(
+        database_url, "select kind, detail, raw, raw_body from private.whatsapp_dead_letters"
     )
-    assert kind == "payload"
-    assert detail.startswith("a number in the message is beyond what Postgres can store (1e200000)")
-    assert (latitude, contact) == ("1e200000", "250788123456")
+    assert (kind, raw) == ("payload", None)
+    assert detail == "the message holds a number beyond what Postgres can store (1e200000)"
+    # Kept exactly: the number as written, in JSON text that jsonb cannot read.
+    assert b'"latitude":1e200000' in bytes(raw_body)
+    value = json.loads(bytes(raw_body), parse_float=str)["entry"][0]["changes"][0]["value"]
+    assert value["messages"][0]["id"] == "wamid.FAR"
+    assert value["contacts"] == [{"wa_id": "250788123456", "profile": {"name": "Aline"}}]
+
+
+def test_a_message_with_text_postgres_cannot_hold_is_kept_and_the_rest_stored(edge, database_url):
+    """Before: a 400 for the whole body, and the good message beside it was never stored."""
+    good = meta_text("250788123456", "wamid.FINE", 1767225600, "fine")
+    nul = meta_text("250788123457", "wamid.NUL", 1767225600, "nul \u0000 byte")
+    surrogate = meta_text("250788123458", "wamid.SURROGATE", 1767225600, "lone \ud800")
+    response = post_meta(edge, as_meta_sends_it(meta_webhook(messages=[good, nul, surrogate])))
+
+    assert response.status_code == 200, response.text
+    assert (response.json()["messages_stored"], response.json()["dead_lettered"]) == (1, 2)
+    assert query(database_url, "select wamid from public.message_tracking") == [("wamid.FINE",)]
+    kept = query(
+        database_url,
+        "select detail, raw, raw_body from private.whatsapp_dead_letters order by raw_body",
+    )
+    # Kept exactly, as JSON text jsonb cannot read: the escapes stand for the characters.
+    texts = [
+        json.loads(bytes(raw_body))["entry"][0]["changes"][0]["value"] for *_, raw_body in kept
+    ]
+    assert sorted(value["messages"][0]["text"]["body"] for value in texts) == [
+        "lone \ud800",
+        "nul \u0000 byte",
+    ]
+    assert {detail for detail, *_ in kept} == {
+        "the message holds text Postgres cannot store (\\u0000 or a lone surrogate)"
+    }
+    assert {raw for _, raw, _ in kept} == {None}
 
 
 def test_a_twilio_message_with_a_300_character_sid_is_kept_not_retried(edge, database_url):
@@ -383,15 +407,19 @@ def test_a_twilio_message_with_a_300_character_sid_is_kept_not_retried(edge, dat
 
 def test_a_lock_timeout_is_a_503_and_the_retry_stores_it(server, database, database_url):
     """A fault a retry cures is the one thing still answered 503."""
+    # A role's setting is the cluster's, shared by every test's clone: undone whatever happens.
     query(database_url, "alter role service_role set lock_timeout = '200ms'")
-    with (
-        running_edge(edge_settings(server, database)) as edge,
-        psycopg.connect(database_url) as locker,
-    ):
-        locker.execute("lock table public.message_tracking in access exclusive mode")
-        blocked = post_meta(edge, SIGNED)
-        locker.rollback()
-        retried = post_meta(edge, SIGNED)
+    try:
+        with (
+            running_edge(edge_settings(server, database)) as edge,
+            psycopg.connect(database_url) as locker,
+        ):
+            locker.execute("lock table public.message_tracking in access exclusive mode")
+            blocked = post_meta(edge, SIGNED)
+            locker.rollback()
+            retried = post_meta(edge, SIGNED)
+    finally:
+        query(database_url, "alter role service_role reset lock_timeout")
     assert blocked.status_code == 503, blocked.text
     assert int(blocked.headers["retry-after"]) > 0
     assert retried.status_code == 200, retried.text

@@ -133,16 +133,21 @@ begin
         'meta', 'message', 'invalid_payload', 'test', '22023',
         '{"messages": [{"from": "250788200002"}]}', null, null, '250788200002', null
     );
+    -- A longer number that holds hers is someone else's.
+    perform private.dead_letter_whatsapp(
+        'meta', 'payload', 'invalid_payload', 'test', null,
+        '{"messages": [{"from": "2507882000019"}]}', null, null, null, null
+    );
 end;
 $$;
 insert into pg_temp.seen (note, result) values (
     'erase', public.erase_user('e0000000-0000-4000-8000-00000000000e')
 );
 select results_eq(
-    $$select contact from private.whatsapp_dead_letters$$,
-    $$values ('250788200002'::text)$$,
+    $$select contact, raw #>> '{messages,0,from}' from private.whatsapp_dead_letters order by id$$,
+    $$values ('250788200002'::text, '250788200002'::text), (null, '2507882000019')$$,
     'the dead letters naming her are deleted (by sender, and by number in a kept body); '
-    'Kamali''s stays'
+    'Kamali''s stays, and so does one whose longer number merely holds hers'
 );
 select is(
     pg_temp.seen.result - array['user_id', 'erased_at', 'already_erased', 'preferences_deleted',

@@ -4,7 +4,7 @@
 -- lists, retries after a fix, or discards it. Runs as postgres on a fresh clone in one
 -- transaction.
 begin;
-select plan(65);
+select plan(75);
 
 create temp table seen (note text primary key, n bigint, result jsonb);
 grant select, insert on pg_temp.seen to anon, authenticated, service_role;
@@ -172,13 +172,14 @@ insert into pg_temp.seen (note, n) values ('boom', (pg_temp.letter('wamid.DL-BOO
 select is(
     public.retry_whatsapp_dead_letter(pg_temp.seen('boom'))
     - array['id', 'detail'],
-    '{"outcome": "failed", "resolution": null, "sqlstate": "23514", "retry_count": 1}'::jsonb,
+    '{"outcome": "failed", "resolution": null, "sqlstate": "23514", "retry_count": 1,
+      "dead_lettered": 0}'::jsonb,
     'a retry before the fix fails: the letter stays open, counted'
 );
 alter table public.message_tracking drop constraint dl_boom;
 select is(
     public.retry_whatsapp_dead_letter(pg_temp.seen('boom')) - array['id', 'detail', 'sqlstate'],
-    '{"outcome": "stored", "resolution": "stored", "retry_count": 2}'::jsonb,
+    '{"outcome": "stored", "resolution": "stored", "retry_count": 2, "dead_lettered": 0}'::jsonb,
     'after the fix the retry stores it'
 );
 select results_eq(
@@ -230,7 +231,8 @@ select is(
 select is(
     (public.retry_whatsapp_dead_letter((pg_temp.letter('wamid.DL-NOPHONE')).id)) - array['id'],
     '{"outcome": "failed", "resolution": null, "retry_count": 1, "sqlstate": "22023",
-      "detail": "the sender is not a phone number and the message has no from_user_id"}'::jsonb,
+      "detail": "the sender is not a phone number and the message has no from_user_id",
+      "dead_lettered": 0}'::jsonb,
     'a message that still cannot be stored fails again, and is not set aside a second time'
 );
 select is(
@@ -277,7 +279,8 @@ select is(
 );
 select is(
     public.retry_whatsapp_dead_letter(pg_temp.seen('bytes')) - array['id', 'detail'],
-    '{"outcome": "failed", "resolution": null, "sqlstate": "22021", "retry_count": 1}'::jsonb,
+    '{"outcome": "failed", "resolution": null, "sqlstate": "22021", "retry_count": 1,
+      "dead_lettered": 0}'::jsonb,
     'a retry of bytes that are still not JSON fails with the reason'
 );
 insert into pg_temp.seen (note, n) values (
@@ -299,9 +302,10 @@ select results_eq(
     'a body that is JSON Postgres can hold is kept as JSON'
 );
 select is(
-    public.retry_whatsapp_dead_letter(pg_temp.seen('json body')) ->> 'outcome',
-    'stored',
-    'a kept body retried after a fix is ingested and resolved'
+    public.retry_whatsapp_dead_letter(pg_temp.seen('json body')) - array['id', 'detail'],
+    '{"outcome": "stored", "resolution": "stored", "sqlstate": "22003", "retry_count": 1,
+      "dead_lettered": 1}'::jsonb,
+    'a kept body retried after a fix is ingested and resolved; what in it still fails is counted'
 );
 select results_eq(
     $$select (select count(*) from public.message_tracking where wamid = 'wamid.DL-J1'),
@@ -355,6 +359,86 @@ select throws_ok(
     'a correlation id over 200 characters is refused'
 );
 
+-- A kept body that is not a webhook at all, or carries nothing, is not "stored" by a retry.
+insert into pg_temp.seen (note, n) values
+(
+    'page',
+    (public.dead_letter_whatsapp_webhook(
+        'meta', convert_to('{"object": "page", "entry": []}', 'UTF8'), 'not ours'
+    ) ->> 'dead_letter_id')::bigint
+),
+(
+    'empty',
+    (public.dead_letter_whatsapp_webhook(
+        'meta', convert_to('{"object": "whatsapp_business_account", "entry": []}', 'UTF8'), 'e'
+    ) ->> 'dead_letter_id')::bigint
+);
+select is(
+    public.retry_whatsapp_dead_letter(pg_temp.seen('page')) - array['id', 'retry_count'],
+    '{"outcome": "failed", "resolution": null, "sqlstate": "22023", "dead_lettered": 0,
+      "detail": "ingest_whatsapp_webhook: a Meta payload''s object must be whatsapp_business_account (got ''page'')"}'::jsonb,
+    'a retried body about another object fails with the ingest''s own refusal'
+);
+select is(
+    public.retry_whatsapp_dead_letter(pg_temp.seen('empty')) - array['id', 'retry_count'],
+    '{"outcome": "failed", "resolution": null, "sqlstate": "22023", "dead_lettered": 0,
+      "detail": "it carries no message and no status"}'::jsonb,
+    'a retried body with nothing in it fails: it is never resolved as stored'
+);
+
+-- A status whose time cannot be read is applied at the database's time; the provider's stays.
+insert into public.message_tracking (wamid, direction, provider, message_type, status)
+values ('wamid.DL-OUT', 'OUTBOUND', 'meta', 'text', 'accepted');
+select is(
+    public.ingest_whatsapp_webhook('meta', jsonb_build_object(
+        'object', 'whatsapp_business_account',
+        'entry', jsonb_build_array(jsonb_build_object('id', 'W', 'changes', jsonb_build_array(
+            jsonb_build_object('field', 'messages', 'value', jsonb_build_object(
+                'statuses', jsonb_build_array(jsonb_build_object(
+                    'id', 'wamid.DL-OUT', 'status', 'sent', 'timestamp', 'soon',
+                    'recipient_id', '250788300009'
+                ))
+            ))
+        )))
+    )) ->> 'statuses_applied',
+    '1',
+    'a status with an unreadable time is applied'
+);
+select results_eq(
+    $$select status, sent_at = now(), metadata -> 'status_timestamps_raw'
+      from public.message_tracking where wamid = 'wamid.DL-OUT'$$,
+    $$values ('sent'::text, true, '{"sent": "soon"}'::jsonb)$$,
+    '... at the database''s time, with the provider''s raw time kept on the row'
+);
+
+-- Two refusals in a batch of 40: halves are tried until only the two are set aside.
+alter table public.message_tracking add constraint dl_bang check (body is distinct from 'bang');
+select is(
+    public.ingest_whatsapp_webhook('meta', (
+        select pg_temp.meta(variadic array_agg(pg_temp.text_from(
+            '2507883100' || lpad(g::text, 2, '0'), 'wamid.DL-H' || g, '1767225600',
+            case when g in (7, 31) then 'bang' else 'fine ' || g end
+        ) order by g))
+        from generate_series(1, 40) as g
+    )) - array['duplicates', 'statuses_applied', 'statuses_ignored', 'statuses_pending'],
+    '{"messages_stored": 38, "dead_lettered": 2}'::jsonb,
+    'two refused messages among 40: 38 stored, 2 set aside'
+);
+select results_eq(
+    $$select wamid, sqlstate from private.whatsapp_dead_letters where wamid like 'wamid.DL-H%'
+      order by wamid$$,
+    $$values ('wamid.DL-H31'::text, '23514'::text), ('wamid.DL-H7', '23514')$$,
+    '... exactly the two, each with the SQLSTATE'
+);
+select results_eq(
+    $$select count(*), count(distinct o.aggregate_id)
+      from public.outbox_events as o
+      where o.event_type = 'whatsapp.message_received' and o.payload ->> 'wamid' like 'wamid.DL-H%'$$,
+    $$values (38::bigint, 38::bigint)$$,
+    '... and each stored message has one event, none twice'
+);
+alter table public.message_tracking drop constraint dl_bang;
+
 -- List ------------------------------------------------------------------------------------------
 
 select results_eq(
@@ -363,7 +447,7 @@ select results_eq(
     'open (the default) lists the letters that wait, in id order'
 );
 select results_eq(
-    $$select count(*) from public.list_whatsapp_dead_letters('resolved', 500)$$,
+    $$select count(*) from public.list_whatsapp_dead_letters('resolved', 100)$$,
     $$values (3::bigint)$$,
     'resolved lists the three resolved'
 );
@@ -383,14 +467,14 @@ select throws_ok(
 select throws_ok(
     $$select public.list_whatsapp_dead_letters('open', 0)$$,
     '22023',
-    'list_whatsapp_dead_letters: p_limit must be 1 to 500 (got 0)',
+    'list_whatsapp_dead_letters: p_limit must be 1 to 100 (got 0)',
     'list: a limit of 0 is refused'
 );
 select throws_ok(
-    $$select public.list_whatsapp_dead_letters('open', 501)$$,
+    $$select public.list_whatsapp_dead_letters('open', 101)$$,
     '22023',
-    'list_whatsapp_dead_letters: p_limit must be 1 to 500 (got 501)',
-    'list: a limit over 500 is refused'
+    'list_whatsapp_dead_letters: p_limit must be 1 to 100 (got 101)',
+    'list: a limit over 100 is refused (a letter may hold a whole body)'
 );
 
 -- Discard ---------------------------------------------------------------------------------------
@@ -437,6 +521,26 @@ select throws_ok(
     'PT404',
     'discard_whatsapp_dead_letter: no dead letter -1',
     'discard: an unknown id is PT404'
+);
+
+select is(
+    public.ingest_whatsapp_webhook('meta', pg_temp.meta(
+        pg_temp.text_from('not-a-phone', 'wamid.DL-NOPHONE', '1767225600', 'who')
+    )) ->> 'dead_lettered',
+    '1',
+    'the discarded message is delivered again'
+);
+select results_eq(
+    $$select resolution, resolved_at, times_seen from private.whatsapp_dead_letters
+      where wamid = 'wamid.DL-NOPHONE'$$,
+    $$values (null::text, null::timestamptz, 3)$$,
+    '... and its letter is open again: it is still not stored'
+);
+select lives_ok(
+    $$select public.discard_whatsapp_dead_letter(
+        (pg_temp.letter('wamid.DL-NOPHONE')).id, 'Sender is a test device'
+    )$$,
+    'and discarded again'
 );
 
 -- Who may ---------------------------------------------------------------------------------------
@@ -489,7 +593,7 @@ select throws_ok(
 select lives_ok(
     $$select tests.as_caller('service_role', '{"role": "service_role"}', format(
         'insert into pg_temp.seen (note, n) select %L, count(*) '
-        'from public.list_whatsapp_dead_letters(%L, 500)', 'listed by service_role', 'all'
+        'from public.list_whatsapp_dead_letters(%L, 100)', 'listed by service_role', 'all'
     ))$$,
     'service_role lists them'
 );
@@ -518,8 +622,9 @@ select results_eq(
 );
 select is(
     (select sum(open) from monitoring.whatsapp_dead_letters),
-    3::numeric,
-    '... three still wait (the long id, the bad media, the second sender that is not a phone)'
+    7::numeric,
+    '... seven still wait (the long id, the bad media, the second sender that is not a phone, '
+    'the two bodies that are no webhook, the two refused among 40)'
 );
 update private.whatsapp_dead_letters
 set resolved_at = now() - interval '31 days'
@@ -531,7 +636,7 @@ select is(
 );
 select is(
     (select count(*) from private.whatsapp_dead_letters where resolution is null),
-    3::bigint,
+    7::bigint,
     '... and never an open one'
 );
 select isnt_empty(
