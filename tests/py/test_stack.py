@@ -128,6 +128,7 @@ def test_up_prints_the_keys_serves_the_client_and_down_stops_everything(stack):
             ("purge-message-queue",),
             ("purge-otp-codes",),
             ("purge-outbox-events",),
+            ("purge-whatsapp-dead-letters",),
             ("purge-whatsapp-message-queue",),
             ("purge-whatsapp-senders",),
             ("reconcile-wallets",),
