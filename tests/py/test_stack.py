@@ -125,6 +125,7 @@ def test_up_prints_the_keys_serves_the_client_and_down_stops_everything(stack):
             ("maintain-partitions",),
             ("purge-background-jobs",),
             ("purge-cron-history",),
+            ("purge-feature-flag-evaluations",),
             ("purge-message-queue",),
             ("purge-otp-codes",),
             ("purge-outbox-events",),

@@ -264,13 +264,21 @@ select results_eq(
       where n.nspname in ('public', 'private', 'monitoring', 'partitions')
         and has_function_privilege(r.rolname, p.oid, 'execute')
       order by 1, 2$$,
-    $$values ('authenticated', 'get_wallet_balance(uuid,text)'),
+    $$values ('anon', 'evaluate_feature_flags(text,text,jsonb)'),
+             ('anon', 'is_feature_enabled(text,text,text,jsonb)'),
+             ('anon', 'private.evaluate_feature_flags(text,text,jsonb)'),
+             ('anon', 'private.is_feature_enabled(text,text,text,jsonb)'),
+             ('authenticated', 'evaluate_feature_flags(text,text,jsonb)'),
+             ('authenticated', 'get_wallet_balance(uuid,text)'),
+             ('authenticated', 'is_feature_enabled(text,text,text,jsonb)'),
+             ('authenticated', 'private.evaluate_feature_flags(text,text,jsonb)'),
              ('authenticated', 'private.get_wallet_balance(uuid,text)'),
+             ('authenticated', 'private.is_feature_enabled(text,text,text,jsonb)'),
              ('authenticated', 'private.set_default_payment_method(uuid)'),
              ('authenticated', 'set_default_payment_method(uuid)')$$,
-    'anon may execute no function in public, private, monitoring, partitions; authenticated '
-    || 'only the payments RPCs that act on the caller''s own wallet and methods, and their '
-    || 'definer bodies in private (reached through the RPCs: authenticated may not use private)'
+    'anon may execute only the feature flag evaluations (for no user); authenticated those and '
+    || 'the payments RPCs that act on the caller''s own wallet and methods; and their definer '
+    || 'bodies in private (reached through the RPCs: neither may use private)'
 );
 
 select * from finish();

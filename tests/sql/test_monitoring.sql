@@ -28,6 +28,7 @@ select results_eq(
        order by c.relname::text collate "C"$$,
     $$values ('background_job_stats', 'v', true),
              ('cron_job_health', 'v', true),
+             ('feature_flag_answers', 'v', true),
              ('message_queue_stats', 'v', true),
              ('partition_children', 'v', true),
              ('partition_health', 'v', true),
@@ -38,7 +39,7 @@ select results_eq(
              ('whatsapp_queue_stats', 'v', true),
              ('whatsapp_sender_health', 'v', true),
              ('whatsapp_senders', 'v', true)$$,
-    'monitoring holds exactly the twelve views, each with a comment'
+    'monitoring holds exactly the thirteen views, each with a comment'
 );
 
 -- What analyst may read ---------------------------------------------------------------------------
@@ -50,6 +51,7 @@ select results_eq(
        order by c.relname::text collate "C", a.privilege_type::text collate "C"$$,
     $$values ('background_job_stats', 'SELECT'),
              ('cron_job_health', 'SELECT'),
+             ('feature_flag_answers', 'SELECT'),
              ('message_queue_stats', 'SELECT'),
              ('partition_children', 'SELECT'),
              ('partition_health', 'SELECT'),

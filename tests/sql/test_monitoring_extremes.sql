@@ -70,6 +70,12 @@ from pairs as p
 cross join (values (null), ('discarded')) as r (resolution);
 insert into filled values ('private.whatsapp_dead_letters');
 
+insert into public.feature_flag_evaluations (flag_key, environment, subject, enabled, since,
+    first_evaluated_at)
+select 'extremes', 'production', 'subject-' || p.n, p.n % 2 = 0, p.ended, p.started
+from pairs as p;
+insert into filled values ('public.feature_flag_evaluations');
+
 insert into public.message_queue (
     queue_name, message_type, status, attempts, visible_at, scheduled_at, enqueued_at,
     claimed_at, dead_at
