@@ -50,6 +50,125 @@ for each row execute function private.feature_flags_announce_change();
 
 select private.enable_audit('public.feature_flags');
 
+create or replace function private.feature_flag_counter(p_flag_id bigint, p_counter text)
+returns text
+language sql
+immutable
+set search_path = ''
+return pg_catalog.format('private.feature_flag_%s_%s', p_flag_id, p_counter);
+comment on function private.feature_flag_counter(bigint, text) is
+'The name of flag row p_flag_id''s counter sequence p_counter (evaluations or enabled).';
+
+create or replace function private.feature_flags_keep_counters()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+-- Each flag row has two counter sequences, made with the row and dropped with it (a flag made
+-- again counts from zero under its new id).
+declare
+    v_counter text;
+begin
+    foreach v_counter in array array['evaluations', 'enabled'] loop
+        if tg_op = 'INSERT' then
+            execute pg_catalog.format(
+                'create sequence if not exists %s', private.feature_flag_counter(new.id, v_counter)
+            );
+        else
+            execute pg_catalog.format(
+                'drop sequence if exists %s', private.feature_flag_counter(old.id, v_counter)
+            );
+        end if;
+    end loop;
+    return null;
+end;
+$$;
+comment on function private.feature_flags_keep_counters() is
+'AFTER INSERT OR DELETE trigger on feature_flags: makes or drops the row''s two counter '
+'sequences (evaluations, enabled).';
+
+create or replace trigger feature_flags_counters
+after insert or delete on public.feature_flags
+for each row execute function private.feature_flags_keep_counters();
+
+create or replace function private.count_feature_flag_evaluation(
+    p_flag_id bigint,
+    p_enabled boolean
+)
+returns void
+language plpgsql
+volatile
+set search_path = ''
+as $$
+-- Evaluations first, enabled second; the sampler reads them the other way round, so a sample
+-- never has more on than evaluations.
+begin
+    if pg_catalog.current_setting('transaction_read_only') = 'on' then
+        return;
+    end if;
+    perform pg_catalog.nextval(private.feature_flag_counter(p_flag_id, 'evaluations')::regclass);
+    if p_enabled then
+        perform pg_catalog.nextval(private.feature_flag_counter(p_flag_id, 'enabled')::regclass);
+    end if;
+end;
+$$;
+comment on function private.count_feature_flag_evaluation(bigint, boolean) is
+'Counts one evaluation of flag row p_flag_id, and whether it was on (nothing in a read-only '
+'transaction).';
+
+create or replace function private.feature_flag_count(p_flag_id bigint, p_counter text)
+returns bigint
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+    v_count bigint;
+begin
+    select coalesce(s.last_value, 0) into v_count
+    from pg_catalog.pg_sequences as s
+    where s.schemaname = 'private'
+        and s.sequencename = pg_catalog.format('feature_flag_%s_%s', p_flag_id, p_counter);
+    return coalesce(v_count, 0);
+end;
+$$;
+comment on function private.feature_flag_count(bigint, text) is
+'The current value of flag row p_flag_id''s counter p_counter (0 before the first evaluation).';
+
+create or replace function private.sample_feature_flag_counts()
+returns integer
+language plpgsql
+set search_path = ''
+as $$
+declare
+    v_sampled integer;
+begin
+    insert into public.feature_flag_evaluation_counts (
+        flag_id, flag_key, environment, enabled, evaluations
+    )
+    select
+        f.id,
+        f.key,
+        f.environment,
+        private.feature_flag_count(f.id, 'enabled'),
+        private.feature_flag_count(f.id, 'evaluations')
+    from public.feature_flags as f
+    order by f.id
+    on conflict do nothing;
+    get diagnostics v_sampled = row_count;
+    delete from public.feature_flag_evaluation_counts as c
+    where c.sampled_at < pg_catalog.now() - interval '30 days';
+    return v_sampled;
+end;
+$$;
+comment on function private.sample_feature_flag_counts() is
+'Samples every flag''s evaluation counters into feature_flag_evaluation_counts and drops samples '
+'older than 30 days; returns how many flags were sampled.';
+
+select private.schedule_cron(
+    'sample-feature-flag-counts', '*/5 * * * *', 'select private.sample_feature_flag_counts()'
+);
+
 -- Evaluation ------------------------------------------------------------------------------------
 
 create or replace function private.feature_flag_context(
@@ -250,6 +369,7 @@ begin
         return false;
     end if;
     v_enabled := private.feature_flag_decision(v_flag, v_context);
+    perform private.count_feature_flag_evaluation(v_flag.id, v_enabled);
     perform private.record_feature_flag_answer(p_flag_key, p_environment, v_context, v_enabled);
     return v_enabled;
 end;
@@ -301,30 +421,29 @@ declare
     v_context jsonb := private.feature_flag_context(
         'evaluate_feature_flags', p_user_id, p_environment, p_context
     );
-    v_answers jsonb;
+    v_answer record;
+    v_answers jsonb := '{}';
 begin
-    with flags as (
-        select distinct on (f.key) f
-        from public.feature_flags as f
-        where f.environment in (p_environment, 'all')
-        order by f.key, f.environment = 'all'
-    ),
-
-    answers as (
+    for v_answer in
         select
+            (l.f).id as flag_id,
             (l.f).key as flag_key,
             private.feature_flag_decision(l.f, v_context) as enabled
-        from flags as l
-    )
-
-    select coalesce(pg_catalog.jsonb_object_agg(a.flag_key, a.enabled), '{}')
-    into v_answers
-    from answers as a;
-
-    perform private.record_feature_flag_answer(
-        a.key, p_environment, v_context, a.value::boolean
-    )
-    from pg_catalog.jsonb_each_text(v_answers) as a;
+        from (
+            select distinct on (f.key) f
+            from public.feature_flags as f
+            where f.environment in (p_environment, 'all')
+            order by f.key, f.environment = 'all'
+        ) as l
+        order by (l.f).key
+    loop
+        v_answers := v_answers
+        || pg_catalog.jsonb_build_object(v_answer.flag_key, v_answer.enabled);
+        perform private.count_feature_flag_evaluation(v_answer.flag_id, v_answer.enabled);
+        perform private.record_feature_flag_answer(
+            v_answer.flag_key, p_environment, v_context, v_answer.enabled
+        );
+    end loop;
     return v_answers;
 end;
 $$;
@@ -563,3 +682,91 @@ comment on view monitoring.feature_flag_answers is
 'Who got which answer for each flag and environment, and since when: "who got new_ui on, since '
 'when" is where flag_key = ''new_ui'' and enabled. A subject is a user id, else a session id.';
 grant select on monitoring.feature_flag_answers to analyst;
+
+create or replace view monitoring.feature_flag_overview as
+with samples as (
+    -- The cumulative counts now and as they were a day and an hour ago (the newest sample at or
+    -- before then; none: the flag is younger, and counted from zero).
+    select
+        f.id,
+        private.feature_flag_count(f.id, 'evaluations') as evaluations_now,
+        private.feature_flag_count(f.id, 'enabled') as enabled_now,
+        coalesce(h.evaluations, 0) as evaluations_hour_ago,
+        coalesce(h.enabled, 0) as enabled_hour_ago,
+        coalesce(d.evaluations, 0) as evaluations_day_ago,
+        coalesce(d.enabled, 0) as enabled_day_ago
+    from public.feature_flags as f
+    left join lateral (
+        select c.evaluations, c.enabled
+        from public.feature_flag_evaluation_counts as c
+        where c.flag_id = f.id and c.sampled_at <= pg_catalog.now() - interval '1 hour'
+        order by c.sampled_at desc
+        limit 1
+    ) as h on true
+    left join lateral (
+        select c.evaluations, c.enabled
+        from public.feature_flag_evaluation_counts as c
+        where c.flag_id = f.id and c.sampled_at <= pg_catalog.now() - interval '1 day'
+        order by c.sampled_at desc
+        limit 1
+    ) as d on true
+)
+
+select
+    f.key,
+    f.environment,
+    f.enabled,
+    f.rollout_strategy,
+    f.rollout_percentage,
+    pg_catalog.cardinality(f.target_users) as target_users,
+    pg_catalog.jsonb_array_length(f.conditions) as conditions,
+    s.evaluations_now - s.evaluations_hour_ago as evaluations_last_hour,
+    round(
+        (s.enabled_now - s.enabled_hour_ago)::numeric
+        / nullif(s.evaluations_now - s.evaluations_hour_ago, 0),
+        4
+    ) as share_on_last_hour,
+    s.evaluations_now - s.evaluations_day_ago as evaluations_last_day,
+    round(
+        (s.enabled_now - s.enabled_day_ago)::numeric
+        / nullif(s.evaluations_now - s.evaluations_day_ago, 0),
+        4
+    ) as share_on_last_day,
+    f.updated_at as last_changed_at
+from public.feature_flags as f
+inner join samples as s on f.id = s.id;
+comment on view monitoring.feature_flag_overview is
+'Per flag and environment: enabled, strategy, percentage, how many target users and conditions, '
+'evaluations and the share on over the last hour and day (from the counters, sampled every 5 '
+'minutes), and when it last changed.';
+grant select on monitoring.feature_flag_overview to analyst;
+
+create or replace view monitoring.feature_flag_evaluations_by_hour as
+with deltas as (
+    -- What each sample adds to the one before (the first counts from the flag's creation).
+    select
+        c.flag_key,
+        c.environment,
+        c.sampled_at,
+        c.evaluations - coalesce(
+            pg_catalog.lag(c.evaluations) over (partition by c.flag_id order by c.sampled_at), 0
+        ) as evaluations,
+        c.enabled - coalesce(
+            pg_catalog.lag(c.enabled) over (partition by c.flag_id order by c.sampled_at), 0
+        ) as enabled
+    from public.feature_flag_evaluation_counts as c
+)
+
+select
+    d.flag_key,
+    d.environment,
+    pg_catalog.date_trunc('hour', d.sampled_at) as hour,
+    sum(d.evaluations) as evaluations,
+    sum(d.enabled) as enabled,
+    round(sum(d.enabled)::numeric / nullif(sum(d.evaluations), 0), 4) as share_on
+from deltas as d
+group by d.flag_key, d.environment, pg_catalog.date_trunc('hour', d.sampled_at);
+comment on view monitoring.feature_flag_evaluations_by_hour is
+'Evaluations per flag, environment and hour, how many were on and the share on, from the '
+'5-minute samples of the counters (an evaluation counts in the hour of the sample after it).';
+grant select on monitoring.feature_flag_evaluations_by_hour to analyst;

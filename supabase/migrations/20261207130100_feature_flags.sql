@@ -78,7 +78,30 @@ create index feature_flag_evaluations_since on public.feature_flag_evaluations (
     flag_key, environment, enabled, since
 );
 
+-- How many evaluations each flag had, and how many were on: every few minutes the cron job
+-- samples two sequences per flag (nextval is no row write and takes no row lock, so counting an
+-- evaluation neither writes a row nor makes evaluations of different users wait on each other).
+-- An hour's count is the difference between two samples.
+create table public.feature_flag_evaluation_counts (
+    flag_id bigint not null,
+    flag_key text not null,
+    environment text not null,
+    sampled_at timestamptz not null default now(),
+    evaluations bigint not null,
+    enabled bigint not null,
+    primary key (flag_id, sampled_at),
+    constraint feature_flag_evaluation_counts_positive check (
+        evaluations >= 0 and enabled between 0 and evaluations
+    )
+);
+comment on table public.feature_flag_evaluation_counts is
+'Samples of each flag''s evaluation counters (cumulative since the flag row was made): '
+'evaluations and how many were on. Written by the sample-feature-flag-counts cron job; kept 30 '
+'days.';
+
 alter table public.feature_flags enable row level security;
+alter table public.feature_flag_evaluation_counts enable row level security;
+revoke all on public.feature_flag_evaluation_counts from anon, authenticated;
 alter table public.feature_flag_evaluations enable row level security;
 revoke all on public.feature_flags from anon, authenticated;
 revoke all on public.feature_flag_evaluations from anon, authenticated;

@@ -133,6 +133,7 @@ def test_up_prints_the_keys_serves_the_client_and_down_stops_everything(stack):
             ("purge-whatsapp-message-queue",),
             ("purge-whatsapp-senders",),
             ("reconcile-wallets",),
+            ("sample-feature-flag-counts",),
             ("time-out-background-jobs",),
         ]
         conn.execute(

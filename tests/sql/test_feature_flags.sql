@@ -6,7 +6,7 @@
 -- new_ui: user-1 48, user-2 2, user-4 15, user-6 39, user-8 28, user-10 34, sess-1 94, sess-2 23;
 -- checkout: user-2 11, user-6 1, user-9 1, user-10 13.
 begin;
-select plan(66);
+select plan(71);
 
 create temp table seen (note text primary key, n bigint, t text);
 grant select, insert on pg_temp.seen to anon, authenticated, service_role;
@@ -336,6 +336,37 @@ select results_eq(
       where flag_key = 'new_ui' and environment = 'production' and subject = 'user-2'$$,
     $$values (false)$$,
     '... is recorded'
+);
+
+-- How many evaluations, and the share on ----------------------------------------------------------
+
+insert into public.feature_flags (key, name, enabled, rollout_strategy, target_users)
+values ('counted', 'Counted', true, 'user_list', '{u-on}');
+select ok(
+    public.is_feature_enabled('counted', 'u-on') and public.is_feature_enabled('counted', 'u-on')
+    and not public.is_feature_enabled('counted', 'u-off')
+    and not public.is_feature_enabled('counted', 'u-off')
+    and not public.is_feature_enabled('counted', 'u-off'),
+    'five evaluations of a flag, two on'
+);
+select ok(private.sample_feature_flag_counts() >= 1, 'the sampler samples every flag');
+select results_eq(
+    $$select evaluations, enabled from public.feature_flag_evaluation_counts
+      where flag_key = 'counted'$$,
+    $$values (5::bigint, 2::bigint)$$,
+    'the sample holds the evaluations and how many were on, with no row written per evaluation'
+);
+select results_eq(
+    $$select evaluations_last_hour, share_on_last_hour, evaluations_last_day
+      from monitoring.feature_flag_overview where key = 'counted'$$,
+    $$values (5::bigint, 0.4::numeric, 5::bigint)$$,
+    'monitoring.feature_flag_overview: evaluations and share on over the last hour and day'
+);
+select results_eq(
+    $$select evaluations, enabled, share_on from monitoring.feature_flag_evaluations_by_hour
+      where flag_key = 'counted'$$,
+    $$values (5::numeric, 2::numeric, 0.4::numeric)$$,
+    'monitoring.feature_flag_evaluations_by_hour: per flag and hour'
 );
 
 -- Management ------------------------------------------------------------------------------------

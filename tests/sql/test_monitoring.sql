@@ -29,6 +29,8 @@ select results_eq(
     $$values ('background_job_stats', 'v', true),
              ('cron_job_health', 'v', true),
              ('feature_flag_answers', 'v', true),
+             ('feature_flag_evaluations_by_hour', 'v', true),
+             ('feature_flag_overview', 'v', true),
              ('message_queue_stats', 'v', true),
              ('partition_children', 'v', true),
              ('partition_health', 'v', true),
@@ -39,7 +41,7 @@ select results_eq(
              ('whatsapp_queue_stats', 'v', true),
              ('whatsapp_sender_health', 'v', true),
              ('whatsapp_senders', 'v', true)$$,
-    'monitoring holds exactly the thirteen views, each with a comment'
+    'monitoring holds exactly the fifteen views, each with a comment'
 );
 
 -- What analyst may read ---------------------------------------------------------------------------
@@ -52,6 +54,8 @@ select results_eq(
     $$values ('background_job_stats', 'SELECT'),
              ('cron_job_health', 'SELECT'),
              ('feature_flag_answers', 'SELECT'),
+             ('feature_flag_evaluations_by_hour', 'SELECT'),
+             ('feature_flag_overview', 'SELECT'),
              ('message_queue_stats', 'SELECT'),
              ('partition_children', 'SELECT'),
              ('partition_health', 'SELECT'),

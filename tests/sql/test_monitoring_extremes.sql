@@ -76,6 +76,24 @@ select 'extremes', 'production', 'subject-' || p.n, p.n % 2 = 0, p.ended, p.star
 from pairs as p;
 insert into filled values ('public.feature_flag_evaluations');
 
+insert into public.feature_flags (key, name, created_at, updated_at)
+select 'extremes-' || p.n, 'x', p.started, p.ended
+from pairs as p;
+insert into filled values ('public.feature_flags');
+
+insert into public.feature_flag_evaluation_counts (
+    flag_id, flag_key, environment, sampled_at, evaluations, enabled
+)
+select f.id, f.key, 'all', s.at, 10, 5
+from public.feature_flags as f
+cross join lateral (
+    select p.started as at from pairs as p
+    union
+    select p.ended from pairs as p
+) as s
+where f.key like 'extremes-%';
+insert into filled values ('public.feature_flag_evaluation_counts');
+
 insert into public.message_queue (
     queue_name, message_type, status, attempts, visible_at, scheduled_at, enqueued_at,
     claimed_at, dead_at
