@@ -697,14 +697,18 @@ with samples as (
         coalesce(d.enabled, 0) as enabled_day_ago
     from public.feature_flags as f
     left join lateral (
-        select c.evaluations, c.enabled
+        select
+            c.evaluations,
+            c.enabled
         from public.feature_flag_evaluation_counts as c
         where c.flag_id = f.id and c.sampled_at <= pg_catalog.now() - interval '1 hour'
         order by c.sampled_at desc
         limit 1
     ) as h on true
     left join lateral (
-        select c.evaluations, c.enabled
+        select
+            c.evaluations,
+            c.enabled
         from public.feature_flag_evaluation_counts as c
         where c.flag_id = f.id and c.sampled_at <= pg_catalog.now() - interval '1 day'
         order by c.sampled_at desc
@@ -760,7 +764,7 @@ with deltas as (
 select
     d.flag_key,
     d.environment,
-    pg_catalog.date_trunc('hour', d.sampled_at) as hour,
+    pg_catalog.date_trunc('hour', d.sampled_at) as hour, -- noqa: RF04
     sum(d.evaluations) as evaluations,
     sum(d.enabled) as enabled,
     round(sum(d.enabled)::numeric / nullif(sum(d.evaluations), 0), 4) as share_on
