@@ -406,6 +406,85 @@ from public, anon, authenticated;
 grant execute on function public.is_feature_enabled(text, text, text, jsonb)
 to anon, authenticated, service_role;
 
+create or replace function private.feature_flag_details(
+    p_flag_key text,
+    p_user_id text,
+    p_environment text,
+    p_context jsonb
+)
+returns jsonb
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+-- is_feature_enabled with the why, in OpenFeature's reasons, for SDK providers: they must tell a
+-- flag that is off from one that does not exist (FLAG_NOT_FOUND).
+declare
+    v_context jsonb := private.feature_flag_context(
+        'feature_flag_details', p_user_id, p_environment, p_context
+    );
+    v_flag public.feature_flags;
+    v_enabled boolean;
+begin
+    perform private.require_length(p_flag_key, 1, 200, 'feature_flag_details', 'p_flag_key');
+    select f.* into v_flag
+    from public.feature_flags as f
+    where f.key = p_flag_key and f.environment in (p_environment, 'all')
+    order by f.environment = 'all'
+    limit 1;
+    if not found then
+        perform private.count_unknown_feature_flag(p_flag_key, p_environment);
+        return pg_catalog.jsonb_build_object(
+            'key', p_flag_key, 'found', false, 'enabled', false, 'reason', 'ERROR'
+        );
+    end if;
+    v_enabled := private.feature_flag_decision(v_flag, v_context);
+    perform private.count_feature_flag_evaluation(v_flag.id, v_enabled);
+    perform private.record_feature_flag_answer(p_flag_key, p_environment, v_context, v_enabled);
+    return pg_catalog.jsonb_build_object(
+        'key', p_flag_key,
+        'found', true,
+        'enabled', v_enabled,
+        'environment', v_flag.environment,
+        'reason', case
+            when not v_flag.enabled then 'DISABLED'
+            when v_flag.rollout_strategy = 'percentage' then 'SPLIT'
+            when v_flag.rollout_strategy = 'user_list'
+                or pg_catalog.jsonb_array_length(v_flag.conditions) > 0 then 'TARGETING_MATCH'
+            else 'STATIC'
+        end
+    );
+end;
+$$;
+comment on function private.feature_flag_details(text, text, text, jsonb) is
+'The body of public.feature_flag_details, with the rights to read every flag.';
+revoke all on function private.feature_flag_details(text, text, text, jsonb)
+from public, anon, authenticated;
+grant execute on function private.feature_flag_details(text, text, text, jsonb)
+to anon, authenticated, service_role;
+
+create or replace function public.feature_flag_details(
+    p_flag_key text,
+    p_user_id text default null,
+    p_environment text default 'production',
+    p_context jsonb default null
+)
+returns jsonb
+language sql
+volatile
+set search_path = ''
+return private.feature_flag_details(p_flag_key, p_user_id, p_environment, p_context);
+comment on function public.feature_flag_details(text, text, text, jsonb) is
+'is_feature_enabled with its why, for SDK providers: {key, found, enabled, environment (of the '
+'row that answered), reason}: found false for an unknown key (reason ERROR); reason DISABLED, '
+'SPLIT (percentage), TARGETING_MATCH (user list or conditions) or STATIC (all, none), as '
+'OpenFeature names them. The same callers and refusals as is_feature_enabled. SECURITY INVOKER.';
+revoke all on function public.feature_flag_details(text, text, text, jsonb)
+from public, anon, authenticated;
+grant execute on function public.feature_flag_details(text, text, text, jsonb)
+to anon, authenticated, service_role;
+
 create or replace function private.evaluate_feature_flags(
     p_user_id text,
     p_environment text,

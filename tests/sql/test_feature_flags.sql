@@ -6,7 +6,7 @@
 -- new_ui: user-1 48, user-2 2, user-4 15, user-6 39, user-8 28, user-10 34, sess-1 94, sess-2 23;
 -- checkout: user-2 11, user-6 1, user-9 1, user-10 13.
 begin;
-select plan(71);
+select plan(75);
 
 create temp table seen (note text primary key, n bigint, t text);
 grant select, insert on pg_temp.seen to anon, authenticated, service_role;
@@ -336,6 +336,28 @@ select results_eq(
       where flag_key = 'new_ui' and environment = 'production' and subject = 'user-2'$$,
     $$values (false)$$,
     '... is recorded'
+);
+
+select is(
+    public.feature_flag_details('beta', 'aaaaaaaa-0000-4000-8000-000000000001') - 'environment',
+    '{"key": "beta", "found": true, "enabled": true, "reason": "TARGETING_MATCH"}'::jsonb,
+    'feature_flag_details gives the answer and OpenFeature''s reason'
+);
+select is(
+    public.feature_flag_details('nope') - 'environment',
+    '{"key": "nope", "found": false, "enabled": false, "reason": "ERROR"}'::jsonb,
+    'and tells an unknown flag from one that is off'
+);
+select is(
+    public.feature_flag_details('switched_off') ->> 'reason',
+    'DISABLED',
+    'a disabled flag''s reason is DISABLED'
+);
+select throws_ok(
+    $$select tests.as_caller('anon', '{"role": "anon"}',
+        'select public.feature_flag_details(''beta'', ''user-3'')')$$,
+    '42501', 'feature_flag_details: anon evaluates flags for no user; sign in to pass p_user_id',
+    'feature_flag_details refuses as is_feature_enabled does'
 );
 
 -- How many evaluations, and the share on ----------------------------------------------------------
