@@ -74,9 +74,14 @@ comment on table public.feature_flag_evaluations is
 'since when: written on the first evaluation and when the answer changes, never for a repeated '
 'one. Rows not evaluated again for 90 days are purged.';
 
-create index feature_flag_evaluations_since on public.feature_flag_evaluations (
-    flag_key, environment, enabled, since
-);
+-- "Who got new_ui on, since when". Partial: an evaluation's lookup (by subject, flag and
+-- environment, no condition on enabled) can then only use the primary key, whatever the
+-- statistics say; a full index on the flag was preferred while they were young, and read
+-- every answer of the flag per lookup.
+create index feature_flag_evaluations_on on public.feature_flag_evaluations (
+    flag_key, environment, since
+)
+where enabled;
 
 -- How many evaluations each flag had, and how many were on: every few minutes the cron job
 -- samples two sequences per flag (nextval is no row write and takes no row lock, so counting an
