@@ -170,7 +170,7 @@ begin
         or f[3]::integer < 1
         or f[4]::integer > 23
         or f[5]::integer > 59
-        or f[6]::numeric >= 60
+        or f[6]::numeric >= 61
         or f[8]::integer > 23
         or f[9]::integer > 59
     then
@@ -181,6 +181,10 @@ begin
         'day', pg_catalog.make_date(f[1]::integer, f[2]::integer, 1) + interval '1 month - 1 day'
     ) then
         return null;
+    end if;
+    -- A leap second (23:59:60) orders after every earlier instant of its minute, as in chrono.
+    if f[6]::numeric >= 60 then
+        f[6] := '59.999999';
     end if;
     if f[7] is not null then
         offset_minutes := (f[8]::integer * 60 + f[9]::integer) * (f[7] || '1')::integer;
@@ -224,6 +228,14 @@ begin
     if l is null or r is null then
         return null;
     end if;
+    -- Major, minor and patch are u64 in Rust's semver crate: a larger one is no version.
+    for i in 1..3 loop
+        if pg_catalog.length(l[i]) > 20 or l[i]::numeric > 18446744073709551615
+            or pg_catalog.length(r[i]) > 20 or r[i]::numeric > 18446744073709551615
+        then
+            return null;
+        end if;
+    end loop;
     for i in 1..3 loop
         if l[i]::numeric <> r[i]::numeric then
             return case when l[i]::numeric < r[i]::numeric then -1 else 1 end;
@@ -261,8 +273,11 @@ comment on function private.unleash_semver_compare(text, text) is
 '-1, 0 or 1 as version p_left precedes, equals or follows p_right by semver 2.0.0 precedence '
 '(build metadata ignored); null when either is not a strict semantic version (v1.2.3, 1.02.3).';
 
--- A context field as Unleash resolves a constraint's contextName: the standard fields from the
--- context itself, any other name from its properties. JSON null is absent.
+-- A context field as Unleash's SDKs resolve a constraint's contextName: the field at the top of
+-- the context, else the one of that name in its properties (Node's resolveContextValue; the
+-- Python SDK agrees). So userId, sessionId, remoteAddress, environment, appName and currentTime
+-- are read at the top, custom fields in properties, and either is found where a caller put it.
+-- JSON null is absent.
 create or replace function private.unleash_context_value(p_context jsonb, p_name text)
 returns text
 language sql
@@ -270,17 +285,15 @@ immutable
 parallel safe
 set search_path = ''
 as $$
-    select case
-        when p_name in (
-            'userId', 'sessionId', 'remoteAddress', 'environment', 'appName', 'currentTime'
-        )
-            then p_context ->> p_name
-        else p_context -> 'properties' ->> p_name
-    end;
+    select coalesce(
+        case when p_name <> 'properties' then p_context ->> p_name end,
+        p_context -> 'properties' ->> p_name
+    );
 $$;
 comment on function private.unleash_context_value(jsonb, text) is
-'The value of context field p_name in the Unleash context p_context: userId, sessionId, '
-'remoteAddress, environment, appName and currentTime at the top, any other name in properties.';
+'The value of context field p_name in the Unleash context p_context: the top-level field of that '
+'name, else the one in properties (userId, sessionId, remoteAddress, environment, appName and '
+'currentTime belong at the top, custom fields in properties).';
 
 -- One constraint on one context, as Unleash's engine evaluates it. A field the context lacks
 -- makes every operator false but NOT_IN (true), before inversion; an unreadable context value
@@ -327,6 +340,10 @@ begin
         when operator = 'NOT_IN' then
             result := actual is null or not values_list ? actual;
         when operator in ('STR_CONTAINS', 'STR_STARTS_WITH', 'STR_ENDS_WITH') then
+            -- Unleash's engine cannot compile a string operator without a value.
+            if pg_catalog.jsonb_array_length(values_list) = 0 then
+                return false;
+            end if;
             if case_insensitive then
                 actual := pg_catalog.lower(actual collate "und-x-icu");
             end if;
@@ -535,6 +552,8 @@ begin
         if operator in ('IN', 'NOT_IN', 'STR_CONTAINS', 'STR_STARTS_WITH', 'STR_ENDS_WITH') then
             if not c ? 'values' then
                 return pg_catalog.format('constraint %s: %s needs values, a list', n, operator);
+            elsif operator like 'STR\_%' and pg_catalog.jsonb_array_length(c -> 'values') = 0 then
+                return pg_catalog.format('constraint %s: %s needs at least one value', n, operator);
             end if;
         elsif value_text is null then
             return pg_catalog.format('constraint %s: %s needs value, a string', n, operator);

@@ -3,7 +3,7 @@
 -- the fault text a flag's CHECK reports. tests/py/test_unleash_rules.py holds the same functions
 -- to Unleash's client specification, its SDK and mmh3 on random keys.
 begin;
-select plan(93);
+select plan(98);
 
 -- MurmurHash3 x86_32: the vectors mmh3.hash(key, seed, signed=False) gives, one per length
 -- modulo 4, multi-byte UTF-8 and the largest seed.
@@ -44,9 +44,10 @@ as $$ select private.unleash_constraints_hold(jsonb_build_array(p_constraint), p
 -- IN and NOT_IN, standard fields and properties
 select ok(pg_temp.c('{"contextName": "userId", "operator": "IN", "values": ["1", "2"]}', '{"userId": "2"}'), 'IN: a listed value');
 select ok(not pg_temp.c('{"contextName": "userId", "operator": "IN", "values": ["1", "2"]}', '{"userId": "3"}'), 'IN: an unlisted value');
-select ok(not pg_temp.c('{"contextName": "userId", "operator": "IN", "values": ["1"]}', '{"properties": {"userId": "1"}}'), 'IN: a standard field is not read from properties');
+select ok(pg_temp.c('{"contextName": "userId", "operator": "IN", "values": ["1"]}', '{"properties": {"userId": "1"}}'), 'IN: a standard field missing at the top is read from properties');
+select ok(not pg_temp.c('{"contextName": "userId", "operator": "IN", "values": ["1"]}', '{"userId": "2", "properties": {"userId": "1"}}'), 'IN: the top-level field wins over properties');
 select ok(pg_temp.c('{"contextName": "country", "operator": "IN", "values": ["rw"]}', '{"properties": {"country": "rw"}}'), 'IN: a custom field is read from properties');
-select ok(not pg_temp.c('{"contextName": "country", "operator": "IN", "values": ["rw"]}', '{"country": "rw"}'), 'IN: a custom field is not read from the top');
+select ok(pg_temp.c('{"contextName": "country", "operator": "IN", "values": ["rw"]}', '{"country": "rw"}'), 'IN: a custom field at the top is read too, as the SDKs do');
 select ok(not pg_temp.c('{"contextName": "country", "operator": "IN", "values": ["rw"]}'), 'IN: a missing field is false');
 select ok(not pg_temp.c('{"contextName": "country", "operator": "IN", "values": []}', '{"properties": {"country": "rw"}}'), 'IN: an empty list is false');
 select ok(not pg_temp.c('{"contextName": "country", "operator": "IN", "values": ["RW"], "caseInsensitive": true}', '{"properties": {"country": "rw"}}'), 'IN: caseInsensitive does not apply');
@@ -74,6 +75,7 @@ select ok(pg_temp.c('{"contextName": "email", "operator": "STR_ENDS_WITH", "valu
 select ok(not pg_temp.c('{"contextName": "email", "operator": "STR_CONTAINS", "values": [""]}'), 'STR_CONTAINS: a missing field is false');
 select ok(pg_temp.c('{"contextName": "email", "operator": "STR_CONTAINS", "values": ["x"], "inverted": true}'), 'STR_CONTAINS inverted: a missing field is true');
 select ok(pg_temp.c('{"contextName": "email", "operator": "STR_CONTAINS", "values": ["mail"], "inverted": true}', '{"properties": {"email": "a@b.rw"}}'), 'STR_CONTAINS inverted');
+select ok(not pg_temp.c('{"contextName": "email", "operator": "STR_CONTAINS", "values": [], "inverted": true}', '{"properties": {"email": "a@b.rw"}}'), 'STR_CONTAINS without values is false, inverted or not');
 
 -- NUM_ operators
 select ok(pg_temp.c('{"contextName": "n", "operator": "NUM_EQ", "value": "12"}', '{"properties": {"n": "12.0"}}'), 'NUM_EQ: 12.0 is 12');
@@ -102,6 +104,8 @@ select ok(pg_temp.c('{"contextName": "currentTime", "operator": "DATE_AFTER", "v
 select ok(not pg_temp.c('{"contextName": "currentTime", "operator": "DATE_BEFORE", "value": "2020-01-01T00:00:00Z"}'), 'DATE_BEFORE: a missing currentTime is now');
 select ok(not pg_temp.c('{"contextName": "currentTime", "operator": "DATE_AFTER", "value": "2020-01-01T00:00:00Z"}', '{"currentTime": "2022-02-30T00:00:00Z"}'), 'DATE_AFTER: a day that does not exist is false');
 select ok(not pg_temp.c('{"contextName": "currentTime", "operator": "DATE_AFTER", "value": "2020-01-01T00:00:00Z"}', '{"currentTime": "yesterday"}'), 'DATE_AFTER: an unparsable date is false');
+select ok(pg_temp.c('{"contextName": "currentTime", "operator": "DATE_AFTER", "value": "2016-12-31T23:59:59.999Z"}', '{"currentTime": "2016-12-31T23:59:60Z"}'), 'DATE_AFTER: a leap second is after its minute''s last millisecond');
+select ok(pg_temp.c('{"contextName": "currentTime", "operator": "DATE_BEFORE", "value": "2017-01-01T00:00:00.000Z"}', '{"currentTime": "2016-12-31T23:59:60Z"}'), 'DATE_BEFORE: and before the next minute');
 select ok(pg_temp.c('{"contextName": "signup", "operator": "DATE_BEFORE", "value": "2020-01-01T00:00:00Z"}', '{"properties": {"signup": "2019-12-31 23:59:59+00:00"}}'), 'DATE_BEFORE on a property, RFC 3339 with a space');
 select ok(not pg_temp.c('{"contextName": "signup", "operator": "DATE_BEFORE", "value": "2020-01-01T00:00:00Z"}'), 'DATE_BEFORE: a missing property is false');
 select ok(pg_temp.c('{"contextName": "signup", "operator": "DATE_BEFORE", "value": "2020-01-01T00:00:00Z", "inverted": true}'), 'DATE_BEFORE inverted: a missing property is true');
@@ -118,6 +122,7 @@ select ok(pg_temp.c('{"contextName": "version", "operator": "SEMVER_GTE", "value
 select ok(pg_temp.c('{"contextName": "version", "operator": "SEMVER_LTE", "value": "1.2.2"}', '{"properties": {"version": "1.2.1"}}'), 'SEMVER_LTE: less');
 select ok(not pg_temp.c('{"contextName": "version", "operator": "SEMVER_EQ", "value": "2.0.0"}', '{"properties": {"version": "v2.0.0"}}'), 'SEMVER_EQ: v2.0.0 is not a version');
 select ok(not pg_temp.c('{"contextName": "version", "operator": "SEMVER_GT", "value": "1.0.0"}', '{"properties": {"version": "01.2.3"}}'), 'SEMVER_GT: a leading zero is not a version');
+select ok(not pg_temp.c('{"contextName": "version", "operator": "SEMVER_GT", "value": "1.0.0"}', '{"properties": {"version": "18446744073709551616.0.0"}}'), 'SEMVER_GT: a component beyond u64 is not a version');
 select ok(not pg_temp.c('{"contextName": "version", "operator": "SEMVER_GT", "value": "1.0.0"}'), 'SEMVER_GT: a missing field is false');
 select ok(pg_temp.c('{"contextName": "version", "operator": "SEMVER_GT", "value": "1.0.0", "inverted": true}'), 'SEMVER_GT inverted: a missing field is true');
 select ok(not pg_temp.c('{"contextName": "version", "operator": "SEMVER_EQ", "value": "v2.0.0", "inverted": true}', '{"properties": {"version": "1.0.0"}}'), 'SEMVER_EQ on v2.0.0 is false, inverted or not');
@@ -173,12 +178,13 @@ select results_eq(
             (9, '[{"contextName": "a", "operator": "IN", "values": [1]}]'),
             (10, '[{"contextName": "a", "operator": "IN", "values": "x"}]'),
             (11, '[{"contextName": "a", "operator": "IN"}]'),
-            (12, '[{"contextName": "a", "operator": "NUM_EQ", "values": ["1"]}]'),
-            (13, '[{"contextName": "a", "operator": "NUM_EQ", "value": 1}]'),
-            (14, '[{"contextName": "a", "operator": "NUM_EQ", "value": "0x10"}]'),
-            (15, '[{"contextName": "a", "operator": "DATE_AFTER", "value": "2022-01-22"}]'),
-            (16, '[{"contextName": "a", "operator": "DATE_AFTER", "value": "2022-02-30T00:00:00Z"}]'),
-            (17, '[{"contextName": "a", "operator": "SEMVER_EQ", "value": "v2.0.0"}]')
+            (12, '[{"contextName": "a", "operator": "STR_CONTAINS", "values": []}]'),
+            (13, '[{"contextName": "a", "operator": "NUM_EQ", "values": ["1"]}]'),
+            (14, '[{"contextName": "a", "operator": "NUM_EQ", "value": 1}]'),
+            (15, '[{"contextName": "a", "operator": "NUM_EQ", "value": "0x10"}]'),
+            (16, '[{"contextName": "a", "operator": "DATE_AFTER", "value": "2022-01-22"}]'),
+            (17, '[{"contextName": "a", "operator": "DATE_AFTER", "value": "2022-02-30T00:00:00Z"}]'),
+            (18, '[{"contextName": "a", "operator": "SEMVER_EQ", "value": "v2.0.0"}]')
         ) as v (n, constraints)
        order by v.n$$,
     $$values
@@ -193,6 +199,7 @@ select results_eq(
         ('constraint 1: values must be an array of at most 1000 strings of at most 1000 characters'),
         ('constraint 1: values must be an array of at most 1000 strings of at most 1000 characters'),
         ('constraint 1: IN needs values, a list'),
+        ('constraint 1: STR_CONTAINS needs at least one value'),
         ('constraint 1: NUM_EQ needs value, a string'),
         ('constraint 1: value must be a string of at most 1000 characters'),
         ('constraint 1: value 0x10 is not a number'),
