@@ -213,43 +213,53 @@ parallel safe
 set search_path = ''
 as $$
 declare
+    -- Checked with ~ and taken apart with split_part: regexp_match's captures cost more than
+    -- the rest of the comparison.
     pattern constant text :=
-        '^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)'
-        || '(?:-((?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*)'
-        || '(?:\.(?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*))*))?'
-        || '(?:\+[0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*)?$';
-    l text [] := pg_catalog.regexp_match(p_left, pattern);
-    r text [] := pg_catalog.regexp_match(p_right, pattern);
+        '^(0|[1-9][0-9]{0,19})\.(0|[1-9][0-9]{0,19})\.(0|[1-9][0-9]{0,19})'
+        || '(-(0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*)'
+        || '(\.(0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*))*)?'
+        || '(\+[0-9a-zA-Z-]+(\.[0-9a-zA-Z-]+)*)?$';
+    l_release text;
+    r_release text;
+    l_core numeric [];
+    r_core numeric [];
     l_ids text [];
     r_ids text [];
     l_id text;
     r_id text;
 begin
-    if l is null or r is null then
+    if not coalesce(p_left ~ pattern and p_right ~ pattern, false) then
         return null;
     end if;
+    l_release := pg_catalog.split_part(p_left, '+', 1);
+    r_release := pg_catalog.split_part(p_right, '+', 1);
+    l_core := pg_catalog.string_to_array(pg_catalog.split_part(l_release, '-', 1), '.')::numeric [];
+    r_core := pg_catalog.string_to_array(pg_catalog.split_part(r_release, '-', 1), '.')::numeric [];
     -- Major, minor and patch are u64 in Rust's semver crate: a larger one is no version.
-    for i in 1..3 loop
-        if pg_catalog.length(l[i]) > 20 or l[i]::numeric > 18446744073709551615
-            or pg_catalog.length(r[i]) > 20 or r[i]::numeric > 18446744073709551615
-        then
-            return null;
-        end if;
-    end loop;
-    for i in 1..3 loop
-        if l[i]::numeric <> r[i]::numeric then
-            return case when l[i]::numeric < r[i]::numeric then -1 else 1 end;
-        end if;
-    end loop;
-    if l[4] is null or r[4] is null then
+    if l_core[1] > 18446744073709551615 or l_core[2] > 18446744073709551615
+        or l_core[3] > 18446744073709551615 or r_core[1] > 18446744073709551615
+        or r_core[2] > 18446744073709551615 or r_core[3] > 18446744073709551615
+    then
+        return null;
+    end if;
+    if l_core <> r_core then
+        return case when l_core < r_core then -1 else 1 end;
+    end if;
+    -- The pre-release is all after the first hyphen (it may hold more hyphens).
+    l_ids := pg_catalog.string_to_array(
+        pg_catalog.substr(l_release, pg_catalog.strpos(l_release, '-') + 1), '.'
+    );
+    r_ids := pg_catalog.string_to_array(
+        pg_catalog.substr(r_release, pg_catalog.strpos(r_release, '-') + 1), '.'
+    );
+    if pg_catalog.strpos(l_release, '-') = 0 or pg_catalog.strpos(r_release, '-') = 0 then
         return case
-            when l[4] is null and r[4] is null then 0
-            when l[4] is null then 1
+            when pg_catalog.strpos(l_release, '-') = pg_catalog.strpos(r_release, '-') then 0
+            when pg_catalog.strpos(l_release, '-') = 0 then 1
             else -1
         end;
     end if;
-    l_ids := pg_catalog.string_to_array(l[4], '.');
-    r_ids := pg_catalog.string_to_array(r[4], '.');
     for i in 1..least(pg_catalog.cardinality(l_ids), pg_catalog.cardinality(r_ids)) loop
         l_id := l_ids[i];
         r_id := r_ids[i];
@@ -273,38 +283,26 @@ comment on function private.unleash_semver_compare(text, text) is
 '-1, 0 or 1 as version p_left precedes, equals or follows p_right by semver 2.0.0 precedence '
 '(build metadata ignored); null when either is not a strict semantic version (v1.2.3, 1.02.3).';
 
--- A context field as Unleash's SDKs resolve a constraint's contextName: the field at the top of
--- the context, else the one of that name in its properties (Node's resolveContextValue; the
--- Python SDK agrees). So userId, sessionId, remoteAddress, environment, appName and currentTime
--- are read at the top, custom fields in properties, and either is found where a caller put it.
--- JSON null is absent.
-create or replace function private.unleash_context_value(p_context jsonb, p_name text)
-returns text
-language sql
-immutable
-parallel safe
-set search_path = ''
-as $$
-    select coalesce(
-        case when p_name <> 'properties' then p_context ->> p_name end,
-        p_context -> 'properties' ->> p_name
-    );
-$$;
-comment on function private.unleash_context_value(jsonb, text) is
-'The value of context field p_name in the Unleash context p_context: the top-level field of that '
-'name, else the one in properties (userId, sessionId, remoteAddress, environment, appName and '
-'currentTime belong at the top, custom fields in properties).';
-
--- One constraint on one context, as Unleash's engine evaluates it. A field the context lacks
--- makes every operator false but NOT_IN (true), before inversion; an unreadable context value
--- is false, before inversion; currentTime defaults to now. A constraint Unleash could not
--- compile (unknown operator, a value that is not a number, date or version, a version written
--- v1.2.3) is false whatever its inversion: unleash_constraints_fault keeps such constraints out
--- of the table, and they fail closed if one arrives another way. caseInsensitive applies to
--- the STR_ operators only, as in every Unleash SDK; lower case is Unicode's (ICU), as Rust's.
--- SEMVER_GTE and SEMVER_LTE are not in Unleash's UI but are in its specification (file 14) and
--- its engine, so they are here.
-create or replace function private.unleash_constraint_holds(p_constraint jsonb, p_context jsonb)
+-- Every constraint on one context, as Unleash's engine evaluates them, the first that fails
+-- ending it. One function with the operators inline: it runs on every evaluation, and a call
+-- costs more than most operators.
+--
+-- A contextName is read as Unleash's SDKs read it: the field at the top of the context, else the
+-- one of that name in properties (Node's resolveContextValue; the Python SDK agrees), so
+-- userId, sessionId, remoteAddress, environment, appName and currentTime are found at the top
+-- and custom fields in properties. JSON null is absent; a missing currentTime is now.
+-- A field the context lacks makes every operator false but NOT_IN (true), before inversion; so
+-- does a value that is not a number, date or version. A constraint Unleash could not compile
+-- (unknown operator, a value that is not a number, date or version, a version written v1.2.3, a
+-- string operator without values) is false whatever its inversion: unleash_constraints_fault
+-- keeps such constraints out of the table, and they fail closed if one arrives another way.
+-- caseInsensitive applies to the STR_ operators only, as in every Unleash SDK; lower case is
+-- Unicode's (ICU), as Rust's. SEMVER_GTE and SEMVER_LTE are not in Unleash's UI but are in its
+-- specification (file 14) and its engine, so they are here.
+--
+-- Numbers, dates and versions in their everyday forms take a fast path (a cast, an integer
+-- array); anything else goes through unleash_number, unleash_timestamp, unleash_semver_compare.
+create or replace function private.unleash_constraints_hold(p_constraints jsonb, p_context jsonb)
 returns boolean
 language plpgsql
 stable
@@ -312,12 +310,12 @@ parallel safe
 set search_path = ''
 as $$
 declare
-    operator text := p_constraint ->> 'operator';
-    context_name text := p_constraint ->> 'contextName';
-    values_list jsonb := p_constraint -> 'values';
-    case_insensitive boolean := coalesce(p_constraint -> 'caseInsensitive' = 'true', false);
-    actual text := private.unleash_context_value(p_context, p_constraint ->> 'contextName');
-    expected text := p_constraint ->> 'value';
+    c jsonb;
+    operator text;
+    context_name text;
+    values_list jsonb;
+    actual text;
+    expected text;
     number_expected double precision;
     number_actual double precision;
     time_expected timestamptz;
@@ -325,51 +323,81 @@ declare
     version_order integer;
     result boolean;
 begin
-    if pg_catalog.jsonb_typeof(values_list) is distinct from 'array' then
-        values_list := '[]';
+    if p_constraints is null then
+        return true;
+    elsif pg_catalog.jsonb_typeof(p_constraints) <> 'array' then
+        return false;
     end if;
-    if actual is null and context_name = 'currentTime' then
-        actual := pg_catalog.to_char(
-            pg_catalog.now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
+    -- By index rather than a query over jsonb_array_elements: no executor per call.
+    for i in 0..pg_catalog.jsonb_array_length(p_constraints) - 1 loop
+        c := p_constraints -> i;
+        operator := c ->> 'operator';
+        context_name := c ->> 'contextName';
+        actual := coalesce(
+            case when context_name <> 'properties' then p_context ->> context_name end,
+            p_context -> 'properties' ->> context_name
         );
-    end if;
 
-    case
-        when operator = 'IN' then
-            result := actual is not null and values_list ? actual;
-        when operator = 'NOT_IN' then
-            result := actual is null or not values_list ? actual;
-        when operator in ('STR_CONTAINS', 'STR_STARTS_WITH', 'STR_ENDS_WITH') then
+        if operator in ('IN', 'NOT_IN') then
+            values_list := c -> 'values';
+            if pg_catalog.jsonb_typeof(values_list) is distinct from 'array' then
+                values_list := '[]';
+            end if;
+            if actual is null and context_name = 'currentTime' then
+                actual := pg_catalog.to_char(
+                    pg_catalog.now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
+                );
+            end if;
+            result := case
+                when operator = 'IN' then actual is not null and values_list ? actual
+                else actual is null or not values_list ? actual
+            end;
+
+        elsif operator in ('STR_CONTAINS', 'STR_STARTS_WITH', 'STR_ENDS_WITH') then
+            values_list := c -> 'values';
             -- Unleash's engine cannot compile a string operator without a value.
-            if pg_catalog.jsonb_array_length(values_list) = 0 then
+            if pg_catalog.jsonb_typeof(values_list) is distinct from 'array'
+                or pg_catalog.jsonb_array_length(values_list) = 0
+            then
                 return false;
             end if;
-            if case_insensitive then
+            if actual is null and context_name = 'currentTime' then
+                actual := pg_catalog.to_char(
+                    pg_catalog.now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
+                );
+            end if;
+            if c -> 'caseInsensitive' = 'true' then
                 actual := pg_catalog.lower(actual collate "und-x-icu");
+                values_list := pg_catalog.lower(values_list::text collate "und-x-icu")::jsonb;
             end if;
-            result := actual is not null and exists (
-                select
-                from pg_catalog.jsonb_array_elements_text(values_list) as v (candidate)
-                cross join lateral (
-                    select case
-                        when case_insensitive
-                            then pg_catalog.lower(v.candidate collate "und-x-icu")
-                        else v.candidate
-                    end as candidate
-                ) as c
-                where case operator
-                    when 'STR_CONTAINS' then pg_catalog.strpos(actual, c.candidate) > 0
-                    when 'STR_STARTS_WITH' then pg_catalog.starts_with(actual, c.candidate)
-                    else pg_catalog.right(actual, pg_catalog.length(c.candidate)) = c.candidate
-                        and pg_catalog.length(c.candidate) <= pg_catalog.length(actual)
-                end
-            );
-        when operator in ('NUM_EQ', 'NUM_GT', 'NUM_GTE', 'NUM_LT', 'NUM_LTE') then
-            if expected !~ '^[+-]?[0-9]+(\.[0-9]*)?([eE][+-]?[0-9]+)?$' or expected is null then
+            result := false;
+            if actual is not null then
+                for j in 0..pg_catalog.jsonb_array_length(values_list) - 1 loop
+                    expected := values_list ->> j;
+                    result := case operator
+                        when 'STR_CONTAINS' then pg_catalog.strpos(actual, expected) > 0
+                        when 'STR_STARTS_WITH' then pg_catalog.starts_with(actual, expected)
+                        else pg_catalog.length(expected) <= pg_catalog.length(actual)
+                            and pg_catalog.right(actual, pg_catalog.length(expected)) = expected
+                    end;
+                    exit when result;
+                end loop;
+            end if;
+
+        elsif operator in ('NUM_EQ', 'NUM_GT', 'NUM_GTE', 'NUM_LT', 'NUM_LTE') then
+            expected := c ->> 'value';
+            if expected ~ '^[+-]?[0-9]{1,15}(\.[0-9]{0,15})?$' then
+                number_expected := expected::double precision;
+            elsif expected ~ '^[+-]?[0-9]+(\.[0-9]*)?([eE][+-]?[0-9]+)?$' then
+                number_expected := private.unleash_number(expected);
+            else
                 return false;
             end if;
-            number_expected := private.unleash_number(expected);
-            number_actual := private.unleash_number(actual);
+            if actual ~ '^[+-]?[0-9]{1,15}(\.[0-9]{0,15})?$' then
+                number_actual := actual::double precision;
+            else
+                number_actual := private.unleash_number(actual);
+            end if;
             result := coalesce(case operator
                 -- Rust's f64 equality as the engine writes it: closer than machine epsilon.
                 when 'NUM_EQ' then
@@ -383,18 +411,35 @@ begin
             if pg_catalog.abs(number_actual - number_expected) = 'NaN' then
                 result := operator in ('NUM_GTE', 'NUM_LTE') and number_actual = number_expected;
             end if;
-        when operator in ('DATE_AFTER', 'DATE_BEFORE') then
-            time_expected := private.unleash_timestamp(expected);
-            if time_expected is null
-                or expected !~ (
-                    '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{3})?'
-                    || '(Z|[+-][0-9]{2}:[0-9]{2})$'
-                )
-            then
+
+        elsif operator in ('DATE_AFTER', 'DATE_BEFORE') then
+            expected := c ->> 'value';
+            time_expected := null;
+            -- Unleash's own form on a day that exists every year (all but 29 February):
+            -- Postgres reads it as it is.
+            if expected ~ (
+                '^[0-9]{4}-((0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])|(0[13-9]|1[0-2])-(29|30)'
+                || '|(0[13578]|1[02])-31)T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{3})?'
+                || '(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$'
+            ) and expected !~ '^0000' then
+                time_expected := expected::timestamptz;
+            elsif expected ~ (
+                '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{3})?'
+                || '(Z|[+-][0-9]{2}:[0-9]{2})$'
+            ) then
+                time_expected := private.unleash_timestamp(expected);
+            end if;
+            if time_expected is null then
                 return false;
             end if;
-            if context_name = 'currentTime' and p_context ->> 'currentTime' is null then
+            if actual is null and context_name = 'currentTime' then
                 time_actual := pg_catalog.now();
+            elsif actual ~ (
+                '^[0-9]{4}-((0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])|(0[13-9]|1[0-2])-(29|30)'
+                || '|(0[13578]|1[02])-31)T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?'
+                || '(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$'
+            ) and actual !~ '^0000' then
+                time_actual := actual::timestamptz;
             else
                 time_actual := private.unleash_timestamp(actual);
             end if;
@@ -402,11 +447,27 @@ begin
                 when 'DATE_AFTER' then time_actual > time_expected
                 else time_actual < time_expected
             end, false);
-        when operator in ('SEMVER_EQ', 'SEMVER_GT', 'SEMVER_GTE', 'SEMVER_LT', 'SEMVER_LTE') then
-            if private.unleash_semver_compare(expected, expected) is null then
-                return false;
+
+        elsif operator in ('SEMVER_EQ', 'SEMVER_GT', 'SEMVER_GTE', 'SEMVER_LT', 'SEMVER_LTE') then
+            expected := c ->> 'value';
+            -- Plain major.minor.patch on both sides orders as an integer array.
+            if expected ~ '^(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})$'
+                and actual ~ '^(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})$'
+            then
+                version_order := pg_catalog.btarraycmp(
+                    pg_catalog.string_to_array(actual, '.')::integer [],
+                    pg_catalog.string_to_array(expected, '.')::integer []
+                );
+            else
+                version_order := private.unleash_semver_compare(actual, expected);
+                -- Null for an unreadable version: the context's fails, the constraint's
+                -- (which Unleash could not compile) fails whatever the inversion.
+                if version_order is null and private.unleash_semver_compare(expected, '0.0.0')
+                    is null
+                then
+                    return false;
+                end if;
             end if;
-            version_order := private.unleash_semver_compare(actual, expected);
             result := coalesce(case operator
                 when 'SEMVER_EQ' then version_order = 0
                 when 'SEMVER_GT' then version_order > 0
@@ -414,35 +475,12 @@ begin
                 when 'SEMVER_LT' then version_order < 0
                 else version_order <= 0
             end, false);
+
         else
             return false;
-    end case;
+        end if;
 
-    return result <> coalesce(p_constraint -> 'inverted' = 'true', false);
-end;
-$$;
-comment on function private.unleash_constraint_holds(jsonb, jsonb) is
-'Whether one Unleash constraint {contextName, operator, values | value, inverted, '
-'caseInsensitive} holds on the Unleash context p_context, as Unleash''s engine decides it; a '
-'constraint it could not compile (see unleash_constraints_fault) is false.';
-
-create or replace function private.unleash_constraints_hold(p_constraints jsonb, p_context jsonb)
-returns boolean
-language plpgsql
-stable
-parallel safe
-set search_path = ''
-as $$
-begin
-    if p_constraints is null then
-        return true;
-    elsif pg_catalog.jsonb_typeof(p_constraints) <> 'array' then
-        return false;
-    end if;
-    -- By index rather than a query over jsonb_array_elements: no executor per call, and the
-    -- first constraint that fails ends it, as in Unleash.
-    for i in 0..pg_catalog.jsonb_array_length(p_constraints) - 1 loop
-        if not private.unleash_constraint_holds(p_constraints -> i, p_context) then
+        if result = coalesce(c -> 'inverted' = 'true', false) then
             return false;
         end if;
     end loop;
@@ -450,10 +488,12 @@ begin
 end;
 $$;
 comment on function private.unleash_constraints_hold(jsonb, jsonb) is
-'True when every Unleash constraint in the array p_constraints holds on the Unleash context '
-'p_context (userId, sessionId, remoteAddress, environment, appName, currentTime, properties), '
-'as Unleash''s client specification defines them; an empty or null array holds, anything but '
-'an array does not. Stable: a missing currentTime is now().';
+'True when every Unleash constraint {contextName, operator, values | value, inverted, '
+'caseInsensitive} in the array p_constraints holds on the Unleash context p_context (userId, '
+'sessionId, remoteAddress, environment, appName, currentTime, properties), as Unleash''s client '
+'specification and engine define them; an empty or null array holds, anything but an array '
+'does not, and a constraint Unleash could not compile (see unleash_constraints_fault) fails. '
+'Stable: a missing currentTime is now().';
 
 -- What the table's CHECK calls: every constraint one Unleash would compile and evaluate, with
 -- bounds of our own (at most 100 constraints of at most 1,000 values of at most 1,000
