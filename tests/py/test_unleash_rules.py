@@ -389,3 +389,33 @@ def test_the_official_sdk_agrees_beyond_the_specification(
     # Both answers occur: the comparison is not between two constant functions.
     assert 0.2 < sum(ours) / len(ours) < 0.8
     print(f"\n{len(pairs)} edge cases, ours and UnleashClient agree on each")
+
+
+def test_a_gradual_rollout_buckets_users_as_the_sdk_does(
+    conn: psycopg.Connection[Any], tmp_path: Path
+) -> None:
+    """flexibleRollout on userId at 37%: on exactly when unleash_normalized_hash <= 37, for
+    10,000 user ids, multi-byte ones included."""
+    rnd = random.Random(37)  # noqa: S311  # reproducible ids, not secrets
+    users = [random_key(rnd, rnd.randrange(1, 24)) for _ in range(10_000)]
+    feature = {
+        "name": "rollout",
+        "enabled": True,
+        "strategies": [
+            {
+                "name": "flexibleRollout",
+                "parameters": {"rollout": "37", "stickiness": "userId", "groupId": "new_ui"},
+                "constraints": [],
+            }
+        ],
+    }
+    sdk = sdk_is_enabled([(feature, {"userId": user}) for user in users], tmp_path)
+    rows = conn.execute(
+        """select private.unleash_normalized_hash('new_ui', u.id) <= 37
+             from unnest(%s::text[]) with ordinality as u (id, n)
+            order by u.n""",
+        (users,),
+    ).fetchall()
+    ours = [bool(row[0]) for row in rows]
+    assert [u for u, o, s in zip(users, ours, sdk, strict=True) if o != s] == []
+    assert 0.3 < sum(ours) / len(ours) < 0.44
