@@ -542,6 +542,14 @@ begin
                 'constraint %s: contextName must be a string of 1 to 100 characters', n
             );
         end if;
+        -- Unleash's engine writes names and values into a rule it then parses, escaping only
+        -- the quotes of values: a quote in a name, or a value ending in a backslash, breaks the
+        -- rule and the flag is off there whatever the context.
+        if pg_catalog.strpos(c ->> 'contextName', '"') > 0 then
+            return pg_catalog.format(
+                'constraint %s: contextName cannot hold a double quote (Unleash cannot read it)', n
+            );
+        end if;
         if pg_catalog.jsonb_typeof(c -> 'operator') is distinct from 'string' then
             return pg_catalog.format('constraint %s: operator must be a string', n);
         end if;
@@ -586,6 +594,15 @@ begin
         ) then
             return pg_catalog.format(
                 'constraint %s: value must be a string of at most 1000 characters', n
+            );
+        end if;
+        if exists (
+            select
+            from pg_catalog.jsonb_array_elements_text(c -> 'values') as v (item)
+            where pg_catalog.right(v.item, 1) = '\'
+        ) then
+            return pg_catalog.format(
+                'constraint %s: a value cannot end in a backslash (Unleash cannot read it)', n
             );
         end if;
         value_text := c ->> 'value';

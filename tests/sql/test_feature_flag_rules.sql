@@ -184,7 +184,9 @@ select results_eq(
             (15, '[{"contextName": "a", "operator": "NUM_EQ", "value": "0x10"}]'),
             (16, '[{"contextName": "a", "operator": "DATE_AFTER", "value": "2022-01-22"}]'),
             (17, '[{"contextName": "a", "operator": "DATE_AFTER", "value": "2022-02-30T00:00:00Z"}]'),
-            (18, '[{"contextName": "a", "operator": "SEMVER_EQ", "value": "v2.0.0"}]')
+            (18, '[{"contextName": "a", "operator": "SEMVER_EQ", "value": "v2.0.0"}]'),
+            (19, '[{"contextName": "a\"b", "operator": "IN", "values": ["1"]}]'),
+            (20, '[{"contextName": "a", "operator": "IN", "values": ["ok", "1\\"]}]')
         ) as v (n, constraints)
        order by v.n$$,
     $$values
@@ -205,7 +207,9 @@ select results_eq(
         ('constraint 1: value 0x10 is not a number'),
         ('constraint 1: value 2022-01-22 is not a date (2022-01-29T13:00:00.000Z)'),
         ('constraint 1: value 2022-02-30T00:00:00Z is not a date (2022-01-29T13:00:00.000Z)'),
-        ('constraint 1: value v2.0.0 is not a semantic version (1.2.3)')$$,
+        ('constraint 1: value v2.0.0 is not a semantic version (1.2.3)'),
+        ('constraint 1: contextName cannot hold a double quote (Unleash cannot read it)'),
+        ('constraint 1: a value cannot end in a backslash (Unleash cannot read it)')$$,
     'fault: each malformed constraint is named with its number and problem'
 );
 select is(
