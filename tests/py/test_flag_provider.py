@@ -80,8 +80,10 @@ def test_errors_are_openfeatures_and_give_the_default(
         edge.url, edge.user_token("bbbbbbbb-0000-4000-8000-000000000002")
     )
     spying = as_stranger.resolve_boolean_details("beta", False, EvaluationContext(OWNER))
+    as_stranger.shutdown()
     offline = EasymoFlagProvider("http://127.0.0.1:1", "key", timeout_seconds=0.5)
     unreachable = offline.resolve_boolean_details("new_ui", True, EvaluationContext("user-1"))
+    offline.shutdown()
 
     assert (unknown.value, unknown.error_code) == (True, ErrorCode.FLAG_NOT_FOUND)
     assert (typed.value, typed.error_code) == ("blue", ErrorCode.TYPE_MISMATCH)
