@@ -64,7 +64,8 @@ create table public.feature_flag_evaluations (
     enabled boolean not null,
     since timestamptz not null default now(),
     first_evaluated_at timestamptz not null default now(),
-    primary key (flag_key, environment, subject),
+    -- Subject first: evaluate_feature_flags reads one subject's answers to every flag.
+    primary key (subject, environment, flag_key),
     constraint feature_flag_evaluations_subject_length check (
         char_length(subject) between 1 and 200
     )
