@@ -132,6 +132,7 @@ def test_up_prints_the_keys_serves_the_client_and_down_stops_everything(stack):
             ("purge-whatsapp-message-queue",),
             ("purge-whatsapp-senders",),
             ("reconcile-wallets",),
+            ("sweep-service-registry",),
             ("time-out-background-jobs",),
         ]
         conn.execute(
