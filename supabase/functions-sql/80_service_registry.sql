@@ -332,6 +332,12 @@ declare
     v_removed integer;
     v_purged integer;
 begin
+    -- Gone first, so an instance silent for a day is removed, not marked.
+    delete from public.service_registry as r
+    where r.last_heartbeat_at < pg_catalog.now() - interval '1 day'
+        or (r.status = 'stopped' and r.updated_at < pg_catalog.now() - interval '1 day');
+    get diagnostics v_removed = row_count;
+
     -- Three intervals missed. A heartbeat holding the row is alive: skip it.
     for v_instance in
         select r.service_name, r.instance_id, r.status
@@ -351,11 +357,6 @@ begin
         );
         v_unhealthy := v_unhealthy + 1;
     end loop;
-
-    delete from public.service_registry as r
-    where r.last_heartbeat_at < pg_catalog.now() - interval '1 day'
-        or (r.status = 'stopped' and r.updated_at < pg_catalog.now() - interval '1 day');
-    get diagnostics v_removed = row_count;
 
     delete from private.service_status_changes as c
     where c.changed_at < pg_catalog.now() - interval '30 days';
