@@ -56,9 +56,10 @@ select is_empty(
 -- Registration ------------------------------------------------------------------------------
 
 select results_eq(
-    $$select service_name, instance_id, service_type, version, endpoint, health_check_url,
-             capabilities, dependencies, status, last_heartbeat_at = now(), metrics,
-             heartbeat_interval_seconds, registered_at = now(), updated_at = now()
+    $$select service_name::text, instance_id::text, service_type::text, version::text,
+             endpoint::text, health_check_url::text, capabilities::jsonb, dependencies::text[],
+             status::text, last_heartbeat_at = now(), metrics::jsonb,
+             heartbeat_interval_seconds::integer, registered_at = now(), updated_at = now()
         from public.register_service(
             'payments', 'worker', '1.2.0', 'http://10.0.0.5:8080', 'http://10.0.0.5:8080/health',
             '["payouts", "refunds"]', array['ledger'], 'pay-1', 15
@@ -70,7 +71,8 @@ select results_eq(
     'register_service inserts the instance, starting, and returns its row'
 );
 select results_eq(
-    $$select instance_id, capabilities, dependencies, heartbeat_interval_seconds
+    $$select instance_id::text, capabilities::jsonb, dependencies::text[],
+             heartbeat_interval_seconds::integer
         from public.register_service('ledger', 'database', '15', null, null, null)$$,
     $$values ('default'::text, '[]'::jsonb, '{}'::text[], 10)$$,
     'defaults: instance ''default'', no capabilities, no dependencies, a 10 s interval'
@@ -98,7 +100,7 @@ select lives_ok(
     'a heartbeat with a new status'
 );
 select results_eq(
-    $$select status, last_heartbeat_at = now(), metrics from public.service_registry
+    $$select status::text, last_heartbeat_at = now(), metrics::jsonb from public.service_registry
        where service_name = 'payments' and instance_id = 'pay-1'$$,
     $$values ('healthy'::text, true, '{"queue_depth": 3}'::jsonb)$$,
     'it moves the status, the heartbeat time and the metrics'
@@ -121,7 +123,7 @@ select lives_ok(
     'a heartbeat with the same status and no metrics'
 );
 select results_eq(
-    $$select status, last_heartbeat_at = now(), metrics, now() - updated_at
+    $$select status::text, last_heartbeat_at = now(), metrics::jsonb, now() - updated_at
         from public.service_registry where service_name = 'payments' and instance_id = 'pay-1'$$,
     $$values ('healthy'::text, true, '{"queue_depth": 3}'::jsonb, interval '1 hour')$$,
     'it moves the heartbeat time, keeps the last metrics, and leaves updated_at'
@@ -156,7 +158,8 @@ select results_eq(
 update public.service_registry set registered_at = now() - interval '2 days'
 where service_name = 'payments' and instance_id = 'pay-1';
 select results_eq(
-    $$select version, status, metrics, now() - registered_at, updated_at = now()
+    $$select version::text, status::text, metrics::jsonb, now() - registered_at,
+             updated_at = now()
         from public.register_service(
             'payments', 'worker', '1.3.0', 'http://10.0.0.5:8080', null, '["payouts"]',
             array['ledger'], 'pay-1', 15
@@ -378,7 +381,7 @@ select is(
     'the sweep marks pay-2 and sms-2 unhealthy, removes sms-3 and sms-4, purges the old change'
 );
 select results_eq(
-    $$select service_name, instance_id, status from public.service_registry
+    $$select service_name::text, instance_id::text, status::text from public.service_registry
        where service_name in ('sms', 'payments') order by 1, 2$$,
     $$values ('payments'::text, 'pay-1'::text, 'healthy'::text),
              ('payments', 'pay-2', 'unhealthy'),
@@ -411,7 +414,7 @@ select lives_ok(
     'an unhealthy instance that heartbeats again'
 );
 select is(
-    (select status from public.service_registry where instance_id = 'pay-2'),
+    (select status::text from public.service_registry where instance_id = 'pay-2'),
     'healthy',
     'is healthy again'
 );
@@ -482,7 +485,7 @@ select lives_ok(
     'service_role registers, heartbeats and discovers'
 );
 select is(
-    (select status from public.service_registry where service_name = 'svc'),
+    (select status::text from public.service_registry where service_name = 'svc'),
     'healthy',
     'as service_role'
 );
