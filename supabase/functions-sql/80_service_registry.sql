@@ -206,8 +206,9 @@ declare
     v_instance_id text := coalesce(p_instance_id, 'default');
     v_old_status text;
 begin
-    -- The hot path: each check is written out and its helper called only to word the refusal,
-    -- since a helper call costs about as much as the update itself.
+    -- The hot path: each check is written out and its helper called only to word the refusal.
+    -- Five helper calls on every heartbeat took it from 0.74 to 0.61 of a plain update
+    -- (bench/service_registry.py).
     if p_service_name is null or pg_catalog.char_length(p_service_name) not between 1 and 100 then
         perform private.require_length(
             p_service_name, 1, 100, 'service_heartbeat', 'p_service_name'
