@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     sender_heartbeat_seconds: float = Field(
         5.0, description="How often each sender loop writes its heartbeat (not per message)."
     )
+    service_heartbeat_seconds: int | None = Field(
+        10,
+        description="How often the edge and the sender heartbeat to the service registry "
+        "(1 to 3600); unset: they do not register.",
+    )
     log_level: str = "info"
 
 

@@ -20,6 +20,13 @@ class PgbenchRun:
     latency_ms: float  # the mean: pgbench prints no percentiles without a per-transaction log
     transactions: int
     interval_tps: list[float] = field(default_factory=list)  # every `progress` seconds, if asked
+    # Each transaction's latency, when asked (`latencies=True`: pgbench's per-transaction log).
+    latencies_ms: list[float] = field(default_factory=list)
+
+    def percentile(self, p: float) -> float:
+        """The p-th percentile (0 to 100) of the logged latencies, in ms."""
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))]
 
 
 def pgbench(
@@ -30,11 +37,13 @@ def pgbench(
     concurrency: int,
     progress: int | None = None,
     defines: dict[str, str] | None = None,
+    latencies: bool = False,
 ) -> PgbenchRun:
     """`script` with -M prepared from `concurrency` clients for `seconds`; any failed
     transaction is an error, not a figure. With `progress`, also the tps of each interval of
     that many seconds. `defines` are -D variables, each client's own from its first
-    transaction on (a script can count with them: `\\set n :n + 1`)."""
+    transaction on (a script can count with them: `\\set n :n + 1`). With `latencies`, each
+    transaction's latency too (pgbench -l)."""
     with tempfile.TemporaryDirectory(prefix="bench-pgbench-") as folder:
         path = Path(folder) / "script.sql"
         path.write_text(script)
@@ -42,8 +51,17 @@ def pgbench(
             "-n",
             "-f", str(path),
             *[f"-D{name}={value}" for name, value in (defines or {}).items()],
+            *(["-l", f"--log-prefix={Path(folder) / 'log'}"] if latencies else []),
         ]  # fmt: skip
-        return _run(url, options, seconds=seconds, concurrency=concurrency, progress=progress)
+        run = _run(url, options, seconds=seconds, concurrency=concurrency, progress=progress)
+        if latencies:
+            # Each line: client, transaction, latency in microseconds, script, epoch, microseconds.
+            run.latencies_ms = [
+                int(line.split()[2]) / 1000
+                for log in Path(folder).glob("log.*")
+                for line in log.read_text().splitlines()
+            ]
+        return run
 
 
 def pgbench_builtin(url: str, *, seconds: float, concurrency: int) -> PgbenchRun:

@@ -18,6 +18,7 @@ from app.gateway.catalog import Catalog
 from app.gateway.reload_listener import listen_for_reloads
 from app.gateway.route import RpcGateway
 from app.keys import API_ROLES
+from app.registry.instance import ServiceInstance, app_version, registered
 from app.settings import Settings
 from app.webhooks.routes import webhook_routes
 
@@ -38,7 +39,15 @@ def create_app(settings: Settings, sources: SqlSources | None = None) -> Starlet
             listen_for_reloads(settings.edge_database_url, pool, catalog)
         )
         try:
-            yield
+            async with contextlib.AsyncExitStack() as stack:
+                if settings.service_heartbeat_seconds is not None:
+                    instance = edge_instance(settings, settings.service_heartbeat_seconds)
+                    await stack.enter_async_context(
+                        registered(
+                            settings.edge_database_url, instance, lambda: {"pool": pool.get_stats()}
+                        )
+                    )
+                yield
         finally:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -59,3 +68,17 @@ def create_app(settings: Settings, sources: SqlSources | None = None) -> Starlet
     app.add_middleware(RequestContext, metrics=metrics)
     app.state.metrics = metrics  # the server counts the connections it closes here
     return app
+
+
+def edge_instance(settings: Settings, heartbeat_seconds: int) -> ServiceInstance:
+    """The edge as the service registry shows it."""
+    endpoint = f"http://{settings.edge_host}:{settings.edge_port}"
+    return ServiceInstance(
+        service_name="edge",
+        service_type="api",
+        version=app_version(),
+        endpoint=endpoint,
+        health_check_url=f"{endpoint}/health",
+        capabilities=("rpc", "webhooks"),
+        heartbeat_seconds=heartbeat_seconds,
+    )

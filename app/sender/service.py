@@ -12,6 +12,7 @@ import structlog
 import uvicorn
 
 from app.edge.logs import configure_logging
+from app.registry.instance import ServiceInstance, app_version, registered
 from app.sender.providers import MetaCloudApi, Provider, TwilioMessages
 from app.sender.sandbox import create_sandbox_app
 from app.sender.worker import SenderConfig, run_senders
@@ -102,6 +103,9 @@ async def serve_worker(settings: Settings) -> int:
         provider = configured_provider(settings)
         label = provider.name if provider else "sandbox"
         provider = provider or await stack.enter_async_context(sandbox(settings.sandbox_port))
+        if settings.service_heartbeat_seconds is not None:
+            instance = sender_instance(label, settings.service_heartbeat_seconds)
+            await stack.enter_async_context(registered(settings.edge_database_url, instance))
         sent = await run_senders(
             settings.edge_database_url,
             provider,
@@ -118,3 +122,14 @@ def main(settings: Settings | None = None) -> None:
     settings = settings or load_settings()
     configure_logging(settings.log_level)
     asyncio.run(serve_worker(settings))
+
+
+def sender_instance(provider_label: str, heartbeat_seconds: int) -> ServiceInstance:
+    """The sender process as the service registry shows it."""
+    return ServiceInstance(
+        service_name="whatsapp-sender",
+        service_type="worker",
+        version=app_version(),
+        capabilities=("whatsapp", provider_label),
+        heartbeat_seconds=heartbeat_seconds,
+    )

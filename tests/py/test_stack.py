@@ -134,6 +134,7 @@ def test_up_prints_the_keys_serves_the_client_and_down_stops_everything(stack):
             ("purge-whatsapp-senders",),
             ("reconcile-wallets",),
             ("sample-feature-flag-counts",),
+            ("sweep-service-registry",),
             ("time-out-background-jobs",),
         ]
         conn.execute(
@@ -154,6 +155,18 @@ def test_up_prints_the_keys_serves_the_client_and_down_stops_everything(stack):
         ]:
             assert time.monotonic() < deadline, "the sender did not send"
             time.sleep(0.1)
+
+        # Both processes are in the service registry, as on-call sees them.
+        def overview() -> list[tuple[str, str, int]]:
+            return conn.execute(
+                "select service_name, state, live_instances::int"
+                " from monitoring.service_health_overview"
+            ).fetchall()
+
+        wait_until(
+            lambda: overview() == [("edge", "healthy", 1), ("whatsapp-sender", "healthy", 1)],
+            "the edge and the sender are registered and healthy",
+        )
 
     again = stack.app("up")
     assert again.returncode == 0

@@ -144,7 +144,22 @@ insert into bounded (function_name, argument, call, named) values
 ('add_payment_method', 'p_method_type', $$select public.add_payment_method('8e1f0a00-0000-4000-8000-000000000001', repeat('x', 201), 'mtn')$$, null),
 ('add_payment_method', 'p_provider', $$select public.add_payment_method('8e1f0a00-0000-4000-8000-000000000001', 'cash', repeat('x', 51))$$, null),
 ('add_payment_method', 'p_account_details', $$select public.add_payment_method('8e1f0a00-0000-4000-8000-000000000001', 'cash', 'mtn', jsonb_build_object('d', repeat('x', 4096)))$$, null),
-('set_payment_method_verification', 'p_verification_status', $$select public.set_payment_method_verification((select payment_method_id from setup), repeat('x', 201))$$, null);
+('set_payment_method_verification', 'p_verification_status', $$select public.set_payment_method_verification((select payment_method_id from setup), repeat('x', 201))$$, null),
+-- 80_service_registry
+('register_service', 'p_service_name', $$select public.register_service(repeat('x', 101), 't', '1', null, null, '[]')$$, null),
+('register_service', 'p_service_type', $$select public.register_service('s', repeat('x', 51), '1', null, null, '[]')$$, null),
+('register_service', 'p_version', $$select public.register_service('s', 't', repeat('x', 51), null, null, '[]')$$, null),
+('register_service', 'p_endpoint', $$select public.register_service('s', 't', '1', repeat('x', 2049), null, '[]')$$, null),
+('register_service', 'p_health_check_url', $$select public.register_service('s', 't', '1', null, repeat('x', 2049), '[]')$$, null),
+('register_service', 'p_capabilities', $$select public.register_service('s', 't', '1', null, null, jsonb_build_array(repeat('x', 8192)))$$, null),
+('register_service', 'p_dependencies', $$select public.register_service('s', 't', '1', null, null, '[]', array[repeat('x', 101)])$$, null),
+('register_service', 'p_instance_id', $$select public.register_service('s', 't', '1', null, null, '[]', null, repeat('x', 201))$$, null),
+('service_heartbeat', 'p_service_name', $$select public.service_heartbeat(repeat('x', 101))$$, null),
+('service_heartbeat', 'p_status', $$select public.service_heartbeat('s', repeat('x', 101))$$, null),
+('service_heartbeat', 'p_metrics', $$select public.service_heartbeat('s', 'healthy', jsonb_build_object('m', repeat('x', 8192)))$$, null),
+('service_heartbeat', 'p_instance_id', $$select public.service_heartbeat('s', 'healthy', null, repeat('x', 201))$$, null),
+('find_service_instances', 'p_service_name', $$select public.find_service_instances(repeat('x', 101))$$, null),
+('find_service_instances', 'p_capability', $$select public.find_service_instances(null, repeat('x', 101))$$, null);
 
 -- An error text a worker reports: its first 2000 characters are kept. `kept` reads back the
 -- stored length.

@@ -36,12 +36,13 @@ select results_eq(
              ('partition_health', 'v', true),
              ('partition_maintenance', 'v', true),
              ('recent_metrics_by_service', 'v', true),
+             ('service_health_overview', 'v', true),
              ('transaction_summary', 'v', true),
              ('whatsapp_dead_letters', 'v', true),
              ('whatsapp_queue_stats', 'v', true),
              ('whatsapp_sender_health', 'v', true),
              ('whatsapp_senders', 'v', true)$$,
-    'monitoring holds exactly the fifteen views, each with a comment'
+    'monitoring holds exactly the sixteen views, each with a comment'
 );
 
 -- What analyst may read ---------------------------------------------------------------------------
@@ -61,6 +62,7 @@ select results_eq(
              ('partition_health', 'SELECT'),
              ('partition_maintenance', 'SELECT'),
              ('recent_metrics_by_service', 'SELECT'),
+             ('service_health_overview', 'SELECT'),
              ('transaction_summary', 'SELECT'),
              ('whatsapp_dead_letters', 'SELECT'),
              ('whatsapp_queue_stats', 'SELECT'),

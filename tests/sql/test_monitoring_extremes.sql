@@ -59,6 +59,18 @@ select
 from pairs as p;
 insert into filled values ('private.whatsapp_senders');
 
+insert into public.service_registry (
+    service_name, instance_id, service_type, version, status, dependencies, last_heartbeat_at,
+    registered_at, updated_at
+)
+select
+    'extremes-' || (p.n % 3), 'i' || p.n, 'worker', 'v' || (p.n % 2), s.status,
+    array['extremes-' || ((p.n + 1) % 3), 'absent'], p.ended, p.started, p.ended
+from pairs as p
+cross join (values ('healthy'), ('stopped')) as s (status)
+on conflict do nothing;
+insert into filled values ('public.service_registry');
+
 insert into private.whatsapp_dead_letters (
     provider, kind, reason, detail, raw, fingerprint, received_at, last_seen_at, resolution,
     resolved_at

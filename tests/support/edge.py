@@ -59,6 +59,9 @@ def edge_settings(server: TestServer, database: str, **overrides: object) -> Set
         "whatsapp_verify_token": SecretStr(WHATSAPP_VERIFY_TOKEN),
         "twilio_auth_token": SecretStr(TWILIO_AUTH_TOKEN),
         "public_base_url": PUBLIC_BASE_URL,
+        # Registering would add rows and outbox events to every test's database; the tests of
+        # the registry turn it on.
+        "service_heartbeat_seconds": None,
     }
     return Settings(**(values | overrides))  # type: ignore[arg-type]
 

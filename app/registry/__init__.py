@@ -1,0 +1,1 @@
+"""The service registry from a process's side (register_service, service_heartbeat)."""
