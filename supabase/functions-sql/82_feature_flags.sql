@@ -253,7 +253,8 @@ stable
 set search_path = ''
 as $$
 -- Unleash's strategies, as the seed names them: percentage is flexibleRollout (stickiness by
--- userId, else sessionId, else off), user_list is userWithId, condition and all are default;
+-- userId, else sessionId, else off below 100%), user_list is userWithId, condition and all are
+-- default;
 -- a flag's conditions are the strategy's constraints.
 declare
     v_stickiness text;
@@ -271,9 +272,13 @@ begin
             return coalesce(p_context ->> 'userId' = any(p_flag.target_users), false);
         else
             v_stickiness := coalesce(p_context ->> 'userId', p_context ->> 'sessionId');
+            -- With neither id Unleash draws a random number: at 100% that is everyone, and
+            -- below it an answer nobody could reproduce, so off.
+            if v_stickiness is null then
+                return p_flag.rollout_percentage = 100;
+            end if;
             -- Unleash's normalizedHash, spelt out: the call of a SQL function costs more.
-            return v_stickiness is not null
-                and p_flag.rollout_percentage > 0
+            return p_flag.rollout_percentage > 0
                 and private.murmur3_32(coalesce(p_flag.group_id, p_flag.key) || ':' || v_stickiness)
                 % 100 + 1 <= p_flag.rollout_percentage;
     end case;
@@ -405,7 +410,7 @@ comment on function public.is_feature_enabled(text, text, text, jsonb) is
 'Whether flag p_flag_key is on for user p_user_id in p_environment (development, staging or '
 'production; default production), with Unleash''s semantics: disabled, unknown (counted) or none '
 'false; all true; percentage Unleash''s gradual rollout by userId, else the context''s '
-'sessionId, else false; user_list the target users; conditions (Unleash constraints) must all '
+'sessionId, else false (true at 100%); user_list the target users; conditions (Unleash constraints) must all '
 'hold on p_context (Unleash''s context: userId, sessionId, remoteAddress, environment, appName, '
 'currentTime, properties). A signed-in user may ask only for themselves (the JWT sub; another '
 'p_user_id is 42501); anon for no user. Bad arguments 22023. SECURITY INVOKER.';

@@ -6,7 +6,7 @@
 -- new_ui: user-1 48, user-2 2, user-4 15, user-6 39, user-8 28, user-10 34, sess-1 94, sess-2 23;
 -- checkout: user-2 11, user-6 1, user-9 1, user-10 13.
 begin;
-select plan(75);
+select plan(76);
 
 create temp table seen (note text primary key, n bigint, t text);
 grant select, insert on pg_temp.seen to anon, authenticated, service_role;
@@ -108,6 +108,10 @@ select is(pg_temp.on_for('new_ui', pg_temp.users(10)), '{}'::text [], '0% is on 
 update public.feature_flags set rollout_percentage = 100 where key = 'new_ui';
 select is(
     pg_temp.on_for('new_ui', pg_temp.users(10)), pg_temp.users(10), '100% is on for everyone'
+);
+select ok(
+    public.is_feature_enabled('new_ui', null, 'production', '{"appName": "rider"}'),
+    '... even without a user or session id, as Unleash''s random stickiness is at 100%'
 );
 
 -- The other strategies and the environments -----------------------------------------------------
