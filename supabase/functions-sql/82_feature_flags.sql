@@ -412,8 +412,9 @@ comment on function public.is_feature_enabled(text, text, text, jsonb) is
 'false; all true; percentage Unleash''s gradual rollout by userId, else the context''s '
 'sessionId, else false (true at 100%); user_list the target users; conditions (Unleash '
 'constraints) must all hold on p_context (Unleash''s context: userId, sessionId, '
-'remoteAddress, environment, appName, currentTime, properties). A signed-in user may ask only for themselves (the JWT sub; another '
-'p_user_id is 42501); anon for no user. Bad arguments 22023. SECURITY INVOKER.';
+'remoteAddress, environment, appName, currentTime, properties). A signed-in user may ask only '
+'for themselves (the JWT sub; another p_user_id is 42501); anon for no user. Bad arguments '
+'22023. SECURITY INVOKER.';
 revoke all on function public.is_feature_enabled(text, text, text, jsonb)
 from public, anon, authenticated;
 grant execute on function public.is_feature_enabled(text, text, text, jsonb)
