@@ -91,33 +91,6 @@ create or replace trigger feature_flags_counters
 after insert or delete on public.feature_flags
 for each row execute function private.feature_flags_keep_counters();
 
-create or replace function private.count_feature_flag_evaluation(
-    p_flag_id bigint,
-    p_enabled boolean
-)
-returns void
-language plpgsql
-volatile
-set search_path = ''
-as $$
--- Evaluations first, enabled second; the sampler reads them the other way round, so a sample
--- never has more on than evaluations.
-begin
-    if pg_catalog.current_setting('transaction_read_only') = 'on' then
-        return;
-    end if;
-    -- The names are spelt out here, not by feature_flag_counter: a SQL function called from
-    -- PL/pgSQL costs more than the two nextvals.
-    perform pg_catalog.nextval(('private.feature_flag_' || p_flag_id || '_evaluations')::regclass);
-    if p_enabled then
-        perform pg_catalog.nextval(('private.feature_flag_' || p_flag_id || '_enabled')::regclass);
-    end if;
-end;
-$$;
-comment on function private.count_feature_flag_evaluation(bigint, boolean) is
-'Counts one evaluation of flag row p_flag_id, and whether it was on (nothing in a read-only '
-'transaction).';
-
 create or replace function private.feature_flag_count(p_flag_id bigint, p_counter text)
 returns bigint
 language plpgsql
@@ -289,6 +262,7 @@ comment on function private.feature_flag_decision(public.feature_flags, jsonb) i
 'disabled or none).';
 
 create or replace function private.record_feature_flag_answer(
+    p_flag_id bigint,
     p_flag_key text,
     p_environment text,
     p_context jsonb,
@@ -299,20 +273,29 @@ language plpgsql
 volatile
 set search_path = ''
 as $$
--- A repeated answer costs a primary-key read and no write; rows are per subject, so no
--- evaluation waits on another user's. A read-only transaction (an RPC called by GET) records
--- nothing.
+-- Counted on the flag's sequences (evaluations first, enabled second: the sampler reads them
+-- the other way round, so a sample never has more on than evaluations). The answer is written
+-- only when it is new or changed: a repeated one costs a primary-key read; rows are per
+-- subject, so no evaluation waits on another user's. A read-only transaction (an RPC called by
+-- GET) records nothing. The names are spelt out, not by feature_flag_counter: a SQL function
+-- called from PL/pgSQL costs more than the nextvals.
 declare
     v_subject text := coalesce(p_context ->> 'userId', p_context ->> 'sessionId');
     v_known boolean;
 begin
-    if v_subject is null or pg_catalog.char_length(v_subject) > 200
-        or pg_catalog.current_setting('transaction_read_only') = 'on' then
+    if pg_catalog.current_setting('transaction_read_only') = 'on' then
+        return;
+    end if;
+    perform pg_catalog.nextval(('private.feature_flag_' || p_flag_id || '_evaluations')::regclass);
+    if p_enabled then
+        perform pg_catalog.nextval(('private.feature_flag_' || p_flag_id || '_enabled')::regclass);
+    end if;
+    if v_subject is null or pg_catalog.char_length(v_subject) > 200 then
         return;
     end if;
     select e.enabled into v_known
     from public.feature_flag_evaluations as e
-    where e.flag_key = p_flag_key and e.environment = p_environment and e.subject = v_subject;
+    where e.subject = v_subject and e.environment = p_environment and e.flag_key = p_flag_key;
     if v_known is not distinct from p_enabled then
         return;
     end if;
@@ -323,8 +306,9 @@ begin
         where e.enabled is distinct from excluded.enabled;
 end;
 $$;
-comment on function private.record_feature_flag_answer(text, text, jsonb, boolean) is
-'Records the answer a subject (userId, else sessionId) got for a flag, when it is new or changed.';
+comment on function private.record_feature_flag_answer(bigint, text, text, jsonb, boolean) is
+'Counts one evaluation of flag row p_flag_id (and whether it was on), and records the answer a '
+'subject (userId, else sessionId) got when it is new or changed.';
 
 create or replace function private.count_unknown_feature_flag(p_flag_key text, p_environment text)
 returns void
@@ -370,7 +354,9 @@ declare
     v_flag public.feature_flags;
     v_enabled boolean;
 begin
-    perform private.require_length(p_flag_key, 1, 200, 'is_feature_enabled', 'p_flag_key');
+    if pg_catalog.char_length(p_flag_key) not between 1 and 200 or p_flag_key is null then
+        perform private.require_length(p_flag_key, 1, 200, 'is_feature_enabled', 'p_flag_key');
+    end if;
     -- The row for the environment asked wins over the one for all of them.
     select f.* into v_flag
     from public.feature_flags as f
@@ -382,8 +368,9 @@ begin
         return false;
     end if;
     v_enabled := private.feature_flag_decision(v_flag, v_context);
-    perform private.count_feature_flag_evaluation(v_flag.id, v_enabled);
-    perform private.record_feature_flag_answer(p_flag_key, p_environment, v_context, v_enabled);
+    perform private.record_feature_flag_answer(
+        v_flag.id, p_flag_key, p_environment, v_context, v_enabled
+    );
     return v_enabled;
 end;
 $$;
@@ -454,8 +441,9 @@ begin
         );
     end if;
     v_enabled := private.feature_flag_decision(v_flag, v_context);
-    perform private.count_feature_flag_evaluation(v_flag.id, v_enabled);
-    perform private.record_feature_flag_answer(p_flag_key, p_environment, v_context, v_enabled);
+    perform private.record_feature_flag_answer(
+        v_flag.id, p_flag_key, p_environment, v_context, v_enabled
+    );
     return pg_catalog.jsonb_build_object(
         'key', p_flag_key,
         'found', true,
