@@ -198,23 +198,22 @@ begin
         v_context := v_context - 'userId';
     end if;
 
-    -- p_user_id wins over the context's userId; the other fields fall back to the call.
+    -- p_user_id wins over the context's userId; environment falls back to the call, and a
+    -- missing currentTime is now() where the rules read it (not written here: most
+    -- evaluations read no time).
     if v_user_id is not null then
         v_context := v_context || pg_catalog.jsonb_build_object('userId', v_user_id);
     end if;
     if not v_context ? 'environment' then
         v_context := v_context || pg_catalog.jsonb_build_object('environment', p_environment);
     end if;
-    if not v_context ? 'currentTime' then
-        v_context := v_context || pg_catalog.jsonb_build_object('currentTime', pg_catalog.now());
-    end if;
     return v_context;
 end;
 $$;
 comment on function private.feature_flag_context(text, text, text, jsonb) is
 'Unleash''s context for an evaluation by p_function: p_context with userId from p_user_id (or '
-'the signed-in user), environment and currentTime filled in when absent; 42501 when the caller '
-'may not evaluate for that user, 22023 for a bad argument.';
+'the signed-in user) and environment filled in when absent (currentTime is now() in the '
+'rules); 42501 when the caller may not evaluate for that user, 22023 for a bad argument.';
 
 create or replace function private.feature_flag_decision(
     p_flag public.feature_flags,
