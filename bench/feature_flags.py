@@ -52,6 +52,41 @@ select public.is_feature_enabled('new_ui', 'user-' || :u, 'production', '{CONTEX
 """
 READ_ROW = """select enabled from public.feature_flags where key = 'new_ui';
 """
+# Floors: what an evaluation cannot cost less than in PL/pgSQL, step by step (made in the bench's
+# database only): a function that reads the row; that also hashes (Unleash's bucket); that also
+# looks the answer up and counts it (what is needed not to write a repeated answer).
+FLOORS = {
+    "plpgsql read": "select v_flag.enabled",
+    "+ murmur3": (
+        "select private.murmur3_32(p_key || ':' || p_user) % 100 + 1 <= v_flag.rollout_percentage"
+    ),
+    "+ answer, count": (
+        "select private.murmur3_32(p_key || ':' || p_user) % 100 + 1"
+        " <= v_flag.rollout_percentage"
+        " from (select pg_catalog.nextval(('private.feature_flag_' || v_flag.id"
+        " || '_evaluations')::regclass)) as counted"
+        " left join public.feature_flag_evaluations as e"
+        " on e.subject = p_user and e.environment = 'production' and e.flag_key = p_key"
+    ),
+}
+FLOOR_FUNCTION = """
+create function public.bench_floor_{n}(p_key text, p_user text) returns boolean
+language plpgsql volatile set search_path = '' as $$
+declare
+    v_flag public.feature_flags;
+    v_answer boolean;
+begin
+    select f.* into v_flag from public.feature_flags as f
+    where f.key = p_key and f.environment in ('production', 'all')
+    order by f.environment = 'all' limit 1;
+    {body} into v_answer;
+    return v_answer;
+end;
+$$
+"""
+FLOOR_CALL = """\\set u random(1, {users})
+select public.bench_floor_{n}('new_ui', 'user-' || :u);
+"""
 SERVER_TIMES = """
 do $$
 declare
@@ -105,6 +140,12 @@ def main() -> None:
             conn.execute("vacuum analyze public.feature_flags, public.feature_flag_evaluations")
         run = {"seconds": args.seconds, "concurrency": args.clients}
         ours, baseline = pgbench(url, EVALUATE, **run), pgbench(url, READ_ROW, **run)
+        floors = {}
+        with psycopg.connect(url, autocommit=True) as conn:
+            for n, body in enumerate(FLOORS.values()):
+                conn.execute(FLOOR_FUNCTION.format(n=n, body=body))
+        for n, name in enumerate(FLOORS):
+            floors[name] = pgbench(url, FLOOR_CALL.format(n=n, users=USERS), **run)
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(FIFTY_FLAGS)
             conn.execute("create temporary table bench_times (what text, ms double precision)")
@@ -141,6 +182,11 @@ def main() -> None:
     print(f"{'is_feature_enabled':<22}{ours.tps:>10.0f}{ours.latency_ms:>9.3f}")
     print(f"{'read the flag row':<22}{baseline.tps:>10.0f}{baseline.latency_ms:>9.3f}")
     print(f"ratio {ours.tps / baseline.tps:.2f} (target >= 0.5)")
+    for name, floor in floors.items():
+        print(
+            f"floor: {name:<16}{floor.tps:>10.0f}{floor.latency_ms:>9.3f}"
+            f"   ratio {floor.tps / baseline.tps:.2f}"
+        )
     print(f"{'server time, ms':<26}{'p50':>8}{'p99':>8}")
     print(
         f"{'evaluate_feature_flags':<26}{evaluate[0]:>8.3f}{evaluate[1]:>8.3f}   (target p50 < 1)"
