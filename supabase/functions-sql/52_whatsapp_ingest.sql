@@ -1364,101 +1364,71 @@ $$;
 comment on function private.added_counts(jsonb, jsonb) is
 'Two objects of counts added key by key (nested objects of counts too).';
 
-create or replace function private.store_or_set_aside_messages(
-    p_messages jsonb[],
-    p_correlation_id text,
-    inout faults jsonb,
-    out summary jsonb
-)
-language plpgsql
-volatile
-set search_path = ''
-as $$
--- The batch in one go. When a statement refuses it (a value no check foresaw), each half is
--- tried on its own, and so on down to the one message refused, which is set aside with what the
--- database said: k refusals in n messages cost about 2k log2(n) tries, where one by one cost n
--- (a 10,000-message batch then ran past the statement timeout on every retry). A fault a retry
--- cures is not caught: lock and statement timeouts, serialisation failures and deadlocks (two
--- deliveries splitting into halves can lock in different orders), and a unique violation (only
--- a race gives one here) reach the webhook as a 503.
-declare
-    v_half integer;
-    v_first record;
-    v_second record;
-    v_sqlstate text;
-    v_detail text;
-begin
-    summary := '{"stored": 0, "duplicates": 0, "types": {}}';
-    if coalesce(pg_catalog.cardinality(p_messages), 0) = 0 then
-        return;
-    end if;
-    begin
-        summary := private.store_inbound_messages(p_messages, p_correlation_id);
-        return;
-    exception when data_exception or integrity_constraint_violation or program_limit_exceeded then
-        get stacked diagnostics v_sqlstate = returned_sqlstate, v_detail = message_text;
-        if v_sqlstate in ('23505', '23P01') then
-            raise;
-        end if;
-    end;
-    if pg_catalog.cardinality(p_messages) = 1 then
-        faults := faults || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
-            'kind', 'message',
-            'item', p_messages[1],
-            'reason', 'database_error',
-            'detail', v_detail,
-            'sqlstate', v_sqlstate
-        ));
-        return;
-    end if;
-    v_half := pg_catalog.cardinality(p_messages) / 2;
-    v_first := private.store_or_set_aside_messages(
-        p_messages[1:v_half], p_correlation_id, faults
-    );
-    v_second := private.store_or_set_aside_messages(
-        p_messages[v_half + 1:], p_correlation_id, v_first.faults
-    );
-    faults := v_second.faults;
-    summary := private.added_counts(v_first.summary, v_second.summary);
-end;
-$$;
-comment on function private.store_or_set_aside_messages(jsonb[], text, jsonb) is
-'Stores a batch of normalised inbound messages; a message the database refuses is added to '
-'faults (kind, item, reason database_error, detail, sqlstate) and the others are stored.';
-
-create or replace function private.apply_or_set_aside_statuses(
+create or replace function private.apply_message_statuses(
     p_statuses jsonb[],
-    p_correlation_id text,
-    inout faults jsonb,
-    out outcomes jsonb
+    p_correlation_id text
 )
+returns jsonb
 language plpgsql
 volatile
 set search_path = ''
 as $$
--- As store_or_set_aside_messages: all in one go, else each half, down to the one refused.
 declare
     v_status jsonb;
     v_outcome text;
+    v_outcomes jsonb := '{"applied": 0, "ignored": 0, "pending": 0}';
+begin
+    foreach v_status in array coalesce(p_statuses, '{}') loop
+        v_outcome := private.apply_message_status(v_status, p_correlation_id);
+        v_outcome := case when v_outcome in ('applied', 'pending') then v_outcome else 'ignored' end;
+        v_outcomes := v_outcomes || pg_catalog.jsonb_build_object(
+            v_outcome, (v_outcomes ->> v_outcome)::integer + 1
+        );
+    end loop;
+    return v_outcomes;
+end;
+$$;
+comment on function private.apply_message_statuses(jsonb[], text) is
+'Applies normalised statuses in order; returns how many were applied, ignored and pending.';
+
+create or replace function private.store_or_set_aside(
+    p_kind text,
+    p_items jsonb[],
+    p_correlation_id text,
+    inout faults jsonb,
+    out counts jsonb
+)
+language plpgsql
+volatile
+set search_path = ''
+as $$
+-- A batch of messages (p_kind message) or statuses (status) in one go. When a statement refuses
+-- it (a value no check foresaw), each half is tried on its own, and so on down to the one item
+-- refused, which is set aside with what the database said: k refusals in n items cost about
+-- 2k log2(n) tries, where one by one cost n (a 10,000-message batch then ran past the statement
+-- timeout on every retry). A fault a retry cures is not caught: lock and statement timeouts,
+-- serialisation failures and deadlocks (two deliveries splitting into halves can lock in
+-- different orders), and a unique violation (only a race gives one here) reach the webhook as a
+-- 503.
+declare
     v_half integer;
     v_first record;
     v_second record;
     v_sqlstate text;
     v_detail text;
 begin
-    outcomes := '{"applied": 0, "ignored": 0, "pending": 0}';
-    if coalesce(pg_catalog.cardinality(p_statuses), 0) = 0 then
+    counts := case p_kind
+        when 'message' then '{"stored": 0, "duplicates": 0, "types": {}}'::jsonb
+        else '{"applied": 0, "ignored": 0, "pending": 0}'::jsonb
+    end;
+    if coalesce(pg_catalog.cardinality(p_items), 0) = 0 then
         return;
     end if;
     begin
-        foreach v_status in array p_statuses loop
-            v_outcome := private.apply_message_status(v_status, p_correlation_id);
-            v_outcome := case when v_outcome in ('applied', 'pending') then v_outcome
-                else 'ignored' end;
-            outcomes := outcomes || pg_catalog.jsonb_build_object(
-                v_outcome, (outcomes ->> v_outcome)::integer + 1
-            );
-        end loop;
+        counts := case p_kind
+            when 'message' then private.store_inbound_messages(p_items, p_correlation_id)
+            else private.apply_message_statuses(p_items, p_correlation_id)
+        end;
         return;
     exception when data_exception or integrity_constraint_violation or program_limit_exceeded then
         get stacked diagnostics v_sqlstate = returned_sqlstate, v_detail = message_text;
@@ -1466,32 +1436,29 @@ begin
             raise;
         end if;
     end;
-    -- Variables are not rolled back with the block: what it counted is undone, so recounted.
-    outcomes := '{"applied": 0, "ignored": 0, "pending": 0}';
-    if pg_catalog.cardinality(p_statuses) = 1 then
+    if pg_catalog.cardinality(p_items) = 1 then
         faults := faults || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
-            'kind', 'status',
-            'item', p_statuses[1],
+            'kind', p_kind,
+            'item', p_items[1],
             'reason', 'database_error',
             'detail', v_detail,
             'sqlstate', v_sqlstate
         ));
         return;
     end if;
-    v_half := pg_catalog.cardinality(p_statuses) / 2;
-    v_first := private.apply_or_set_aside_statuses(
-        p_statuses[1:v_half], p_correlation_id, faults
-    );
-    v_second := private.apply_or_set_aside_statuses(
-        p_statuses[v_half + 1:], p_correlation_id, v_first.faults
+    v_half := pg_catalog.cardinality(p_items) / 2;
+    v_first := private.store_or_set_aside(p_kind, p_items[1:v_half], p_correlation_id, faults);
+    v_second := private.store_or_set_aside(
+        p_kind, p_items[v_half + 1:], p_correlation_id, v_first.faults
     );
     faults := v_second.faults;
-    outcomes := private.added_counts(v_first.outcomes, v_second.outcomes);
+    counts := private.added_counts(v_first.counts, v_second.counts);
 end;
 $$;
-comment on function private.apply_or_set_aside_statuses(jsonb[], text, jsonb) is
-'Applies a batch of normalised statuses in order; a status the database refuses is added to '
-'faults and the others are applied. outcomes counts applied, ignored and pending.';
+comment on function private.store_or_set_aside(text, jsonb[], text, jsonb) is
+'Stores normalised messages (p_kind message) or applies statuses (status); an item the database '
+'refuses is added to faults (kind, item, reason database_error, detail, sqlstate) and the others '
+'are stored. counts is store_inbound_messages'' or apply_message_statuses'' answer.';
 
 create or replace function private.ingest_webhook(
     p_provider text,
@@ -1551,15 +1518,11 @@ begin
     from private.webhook_statuses(p_provider, p_payload) as s (status)
     cross join lateral (select private.message_status_fault(s.status) as fault) as f;
 
-    v_stored := private.store_or_set_aside_messages(v_messages, p_correlation_id, v_faults);
-    v_faults := v_stored.faults;
-    -- Most webhooks carry messages or statuses, not both: no subtransaction for an empty list.
-    if v_statuses is null then
-        select '{"applied": 0, "ignored": 0, "pending": 0}'::jsonb as outcomes, v_faults as faults
-        into v_applied;
-    else
-        v_applied := private.apply_or_set_aside_statuses(v_statuses, p_correlation_id, v_faults);
-    end if;
+    -- An empty list returns before its subtransaction: most webhooks carry one kind.
+    v_stored := private.store_or_set_aside('message', v_messages, p_correlation_id, v_faults);
+    v_applied := private.store_or_set_aside(
+        'status', v_statuses, p_correlation_id, v_stored.faults
+    );
     v_faults := v_applied.faults;
 
     if p_dead_letter then
@@ -1582,18 +1545,18 @@ begin
     end if;
 
     v_summary := pg_catalog.jsonb_build_object(
-        'messages_stored', (v_stored.summary ->> 'stored')::integer,
-        'duplicates', (v_stored.summary ->> 'duplicates')::integer,
-        'statuses_applied', (v_applied.outcomes ->> 'applied')::integer,
-        'statuses_ignored', (v_applied.outcomes ->> 'ignored')::integer,
-        'statuses_pending', (v_applied.outcomes ->> 'pending')::integer,
+        'messages_stored', (v_stored.counts ->> 'stored')::integer,
+        'duplicates', (v_stored.counts ->> 'duplicates')::integer,
+        'statuses_applied', (v_applied.counts ->> 'applied')::integer,
+        'statuses_ignored', (v_applied.counts ->> 'ignored')::integer,
+        'statuses_pending', (v_applied.counts ->> 'pending')::integer,
         'dead_lettered', case when p_dead_letter then pg_catalog.jsonb_array_length(v_faults) else 0
         end
     );
     perform private.record_ingest_metrics(
         p_provider,
         v_summary,
-        v_stored.summary -> 'types',
+        v_stored.counts -> 'types',
         pg_catalog.clock_timestamp() - v_started
     );
     if not p_dead_letter then
