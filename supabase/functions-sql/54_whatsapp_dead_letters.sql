@@ -258,6 +258,33 @@ $$;
 comment on function private.dead_letter_webhook_payload(private.whatsapp_dead_letters) is
 'The webhook payload that carries a dead letter''s message, status or body again.';
 
+create or replace function private.locked_dead_letter(p_id bigint, p_function text)
+returns private.whatsapp_dead_letters
+language plpgsql
+volatile
+set search_path = ''
+as $$
+-- Locked until the caller commits: a retry and a discard of one letter take turns.
+declare
+    v_letter private.whatsapp_dead_letters;
+begin
+    if p_id is null then
+        raise exception '%: p_id must be a dead letter id', p_function using errcode = '22023';
+    end if;
+    select d.* into v_letter
+    from private.whatsapp_dead_letters as d
+    where d.id = p_id
+    for update;
+    if not found then
+        raise exception '%: no dead letter %', p_function, p_id using errcode = 'PT404';
+    end if;
+    return v_letter;
+end;
+$$;
+comment on function private.locked_dead_letter(bigint, text) is
+'Dead letter p_id, locked for update; 22023 for a null id, PT404 for an unknown one, naming '
+'p_function.';
+
 create or replace function public.retry_whatsapp_dead_letter(p_id bigint)
 returns jsonb
 language plpgsql
@@ -277,18 +304,7 @@ declare
     v_correlation_id text;
     v_actor record := private.request_actor();
 begin
-    if p_id is null then
-        raise exception 'retry_whatsapp_dead_letter: p_id must be a dead letter id'
-        using errcode = '22023';
-    end if;
-    select d.* into v_letter
-    from private.whatsapp_dead_letters as d
-    where d.id = p_id
-    for update;
-    if not found then
-        raise exception 'retry_whatsapp_dead_letter: no dead letter %', p_id
-        using errcode = 'PT404';
-    end if;
+    v_letter := private.locked_dead_letter(p_id, 'retry_whatsapp_dead_letter');
     v_correlation_id := coalesce(v_letter.correlation_id, private.request_correlation_id());
     if v_letter.resolution is not null then
         return pg_catalog.jsonb_build_object(
@@ -388,19 +404,8 @@ declare
     v_letter private.whatsapp_dead_letters;
     v_actor record := private.request_actor();
 begin
-    if p_id is null then
-        raise exception 'discard_whatsapp_dead_letter: p_id must be a dead letter id'
-        using errcode = '22023';
-    end if;
     perform private.require_length(p_note, 1, 500, 'discard_whatsapp_dead_letter', 'p_note');
-    select d.* into v_letter
-    from private.whatsapp_dead_letters as d
-    where d.id = p_id
-    for update;
-    if not found then
-        raise exception 'discard_whatsapp_dead_letter: no dead letter %', p_id
-        using errcode = 'PT404';
-    end if;
+    v_letter := private.locked_dead_letter(p_id, 'discard_whatsapp_dead_letter');
     if v_letter.resolution is not null then
         return pg_catalog.jsonb_build_object(
             'id', v_letter.id,
