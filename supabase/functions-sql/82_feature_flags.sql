@@ -260,54 +260,65 @@ comment on function private.feature_flag_decision(public.feature_flags, jsonb) i
 'Whether flag p_flag is on for Unleash context p_context (false for a flag that is null, '
 'disabled or none).';
 
-create or replace function private.record_feature_flag_answer(
-    p_flag_id bigint,
-    p_flag_key text,
+create or replace function private.record_feature_flag_answers(
     p_environment text,
     p_context jsonb,
-    p_enabled boolean
+    p_flag_ids bigint[],
+    p_flag_keys text[],
+    p_answers boolean[]
 )
 returns void
 language plpgsql
 volatile
 set search_path = ''
 as $$
--- Counted on the flag's sequences (evaluations first, enabled second: the sampler reads them
--- the other way round, so a sample never has more on than evaluations). The answer is written
--- only when it is new or changed: a repeated one costs a primary-key read; rows are per
--- subject, so no evaluation waits on another user's. A read-only transaction (an RPC called by
--- GET) records nothing. The names are spelt out, not by feature_flag_counter: a SQL function
--- called from PL/pgSQL costs more than the nextvals.
+-- The answers one subject (userId, else sessionId) just got, for one flag or every flag.
+-- Counted on each flag's sequences (evaluations first, enabled second: the sampler reads them
+-- the other way round, so a sample never has more on than evaluations). An answer is written
+-- only when it is new or changed: a repeated one costs a read of the subject's answers by the
+-- primary key, and rows are per subject, so no evaluation waits on another user's. A read-only
+-- transaction (an RPC called by GET) records nothing.
 declare
     v_subject text := coalesce(p_context ->> 'userId', p_context ->> 'sessionId');
-    v_known boolean;
 begin
     if pg_catalog.current_setting('transaction_read_only') = 'on' then
         return;
     end if;
-    perform pg_catalog.nextval(('private.feature_flag_' || p_flag_id || '_evaluations')::regclass);
-    if p_enabled then
-        perform pg_catalog.nextval(('private.feature_flag_' || p_flag_id || '_enabled')::regclass);
-    end if;
-    if v_subject is null or pg_catalog.char_length(v_subject) > 200 then
-        return;
-    end if;
-    select e.enabled into v_known
-    from public.feature_flag_evaluations as e
-    where e.subject = v_subject and e.environment = p_environment and e.flag_key = p_flag_key;
-    if v_known is not distinct from p_enabled then
+    perform
+        pg_catalog.nextval(('private.feature_flag_' || a.id || '_evaluations')::regclass),
+        case
+            when a.enabled
+                then pg_catalog.nextval(('private.feature_flag_' || a.id || '_enabled')::regclass)
+        end
+    from rows from (
+        pg_catalog.unnest(p_flag_ids), pg_catalog.unnest(p_answers)
+    ) as a (id, enabled);
+    if v_subject is null or pg_catalog.char_length(v_subject) not between 1 and 200 then
         return;
     end if;
     insert into public.feature_flag_evaluations as e (flag_key, environment, subject, enabled)
-    values (p_flag_key, p_environment, v_subject, p_enabled)
+    select a.flag_key, p_environment, v_subject, a.enabled
+    from rows from (
+        pg_catalog.unnest(p_flag_keys), pg_catalog.unnest(p_answers)
+    ) as a (flag_key, enabled)
+    left join (
+        select
+            k.flag_key,
+            k.enabled
+        from public.feature_flag_evaluations as k
+        where k.subject = v_subject and k.environment = p_environment
+    ) as k on a.flag_key = k.flag_key
+    where k.enabled is distinct from a.enabled
+    order by a.flag_key
     on conflict (flag_key, environment, subject) do update
         set enabled = excluded.enabled, since = pg_catalog.now()
         where e.enabled is distinct from excluded.enabled;
 end;
 $$;
-comment on function private.record_feature_flag_answer(bigint, text, text, jsonb, boolean) is
-'Counts one evaluation of flag row p_flag_id (and whether it was on), and records the answer a '
-'subject (userId, else sessionId) got when it is new or changed.';
+comment on function private.record_feature_flag_answers(text, jsonb, bigint[], text[], boolean[]) is
+'Counts the evaluations of flag rows p_flag_ids (and which were on), and records the answers '
+'p_answers to flags p_flag_keys that the subject of p_context (userId, else sessionId) got, '
+'when they are new or changed.';
 
 create or replace function private.count_unknown_feature_flag(p_flag_key text, p_environment text)
 returns void
@@ -334,51 +345,54 @@ comment on function private.count_unknown_feature_flag(text, text) is
 'Counts an evaluation of a flag key that does not exist in system_metrics '
 '(feature-flags / evaluations.unknown_key, tagged with the key).';
 
-create or replace function private.is_feature_enabled(
+create or replace function private.answer_feature_flag(
+    p_function text,
     p_flag_key text,
     p_user_id text,
     p_environment text,
-    p_context jsonb
+    p_context jsonb,
+    out enabled boolean,
+    out flag public.feature_flags
 )
-returns boolean
 language plpgsql
 volatile
 security definer
 set search_path = ''
 as $$
+-- One flag for one caller, by is_feature_enabled and feature_flag_details (p_function): the
+-- answer and the row that gave it (null for an unknown key).
 declare
     v_context jsonb := private.feature_flag_context(
-        'is_feature_enabled', p_user_id, p_environment, p_context
+        p_function, p_user_id, p_environment, p_context
     );
-    v_flag public.feature_flags;
-    v_enabled boolean;
 begin
     if pg_catalog.char_length(p_flag_key) not between 1 and 200 or p_flag_key is null then
-        perform private.require_length(p_flag_key, 1, 200, 'is_feature_enabled', 'p_flag_key');
+        perform private.require_length(p_flag_key, 1, 200, p_function, 'p_flag_key');
     end if;
     -- The row for the environment asked wins over the one for all of them.
-    select f.* into v_flag
+    select f.* into flag
     from public.feature_flags as f
     where f.key = p_flag_key and f.environment in (p_environment, 'all')
     order by f.environment = 'all'
     limit 1;
     if not found then
         perform private.count_unknown_feature_flag(p_flag_key, p_environment);
-        return false;
+        enabled := false;
+        return;
     end if;
-    v_enabled := private.feature_flag_decision(v_flag, v_context);
-    perform private.record_feature_flag_answer(
-        v_flag.id, p_flag_key, p_environment, v_context, v_enabled
+    enabled := private.feature_flag_decision(flag, v_context);
+    perform private.record_feature_flag_answers(
+        p_environment, v_context, array[flag.id], array[p_flag_key], array[enabled]
     );
-    return v_enabled;
 end;
 $$;
-comment on function private.is_feature_enabled(text, text, text, jsonb) is
-'The body of public.is_feature_enabled, with the rights to read every flag; it checks who is '
-'asking itself. Executable by the roles that may call the RPC, reachable only through it.';
-revoke all on function private.is_feature_enabled(text, text, text, jsonb)
+comment on function private.answer_feature_flag(text, text, text, text, jsonb) is
+'The body of public.is_feature_enabled and public.feature_flag_details, with the rights to read '
+'every flag; it checks who is asking itself. Executable by the roles that may call the RPCs, '
+'reachable only through them.';
+revoke all on function private.answer_feature_flag(text, text, text, text, jsonb)
 from public, anon, authenticated;
-grant execute on function private.is_feature_enabled(text, text, text, jsonb)
+grant execute on function private.answer_feature_flag(text, text, text, text, jsonb)
 to anon, authenticated, service_role;
 
 create or replace function public.is_feature_enabled(
@@ -391,7 +405,11 @@ returns boolean
 language sql
 volatile
 set search_path = ''
-return private.is_feature_enabled(p_flag_key, p_user_id, p_environment, p_context);
+return (
+    private.answer_feature_flag(
+        'is_feature_enabled', p_flag_key, p_user_id, p_environment, p_context
+    )
+).enabled;
 comment on function public.is_feature_enabled(text, text, text, jsonb) is
 'Whether flag p_flag_key is on for user p_user_id in p_environment (development, staging or '
 'production; default production), with Unleash''s semantics: disabled, unknown (counted) or none '
@@ -406,65 +424,6 @@ from public, anon, authenticated;
 grant execute on function public.is_feature_enabled(text, text, text, jsonb)
 to anon, authenticated, service_role;
 
-create or replace function private.feature_flag_details(
-    p_flag_key text,
-    p_user_id text,
-    p_environment text,
-    p_context jsonb
-)
-returns jsonb
-language plpgsql
-volatile
-security definer
-set search_path = ''
-as $$
--- is_feature_enabled with the why, in OpenFeature's reasons, for SDK providers: they must tell a
--- flag that is off from one that does not exist (FLAG_NOT_FOUND).
-declare
-    v_context jsonb := private.feature_flag_context(
-        'feature_flag_details', p_user_id, p_environment, p_context
-    );
-    v_flag public.feature_flags;
-    v_enabled boolean;
-begin
-    perform private.require_length(p_flag_key, 1, 200, 'feature_flag_details', 'p_flag_key');
-    select f.* into v_flag
-    from public.feature_flags as f
-    where f.key = p_flag_key and f.environment in (p_environment, 'all')
-    order by f.environment = 'all'
-    limit 1;
-    if not found then
-        perform private.count_unknown_feature_flag(p_flag_key, p_environment);
-        return pg_catalog.jsonb_build_object(
-            'key', p_flag_key, 'found', false, 'enabled', false, 'reason', 'ERROR'
-        );
-    end if;
-    v_enabled := private.feature_flag_decision(v_flag, v_context);
-    perform private.record_feature_flag_answer(
-        v_flag.id, p_flag_key, p_environment, v_context, v_enabled
-    );
-    return pg_catalog.jsonb_build_object(
-        'key', p_flag_key,
-        'found', true,
-        'enabled', v_enabled,
-        'environment', v_flag.environment,
-        'reason', case
-            when not v_flag.enabled then 'DISABLED'
-            when v_flag.rollout_strategy = 'percentage' then 'SPLIT'
-            when v_flag.rollout_strategy = 'user_list'
-                or pg_catalog.jsonb_array_length(v_flag.conditions) > 0 then 'TARGETING_MATCH'
-            else 'STATIC'
-        end
-    );
-end;
-$$;
-comment on function private.feature_flag_details(text, text, text, jsonb) is
-'The body of public.feature_flag_details, with the rights to read every flag.';
-revoke all on function private.feature_flag_details(text, text, text, jsonb)
-from public, anon, authenticated;
-grant execute on function private.feature_flag_details(text, text, text, jsonb)
-to anon, authenticated, service_role;
-
 create or replace function public.feature_flag_details(
     p_flag_key text,
     p_user_id text default null,
@@ -475,7 +434,33 @@ returns jsonb
 language sql
 volatile
 set search_path = ''
-return private.feature_flag_details(p_flag_key, p_user_id, p_environment, p_context);
+-- A SQL-standard body is bound when it is made: callers need no USAGE on private.
+-- OpenFeature's reasons: a provider must tell a flag that is off from one that does not exist.
+-- The parameters are not columns of the one table here (sqlfluff's RF03 takes them for some).
+-- noqa: disable=RF03
+return (
+    select
+        pg_catalog.jsonb_build_object(
+            'key', p_flag_key,
+            'found', (a.flag).id is not null,
+            'enabled', a.enabled,
+            'environment', (a.flag).environment,
+            'reason', case
+                when (a.flag).id is null then 'ERROR'
+                when not (a.flag).enabled then 'DISABLED'
+                when (a.flag).rollout_strategy = 'percentage' then 'SPLIT'
+                when
+                    (a.flag).rollout_strategy = 'user_list'
+                    or pg_catalog.jsonb_array_length((a.flag).conditions) > 0
+                    then 'TARGETING_MATCH'
+                else 'STATIC'
+            end
+        )
+    from private.answer_feature_flag(
+        'feature_flag_details', p_flag_key, p_user_id, p_environment, p_context
+    ) as a
+);
+-- noqa: enable=RF03
 comment on function public.feature_flag_details(text, text, text, jsonb) is
 'is_feature_enabled with its why, for SDK providers: {key, found, enabled, environment (of the '
 'row that answered), reason}: found false for an unknown key (reason ERROR); reason DISABLED, '
@@ -501,59 +486,33 @@ declare
     v_context jsonb := private.feature_flag_context(
         'evaluate_feature_flags', p_user_id, p_environment, p_context
     );
-    v_decided jsonb;
-    v_subject text;
+    v_flag_ids bigint[];
+    v_flag_keys text[];
+    v_answers boolean[];
 begin
-    -- Set-based: one statement decides every flag, one counts, one records what changed (a
-    -- loop of the one-flag functions cost 30 us a flag).
-    select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-        'id', (l.f).id,
-        'key', (l.f).key,
-        'enabled', private.feature_flag_decision(l.f, v_context)
-    ) order by (l.f).key), '[]')
-    into v_decided
+    -- Set-based: one statement decides every flag, and the answers are counted and recorded
+    -- together (a loop of the one-flag path cost 30 us a flag).
+    select
+        coalesce(pg_catalog.array_agg((l.f).id order by (l.f).key), '{}'),
+        coalesce(pg_catalog.array_agg((l.f).key order by (l.f).key), '{}'),
+        coalesce(pg_catalog.array_agg(
+            private.feature_flag_decision(l.f, v_context) order by (l.f).key
+        ), '{}')
+    into v_flag_ids, v_flag_keys, v_answers
     from (
         select distinct on (f.key) f
         from public.feature_flags as f
         where f.environment in (p_environment, 'all')
         order by f.key, f.environment = 'all'
     ) as l;
-
-    if pg_catalog.current_setting('transaction_read_only') = 'off' then
-        perform
-            pg_catalog.nextval(('private.feature_flag_' || d.id || '_evaluations')::regclass),
-            case
-                when d.enabled
-                    then pg_catalog.nextval(('private.feature_flag_' || d.id || '_enabled')::regclass)
-            end
-        from pg_catalog.jsonb_to_recordset(v_decided) as d (id bigint, enabled boolean);
-
-        v_subject := coalesce(v_context ->> 'userId', v_context ->> 'sessionId');
-        if pg_catalog.char_length(v_subject) between 1 and 200 then
-            insert into public.feature_flag_evaluations as e (
-                flag_key, environment, subject, enabled
-            )
-            select d.key, p_environment, v_subject, d.enabled
-            from pg_catalog.jsonb_to_recordset(v_decided) as d (key text, enabled boolean)
-            left join (
-                -- This subject's answers, by the primary key's leading columns.
-                select
-                    k.flag_key,
-                    k.enabled
-                from public.feature_flag_evaluations as k
-                where k.subject = v_subject and k.environment = p_environment
-            ) as k on d.key = k.flag_key
-            where k.enabled is distinct from d.enabled
-            order by d.key
-            on conflict (flag_key, environment, subject) do update
-                set enabled = excluded.enabled, since = pg_catalog.now()
-                where e.enabled is distinct from excluded.enabled;
-        end if;
-    end if;
-
+    perform private.record_feature_flag_answers(
+        p_environment, v_context, v_flag_ids, v_flag_keys, v_answers
+    );
     return (
-        select coalesce(pg_catalog.jsonb_object_agg(d.key, d.enabled), '{}')
-        from pg_catalog.jsonb_to_recordset(v_decided) as d (key text, enabled boolean)
+        select coalesce(pg_catalog.jsonb_object_agg(a.flag_key, a.enabled), '{}')
+        from rows from (
+            pg_catalog.unnest(v_flag_keys), pg_catalog.unnest(v_answers)
+        ) as a (flag_key, enabled)
     );
 end;
 $$;
