@@ -42,16 +42,6 @@ as $$
     )
 $$;
 
-create function pg_temp.text_from(p_from text, p_wamid text, p_ts text, p_body text)
-returns jsonb
-language sql
-as $$
-    select jsonb_build_object(
-        'from', p_from, 'id', p_wamid, 'timestamp', p_ts, 'type', 'text',
-        'text', jsonb_build_object('body', p_body)
-    )
-$$;
-
 create function pg_temp.letter(p_wamid text)
 returns private.whatsapp_dead_letters
 language sql
@@ -61,10 +51,10 @@ as $$ select d.* from private.whatsapp_dead_letters as d where d.wamid = p_wamid
 
 select is(
     public.ingest_whatsapp_webhook('meta', pg_temp.meta(
-        pg_temp.text_from('250788300001', 'wamid.DL-OK', '1767225600', 'fine'),
-        pg_temp.text_from('250788300002', repeat('w', 300), '1767225600', 'long id'),
-        pg_temp.text_from('not-a-phone', 'wamid.DL-NOPHONE', '1767225600', 'who'),
-        pg_temp.text_from('250788300003', 'wamid.DL-MEDIA', '1767225600', 'x')
+        tests.meta_text('250788300001', 'wamid.DL-OK', '1767225600', 'fine'),
+        tests.meta_text('250788300002', repeat('w', 300), '1767225600', 'long id'),
+        tests.meta_text('not-a-phone', 'wamid.DL-NOPHONE', '1767225600', 'who'),
+        tests.meta_text('250788300003', 'wamid.DL-MEDIA', '1767225600', 'x')
         || '{"type": "image", "image": "not an object"}'
     ), 'corr-dl-1') - array['duplicates', 'statuses_applied', 'statuses_ignored',
         'statuses_pending'],
@@ -91,7 +81,7 @@ select is(
         'metadata', '{"display_phone_number": "15550001111", "phone_number_id": "PN1"}'::jsonb,
         'contacts', '[{"wa_id": "not-a-phone", "profile": {"name": "Nia"}}]'::jsonb,
         'messages', jsonb_build_array(
-            pg_temp.text_from('not-a-phone', 'wamid.DL-NOPHONE', '1767225600', 'who')
+            tests.meta_text('not-a-phone', 'wamid.DL-NOPHONE', '1767225600', 'who')
         )
     ),
     'a message is kept whole, in its change value with the metadata and its contact entry'
@@ -111,7 +101,7 @@ select is_empty(
 );
 select is(
     public.ingest_whatsapp_webhook('meta', pg_temp.meta(
-        pg_temp.text_from('not-a-phone', 'wamid.DL-NOPHONE', '1767225600', 'who')
+        tests.meta_text('not-a-phone', 'wamid.DL-NOPHONE', '1767225600', 'who')
     )) ->> 'dead_lettered',
     '1',
     'the same message delivered again is set aside again'
@@ -125,10 +115,10 @@ select results_eq(
 -- A time that cannot be read is no reason to refuse a message: it is kept as it came.
 select is(
     public.ingest_whatsapp_webhook('meta', pg_temp.meta(
-        pg_temp.text_from('250788300004', 'wamid.DL-T1', 'yesterday', 'a'),
-        pg_temp.text_from('250788300004', 'wamid.DL-T2', '-5', 'b'),
-        pg_temp.text_from('250788300004', 'wamid.DL-T3', '99999999999999', 'c'),
-        pg_temp.text_from('250788300004', 'wamid.DL-T4', '99999999999', 'd')
+        tests.meta_text('250788300004', 'wamid.DL-T1', 'yesterday', 'a'),
+        tests.meta_text('250788300004', 'wamid.DL-T2', '-5', 'b'),
+        tests.meta_text('250788300004', 'wamid.DL-T3', '99999999999999', 'c'),
+        tests.meta_text('250788300004', 'wamid.DL-T4', '99999999999', 'd')
     )) ->> 'messages_stored',
     '4',
     'messages whose times cannot be read are stored'
@@ -146,9 +136,9 @@ select results_eq(
 alter table public.message_tracking add constraint dl_boom check (body is distinct from 'boom');
 select is(
     public.ingest_whatsapp_webhook('meta', pg_temp.meta(
-        pg_temp.text_from('250788300005', 'wamid.DL-B1', '1767225600', 'before'),
-        pg_temp.text_from('250788300005', 'wamid.DL-BOOM', '1767225660', 'boom'),
-        pg_temp.text_from('250788300006', 'wamid.DL-B2', '1767225720', 'after')
+        tests.meta_text('250788300005', 'wamid.DL-B1', '1767225600', 'before'),
+        tests.meta_text('250788300005', 'wamid.DL-BOOM', '1767225660', 'boom'),
+        tests.meta_text('250788300006', 'wamid.DL-B2', '1767225720', 'after')
     ), 'corr-boom') - array['duplicates', 'statuses_applied', 'statuses_ignored',
         'statuses_pending'],
     '{"messages_stored": 2, "dead_lettered": 1}'::jsonb,
@@ -218,7 +208,7 @@ insert into pg_temp.seen (note, n) values (
     private.dead_letter_whatsapp(
         'meta', 'message', 'database_error', 'lost', '23514',
         jsonb_build_object('messages', jsonb_build_array(
-            pg_temp.text_from('250788300005', 'wamid.DL-B1', '1767225600', 'before')
+            tests.meta_text('250788300005', 'wamid.DL-B1', '1767225600', 'before')
         )),
         null, 'wamid.DL-B1', '250788300005', null
     )
@@ -288,8 +278,8 @@ insert into pg_temp.seen (note, n) values (
     (public.dead_letter_whatsapp_webhook(
         'meta',
         convert_to(pg_temp.meta(
-            pg_temp.text_from('250788300007', 'wamid.DL-J1', '1767225600', 'kept'),
-            pg_temp.text_from('not-a-phone-2', 'wamid.DL-J2', '1767225600', 'again')
+            tests.meta_text('250788300007', 'wamid.DL-J1', '1767225600', 'kept'),
+            tests.meta_text('not-a-phone-2', 'wamid.DL-J2', '1767225600', 'again')
         )::text, 'UTF8'),
         'The database could not ingest it',
         '22003'
@@ -415,7 +405,7 @@ select results_eq(
 alter table public.message_tracking add constraint dl_bang check (body is distinct from 'bang');
 select is(
     public.ingest_whatsapp_webhook('meta', (
-        select pg_temp.meta(variadic array_agg(pg_temp.text_from(
+        select pg_temp.meta(variadic array_agg(tests.meta_text(
             '2507883100' || lpad(g::text, 2, '0'), 'wamid.DL-H' || g, '1767225600',
             case when g in (7, 31) then 'bang' else 'fine ' || g end
         ) order by g))
@@ -525,7 +515,7 @@ select throws_ok(
 
 select is(
     public.ingest_whatsapp_webhook('meta', pg_temp.meta(
-        pg_temp.text_from('not-a-phone', 'wamid.DL-NOPHONE', '1767225600', 'who')
+        tests.meta_text('not-a-phone', 'wamid.DL-NOPHONE', '1767225600', 'who')
     )) ->> 'dead_lettered',
     '1',
     'the discarded message is delivered again'

@@ -114,17 +114,6 @@ as $$
     )
 $$;
 
--- A Meta text message from a phone (digits) at a Unix time.
-create function pg_temp.text_from(p_from text, p_wamid text, p_ts text, p_body text)
-returns jsonb
-language sql
-as $$
-    select jsonb_build_object(
-        'from', p_from, 'id', p_wamid, 'timestamp', p_ts, 'type', 'text',
-        'text', jsonb_build_object('body', p_body)
-    )
-$$;
-
 -- A Meta status of an outbound message.
 create function pg_temp.status(p_wamid text, p_status text, p_ts text, p_errors jsonb default null)
 returns jsonb
@@ -509,7 +498,7 @@ select is_empty(
 insert into pg_temp.payload (name, body) values
 ('dan-first', pg_temp.meta(jsonb_build_object(
     'messages', jsonb_build_array(
-        pg_temp.text_from('250788000004', 'wamid.D01', '1767226000', 'first')
+        tests.meta_text('250788000004', 'wamid.D01', '1767226000', 'first')
     )
 ))),
 ('later', pg_temp.meta(jsonb_build_object(
@@ -519,9 +508,9 @@ insert into pg_temp.payload (name, body) values
         {"profile": {"name": "Caroline"}, "wa_id": "250788000003", "user_id": "RW.1000000003"}
     ]'::jsonb,
     'messages', jsonb_build_array(
-        pg_temp.text_from('250788000004', 'wamid.D02', '1767226100', 'second'),
-        pg_temp.text_from('250788000001', 'wamid.A09', '1767226200', 'where are you?'),
-        pg_temp.text_from('250788000003', 'wamid.C05', '1767226200', 'my phone now')
+        tests.meta_text('250788000004', 'wamid.D02', '1767226100', 'second'),
+        tests.meta_text('250788000001', 'wamid.A09', '1767226200', 'where are you?'),
+        tests.meta_text('250788000003', 'wamid.C05', '1767226200', 'my phone now')
             || '{"from_user_id": "RW.1000000003"}'
     )
 )));
@@ -633,7 +622,7 @@ select results_eq(
 -- An older message of Alice's arrives late.
 insert into pg_temp.payload (name, body) values ('alice-late', pg_temp.meta(jsonb_build_object(
     'messages', jsonb_build_array(
-        pg_temp.text_from('250788000001', 'wamid.A10', '1767225000', 'sent this morning')
+        tests.meta_text('250788000001', 'wamid.A10', '1767225000', 'sent this morning')
     )
 )));
 do $$
@@ -664,7 +653,7 @@ update public.conversation_mappings set status = 'closed'
 where id = pg_temp.uid('alice-first-mapping');
 insert into pg_temp.payload (name, body) values ('alice-again', pg_temp.meta(jsonb_build_object(
     'messages', jsonb_build_array(
-        pg_temp.text_from('250788000001', 'wamid.A11', '1767226800', 'me again')
+        tests.meta_text('250788000001', 'wamid.A11', '1767226800', 'me again')
     )
 )));
 do $$
@@ -784,14 +773,14 @@ select is(
 insert into pg_temp.payload (name, body) values ('hana', pg_temp.meta(jsonb_build_object(
     'contacts', '[{"profile": {"name": "Hana"}, "wa_id": "250788000020"}]'::jsonb,
     'messages', jsonb_build_array(
-        pg_temp.text_from('250788000020', 'wamid.H01', '1767226000', 'hello')
+        tests.meta_text('250788000020', 'wamid.H01', '1767226000', 'hello')
     )
 ))),
 ('hana-2', pg_temp.meta(jsonb_build_object('messages', jsonb_build_array(
-    pg_temp.text_from('250788000020', 'wamid.H02', '1767226060', 'hello again')
+    tests.meta_text('250788000020', 'wamid.H02', '1767226060', 'hello again')
 )))),
 ('hana-3', pg_temp.meta(jsonb_build_object('messages', jsonb_build_array(
-    pg_temp.text_from('250788000020', 'wamid.H03', '1767226120', 'and again')
+    tests.meta_text('250788000020', 'wamid.H03', '1767226120', 'and again')
 ))));
 do $$
 begin
@@ -1168,7 +1157,7 @@ select 'metrics before outage', count(*) from public.system_metrics;
 alter table public.system_metrics add constraint metrics_outage check (false) not valid;
 insert into pg_temp.payload (name, body) values ('no-metrics', pg_temp.meta(jsonb_build_object(
     'messages', jsonb_build_array(
-        pg_temp.text_from('250788000004', 'wamid.D03', '1767227000', 'metrics are down')
+        tests.meta_text('250788000004', 'wamid.D03', '1767227000', 'metrics are down')
     )
 )));
 select lives_ok(
@@ -1195,12 +1184,12 @@ select 'metrics before bad input', count(*) from public.system_metrics;
 insert into pg_temp.payload (name, body) values
 ('no-id', pg_temp.meta(jsonb_build_object(
     'messages', jsonb_build_array(
-        pg_temp.text_from('250788000030', 'wamid.X01', '1767225600', 'valid'),
-        pg_temp.text_from('250788000030', null, '1767225660', 'no id') - 'id'
+        tests.meta_text('250788000030', 'wamid.X01', '1767225600', 'valid'),
+        tests.meta_text('250788000030', null, '1767225660', 'no id') - 'id'
     )
 ))),
 ('empty-id', pg_temp.meta(jsonb_build_object(
-    'messages', jsonb_build_array(pg_temp.text_from('250788000030', '', '1767225600', 'empty'))
+    'messages', jsonb_build_array(tests.meta_text('250788000030', '', '1767225600', 'empty'))
 ))),
 ('status-no-id', pg_temp.statuses(
     pg_temp.status('wamid.OUT-1', 'read', '1767229900'),
@@ -1331,7 +1320,7 @@ select throws_ok(
 );
 insert into pg_temp.payload (name, body) values ('service-role', pg_temp.meta(jsonb_build_object(
     'messages', jsonb_build_array(
-        pg_temp.text_from('250788000004', 'wamid.D04', '1767227100', 'via the service role')
+        tests.meta_text('250788000004', 'wamid.D04', '1767227100', 'via the service role')
     )
 )));
 select lives_ok(
@@ -1604,7 +1593,7 @@ select throws_ok(
 insert into pg_temp.payload (name, body) values
 ('zed-first', pg_temp.meta(jsonb_build_object(
     'messages', jsonb_build_array(
-        pg_temp.text_from('250788000040', 'wamid.Z01', '1767225600', 'no name yet')
+        tests.meta_text('250788000040', 'wamid.Z01', '1767225600', 'no name yet')
     )
 ))),
 ('zed-long-name', pg_temp.meta(jsonb_build_object(
@@ -1612,7 +1601,7 @@ insert into pg_temp.payload (name, body) values
         'wa_id', '250788000040', 'profile', jsonb_build_object('name', repeat('z', 300))
     )),
     'messages', jsonb_build_array(
-        pg_temp.text_from('250788000040', 'wamid.Z02', '1767225700', 'long name now')
+        tests.meta_text('250788000040', 'wamid.Z02', '1767225700', 'long name now')
     )
 )));
 select lives_ok(
@@ -1627,7 +1616,7 @@ select lives_ok(
 insert into pg_temp.payload (name, body) values
 ('two-contacts', pg_temp.meta(jsonb_build_object(
     'messages', jsonb_build_array(
-        pg_temp.text_from('250788000060', 'wamid.P01', '1767225600', 'by phone'),
+        tests.meta_text('250788000060', 'wamid.P01', '1767225600', 'by phone'),
         jsonb_build_object(
             'from_user_id', 'RW.1000000060', 'id', 'wamid.P02', 'timestamp', '1767225600',
             'type', 'text', 'text', jsonb_build_object('body', 'by user id')
@@ -1636,7 +1625,7 @@ insert into pg_temp.payload (name, body) values
 ))),
 ('both-identifiers', pg_temp.meta(jsonb_build_object(
     'messages', jsonb_build_array(
-        pg_temp.text_from('250788000060', 'wamid.P03', '1767225700', 'both')
+        tests.meta_text('250788000060', 'wamid.P03', '1767225700', 'both')
             || '{"from_user_id": "RW.1000000060"}'
     )
 )));
@@ -1657,10 +1646,10 @@ insert into pg_temp.payload (name, body) values
         jsonb_build_object('wa_id', '250788000070', 'profile', jsonb_build_object('name', 'Ines'))
     ),
     'messages', jsonb_build_array(
-        pg_temp.text_from('250788000070', 'wamid.BT3', '1767225900', 'third'),
-        pg_temp.text_from('250788000070', 'wamid.BT1', '1767225600', 'first'),
-        pg_temp.text_from('250788000070', 'wamid.BT2', '1767225700', 'second'),
-        pg_temp.text_from('250788000070', 'wamid.BT2', '1767225700', 'second')
+        tests.meta_text('250788000070', 'wamid.BT3', '1767225900', 'third'),
+        tests.meta_text('250788000070', 'wamid.BT1', '1767225600', 'first'),
+        tests.meta_text('250788000070', 'wamid.BT2', '1767225700', 'second'),
+        tests.meta_text('250788000070', 'wamid.BT2', '1767225700', 'second')
     )
 )));
 insert into pg_temp.seen (note, n) select 'outbox before batch', max(id) from public.outbox_events;
@@ -1701,13 +1690,13 @@ select is(
 insert into pg_temp.payload (name, body) values
 ('known-both', pg_temp.meta(jsonb_build_object(
     'messages', jsonb_build_array(
-        pg_temp.text_from('250788000071', 'wamid.K01', '1767225600', 'phone')
+        tests.meta_text('250788000071', 'wamid.K01', '1767225600', 'phone')
             || '{"from_user_id": "RW.1000000071"}'
     )
 ))),
 ('known-twice', pg_temp.meta(jsonb_build_object(
     'messages', jsonb_build_array(
-        pg_temp.text_from('250788000071', 'wamid.K02', '1767225700', 'phone again'),
+        tests.meta_text('250788000071', 'wamid.K02', '1767225700', 'phone again'),
         jsonb_build_object(
             'from_user_id', 'RW.1000000071', 'id', 'wamid.K03', 'timestamp', '1767225800',
             'type', 'text', 'text', jsonb_build_object('body', 'user id')
@@ -1738,8 +1727,8 @@ insert into pg_temp.snap (note, f) values ('before no sender', pg_temp.footprint
 insert into pg_temp.payload (name, body) values
 ('no-sender', pg_temp.meta(jsonb_build_object(
     'messages', jsonb_build_array(
-        pg_temp.text_from('250788000072', 'wamid.N01', '1767225600', 'fine'),
-        pg_temp.text_from(null, 'wamid.N02', '1767225600', 'from nobody') - 'from'
+        tests.meta_text('250788000072', 'wamid.N01', '1767225600', 'fine'),
+        tests.meta_text(null, 'wamid.N02', '1767225600', 'from nobody') - 'from'
     )
 )));
 select is(

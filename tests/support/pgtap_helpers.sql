@@ -43,3 +43,14 @@ as $$
     from private.partition_children(p_parent) as c
     where not c.is_default and now() >= c.range_from and now() < c.range_to
 $$;
+
+-- A Meta text message from a phone (digits) at a Unix time, as the Cloud API writes it.
+create function tests.meta_text(p_from text, p_wamid text, p_ts text, p_body text)
+returns jsonb
+language sql
+as $$
+    select jsonb_build_object(
+        'from', p_from, 'id', p_wamid, 'timestamp', p_ts, 'type', 'text',
+        'text', jsonb_build_object('body', p_body)
+    )
+$$;
