@@ -95,20 +95,20 @@ create or replace function private.feature_flag_count(p_flag_id bigint, p_counte
 returns bigint
 language plpgsql
 stable
+security definer
 set search_path = ''
 as $$
-declare
-    v_count bigint;
+-- A definer: the analyst reading monitoring.feature_flag_overview may not read the sequences.
 begin
-    select coalesce(s.last_value, 0) into v_count
-    from pg_catalog.pg_sequences as s
-    where s.schemaname = 'private'
-        and s.sequencename = pg_catalog.format('feature_flag_%s_%s', p_flag_id, p_counter);
-    return coalesce(v_count, 0);
+    return coalesce(pg_catalog.pg_sequence_last_value(
+        private.feature_flag_counter(p_flag_id, p_counter)::regclass
+    ), 0);
 end;
 $$;
 comment on function private.feature_flag_count(bigint, text) is
 'The current value of flag row p_flag_id''s counter p_counter (0 before the first evaluation).';
+revoke all on function private.feature_flag_count(bigint, text) from public;
+grant execute on function private.feature_flag_count(bigint, text) to analyst;
 
 create or replace function private.sample_feature_flag_counts()
 returns integer

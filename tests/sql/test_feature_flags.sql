@@ -6,7 +6,7 @@
 -- new_ui: user-1 48, user-2 2, user-4 15, user-6 39, user-8 28, user-10 34, sess-1 94, sess-2 23;
 -- checkout: user-2 11, user-6 1, user-9 1, user-10 13.
 begin;
-select plan(76);
+select plan(77);
 
 create temp table seen (note text primary key, n bigint, t text);
 grant select, insert on pg_temp.seen to anon, authenticated, service_role;
@@ -387,6 +387,10 @@ select results_eq(
       from monitoring.feature_flag_overview where key = 'counted'$$,
     $$values (5::bigint, 0.4::numeric, 5::bigint)$$,
     'monitoring.feature_flag_overview: evaluations and share on over the last hour and day'
+);
+select lives_ok(
+    $$select tests.as_role('analyst', 'select count(*) from monitoring.feature_flag_overview')$$,
+    'the analyst reads the overview (the counters through their definer function)'
 );
 select results_eq(
     $$select evaluations, enabled, share_on from monitoring.feature_flag_evaluations_by_hour

@@ -228,8 +228,9 @@ select results_eq(
        where n.nspname in ('public', 'private', 'monitoring', 'partitions')
          and has_function_privilege('analyst', p.oid, 'execute')
        order by p.oid::regprocedure::text collate "C"$$,
-    $$values ('private.partition_children(regclass)'), ('private.partition_health()')$$,
-    'analyst may execute only the read-only functions the partition views call'
+    $$values ('private.feature_flag_count(bigint,text)'), ('private.partition_children(regclass)'),
+             ('private.partition_health()')$$,
+    'analyst may execute only the read-only functions the partition and feature flag views call'
 );
 
 -- Partitions --------------------------------------------------------------------------------------
