@@ -284,17 +284,40 @@ begin
     if pg_catalog.current_setting('transaction_read_only') = 'on' then
         return;
     end if;
-    perform
-        pg_catalog.nextval(('private.feature_flag_' || a.id || '_evaluations')::regclass),
-        case
-            when a.enabled
-                then pg_catalog.nextval(('private.feature_flag_' || a.id || '_enabled')::regclass)
-        end
-    from rows from (
-        pg_catalog.unnest(p_flag_ids), pg_catalog.unnest(p_answers)
-    ) as a (id, enabled);
+    -- One flag (is_feature_enabled, the hot path) without the statements a set needs: the
+    -- sequences directly, and a repeated answer found by the primary key before any insert.
+    if pg_catalog.cardinality(p_flag_ids) = 1 then
+        perform pg_catalog.nextval(
+            ('private.feature_flag_' || p_flag_ids[1] || '_evaluations')::regclass
+        );
+        if p_answers[1] then
+            perform pg_catalog.nextval(
+                ('private.feature_flag_' || p_flag_ids[1] || '_enabled')::regclass
+            );
+        end if;
+    else
+        perform
+            pg_catalog.nextval(('private.feature_flag_' || a.id || '_evaluations')::regclass),
+            case
+                when a.enabled
+                    then pg_catalog.nextval(
+                        ('private.feature_flag_' || a.id || '_enabled')::regclass
+                    )
+            end
+        from rows from (
+            pg_catalog.unnest(p_flag_ids), pg_catalog.unnest(p_answers)
+        ) as a (id, enabled);
+    end if;
     if v_subject is null or pg_catalog.char_length(v_subject) not between 1 and 200 then
         return;
+    end if;
+    if pg_catalog.cardinality(p_flag_keys) = 1 then
+        perform from public.feature_flag_evaluations as k
+        where k.subject = v_subject and k.environment = p_environment
+            and k.flag_key = p_flag_keys[1] and k.enabled = p_answers[1];
+        if found then
+            return;
+        end if;
     end if;
     insert into public.feature_flag_evaluations as e (flag_key, environment, subject, enabled)
     select a.flag_key, p_environment, v_subject, a.enabled
@@ -369,11 +392,13 @@ begin
     if pg_catalog.char_length(p_flag_key) not between 1 and 200 or p_flag_key is null then
         perform private.require_length(p_flag_key, 1, 200, p_function, 'p_flag_key');
     end if;
-    -- The row for the environment asked wins over the one for all of them.
+    -- The row for the environment asked wins over the one for all of them: 'all' sorts below
+    -- every environment's name, so the unique index read backwards gives the winner first,
+    -- with no sort.
     select f.* into flag
     from public.feature_flags as f
-    where f.key = p_flag_key and f.environment in (p_environment, 'all')
-    order by f.environment = 'all'
+    where f.key = p_flag_key and (f.environment = p_environment or f.environment = 'all')
+    order by f.environment desc
     limit 1;
     if not found then
         perform private.count_unknown_feature_flag(p_flag_key, p_environment);
