@@ -24,6 +24,28 @@ comment on function private.require_between(bigint, bigint, bigint, text, text) 
 'Nothing when p_value is between p_low and p_high; else 22023 "p_function: p_argument must be '
 'p_low to p_high (got p_value)", null included.';
 
+create or replace function private.require_at_least(
+    p_value bigint,
+    p_low bigint,
+    p_function text,
+    p_argument text
+)
+returns void
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+    if p_value is null or p_value < p_low then
+        raise exception '%: % must be at least % (got %)',
+            p_function, p_argument, p_low, coalesce(p_value::text, 'null')
+        using errcode = '22023';
+    end if;
+end;
+$$;
+comment on function private.require_at_least(bigint, bigint, text, text) is
+'22023 naming p_argument of p_function unless p_value is at least p_low.';
+
 create or replace function private.require_idempotency_key(p_key text, p_function text)
 returns void
 language plpgsql

@@ -37,6 +37,24 @@ $$;
 comment on function private.emit_event(text, text, text, jsonb, text, jsonb) is
 'Appends an event to outbox_events in the calling transaction; returns its id.';
 
+create or replace function private.oldest_running_transaction()
+returns xid8
+language plpgsql
+stable
+set search_path = ''
+as $$
+-- A row's writer becomes visible at its commit, not at its insert: a reader that moved past a
+-- row by the order of insertion would never see a slower writer's rows behind it. Transactions
+-- below this one have all ended, so rows tagged with them are final and can be read in order.
+begin
+    return pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot());
+end;
+$$;
+comment on function private.oldest_running_transaction() is
+'The oldest transaction still running: every transaction below it has committed or aborted. '
+'Ordered readers (the outbox''s relays, the event store''s readers) read only rows written below '
+'it, so none is ever skipped.';
+
 create or replace function public.claim_outbox_events(
     p_batch integer default 100,
     p_worker text default null,
@@ -64,7 +82,7 @@ begin
         select e.id
         from public.outbox_events as e
         where e.published_at is null
-            and e.txid < pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())
+            and e.txid < private.oldest_running_transaction()
             and (e.claimed_until is null or e.claimed_until < pg_catalog.now())
         order by e.txid, e.id
         limit p_batch
