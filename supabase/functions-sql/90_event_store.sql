@@ -220,7 +220,8 @@ begin
     end if;
 
     -- The versions: the aggregate's row lock, held to the commit, is where its appends take
-    -- turns; other aggregates' appends never wait on it.
+    -- turns; other aggregates' appends never wait on it. created_at is the transaction's start,
+    -- so a later append may be older than the first one: the bounds widen both ways.
     if p_expected_version is null then
         insert into private.event_streams as s (
             aggregate_type, aggregate_id, version, first_event_at, last_event_at
@@ -228,11 +229,13 @@ begin
         values (p_aggregate_type, p_aggregate_id, v_count, pg_catalog.now(), pg_catalog.now())
         on conflict (aggregate_type, aggregate_id) do update
             set version = s.version + v_count,
+                first_event_at = least(s.first_event_at, pg_catalog.now()),
                 last_event_at = greatest(s.last_event_at, pg_catalog.now())
         returning s.version into v_last_version;
     else
         update private.event_streams as s
         set version = s.version + v_count,
+            first_event_at = least(s.first_event_at, pg_catalog.now()),
             last_event_at = greatest(s.last_event_at, pg_catalog.now())
         where s.aggregate_type = p_aggregate_type and s.aggregate_id = p_aggregate_id
             and s.version = p_expected_version
@@ -449,6 +452,15 @@ begin
     perform private.require_new_event('append_events', 'p_events[' || (e.ordinality - 1) || ']',
         e.value)
     from pg_catalog.jsonb_array_elements(p_events) with ordinality as e;
+    if exists (
+        select from pg_catalog.jsonb_array_elements(p_events) as e
+        where e.value ->> 'event_id' is not null
+        group by (e.value ->> 'event_id')::uuid
+        having pg_catalog.count(*) > 1
+    ) then
+        raise exception 'append_events: p_events names an event_id twice'
+        using errcode = '22023';
+    end if;
     perform private.require_identifier(p_correlation_id, 'append_events', 'p_correlation_id');
     if p_expected_version < 0 then
         perform private.require_at_least(p_expected_version, 0, 'append_events',
