@@ -85,53 +85,51 @@ $$;
 comment on function private.require_event_names(text, text, text) is
 '22023 unless the aggregate type and id are 1 to 200 characters.';
 
-create or replace function private.require_new_event(p_function text, p_argument text, p_event jsonb)
+create or replace function private.require_new_event(p_function text, p_prefix text, p_event jsonb)
 returns void
 language plpgsql
 immutable
 set search_path = ''
 as $$
--- One event as append_events takes it (append_event's arguments, gathered): {event_type,
--- payload, metadata?, event_id?, causation_id?}.
+-- One event, {event_type, payload, metadata?, event_id?, causation_id?}: an element of
+-- append_events' p_events (p_prefix 'p_events[3].') or append_event's arguments (p_prefix 'p_'),
+-- so that the error names what the caller wrote.
 declare
-    v_event_type text := p_event ->> 'event_type';
     v_event_id text := p_event ->> 'event_id';
 begin
     if pg_catalog.jsonb_typeof(p_event) is distinct from 'object' then
-        raise exception '%: % must be a JSON object', p_function, p_argument
+        raise exception '%: % must be a JSON object', p_function, pg_catalog.rtrim(p_prefix, '.')
         using errcode = '22023';
     end if;
     if pg_catalog.jsonb_typeof(p_event -> 'event_type') is distinct from 'string'
-        or pg_catalog.char_length(v_event_type) not between 1 and 200 then
-        raise exception '%: %.event_type must be 1 to 200 characters', p_function, p_argument
+        or pg_catalog.char_length(p_event ->> 'event_type') not between 1 and 200 then
+        raise exception '%: %event_type must be 1 to 200 characters', p_function, p_prefix
         using errcode = '22023';
     end if;
-    if pg_catalog.jsonb_typeof(p_event -> 'payload') is distinct from 'object' then
-        raise exception '%: %.payload must be a JSON object', p_function, p_argument
-        using errcode = '22023';
-    end if;
+    perform private.require_json_object(p_event -> 'payload', p_function, p_prefix || 'payload');
     perform private.require_json_size(p_event -> 'payload', 65536, p_function,
-        p_argument || '.payload');
-    if p_event -> 'metadata' is not null and p_event -> 'metadata' <> 'null' then
+        p_prefix || 'payload');
+    if coalesce(pg_catalog.jsonb_typeof(p_event -> 'metadata'), 'null') <> 'null' then
         perform private.require_json_object(p_event -> 'metadata', p_function,
-            p_argument || '.metadata');
+            p_prefix || 'metadata');
         perform private.require_json_size(p_event -> 'metadata', 8192, p_function,
-            p_argument || '.metadata');
+            p_prefix || 'metadata');
     end if;
     if v_event_id is not null
         and v_event_id !~* '^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$' then
-        raise exception '%: %.event_id must be a uuid (got %)',
-            p_function, p_argument, private.quoted_for_error(v_event_id, 40)
+        raise exception '%: %event_id must be a uuid (got %)',
+            p_function, p_prefix, private.quoted_for_error(v_event_id, 40)
         using errcode = '22023';
     end if;
     perform private.require_identifier(p_event ->> 'causation_id', p_function,
-        p_argument || '.causation_id');
+        p_prefix || 'causation_id');
 end;
 $$;
 comment on function private.require_new_event(text, text, jsonb) is
-'22023 unless p_event is {event_type: 1 to 200 characters, payload: an object of at most 64 KiB, '
-'metadata: null or an object of at most 8 KiB, event_id: null or a uuid, causation_id: null or '
-'1 to 200 characters}.';
+'22023 naming the field (p_prefix and its name) unless p_event is {event_type: 1 to 200 '
+'characters, payload: an object of at most 64 KiB, metadata: absent, null or an object of at '
+'most 8 KiB, event_id: absent, null or a uuid, causation_id: absent, null or 1 to 200 '
+'characters}.';
 
 create or replace function private.append_to_stream(
     p_function text,
@@ -391,17 +389,8 @@ declare
     );
 begin
     perform private.require_event_names('append_event', p_aggregate_type, p_aggregate_id);
-    if p_event_type is null or pg_catalog.char_length(p_event_type) not between 1 and 200 then
-        perform private.require_length(p_event_type, 1, 200, 'append_event', 'p_event_type');
-    end if;
-    perform private.require_json_object(p_payload, 'append_event', 'p_payload');
-    perform private.require_json_size(p_payload, 65536, 'append_event', 'p_payload');
-    if p_metadata is not null then
-        perform private.require_json_object(p_metadata, 'append_event', 'p_metadata');
-        perform private.require_json_size(p_metadata, 8192, 'append_event', 'p_metadata');
-    end if;
+    perform private.require_new_event('append_event', 'p_', v_event);
     perform private.require_identifier(p_correlation_id, 'append_event', 'p_correlation_id');
-    perform private.require_identifier(p_causation_id, 'append_event', 'p_causation_id');
     if p_expected_version < 0 then
         perform private.require_at_least(p_expected_version, 0, 'append_event',
             'p_expected_version');
@@ -449,7 +438,7 @@ begin
         using errcode = '22023';
     end if;
     perform private.require_json_size(p_events, 1048576, 'append_events', 'p_events');
-    perform private.require_new_event('append_events', 'p_events[' || (e.ordinality - 1) || ']',
+    perform private.require_new_event('append_events', 'p_events[' || (e.ordinality - 1) || '].',
         e.value)
     from pg_catalog.jsonb_array_elements(p_events) with ordinality as e;
     if exists (
