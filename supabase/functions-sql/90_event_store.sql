@@ -154,11 +154,11 @@ declare
     v_digests uuid[];
     v_supplied boolean;
     v_answers jsonb;
-    v_base bigint := private.event_position(pg_catalog.pg_current_xact_id(), 0);
+    v_base bigint;
     v_first_position bigint;
     v_claimed integer;
+    v_stream private.event_streams;
     v_last_version bigint;
-    v_current bigint;
 begin
     select
         pg_catalog.array_agg(
@@ -184,8 +184,17 @@ begin
         end if;
     end if;
 
+    -- Appends to one aggregate take turns here, to the commit; other aggregates' never wait.
+    -- An advisory lock rather than the stream's row: taking it gives the transaction no id, so
+    -- one that starts writing here gets an id above every earlier writer's of the aggregate,
+    -- and its positions (from that id) follow theirs, as its versions do.
+    perform pg_catalog.pg_advisory_xact_lock(
+        pg_catalog.hashtextextended('event_stream:' || p_aggregate_type || ':' || p_aggregate_id, 0)
+    );
+
     -- This transaction's next positions: after its own earlier events, all in this month's
     -- partition (created_at is the transaction's now()).
+    v_base := private.event_position(pg_catalog.pg_current_xact_id(), 0);
     select coalesce(pg_catalog.max(e.global_position) + 1, v_base) into v_first_position
     from public.event_store as e
     where e.created_at = pg_catalog.now()
@@ -217,49 +226,45 @@ begin
         using errcode = 'PT409';
     end if;
 
-    -- The versions: the aggregate's row lock, held to the commit, is where its appends take
-    -- turns; other aggregates' appends never wait on it. created_at is the transaction's start,
-    -- so a later append may be older than the first one: the bounds widen both ways.
-    if p_expected_version is null then
-        insert into private.event_streams as s (
-            aggregate_type, aggregate_id, version, first_event_at, last_event_at
+    select s.* into v_stream
+    from private.event_streams as s
+    where s.aggregate_type = p_aggregate_type and s.aggregate_id = p_aggregate_id;
+    if coalesce(v_stream.version, 0) <> coalesce(p_expected_version, v_stream.version, 0) then
+        raise exception '%: % % is at version %, not %', p_function, p_aggregate_type,
+            p_aggregate_id, coalesce(v_stream.version, 0), p_expected_version
+        using errcode = 'PT409',
+            detail = pg_catalog.jsonb_build_object(
+                'current_version', coalesce(v_stream.version, 0),
+                'expected_version', p_expected_version
+            )::text;
+    end if;
+    -- A transaction that wrote before it got here may hold an id below the last writer's of
+    -- the aggregate: its positions would put its events before earlier versions. It starts
+    -- again (with a new id) rather than break the order.
+    if v_stream.last_position >= v_first_position then
+        raise exception '%: this transaction wrote before % % was appended to by a later one; '
+            'retry it', p_function, p_aggregate_type, p_aggregate_id
+        using errcode = '40001';
+    end if;
+    v_last_version := coalesce(v_stream.version, 0) + v_count;
+    -- created_at is the transaction's start, so a later append may be older than the first
+    -- one: the bounds widen both ways. Under repeatable read, a stream changed since the
+    -- snapshot fails this update (40001) rather than take a version twice.
+    if v_stream.version is null then
+        insert into private.event_streams (
+            aggregate_type, aggregate_id, version, last_position, first_event_at, last_event_at
         )
-        values (p_aggregate_type, p_aggregate_id, v_count, pg_catalog.now(), pg_catalog.now())
-        on conflict (aggregate_type, aggregate_id) do update
-            set version = s.version + v_count,
-                first_event_at = least(s.first_event_at, pg_catalog.now()),
-                last_event_at = greatest(s.last_event_at, pg_catalog.now())
-        returning s.version into v_last_version;
+        values (
+            p_aggregate_type, p_aggregate_id, v_last_version, v_first_position + v_count - 1,
+            pg_catalog.now(), pg_catalog.now()
+        );
     else
         update private.event_streams as s
-        set version = s.version + v_count,
+        set version = v_last_version,
+            last_position = v_first_position + v_count - 1,
             first_event_at = least(s.first_event_at, pg_catalog.now()),
             last_event_at = greatest(s.last_event_at, pg_catalog.now())
-        where s.aggregate_type = p_aggregate_type and s.aggregate_id = p_aggregate_id
-            and s.version = p_expected_version
-        returning s.version into v_last_version;
-        if not found and p_expected_version = 0 then
-            insert into private.event_streams (
-                aggregate_type, aggregate_id, version, first_event_at, last_event_at
-            )
-            values (
-                p_aggregate_type, p_aggregate_id, v_count, pg_catalog.now(), pg_catalog.now()
-            )
-            on conflict (aggregate_type, aggregate_id) do nothing
-            returning version into v_last_version;
-        end if;
-        if v_last_version is null then
-            select s.version into v_current
-            from private.event_streams as s
-            where s.aggregate_type = p_aggregate_type and s.aggregate_id = p_aggregate_id;
-            raise exception '%: % % is at version %, not %', p_function, p_aggregate_type,
-                p_aggregate_id, coalesce(v_current, 0), p_expected_version
-            using errcode = 'PT409',
-                detail = pg_catalog.jsonb_build_object(
-                    'current_version', coalesce(v_current, 0),
-                    'expected_version', p_expected_version
-                )::text;
-        end if;
+        where s.aggregate_type = p_aggregate_type and s.aggregate_id = p_aggregate_id;
     end if;
 
     insert into public.event_store (

@@ -54,21 +54,23 @@ grant select on public.event_store to service_role;
 insert into private.partitioned_tables (schema_name, table_name, premake_months, retention_months)
 values ('public', 'event_store', 3, null);
 
--- One row per aggregate, unpartitioned: its version is where appends to one aggregate take
--- turns (a row lock, so appends to other aggregates never wait), and its first and last
--- created_at find the partitions its events are in.
+-- One row per aggregate, unpartitioned: its version and last position, moved only by the
+-- holder of the aggregate's append lock, and the first and last created_at that find the
+-- partitions its events are in.
 create table private.event_streams (
     aggregate_type text not null,
     aggregate_id text not null,
     version bigint not null,
+    last_position bigint not null,
     first_event_at timestamptz not null,
     last_event_at timestamptz not null,
     primary key (aggregate_type, aggregate_id),
-    constraint event_streams_version_not_negative check (version >= 0)
+    constraint event_streams_version_positive check (version > 0)
 ) with (fillfactor = 70);
 comment on table private.event_streams is
-'Each aggregate''s current version (0: none yet) and the created_at of its first and last '
-'events. Appends lock the row; versions are unique because only the holder of the lock moves '
+'Each aggregate''s current version, the global_position of its last event and the created_at '
+'of its first and last events. Only the holder of the aggregate''s append lock (an advisory '
+'lock, see private.append_to_stream) moves them, so versions are unique and positions rise with '
 'them.';
 
 -- Every event id, unpartitioned, so that an id is unique across months and a retried append
