@@ -2,8 +2,9 @@
 an aggregate at version 3, and on a new one with 0) let exactly one through and give the others
 PT409 with the current version; 50 appends with no expected version make versions 1 to 50 with
 positions rising with the version; one event id appended from 20 connections at once is written
-once and every caller gets the same answer; and an append to one aggregate never waits for an
-open transaction holding another aggregate of the same type."""
+once and every caller gets the same answer; an append to one aggregate never waits for an
+open transaction holding another aggregate of the same type; and an aggregate's later version
+never takes a lower position than its earlier one."""
 
 from __future__ import annotations
 
@@ -200,3 +201,24 @@ def test_an_append_never_waits_for_another_aggregates_open_transaction(database_
         database_url,
         "select aggregate_id, version from public.event_store order by global_position",
     ) == [("trip-held", 1), ("trip-beside", 1)]
+
+
+def test_a_later_version_never_gets_a_lower_position(database_url: str) -> None:
+    """One transaction appends to trip-a, another then appends version 1 of trip-b and commits,
+    and the first appends version 2 of trip-b: deterministic, no race needed."""
+    with psycopg.connect(database_url) as early, service_connections(database_url, 1) as (late,):
+        early.execute("set role service_role")
+        append(early, "trip-a")  # takes its transaction id, and so its positions
+        first = append(late, "trip-b")
+        second = append(early, "trip-b")
+        early.commit()
+        read = late.execute(
+            "select aggregate_id, version from public.read_all_events(0, 100)"
+            " where aggregate_id = 'trip-b'"
+        ).fetchall()
+
+    assert (first["version"], second["version"]) == (1, 2)
+    # FAILS, the same bug as the race above: version 2 takes the early transaction's position,
+    # below version 1's, so read_all_events (and subscriptions) give trip-b's version 2 first.
+    assert read == [("trip-b", 1), ("trip-b", 2)]
+    assert first["global_position"] < second["global_position"]
