@@ -131,10 +131,11 @@ def test_fifty_appends_without_expected_version_make_versions_one_to_fifty(
     assert [version for version, _ in events] == list(range(1, 51))
     assert {(a["version"], a["global_position"]) for a in answers} == set(events)
     # A reader in position order must meet one aggregate's events in version order.
-    # FAILS, a bug in the SQL (reported on issue 17's branch es-py): append_to_stream takes its
-    # transaction id (v_base, in its declare block) before it waits on the aggregate's
-    # event_streams row, so appenders queue on the row in another order than their ids and a
-    # later version can get a lower global_position.
+    # FAILS, a bug in the SQL (reported from branch es-py): a position comes from the writing
+    # transaction's id, taken (v_base, in append_to_stream's declare block) before it waits on
+    # the aggregate's event_streams row, so appenders queue on the row in another order than
+    # their ids and a later version can get a lower global_position. Taking the id after the
+    # lock would not cure it: see test_a_later_version_never_gets_a_lower_position.
     positions = [position for _, position in events]
     assert positions == sorted(positions), (
         "global_position does not rise with version: "
