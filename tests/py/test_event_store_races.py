@@ -130,12 +130,8 @@ def test_fifty_appends_without_expected_version_make_versions_one_to_fifty(
     events = stream(database_url, "trip-hot")
     assert [version for version, _ in events] == list(range(1, 51))
     assert {(a["version"], a["global_position"]) for a in answers} == set(events)
-    # A reader in position order must meet one aggregate's events in version order.
-    # FAILS, a bug in the SQL (reported from branch es-py): a position comes from the writing
-    # transaction's id, taken (v_base, in append_to_stream's declare block) before it waits on
-    # the aggregate's event_streams row, so appenders queue on the row in another order than
-    # their ids and a later version can get a lower global_position. Taking the id after the
-    # lock would not cure it: see test_a_later_version_never_gets_a_lower_position.
+    # A reader in position order must meet one aggregate's events in version order: each
+    # appender gets its transaction id only after it holds the aggregate's lock.
     positions = [position for _, position in events]
     assert positions == sorted(positions), (
         "global_position does not rise with version: "
@@ -205,21 +201,25 @@ def test_an_append_never_waits_for_another_aggregates_open_transaction(database_
 
 
 def test_a_later_version_never_gets_a_lower_position(database_url: str) -> None:
-    """One transaction appends to trip-a, another then appends version 1 of trip-b and commits,
-    and the first appends version 2 of trip-b: deterministic, no race needed."""
+    """One transaction appends to trip-a (so it has its id), another then appends version 1 of
+    trip-b and commits; the first's append to trip-b would sit below version 1, so it is
+    refused with 40001 and nothing of it is kept; retried, it lands above."""
     with psycopg.connect(database_url) as early, service_connections(database_url, 1) as (late,):
         early.execute("set role service_role")
         append(early, "trip-a")  # takes its transaction id, and so its positions
         first = append(late, "trip-b")
+        with pytest.raises(psycopg.errors.SerializationFailure, match="retry it"):
+            append(early, "trip-b")
+        early.rollback()
+        early.execute("set role service_role")
+        append(early, "trip-a")
         second = append(early, "trip-b")
         early.commit()
         read = late.execute(
             "select aggregate_id, version from public.read_all_events(0, 100)"
-            " where aggregate_id = 'trip-b'"
+            " where aggregate_type = 'trip' order by global_position"
         ).fetchall()
 
     assert (first["version"], second["version"]) == (1, 2)
-    # FAILS, the same bug as the race above: version 2 takes the early transaction's position,
-    # below version 1's, so read_all_events (and subscriptions) give trip-b's version 2 first.
-    assert read == [("trip-b", 1), ("trip-b", 2)]
+    assert read == [("trip-b", 1), ("trip-a", 1), ("trip-b", 2)]
     assert first["global_position"] < second["global_position"]
