@@ -819,9 +819,12 @@ select
     s.consumer_count,
     s.position,
     l.events as lag_events,
+    -- From epochs: a time written as infinity by hand must not break the view.
     coalesce(
-        extract(epoch from pg_catalog.now() - l.oldest_unread_at), 0
-    )::double precision as lag_seconds,
+        extract(epoch from pg_catalog.now())::double precision
+        - extract(epoch from l.oldest_unread_at)::double precision,
+        0
+    ) as lag_seconds,
     s.updated_at
 from public.event_subscriptions as s
 cross join lateral (
