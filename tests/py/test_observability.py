@@ -141,7 +141,7 @@ def test_maintenance_racing_itself_creates_each_month_once(server: TestServer, d
     created = sorted(name for table, name, action in done[0] if action == "created")
     assert created == sorted(
         f"{table}_p{month}"
-        for table in ("system_audit_logs", "system_metrics", "transactions")
+        for table in ("event_store", "system_audit_logs", "system_metrics", "transactions")
         for month in ("2031_06", "2031_07", "2031_08", "2031_09")
     )
     (logged,) = query(
@@ -225,7 +225,7 @@ def test_functions_sql_applies_on_a_database_without_pg_cron(database_url):
     assert query(
         database_url,
         "select count(*) from monitoring.partition_health where current_month_ready",
-    ) == [(3,)]
+    ) == [(4,)]
 
 
 # Through the edge, as services call it ---------------------------------------------------------

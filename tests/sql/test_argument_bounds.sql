@@ -159,7 +159,34 @@ insert into bounded (function_name, argument, call, named) values
 ('service_heartbeat', 'p_metrics', $$select public.service_heartbeat('s', 'healthy', jsonb_build_object('m', repeat('x', 8192)))$$, null),
 ('service_heartbeat', 'p_instance_id', $$select public.service_heartbeat('s', 'healthy', null, repeat('x', 201))$$, null),
 ('find_service_instances', 'p_service_name', $$select public.find_service_instances(repeat('x', 101))$$, null),
-('find_service_instances', 'p_capability', $$select public.find_service_instances(null, repeat('x', 101))$$, null);
+('find_service_instances', 'p_capability', $$select public.find_service_instances(null, repeat('x', 101))$$, null),
+-- 90_event_store
+('append_event', 'p_aggregate_id', $$select public.append_event(repeat('x', 201), 'trip', 'e', '{}')$$, null),
+('append_event', 'p_aggregate_type', $$select public.append_event('t', repeat('x', 201), 'e', '{}')$$, null),
+('append_event', 'p_event_type', $$select public.append_event('t', 'trip', repeat('x', 201), '{}')$$, null),
+('append_event', 'p_payload', $$select public.append_event('t', 'trip', 'e', jsonb_build_object('p', repeat('x', 65536)))$$, null),
+('append_event', 'p_correlation_id', $$select public.append_event('t', 'trip', 'e', '{}', repeat('x', 201))$$, null),
+('append_event', 'p_metadata', $$select public.append_event('t', 'trip', 'e', '{}', null, jsonb_build_object('m', repeat('x', 8192)))$$, null),
+('append_event', 'p_causation_id', $$select public.append_event('t', 'trip', 'e', '{}', null, null, null, null, repeat('x', 201))$$, null),
+('append_events', 'p_aggregate_id', $$select public.append_events(repeat('x', 201), 'trip', '[{"event_type": "e", "payload": {}}]')$$, null),
+('append_events', 'p_aggregate_type', $$select public.append_events('t', repeat('x', 201), '[{"event_type": "e", "payload": {}}]')$$, null),
+('append_events', 'p_events', $$select public.append_events('t', 'trip', (select jsonb_agg(jsonb_build_object('event_type', 'e', 'payload', jsonb_build_object('p', repeat('x', 60000)))) from generate_series(1, 18)))$$, null),
+('append_events', 'p_events', $$select public.append_events('t', 'trip', jsonb_build_array(jsonb_build_object('event_type', 'e', 'payload', jsonb_build_object('p', repeat('x', 65536)))))$$, null),
+('append_events', 'p_events', $$select public.append_events('t', 'trip', jsonb_build_array(jsonb_build_object('event_type', 'e', 'payload', '{}'::jsonb, 'metadata', jsonb_build_object('m', repeat('x', 8192)))))$$, null),
+('append_events', 'p_events', $$select public.append_events('t', 'trip', jsonb_build_array(jsonb_build_object('event_type', repeat('x', 201), 'payload', '{}'::jsonb)))$$, null),
+('append_events', 'p_events', $$select public.append_events('t', 'trip', jsonb_build_array(jsonb_build_object('event_type', 'e', 'payload', '{}'::jsonb, 'causation_id', repeat('x', 201))))$$, null),
+('append_events', 'p_correlation_id', $$select public.append_events('t', 'trip', '[{"event_type": "e", "payload": {}}]', null, repeat('x', 201))$$, null),
+('get_aggregate_events', 'p_aggregate_type', $$select public.get_aggregate_events(repeat('x', 201), 't')$$, null),
+('get_aggregate_events', 'p_aggregate_id', $$select public.get_aggregate_events('trip', repeat('x', 201))$$, null),
+('load_aggregate', 'p_aggregate_type', $$select public.load_aggregate(repeat('x', 201), 't')$$, null),
+('load_aggregate', 'p_aggregate_id', $$select public.load_aggregate('trip', repeat('x', 201))$$, null),
+('save_snapshot', 'p_aggregate_type', $$select public.save_snapshot(repeat('x', 201), 't', 1, '{}')$$, null),
+('save_snapshot', 'p_aggregate_id', $$select public.save_snapshot('trip', repeat('x', 201), 1, '{}')$$, null),
+('save_snapshot', 'p_state', $$select public.save_snapshot('trip', 't', 1, jsonb_build_object('s', repeat('x', 1048576)))$$, null),
+('read_all_events', 'p_aggregate_types', $$select public.read_all_events(0, 10, array[repeat('x', 201)])$$, null),
+('read_all_events', 'p_aggregate_types', $$select public.read_all_events(0, 10, (select array_agg(g::text) from generate_series(1, 101) as g))$$, null),
+('read_subscription', 'p_name', $$select public.read_subscription(repeat('x', 201))$$, null),
+('ack_subscription', 'p_name', $$select public.ack_subscription(repeat('x', 201), 0)$$, null);
 
 -- An error text a worker reports: its first 2000 characters are kept. `kept` reads back the
 -- stored length.

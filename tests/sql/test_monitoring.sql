@@ -28,6 +28,8 @@ select results_eq(
        order by c.relname::text collate "C"$$,
     $$values ('background_job_stats', 'v', true),
              ('cron_job_health', 'v', true),
+             ('event_store_stats', 'v', true),
+             ('event_subscription_lag', 'v', true),
              ('feature_flag_answers', 'v', true),
              ('feature_flag_evaluations_by_hour', 'v', true),
              ('feature_flag_overview', 'v', true),
@@ -42,7 +44,7 @@ select results_eq(
              ('whatsapp_queue_stats', 'v', true),
              ('whatsapp_sender_health', 'v', true),
              ('whatsapp_senders', 'v', true)$$,
-    'monitoring holds exactly the sixteen views, each with a comment'
+    'monitoring holds exactly the eighteen views, each with a comment'
 );
 
 -- What analyst may read ---------------------------------------------------------------------------
@@ -54,6 +56,8 @@ select results_eq(
        order by c.relname::text collate "C", a.privilege_type::text collate "C"$$,
     $$values ('background_job_stats', 'SELECT'),
              ('cron_job_health', 'SELECT'),
+             ('event_store_stats', 'SELECT'),
+             ('event_subscription_lag', 'SELECT'),
              ('feature_flag_answers', 'SELECT'),
              ('feature_flag_evaluations_by_hour', 'SELECT'),
              ('feature_flag_overview', 'SELECT'),
@@ -228,9 +232,11 @@ select results_eq(
        where n.nspname in ('public', 'private', 'monitoring', 'partitions')
          and has_function_privilege('analyst', p.oid, 'execute')
        order by p.oid::regprocedure::text collate "C"$$,
-    $$values ('private.feature_flag_count(bigint,text)'), ('private.partition_children(regclass)'),
-             ('private.partition_health()')$$,
-    'analyst may execute only the read-only functions the partition and feature flag views call'
+    $$values ('private.event_consumer(text,text,integer)'),
+             ('private.feature_flag_count(bigint,text)'), ('private.partition_children(regclass)'),
+             ('private.partition_health()'), ('private.settled_position()')$$,
+    'analyst may execute only the read-only functions the partition, feature flag and event '
+    || 'store views call'
 );
 
 -- Partitions --------------------------------------------------------------------------------------
@@ -240,10 +246,11 @@ select results_eq(
              months_ahead >= 3
         from monitoring.partition_health
        order by table_name collate "C"$$,
-    $$values ('public.system_audit_logs', 3, null::integer, 0::bigint, true, true),
+    $$values ('public.event_store', 3, null::integer, 0::bigint, true, true),
+             ('public.system_audit_logs', 3, null::integer, 0::bigint, true, true),
              ('public.system_metrics', 3, 3, 0::bigint, true, true),
              ('public.transactions', 3, null::integer, 0::bigint, true, true)$$,
-    'partition_health: the three managed tables, this month ready, three months ahead, default '
+    'partition_health: the four managed tables, this month ready, three months ahead, default '
     || 'empty'
 );
 select results_eq(
@@ -254,7 +261,8 @@ select results_eq(
         from pg_catalog.pg_inherits as i
         inner join pg_catalog.pg_class as p on i.inhparent = p.oid
         inner join pg_catalog.pg_class as c on i.inhrelid = c.oid
-       where i.inhparent in ('public.system_audit_logs'::regclass,
+       where i.inhparent in ('public.event_store'::regclass,
+                             'public.system_audit_logs'::regclass,
                              'public.system_metrics'::regclass,
                              'public.transactions'::regclass)
          and pg_get_expr(c.relpartbound, c.oid) <> 'DEFAULT'
@@ -269,6 +277,10 @@ select results_eq(
        where is_default or range_from = date_trunc('month', now())
        order by table_name collate "C", is_default, partition_name::text collate "C"$$,
     $$values
+        ('public.event_store', 'event_store_p' || to_char(now(), 'YYYY_MM'), false,
+         date_trunc('month', now()), date_trunc('month', now()) + interval '1 month'),
+        ('public.event_store', 'event_store_default', true,
+         null::timestamptz, null::timestamptz),
         ('public.system_audit_logs', 'system_audit_logs_p' || to_char(now(), 'YYYY_MM'), false,
          date_trunc('month', now()), date_trunc('month', now()) + interval '1 month'),
         ('public.system_audit_logs', 'system_audit_logs_default', true,
@@ -289,7 +301,8 @@ select results_eq(
         from monitoring.partition_maintenance
        where action = 'created' and partition_name like '%_p' || to_char(now(), 'YYYY_MM')
        order by table_name collate "C"$$,
-    $$values ('public.system_audit_logs', 'system_audit_logs_p' || to_char(now(), 'YYYY_MM')),
+    $$values ('public.event_store', 'event_store_p' || to_char(now(), 'YYYY_MM')),
+             ('public.system_audit_logs', 'system_audit_logs_p' || to_char(now(), 'YYYY_MM')),
              ('public.system_metrics', 'system_metrics_p' || to_char(now(), 'YYYY_MM')),
              ('public.transactions', 'transactions_p' || to_char(now(), 'YYYY_MM'))$$,
     'partition_maintenance shows the creation of this month''s children'
@@ -306,8 +319,8 @@ values
 select results_eq(
     $$select table_name, default_rows from monitoring.partition_health
        order by table_name collate "C"$$,
-    $$values ('public.system_audit_logs', 0::bigint), ('public.system_metrics', 3::bigint),
-             ('public.transactions', 0::bigint)$$,
+    $$values ('public.event_store', 0::bigint), ('public.system_audit_logs', 0::bigint),
+             ('public.system_metrics', 3::bigint), ('public.transactions', 0::bigint)$$,
     'partition_health counts the rows stuck in each default partition'
 );
 
@@ -329,8 +342,8 @@ select results_eq(
 select results_eq(
     $$select table_name, default_rows from monitoring.partition_health
        order by table_name collate "C"$$,
-    $$values ('public.system_audit_logs', 0::bigint), ('public.system_metrics', 2::bigint),
-             ('public.transactions', 0::bigint)$$,
+    $$values ('public.event_store', 0::bigint), ('public.system_audit_logs', 0::bigint),
+             ('public.system_metrics', 2::bigint), ('public.transactions', 0::bigint)$$,
     'after maintenance only the far-future strays remain in the default partition'
 );
 

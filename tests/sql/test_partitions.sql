@@ -97,7 +97,8 @@ select results_eq(
        where c.is_default
        order by c.partition_name$$,
     $$values
-        ('pm_probe_default'::name, null::timestamptz, null::timestamptz),
+        ('event_store_default'::name, null::timestamptz, null::timestamptz),
+        ('pm_probe_default', null, null),
         ('system_audit_logs_default', null, null),
         ('system_metrics_default', null, null),
         ('transactions_default', null, null)$$,
