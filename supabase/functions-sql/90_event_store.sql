@@ -201,7 +201,7 @@ begin
         and e.global_position >= v_base and e.global_position < v_base + 1048576;
     if v_first_position + v_count > v_base + 1048576 then
         raise exception '%: at most 1048576 events per transaction', p_function
-        using errcode = '54000';
+        using errcode = 'PT413';
     end if;
 
     -- The ids first: a concurrent append of the same id makes this wait for its end and then
@@ -221,6 +221,8 @@ begin
         if v_claimed = 0 and v_answers is not null then
             return v_answers;
         end if;
+        -- Some ids were appended (by a transaction that ended while this one waited), and some
+        -- not: appended_answers names the first that differs.
         raise exception '%: some of these event ids are already appended, others not',
             p_function
         using errcode = 'PT409';
@@ -323,19 +325,20 @@ language plpgsql
 stable
 set search_path = ''
 as $$
--- The answers a retry gets: null when none of the ids was appended; PT409 when only some were,
--- or with another aggregate or content.
+-- The answers a retry gets: null when none of the ids was appended; PT409 naming the first id
+-- that differs when only some were (a batch is retried whole, so each of its events needs an
+-- id of the caller's), or with another aggregate or content.
 declare
+    v_clash uuid;
     v_found integer;
-    v_same integer;
     v_answers jsonb;
 begin
     select
-        pg_catalog.count(*),
-        pg_catalog.count(*) filter (
-            where d.aggregate_type = p_aggregate_type and d.aggregate_id = p_aggregate_id
-                and d.digest = a.digest
-        ),
+        pg_catalog.count(d.event_id),
+        (pg_catalog.array_agg(a.event_id order by a.rank) filter (
+            where d.event_id is null or d.aggregate_type <> p_aggregate_type
+                or d.aggregate_id <> p_aggregate_id or d.digest <> a.digest
+        ))[1],
         pg_catalog.jsonb_agg(
             pg_catalog.jsonb_build_object(
                 'event_id', d.event_id,
@@ -346,18 +349,19 @@ begin
             )
             order by a.rank
         )
-    into v_found, v_same, v_answers
+    into v_found, v_clash, v_answers
     from rows from (pg_catalog.unnest(p_event_ids), pg_catalog.unnest(p_digests)) with ordinality
         as a (event_id, digest, rank)
-    inner join private.event_ids as d on a.event_id = d.event_id
-    inner join public.event_store as e
+    left join private.event_ids as d on a.event_id = d.event_id
+    left join public.event_store as e
         on d.global_position = e.global_position and d.created_at = e.created_at;
     if v_found = 0 then
         return null;
     end if;
-    if v_found < pg_catalog.cardinality(p_event_ids) or v_same < v_found then
-        raise exception '%: event id % was appended with another aggregate or content, or with '
-            'other events than these', p_function, p_event_ids[1]
+    if v_clash is not null then
+        raise exception '%: event id % is not what was appended under it before (another '
+            'aggregate or content, or a batch retried with other events or without its ids)',
+            p_function, v_clash
         using errcode = 'PT409';
     end if;
     return v_answers;
@@ -365,7 +369,8 @@ end;
 $$;
 comment on function private.appended_answers(text, text, text, uuid[], uuid[]) is
 'The first answers to events p_event_ids already appended to the aggregate with digests '
-'p_digests; null when none was appended; PT409 when some were not, or differ.';
+'p_digests; null when none was appended; PT409 naming the first id that differs when some were '
+'not, or were appended with another aggregate or content.';
 
 create or replace function public.append_event(
     p_aggregate_id text,
@@ -725,16 +730,34 @@ begin
         'p_consumer_count');
     perform private.require_between(p_consumer_index, 0, p_consumer_count - 1,
         'read_subscription', 'p_consumer_index');
-    -- Made on first read, at the beginning of the store.
-    insert into public.event_subscriptions (name, consumer_index, consumer_count)
-    values (p_name, p_consumer_index, p_consumer_count)
-    on conflict (name, consumer_index) do nothing;
     select s.* into v_subscription
     from public.event_subscriptions as s
     where s.name = p_name and s.consumer_index = p_consumer_index;
-    if v_subscription.consumer_count <> p_consumer_count then
-        raise exception 'read_subscription: % consumer % belongs to a group of %, not %',
-            p_name, p_consumer_index, v_subscription.consumer_count, p_consumer_count
+    if not found then
+        -- A consumer joins (made at the beginning of the store) under the name's lock, so two
+        -- joining at once cannot split by different counts.
+        perform pg_catalog.pg_advisory_xact_lock(
+            pg_catalog.hashtextextended('event_subscription:' || p_name, 0)
+        );
+        insert into public.event_subscriptions (name, consumer_index, consumer_count)
+        select p_name, p_consumer_index, p_consumer_count
+        where not exists (
+            select from public.event_subscriptions as s
+            where s.name = p_name and s.consumer_count <> p_consumer_count
+        )
+        on conflict (name, consumer_index) do nothing;
+        select s.* into v_subscription
+        from public.event_subscriptions as s
+        where s.name = p_name and s.consumer_index = p_consumer_index;
+    end if;
+    -- Every consumer of a group splits by the same count, or an aggregate would reach two.
+    if v_subscription.consumer_count is distinct from p_consumer_count then
+        raise exception 'read_subscription: % is a group of %, not %', p_name,
+            coalesce(v_subscription.consumer_count, (
+                select s.consumer_count from public.event_subscriptions as s
+                where s.name = p_name limit 1
+            )),
+            p_consumer_count
         using errcode = 'PT409';
     end if;
     return query
@@ -832,7 +855,8 @@ cross join lateral (
         pg_catalog.count(*) as events,
         pg_catalog.min(e.created_at) as oldest_unread_at
     from public.event_store as e
-    where e.global_position > s.position
+    where
+        e.global_position > s.position
         and e.global_position < private.settled_position()
         and (
             s.consumer_count = 1

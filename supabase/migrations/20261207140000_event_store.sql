@@ -7,7 +7,7 @@ create table public.event_store (
     aggregate_type text not null,
     aggregate_id text not null,
     event_type text not null,
-    version bigint not null,
+    version bigint not null, -- noqa: RF04
     -- The writing transaction's id times 2^20 plus the event's rank in it: positions below the
     -- oldest transaction still running are final (see private.settled_position).
     global_position bigint not null,
@@ -17,6 +17,8 @@ create table public.event_store (
     causation_id text,
     actor text not null,
     created_at timestamptz not null default now(),
+    -- A position is unique by itself; the key needs the partition column.
+    primary key (global_position, created_at),
     constraint event_store_aggregate_type_length check (
         char_length(aggregate_type) between 1 and 200
     ),
@@ -36,10 +38,9 @@ comment on column public.event_store.actor is
 'Who appended it, from the JWT claims as the audit log names actors: user:<sub>, '
 'service:<sub or service_role>, anonymous: or database:<role>.';
 
--- Per partition; the aggregate's stream row bounds created_at, so a read visits only the
--- months the aggregate has events in.
+-- Per partition (the global order reads the primary key's); the aggregate's stream row bounds
+-- created_at, so a read visits only the months the aggregate has events in.
 create index event_store_aggregate on public.event_store (aggregate_type, aggregate_id, version);
-create index event_store_position on public.event_store (global_position);
 
 create table partitions.event_store_default partition of public.event_store default;
 comment on table partitions.event_store_default is
@@ -60,7 +61,7 @@ values ('public', 'event_store', 3, null);
 create table private.event_streams (
     aggregate_type text not null,
     aggregate_id text not null,
-    version bigint not null,
+    version bigint not null, -- noqa: RF04
     last_position bigint not null,
     first_event_at timestamptz not null,
     last_event_at timestamptz not null,
@@ -92,7 +93,7 @@ comment on table private.event_ids is
 create table public.event_snapshots (
     aggregate_type text not null,
     aggregate_id text not null,
-    version bigint not null,
+    version bigint not null, -- noqa: RF04
     state jsonb not null,
     created_at timestamptz not null default now(),
     primary key (aggregate_type, aggregate_id),
@@ -107,10 +108,10 @@ revoke all on public.event_snapshots from anon, authenticated, service_role;
 grant select on public.event_snapshots to service_role;
 
 create table public.event_subscriptions (
-    name text not null,
+    name text not null, -- noqa: RF04
     consumer_index integer not null default 0,
     consumer_count integer not null default 1,
-    position bigint not null default 0,
+    position bigint not null default 0, -- noqa: RF04
     created_at timestamptz not null default now(),
     updated_at timestamptz not null default now(),
     primary key (name, consumer_index),
