@@ -11,7 +11,9 @@ unpartitioned copy, on one throwaway cluster with fsync and synchronous_commit o
   plain insert       the same row (event id, type, aggregate, event type, version 1, a position,
                      payload, metadata, actor, created_at) into an unpartitioned table whose only
                      index is unique (aggregate_type, aggregate_id, version), the same way, in the
-                     same run. Target: append, one type >= 0.5 of it
+                     same run. Target: append, one type >= 0.5 of it. These three alternate in
+                     2 rounds of --seconds / 2 (the second in reverse order), each figure over
+                     both, so load from elsewhere on the machine falls on all three alike
   hot aggregate      append_event to one aggregate from every client, p_expected_version null; any
                      error fails pgbench, and afterwards the aggregate's versions must be 1..N, one
                      per transaction pgbench counted, without a gap
@@ -56,8 +58,10 @@ import psycopg
 
 from bench.feature_flags import server_times
 from bench.pgbench import PgbenchRun, pgbench
+from bench.service_registry import merged
 from tests.support.server import start_test_server
 
+ROUNDS = 2
 CALLS = 1000
 PAGE = 1000
 READ_LIMIT = 100
@@ -212,23 +216,36 @@ def append_script(aggregate_type: str) -> str:
 
 
 def measure_appends(url: str, seconds: float, clients: int) -> dict[str, PgbenchRun]:
+    """The three appends of distinct aggregates alternate in ROUNDS rounds (reversed in odd ones),
+    so load from elsewhere on the machine and the cluster's drift fall on all alike; then the
+    hot aggregate."""
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(PLAIN_TABLE)
-    counted = {"n": "0"}
-    return {
-        "plain": pgbench(url, PLAIN_INSERT, seconds=seconds, concurrency=clients, defines=counted),
-        "one type": pgbench(
-            url, append_script("'trip'"), seconds=seconds, concurrency=clients, defines=counted
-        ),
-        "type per client": pgbench(
-            url,
-            append_script("'type-' || :client_id"),
-            seconds=seconds,
-            concurrency=clients,
-            defines=counted,
-        ),
-        "hot": pgbench(url, HOT_APPEND, seconds=seconds, concurrency=clients),
+    scripts = {
+        "plain": PLAIN_INSERT,
+        "one type": append_script("'trip'"),
+        "type per client": append_script("'type-' || :client_id"),
     }
+    runs: dict[str, list[PgbenchRun]] = {name: [] for name in scripts}
+    for n in range(ROUNDS):
+        order = list(scripts) if n % 2 == 0 else list(reversed(scripts))
+        for name in order:
+            runs[name].append(
+                pgbench(
+                    url,
+                    scripts[name],
+                    seconds=seconds / ROUNDS,
+                    concurrency=clients,
+                    # Each round's counters start past the last round's: aggregates stay fresh.
+                    defines={"n": str(n * 1_000_000_000)},
+                    latencies=True,
+                )
+            )
+    merged_runs = {name: merged(each) for name, each in runs.items()}
+    merged_runs["hot"] = pgbench(
+        url, HOT_APPEND, seconds=seconds, concurrency=clients, latencies=True
+    )
+    return merged_runs
 
 
 def hot_versions(url: str, transactions: int) -> str:
@@ -411,7 +428,7 @@ def main() -> None:
         f"{os.cpu_count()} cores, {args.clients} clients, {args.seconds:.0f}s per pgbench row,"
         " fsync on"
     )
-    print(f"{'appends':<34}{'calls/s':>9}{'mean ms':>9}")
+    print(f"{'appends':<34}{'calls/s':>9}{'mean ms':>9}{'p50':>8}{'p99':>8}")
     names = {
         "one type": "append_event, one type",
         "type per client": "append_event, a type per client",
@@ -419,7 +436,11 @@ def main() -> None:
         "hot": "one hot aggregate, version null",
     }
     for key, name in names.items():
-        print(f"{name:<34}{appends[key].tps:>9.0f}{appends[key].latency_ms:>9.2f}")
+        run = appends[key]
+        print(
+            f"{name:<34}{run.tps:>9.0f}{run.latency_ms:>9.2f}"
+            f"{run.percentile(50):>8.2f}{run.percentile(99):>8.2f}"
+        )
     one, plain = appends["one type"], appends["plain"]
     print(
         f"ratio one type / plain {one.tps / plain.tps:.2f} (target >= 0.5);"
