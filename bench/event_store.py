@@ -18,10 +18,11 @@ unpartitioned copy, on one throwaway cluster with fsync and synchronous_commit o
                      error fails pgbench, and afterwards the aggregate's versions must be 1..N, one
                      per transaction pgbench counted, without a gap
   get_aggregate_events
-                     get_aggregate_events(type, id, 100) of random aggregates of two kinds: orders
-                     (200 events within the hour, one month's partition) and wallets (500 events
-                     spread over all 12 months), timed inside the server (clock_timestamp around
-                     each call, 1,000 calls after as many unrecorded ones) and under pgbench
+                     get_aggregate_events(type, id, 100) of random aggregates of two kinds:
+                     orders (200 consecutive events, 42 minutes at full size: one month's
+                     partition) and wallets (500 events spread over all 12 months), timed inside
+                     the server (clock_timestamp around each call, 1,000 calls after as many
+                     unrecorded ones) and under pgbench
                      (calls/s, p50 and p99 per transaction), against the same query (type, id,
                      version >= 1, order by version, limit 100) on the unpartitioned copy
   catch-up           read_all_events from position 0 in pages of 1,000, each page after the last
@@ -33,9 +34,9 @@ unpartitioned copy, on one throwaway cluster with fsync and synchronous_commit o
 The appends run in one database, on a store whose current month already holds 500,000 events
 (the plain table holds the same rows), vacuumed and analyzed: a month's partition has statistics
 after its first autoanalyze, and the plans chosen with them are what production runs. The reads
-run in another database. The store is built by the table owner
-with set-based inserts straight into public.event_store (logged: its two indexes are dropped for
-the load and rebuilt from their own definitions): position p (1 to --events) is created at the
+run in another database. The store is built by the table owner with set-based inserts straight
+into public.event_store (logged: its two indexes are dropped for the load and rebuilt from their
+own definitions): position p (1 to --events) is created at the
 p-th of --events even steps over the 12 whole months before the current one, whose partitions
 private.maintain_partitions makes first, so no row lands in the default partition. Half the events
 are trips of 10, a quarter orders of 200, a quarter wallets of 500 (fewer wallets when --events is
