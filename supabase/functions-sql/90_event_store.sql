@@ -149,10 +149,10 @@ as $$
 -- global_position}], in order.
 declare
     v_count integer := pg_catalog.jsonb_array_length(p_events);
-    v_actor record := private.request_actor();
     v_ids uuid[];
+    -- Of the ids the caller chose (null for those generated here): only those can be retried.
     v_digests uuid[];
-    v_supplied boolean;
+    v_supplied integer;
     v_answers jsonb;
     v_base bigint;
     v_first_position bigint;
@@ -166,17 +166,21 @@ begin
             order by e.ordinality
         ),
         pg_catalog.array_agg(
-            pg_catalog.md5(pg_catalog.jsonb_build_array(
-                p_aggregate_type, p_aggregate_id, e.value -> 'event_type', e.value -> 'payload'
-            )::text)::uuid
+            case
+                when e.value ->> 'event_id' is not null
+                    then pg_catalog.md5(pg_catalog.jsonb_build_array(
+                        p_aggregate_type, p_aggregate_id, e.value -> 'event_type',
+                        e.value -> 'payload'
+                    )::text)::uuid
+            end
             order by e.ordinality
         ),
-        pg_catalog.bool_or(e.value ? 'event_id' and e.value -> 'event_id' <> 'null')
+        pg_catalog.count(e.value ->> 'event_id')
     into v_ids, v_digests, v_supplied
     from pg_catalog.jsonb_array_elements(p_events) with ordinality as e;
 
     -- A retry (ids the caller chose, seen before) gets the first answer and writes nothing.
-    if v_supplied then
+    if v_supplied > 0 then
         v_answers := private.appended_answers(p_function, p_aggregate_type, p_aggregate_id,
             v_ids, v_digests);
         if v_answers is not null then
@@ -192,40 +196,48 @@ begin
         pg_catalog.hashtextextended('event_stream:' || p_aggregate_type || ':' || p_aggregate_id, 0)
     );
 
-    -- This transaction's next positions: after its own earlier events, all in this month's
-    -- partition (created_at is the transaction's now()).
+    -- This transaction's next positions, after its own earlier events: the rank it has used is
+    -- kept in a setting local to the transaction (a rolled-back savepoint takes its ranks back
+    -- with its events). Never below the transaction's own base, whatever the setting says.
     v_base := private.event_position(pg_catalog.pg_current_xact_id(), 0);
-    select coalesce(pg_catalog.max(e.global_position) + 1, v_base) into v_first_position
-    from public.event_store as e
-    where e.created_at = pg_catalog.now()
-        and e.global_position >= v_base and e.global_position < v_base + 1048576;
+    v_first_position := v_base + greatest(
+        coalesce(
+            nullif(pg_catalog.current_setting('easymo.event_store_next_rank', true), '')::bigint,
+            0
+        ),
+        0
+    );
     if v_first_position + v_count > v_base + 1048576 then
         raise exception '%: at most 1048576 events per transaction', p_function
         using errcode = 'PT413';
     end if;
 
-    -- The ids first: a concurrent append of the same id makes this wait for its end and then
-    -- conflict, before any version is taken.
-    insert into private.event_ids (
-        event_id, aggregate_type, aggregate_id, global_position, digest, created_at
-    )
-    select a.event_id, p_aggregate_type, p_aggregate_id, v_first_position + a.rank - 1,
-        a.digest, pg_catalog.now()
-    from rows from (pg_catalog.unnest(v_ids), pg_catalog.unnest(v_digests)) with ordinality
-        as a (event_id, digest, rank)
-    on conflict (event_id) do nothing;
-    get diagnostics v_claimed = row_count;
-    if v_claimed < v_count then
-        v_answers := private.appended_answers(p_function, p_aggregate_type, p_aggregate_id,
-            v_ids, v_digests);
-        if v_claimed = 0 and v_answers is not null then
-            return v_answers;
+    -- The ids the caller chose, first: a concurrent append of the same id makes this wait for
+    -- its end and then conflict, before any version is taken. Generated ids are random uuids
+    -- (version 4), not kept here: nobody can retry with one they were never told.
+    if v_supplied > 0 then
+        insert into private.event_ids (
+            event_id, aggregate_type, aggregate_id, global_position, digest, created_at
+        )
+        select a.event_id, p_aggregate_type, p_aggregate_id, v_first_position + a.rank - 1,
+            a.digest, pg_catalog.now()
+        from rows from (pg_catalog.unnest(v_ids), pg_catalog.unnest(v_digests)) with ordinality
+            as a (event_id, digest, rank)
+        where a.digest is not null
+        on conflict (event_id) do nothing;
+        get diagnostics v_claimed = row_count;
+        if v_claimed < v_supplied then
+            v_answers := private.appended_answers(p_function, p_aggregate_type, p_aggregate_id,
+                v_ids, v_digests);
+            if v_claimed = 0 and v_answers is not null then
+                return v_answers;
+            end if;
+            -- Some ids were appended (by a transaction that ended while this one waited), and
+            -- some not: appended_answers named the first that differs.
+            raise exception '%: some of these event ids are already appended, others not',
+                p_function
+            using errcode = 'PT409';
         end if;
-        -- Some ids were appended (by a transaction that ended while this one waited), and some
-        -- not: appended_answers names the first that differs.
-        raise exception '%: some of these event ids are already appended, others not',
-            p_function
-        using errcode = 'PT409';
     end if;
 
     select s.* into v_stream
@@ -262,56 +274,67 @@ begin
         );
     else
         update private.event_streams as s
-        set version = v_last_version,
+        set
+            version = v_last_version,
             last_position = v_first_position + v_count - 1,
             first_event_at = least(s.first_event_at, pg_catalog.now()),
             last_event_at = greatest(s.last_event_at, pg_catalog.now())
         where s.aggregate_type = p_aggregate_type and s.aggregate_id = p_aggregate_id;
     end if;
 
-    insert into public.event_store (
-        event_id, aggregate_type, aggregate_id, event_type, version, global_position, payload,
-        metadata, correlation_id, causation_id, actor, created_at
-    )
-    select
-        v_ids[e.ordinality],
-        p_aggregate_type,
-        p_aggregate_id,
-        e.value ->> 'event_type',
-        v_last_version - v_count + e.ordinality,
-        v_first_position + e.ordinality - 1,
-        e.value -> 'payload',
-        case
-            when pg_catalog.jsonb_typeof(e.value -> 'metadata') = 'object'
-                then e.value -> 'metadata'
-            else '{}'
-        end,
-        p_correlation_id,
-        e.value ->> 'causation_id',
-        v_actor.actor_type || ':' || coalesce(v_actor.actor_identifier, ''),
-        pg_catalog.now()
-    from pg_catalog.jsonb_array_elements(p_events) with ordinality as e;
-
-    return (
-        select pg_catalog.jsonb_agg(
-            pg_catalog.jsonb_build_object(
-                'event_id', v_ids[n],
-                'aggregate_type', p_aggregate_type,
-                'aggregate_id', p_aggregate_id,
-                'version', v_last_version - v_count + n,
-                'global_position', v_first_position + n - 1
-            )
-            order by n
+    with appended as (
+        insert into public.event_store (
+            event_id, aggregate_type, aggregate_id, event_type, version, global_position,
+            payload, metadata, correlation_id, causation_id, actor, created_at
         )
-        from pg_catalog.generate_series(1, v_count) as n
+        select
+            v_ids[e.ordinality],
+            p_aggregate_type,
+            p_aggregate_id,
+            e.value ->> 'event_type',
+            v_last_version - v_count + e.ordinality,
+            v_first_position + e.ordinality - 1,
+            e.value -> 'payload',
+            case
+                when pg_catalog.jsonb_typeof(e.value -> 'metadata') = 'object'
+                    then e.value -> 'metadata'
+                else '{}'
+            end,
+            p_correlation_id,
+            e.value ->> 'causation_id',
+            (
+                select a.actor_type || ':' || coalesce(a.actor_identifier, '')
+                from private.request_actor() as a
+            ),
+            pg_catalog.now()
+        from pg_catalog.jsonb_array_elements(p_events) with ordinality as e
+        returning event_id, version, global_position
+    )
+
+    select pg_catalog.jsonb_agg(
+        pg_catalog.jsonb_build_object(
+            'event_id', a.event_id,
+            'aggregate_type', p_aggregate_type,
+            'aggregate_id', p_aggregate_id,
+            'version', a.version,
+            'global_position', a.global_position
+        )
+        order by a.version
+    )
+    into v_answers
+    from appended as a;
+    perform pg_catalog.set_config(
+        'easymo.event_store_next_rank', (v_first_position - v_base + v_count)::text, true
     );
+    return v_answers;
 end;
 $$;
 comment on function private.append_to_stream(text, text, text, bigint, text, jsonb) is
 'Appends events p_events ([{event_type, payload, metadata?, event_id?, causation_id?}], checked) '
 'to one aggregate at consecutive versions, when its version is p_expected_version (null: any); '
-'PT409 with {current_version, expected_version} in the details when not. Ids seen before with '
-'the same content return their first answers and write nothing; with other content PT409.';
+'PT409 with {current_version, expected_version} in the details when not. Ids the caller chose '
+'and appended before with the same content return their first answers and write nothing; with '
+'other content PT409.';
 
 create or replace function private.appended_answers(
     p_function text,
@@ -398,12 +421,24 @@ declare
         'causation_id', p_causation_id
     );
 begin
-    perform private.require_event_names('append_event', p_aggregate_type, p_aggregate_id);
-    perform private.require_new_event('append_event', 'p_', v_event);
-    perform private.require_identifier(p_correlation_id, 'append_event', 'p_correlation_id');
-    if p_expected_version < 0 then
-        perform private.require_at_least(p_expected_version, 0, 'append_event',
-            'p_expected_version');
+    -- The checks below in one expression where they pass (this is the hot write); the helpers
+    -- word the refusal when one does not.
+    if p_aggregate_type is null or pg_catalog.char_length(p_aggregate_type) not between 1 and 200
+        or p_aggregate_id is null or pg_catalog.char_length(p_aggregate_id) not between 1 and 200
+        or p_event_type is null or pg_catalog.char_length(p_event_type) not between 1 and 200
+        or pg_catalog.jsonb_typeof(p_payload) is distinct from 'object'
+        or pg_catalog.octet_length(p_payload::text) > 65536
+        or pg_catalog.jsonb_typeof(p_metadata) <> 'object'
+        or pg_catalog.octet_length(p_metadata::text) > 8192
+        or pg_catalog.char_length(p_correlation_id) not between 1 and 200
+        or pg_catalog.char_length(p_causation_id) not between 1 and 200
+        or p_expected_version < 0 then
+        perform private.require_event_names('append_event', p_aggregate_type, p_aggregate_id);
+        perform private.require_new_event('append_event', 'p_', v_event);
+        perform private.require_identifier(p_correlation_id, 'append_event', 'p_correlation_id');
+        perform private.require_at_least(
+            coalesce(p_expected_version, 0), 0, 'append_event', 'p_expected_version'
+        );
     end if;
     return private.append_to_stream(
         'append_event', p_aggregate_type, p_aggregate_id, p_expected_version, p_correlation_id,
@@ -650,15 +685,21 @@ returns setof public.event_store
 language plpgsql
 stable
 set search_path = ''
+-- Its plan does not depend on the arguments (a merge of every month's primary key from
+-- p_after_position), and planning it costs more than running it: a plan made once per session.
+set plan_cache_mode = 'force_generic_plan'
 as $$
 -- The one reader of the global order, for read_all_events and subscriptions: settled positions
 -- only, so a later commit never lands behind what a reader has seen.
+declare
+    v_settled bigint := private.settled_position();
 begin
     return query
     select e.*
     from public.event_store as e
-    where e.global_position > p_after_position
-        and e.global_position < private.settled_position()
+    where
+        e.global_position > p_after_position
+        and e.global_position < v_settled
         and (p_aggregate_types is null or e.aggregate_type = any(p_aggregate_types))
         and (
             p_consumer_count = 1
