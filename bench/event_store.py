@@ -14,6 +14,10 @@ unpartitioned copy, on one throwaway cluster with fsync and synchronous_commit o
                      same run. Target: append, one type >= 0.5 of it. These three alternate in
                      2 rounds of --seconds / 2 (the second in reverse order), each figure over
                      both, so load from elsewhere on the machine falls on all three alike
+  floor              a PL/pgSQL function (made in the bench's database) that writes only what an
+                     append with these guarantees must: the new aggregate's stream row and the
+                     event row in its month's partition, both with their indexes; in the same
+                     rounds
   hot aggregate      append_event to one aggregate from every client, p_expected_version null; any
                      error fails pgbench, and afterwards the aggregate's versions must be 1..N, one
                      per transaction pgbench counted, without a gap
@@ -112,6 +116,41 @@ PLAIN_INSERT = (
     " values (gen_random_uuid(), 'trip', 'trip-' || :client_id || '-' || :n, 'trip_requested', 1,"
     f" pg_current_xact_id()::text::bigint << 20, '{PAYLOAD}', '{{}}', null, null,"
     " 'database:' || session_user, now());\n"
+)
+# The floor: what any append with these guarantees writes, and nothing else (made in the
+# bench's database only): the aggregate's stream row (its version) and the event row in its
+# month's partition, with both their indexes, from one PL/pgSQL function.
+FLOOR_FUNCTION = """
+create function public.bench_append_floor(
+    p_aggregate_id text, p_aggregate_type text, p_event_type text, p_payload jsonb
+)
+returns bigint
+language plpgsql
+set search_path = ''
+as $$
+declare
+    v_position bigint := pg_catalog.pg_current_xact_id()::text::bigint << 20;
+begin
+    insert into private.event_streams (
+        aggregate_type, aggregate_id, version, last_position, first_event_at, last_event_at
+    )
+    values (p_aggregate_type, p_aggregate_id, 1, v_position, pg_catalog.now(), pg_catalog.now());
+    insert into public.event_store (
+        event_id, aggregate_type, aggregate_id, event_type, version, global_position, payload,
+        metadata, actor, created_at
+    )
+    values (
+        pg_catalog.gen_random_uuid(), p_aggregate_type, p_aggregate_id, p_event_type, 1,
+        v_position, p_payload, '{}', 'database:bench', pg_catalog.now()
+    );
+    return v_position;
+end;
+$$
+"""
+FLOOR_APPEND = (
+    "\\set n :n + 1\n"
+    "select public.bench_append_floor('floor-' || :client_id || '-' || :n, 'trip',"
+    f" 'trip_requested', '{PAYLOAD}');\n"
 )
 HOT_APPEND = f"select public.append_event('trip-hot', 'trip', 'trip_updated', '{PAYLOAD}');\n"
 HOT_VERSIONS = """
@@ -250,18 +289,20 @@ def append_script(aggregate_type: str) -> str:
 
 
 def measure_appends(url: str, seconds: float, clients: int) -> dict[str, PgbenchRun]:
-    """The three appends of distinct aggregates alternate in ROUNDS rounds (reversed in odd ones),
+    """The appends of distinct aggregates alternate in ROUNDS rounds (reversed in odd ones),
     so load from elsewhere on the machine and the cluster's drift fall on all alike; then the
     hot aggregate."""
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(PLAIN_TABLE)
         conn.execute(EARLIER)
+        conn.execute(FLOOR_FUNCTION)
         conn.execute(
             "vacuum analyze public.event_store, private.event_streams, private.event_ids,"
             " bench_plain_events"
         )
     scripts = {
         "plain": PLAIN_INSERT,
+        "floor": FLOOR_APPEND,
         "one type": append_script("'trip'"),
         "type per client": append_script("'type-' || :client_id"),
     }
@@ -375,9 +416,9 @@ def build_store(url: str, events: int) -> Store:
         conn.execute("create table bench_flat_events as select * from public.event_store")
         for index in indexes:
             conn.execute(
-                index.replace("public.event_store", "public.bench_flat_events").replace(
-                    "INDEX event_store_", "INDEX bench_flat_events_"
-                )
+                index.replace("public.event_store", "public.bench_flat_events")
+                .replace("INDEX event_store_", "INDEX bench_flat_events_")
+                .replace("constraint event_store_pkey", "constraint bench_flat_events_pkey")
             )
         conn.execute("vacuum analyze bench_flat_events")
         copied = time.monotonic()
@@ -476,6 +517,7 @@ def main() -> None:
         "one type": "append_event, one type",
         "type per client": "append_event, a type per client",
         "plain": "plain insert (baseline)",
+        "floor": "floor: stream row + event row",
         "hot": "one hot aggregate, version null",
     }
     for key, name in names.items():
@@ -488,6 +530,10 @@ def main() -> None:
     print(
         f"ratio one type / plain {one.tps / plain.tps:.2f} (target >= 0.5);"
         f" a type per client / one type {appends['type per client'].tps / one.tps:.2f}"
+    )
+    print(
+        f"floor / plain {appends['floor'].tps / plain.tps:.2f};"
+        f" one type / floor {one.tps / appends['floor'].tps:.2f}"
     )
     print(f"hot aggregate: 0 failed transactions, {hot}")
     print(

@@ -131,6 +131,27 @@ comment on function private.require_new_event(text, text, jsonb) is
 'most 8 KiB, event_id: absent, null or a uuid, causation_id: absent, null or 1 to 200 '
 'characters}.';
 
+create or replace function private.event_digest(
+    p_aggregate_type text,
+    p_aggregate_id text,
+    p_event jsonb
+)
+returns uuid
+language plpgsql
+immutable
+set search_path = ''
+as $$
+-- What a retry must repeat for its event id to name the same event.
+begin
+    return pg_catalog.md5(pg_catalog.jsonb_build_array(
+        p_aggregate_type, p_aggregate_id, p_event -> 'event_type', p_event -> 'payload'
+    )::text)::uuid;
+end;
+$$;
+comment on function private.event_digest(text, text, jsonb) is
+'md5 of an event''s aggregate, event type and payload as a uuid: an event id appended again must '
+'come with the same.';
+
 create or replace function private.append_to_stream(
     p_function text,
     p_aggregate_type text,
@@ -159,25 +180,37 @@ declare
     v_claimed integer;
     v_stream private.event_streams;
     v_last_version bigint;
+    v_rank text;
+    v_actor record;
 begin
-    select
-        pg_catalog.array_agg(
-            coalesce((e.value ->> 'event_id')::uuid, pg_catalog.gen_random_uuid())
-            order by e.ordinality
-        ),
-        pg_catalog.array_agg(
-            case
-                when e.value ->> 'event_id' is not null
-                    then pg_catalog.md5(pg_catalog.jsonb_build_array(
-                        p_aggregate_type, p_aggregate_id, e.value -> 'event_type',
-                        e.value -> 'payload'
-                    )::text)::uuid
-            end
-            order by e.ordinality
-        ),
-        pg_catalog.count(e.value ->> 'event_id')
-    into v_ids, v_digests, v_supplied
-    from pg_catalog.jsonb_array_elements(p_events) with ordinality as e;
+    -- One event (append_event, the hot write) by expressions, a batch by a query.
+    if v_count = 1 then
+        v_ids := array[
+            coalesce((p_events -> 0 ->> 'event_id')::uuid, pg_catalog.gen_random_uuid())
+        ];
+        v_supplied := (p_events -> 0 ->> 'event_id' is not null)::integer;
+        if v_supplied = 1 then
+            v_digests := array[
+                private.event_digest(p_aggregate_type, p_aggregate_id, p_events -> 0)
+            ];
+        end if;
+    else
+        select
+            pg_catalog.array_agg(
+                coalesce((e.value ->> 'event_id')::uuid, pg_catalog.gen_random_uuid())
+                order by e.ordinality
+            ),
+            pg_catalog.array_agg(
+                case
+                    when e.value ->> 'event_id' is not null
+                        then private.event_digest(p_aggregate_type, p_aggregate_id, e.value)
+                end
+                order by e.ordinality
+            ),
+            pg_catalog.count(e.value ->> 'event_id')
+        into v_ids, v_digests, v_supplied
+        from pg_catalog.jsonb_array_elements(p_events) with ordinality as e;
+    end if;
 
     -- A retry (ids the caller chose, seen before) gets the first answer and writes nothing.
     if v_supplied > 0 then
@@ -261,6 +294,7 @@ begin
         using errcode = '40001';
     end if;
     v_last_version := coalesce(v_stream.version, 0) + v_count;
+    v_actor := private.request_actor();
     -- created_at is the transaction's start, so a later append may be older than the first
     -- one: the bounds widen both ways. Under repeatable read, a stream changed since the
     -- snapshot fails this update (40001) rather than take a version twice.
@@ -302,10 +336,7 @@ begin
             end,
             p_correlation_id,
             e.value ->> 'causation_id',
-            (
-                select a.actor_type || ':' || coalesce(a.actor_identifier, '')
-                from private.request_actor() as a
-            ),
+            v_actor.actor_type || ':' || coalesce(v_actor.actor_identifier, ''),
             pg_catalog.now()
         from pg_catalog.jsonb_array_elements(p_events) with ordinality as e
         returning event_id, version, global_position
@@ -323,7 +354,7 @@ begin
     )
     into v_answers
     from appended as a;
-    perform pg_catalog.set_config(
+    v_rank := pg_catalog.set_config(
         'easymo.event_store_next_rank', (v_first_position - v_base + v_count)::text, true
     );
     return v_answers;
