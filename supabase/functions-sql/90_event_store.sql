@@ -316,44 +316,80 @@ begin
         where s.aggregate_type = p_aggregate_type and s.aggregate_id = p_aggregate_id;
     end if;
 
-    with appended as (
+    -- One event by values (a set's function scan, CTE and aggregate cost it an eighth of its
+    -- rate), a batch by a query.
+    if v_count = 1 then
         insert into public.event_store (
             event_id, aggregate_type, aggregate_id, event_type, version, global_position,
             payload, metadata, correlation_id, causation_id, actor, created_at
         )
-        select
-            v_ids[e.ordinality],
+        values (
+            v_ids[1],
             p_aggregate_type,
             p_aggregate_id,
-            e.value ->> 'event_type',
-            v_last_version - v_count + e.ordinality,
-            v_first_position + e.ordinality - 1,
-            e.value -> 'payload',
+            p_events -> 0 ->> 'event_type',
+            v_last_version,
+            v_first_position,
+            p_events -> 0 -> 'payload',
             case
-                when pg_catalog.jsonb_typeof(e.value -> 'metadata') = 'object'
-                    then e.value -> 'metadata'
+                when pg_catalog.jsonb_typeof(p_events -> 0 -> 'metadata') = 'object'
+                    then p_events -> 0 -> 'metadata'
                 else '{}'
             end,
             p_correlation_id,
-            e.value ->> 'causation_id',
+            p_events -> 0 ->> 'causation_id',
             v_actor.actor_type || ':' || coalesce(v_actor.actor_identifier, ''),
             pg_catalog.now()
-        from pg_catalog.jsonb_array_elements(p_events) with ordinality as e
-        returning event_id, version, global_position
-    )
-
-    select pg_catalog.jsonb_agg(
-        pg_catalog.jsonb_build_object(
-            'event_id', a.event_id,
-            'aggregate_type', p_aggregate_type,
-            'aggregate_id', p_aggregate_id,
-            'version', a.version,
-            'global_position', a.global_position
+        );
+        v_answers := pg_catalog.jsonb_build_array(
+            pg_catalog.jsonb_build_object(
+                'event_id', v_ids[1],
+                'aggregate_type', p_aggregate_type,
+                'aggregate_id', p_aggregate_id,
+                'version', v_last_version,
+                'global_position', v_first_position
+            )
+        );
+    else
+        with appended as (
+            insert into public.event_store (
+                event_id, aggregate_type, aggregate_id, event_type, version, global_position,
+                payload, metadata, correlation_id, causation_id, actor, created_at
+            )
+            select
+                v_ids[e.ordinality],
+                p_aggregate_type,
+                p_aggregate_id,
+                e.value ->> 'event_type',
+                v_last_version - v_count + e.ordinality,
+                v_first_position + e.ordinality - 1,
+                e.value -> 'payload',
+                case
+                    when pg_catalog.jsonb_typeof(e.value -> 'metadata') = 'object'
+                        then e.value -> 'metadata'
+                    else '{}'
+                end,
+                p_correlation_id,
+                e.value ->> 'causation_id',
+                v_actor.actor_type || ':' || coalesce(v_actor.actor_identifier, ''),
+                pg_catalog.now()
+            from pg_catalog.jsonb_array_elements(p_events) with ordinality as e
+            returning event_id, version, global_position
         )
-        order by a.version
-    )
-    into v_answers
-    from appended as a;
+
+        select pg_catalog.jsonb_agg(
+            pg_catalog.jsonb_build_object(
+                'event_id', a.event_id,
+                'aggregate_type', p_aggregate_type,
+                'aggregate_id', p_aggregate_id,
+                'version', a.version,
+                'global_position', a.global_position
+            )
+            order by a.version
+        )
+        into v_answers
+        from appended as a;
+    end if;
     v_rank := pg_catalog.set_config(
         'easymo.event_store_next_rank', (v_first_position - v_base + v_count)::text, true
     );
