@@ -273,48 +273,69 @@ begin
         end if;
     end if;
 
-    select s.* into v_stream
-    from private.event_streams as s
-    where s.aggregate_type = p_aggregate_type and s.aggregate_id = p_aggregate_id;
-    if coalesce(v_stream.version, 0) <> coalesce(p_expected_version, v_stream.version, 0) then
-        raise exception '%: % % is at version %, not %', p_function, p_aggregate_type,
-            p_aggregate_id, coalesce(v_stream.version, 0), p_expected_version
-        using errcode = 'PT409',
-            detail = pg_catalog.jsonb_build_object(
-                'current_version', coalesce(v_stream.version, 0),
-                'expected_version', p_expected_version
-            )::text;
+    -- The versions, in one statement where the append is allowed: at the end (expected version
+    -- null), as a new aggregate (0) or after version n. created_at is the transaction's start, so
+    -- a later append may be older than the first one: the bounds widen both ways. Under
+    -- repeatable read, a stream changed since the snapshot fails (40001) rather than take a
+    -- version twice. A transaction that wrote before it got here may hold an id below the last
+    -- writer's of the aggregate: its positions would put its events before earlier versions, so
+    -- it is not let through (and starts again below, with a new id).
+    if p_expected_version is null then
+        insert into private.event_streams as s (
+            aggregate_type, aggregate_id, version, last_position, first_event_at, last_event_at
+        )
+        values (
+            p_aggregate_type, p_aggregate_id, v_count, v_first_position + v_count - 1,
+            pg_catalog.now(), pg_catalog.now()
+        )
+        on conflict (aggregate_type, aggregate_id) do update
+            set
+                version = s.version + v_count,
+                last_position = excluded.last_position,
+                first_event_at = least(s.first_event_at, excluded.first_event_at),
+                last_event_at = greatest(s.last_event_at, excluded.last_event_at)
+            where s.last_position < v_first_position
+        returning s.version into v_last_version;
+    elsif p_expected_version = 0 then
+        insert into private.event_streams as s (
+            aggregate_type, aggregate_id, version, last_position, first_event_at, last_event_at
+        )
+        values (
+            p_aggregate_type, p_aggregate_id, v_count, v_first_position + v_count - 1,
+            pg_catalog.now(), pg_catalog.now()
+        )
+        on conflict (aggregate_type, aggregate_id) do nothing
+        returning s.version into v_last_version;
+    else
+        update private.event_streams as s
+        set
+            version = s.version + v_count,
+            last_position = v_first_position + v_count - 1,
+            first_event_at = least(s.first_event_at, pg_catalog.now()),
+            last_event_at = greatest(s.last_event_at, pg_catalog.now())
+        where
+            s.aggregate_type = p_aggregate_type and s.aggregate_id = p_aggregate_id
+            and s.version = p_expected_version and s.last_position < v_first_position
+        returning s.version into v_last_version;
     end if;
-    -- A transaction that wrote before it got here may hold an id below the last writer's of
-    -- the aggregate: its positions would put its events before earlier versions. It starts
-    -- again (with a new id) rather than break the order.
-    if v_stream.last_position >= v_first_position then
+    if v_last_version is null then
+        select s.* into v_stream
+        from private.event_streams as s
+        where s.aggregate_type = p_aggregate_type and s.aggregate_id = p_aggregate_id;
+        if coalesce(v_stream.version, 0) <> coalesce(p_expected_version, v_stream.version) then
+            raise exception '%: % % is at version %, not %', p_function, p_aggregate_type,
+                p_aggregate_id, coalesce(v_stream.version, 0), p_expected_version
+            using errcode = 'PT409',
+                detail = pg_catalog.jsonb_build_object(
+                    'current_version', coalesce(v_stream.version, 0),
+                    'expected_version', p_expected_version
+                )::text;
+        end if;
         raise exception '%: this transaction wrote before % % was appended to by a later one; '
             'retry it', p_function, p_aggregate_type, p_aggregate_id
         using errcode = '40001';
     end if;
-    v_last_version := coalesce(v_stream.version, 0) + v_count;
     v_actor := private.request_actor();
-    -- created_at is the transaction's start, so a later append may be older than the first
-    -- one: the bounds widen both ways. Under repeatable read, a stream changed since the
-    -- snapshot fails this update (40001) rather than take a version twice.
-    if v_stream.version is null then
-        insert into private.event_streams (
-            aggregate_type, aggregate_id, version, last_position, first_event_at, last_event_at
-        )
-        values (
-            p_aggregate_type, p_aggregate_id, v_last_version, v_first_position + v_count - 1,
-            pg_catalog.now(), pg_catalog.now()
-        );
-    else
-        update private.event_streams as s
-        set
-            version = v_last_version,
-            last_position = v_first_position + v_count - 1,
-            first_event_at = least(s.first_event_at, pg_catalog.now()),
-            last_event_at = greatest(s.last_event_at, pg_catalog.now())
-        where s.aggregate_type = p_aggregate_type and s.aggregate_id = p_aggregate_id;
-    end if;
 
     -- One event by values (a set's function scan, CTE and aggregate cost it an eighth of its
     -- rate), a batch by a query.
