@@ -303,3 +303,37 @@ drop policy if exists conversation_mappings_own_select on public.conversation_ma
 create policy conversation_mappings_own_select on public.conversation_mappings
 for select to authenticated
 using (user_id = (select auth.uid()));
+
+-- Monitoring --------------------------------------------------------------------------------------
+
+create or replace view monitoring.whatsapp_session_stats as
+-- Ages from epochs: a time written as infinity by hand must not break the view. No phone
+-- numbers or ids: counts only.
+select
+    s.status,
+    pg_catalog.count(*) as sessions,
+    pg_catalog.count(*) filter (
+        where s.last_message_at > pg_catalog.now() - interval '1 hour'
+    ) as active_last_hour,
+    pg_catalog.count(*) filter (
+        where s.last_message_at > pg_catalog.now() - interval '1 day'
+    ) as active_last_day,
+    pg_catalog.sum(s.message_count)::bigint as messages,
+    pg_catalog.sum(s.error_count)::bigint as errors,
+    round(
+        pg_catalog.sum(s.error_count)::numeric
+        / nullif(pg_catalog.sum(s.message_count), 0),
+        4
+    ) as error_rate,
+    extract(epoch from pg_catalog.now())::double precision
+    - extract(epoch from pg_catalog.min(s.last_heartbeat_at))::double precision
+        as oldest_heartbeat_age_s,
+    pg_catalog.max(s.last_message_at) as last_message_at
+from public.whatsapp_sessions as s
+group by s.status;
+comment on view monitoring.whatsapp_session_stats is
+'Per session status (active, inactive, suspended, expired): sessions, those with a message in the '
+'last hour and day, messages and errors counted on them, the error rate (errors per message), '
+'the age in seconds of the oldest heartbeat and the newest message. The seed''s '
+'whatsapp_session_stats.';
+grant select on monitoring.whatsapp_session_stats to analyst;

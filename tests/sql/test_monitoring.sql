@@ -43,8 +43,9 @@ select results_eq(
              ('whatsapp_dead_letters', 'v', true),
              ('whatsapp_queue_stats', 'v', true),
              ('whatsapp_sender_health', 'v', true),
-             ('whatsapp_senders', 'v', true)$$,
-    'monitoring holds exactly the eighteen views, each with a comment'
+             ('whatsapp_senders', 'v', true),
+             ('whatsapp_session_stats', 'v', true)$$,
+    'monitoring holds exactly the nineteen views, each with a comment'
 );
 
 -- What analyst may read ---------------------------------------------------------------------------
@@ -71,7 +72,8 @@ select results_eq(
              ('whatsapp_dead_letters', 'SELECT'),
              ('whatsapp_queue_stats', 'SELECT'),
              ('whatsapp_sender_health', 'SELECT'),
-             ('whatsapp_senders', 'SELECT')$$,
+             ('whatsapp_senders', 'SELECT'),
+             ('whatsapp_session_stats', 'SELECT')$$,
     'analyst holds SELECT, and only SELECT, on each monitoring view'
 );
 

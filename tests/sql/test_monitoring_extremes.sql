@@ -181,6 +181,17 @@ from pairs as p
 cross join (values (0, 1), (0, 2), (1, 2)) as c (consumer, size);
 insert into filled values ('public.event_subscriptions');
 
+insert into public.whatsapp_sessions (
+    phone_number, status, last_message_at, message_count, error_count, last_heartbeat_at,
+    created_at, updated_at
+)
+select
+    '+25078' || s.prefix || lpad(p.n::text, 5, '0'), s.status, p.started, 3, 1, p.ended,
+    p.started, p.ended
+from pairs as p
+cross join (values ('active', '2'), ('inactive', '3')) as s (status, prefix);
+insert into filled values ('public.whatsapp_sessions');
+
 insert into cron.job_run_details (jobid, runid, status, start_time, end_time)
 select (select min(j.jobid) from cron.job as j), -p.n, 'failed', p.started, p.ended
 from pairs as p;

@@ -4,7 +4,7 @@
 -- triggers and who may read whatsapp_sessions and conversation_mappings. Runs as postgres on a
 -- fresh clone of the migrated template.
 begin;
-select plan(108);
+select plan(111);
 
 -- What the RPCs returned (note, then the row), counts noted along the way, and the rows a role
 -- could see (written by that role through as_caller, asserted afterwards as postgres).
@@ -818,6 +818,42 @@ select is(
 select is(
     pg_temp.seen('service mappings'), 4::bigint,
     'service_role sees every conversation'
+);
+
+-- monitoring.whatsapp_session_stats ---------------------------------------------------------------
+
+-- Known sessions only (the transaction is rolled back): two active, one inactive.
+delete from public.whatsapp_sessions;
+insert into public.whatsapp_sessions (
+    phone_number, status, last_message_at, message_count, error_count, last_heartbeat_at
+)
+values
+('+250788200001', 'active', now() - interval '10 minutes', 40, 2, now() - interval '30 seconds'),
+('+250788200002', 'active', now() - interval '3 hours', 60, 3, now() - interval '90 seconds'),
+('+250788200003', 'inactive', now() - interval '3 days', 5, 0, null);
+create temp table session_stats as
+select * from monitoring.whatsapp_session_stats with no data;
+grant insert on pg_temp.session_stats to analyst;
+select lives_ok(
+    $$select tests.as_role(
+        'analyst',
+        'insert into pg_temp.session_stats select * from monitoring.whatsapp_session_stats'
+    )$$,
+    'analyst reads whatsapp_session_stats'
+);
+select results_eq(
+    $$select status, sessions, active_last_hour, active_last_day, messages, errors, error_rate,
+            round(oldest_heartbeat_age_s)::numeric
+        from pg_temp.session_stats order by status$$,
+    $$values ('active'::text, 2::bigint, 1::bigint, 2::bigint, 100::bigint, 5::bigint,
+              0.0500::numeric, 90::numeric),
+             ('inactive', 1, 0, 0, 5, 0, 0.0000, null)$$,
+    'per status: sessions, active in the last hour and day, messages, errors, error rate and '
+    || 'the oldest heartbeat''s age'
+);
+select throws_ok(
+    $$select tests.as_role('analyst', 'select * from public.whatsapp_sessions')$$,
+    '42501', null, 'analyst reads the view, not the table behind it'
 );
 
 select * from finish();
