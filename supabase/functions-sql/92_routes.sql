@@ -12,6 +12,7 @@ return array['driving', 'motorcycle', 'walking', 'cycling', 'transit', 'truck'];
 comment on function private.route_profiles() is
 'The profiles a route may be cached for: the routes_profile_known check''s list, each with a '
 'hits and a misses sequence (private.route_cache_<profile>_hits, _misses).';
+grant execute on function private.route_profiles() to analyst;
 
 create or replace function private.require_route_point(
     p_function text,
@@ -373,8 +374,8 @@ profiles as (
     from pg_catalog.unnest(private.route_profiles()) as p (profile)
 ),
 
--- The counters at the start of each window: the last sample taken before it, else the first
--- taken in it (the sampler started since), else nothing (every count is in the window).
+-- The counters at the start of each window: the last sample taken at or before it, else zero
+-- (no sample that old: the counters, made with the sampler, started within the window).
 baselines as (
     select
         p.profile,
@@ -390,11 +391,10 @@ baselines as (
             c.hits,
             c.misses
         from public.route_cache_counts as c
-        where c.profile = p.profile
-        order by
-            c.sampled_at <= pg_catalog.now() - w.span desc,
-            case when c.sampled_at <= pg_catalog.now() - w.span then c.sampled_at end desc,
-            c.sampled_at asc
+        where
+            c.profile = p.profile
+            and c.sampled_at <= pg_catalog.now() - w.span
+        order by c.sampled_at desc
         limit 1
     ) as b on true
 ),
