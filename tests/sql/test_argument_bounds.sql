@@ -186,7 +186,12 @@ insert into bounded (function_name, argument, call, named) values
 ('read_all_events', 'p_aggregate_types', $$select public.read_all_events(0, 10, array[repeat('x', 201)])$$, null),
 ('read_all_events', 'p_aggregate_types', $$select public.read_all_events(0, 10, (select array_agg(g::text) from generate_series(1, 101) as g))$$, null),
 ('read_subscription', 'p_name', $$select public.read_subscription(repeat('x', 201))$$, null),
-('ack_subscription', 'p_name', $$select public.ack_subscription(repeat('x', 201), 0)$$, null);
+('ack_subscription', 'p_name', $$select public.ack_subscription(repeat('x', 201), 0)$$, null),
+-- 92_routes
+('cache_route', 'p_profile', $$select public.cache_route(-1.95, 30.06, -1.96, 30.07, repeat('x', 41), '_p~iF~ps|U_ulLnnqC', 1, 1)$$, null),
+('cache_route', 'p_encoded_polyline', $$select public.cache_route(-1.95, 30.06, -1.96, 30.07, 'driving', repeat('?', 65537), 1, 1)$$, null),
+('cache_route', 'p_provider', $$select public.cache_route(-1.95, 30.06, -1.96, 30.07, 'driving', '_p~iF~ps|U_ulLnnqC', 1, 1, 1, 60, repeat('x', 101))$$, null),
+('get_cached_route', 'p_profile', $$select public.get_cached_route(-1.95, 30.06, -1.96, 30.07, 60, repeat('x', 41))$$, null);
 
 -- An error text a worker reports: its first 2000 characters are kept. `kept` reads back the
 -- stored length.

@@ -38,6 +38,7 @@ select results_eq(
              ('partition_health', 'v', true),
              ('partition_maintenance', 'v', true),
              ('recent_metrics_by_service', 'v', true),
+             ('route_cache_stats', 'v', true),
              ('service_health_overview', 'v', true),
              ('transaction_summary', 'v', true),
              ('whatsapp_dead_letters', 'v', true),
@@ -45,7 +46,7 @@ select results_eq(
              ('whatsapp_sender_health', 'v', true),
              ('whatsapp_senders', 'v', true),
              ('whatsapp_session_stats', 'v', true)$$,
-    'monitoring holds exactly the nineteen views, each with a comment'
+    'monitoring holds exactly the twenty views, each with a comment'
 );
 
 -- What analyst may read ---------------------------------------------------------------------------
@@ -67,6 +68,7 @@ select results_eq(
              ('partition_health', 'SELECT'),
              ('partition_maintenance', 'SELECT'),
              ('recent_metrics_by_service', 'SELECT'),
+             ('route_cache_stats', 'SELECT'),
              ('service_health_overview', 'SELECT'),
              ('transaction_summary', 'SELECT'),
              ('whatsapp_dead_letters', 'SELECT'),
@@ -236,9 +238,10 @@ select results_eq(
        order by p.oid::regprocedure::text collate "C"$$,
     $$values ('private.event_consumer(text,text,integer)'),
              ('private.feature_flag_count(bigint,text)'), ('private.partition_children(regclass)'),
-             ('private.partition_health()'), ('private.settled_position()')$$,
-    'analyst may execute only the read-only functions the partition, feature flag and event '
-    || 'store views call'
+             ('private.partition_health()'), ('private.route_cache_count(text,text)'),
+             ('private.route_profiles()'), ('private.settled_position()')$$,
+    'analyst may execute only the read-only functions the partition, feature flag, event store '
+    || 'and route cache views call'
 );
 
 -- Partitions --------------------------------------------------------------------------------------

@@ -192,6 +192,22 @@ from pairs as p
 cross join (values ('active', '2'), ('inactive', '3')) as s (status, prefix);
 insert into filled values ('public.whatsapp_sessions');
 
+-- A route expires after it was made (the table's check): only the pairs in that order.
+insert into public.routes (
+    profile, origin, destination, encoded_polyline, distance_meters, duration_seconds,
+    created_at, expires_at
+)
+select
+    'driving', 'SRID=4326;POINT(30.06 -1.95)', 'SRID=4326;POINT(30.07 -1.96)',
+    'nz{J_bnvDf^g^f^g^', 1850, 420, p.started, p.ended
+from pairs as p
+where p.ended > p.started;
+insert into filled values ('public.routes');
+
+insert into public.route_cache_counts (profile, sampled_at, hits, misses)
+select 'driving', e.at, 5, 5 from extremes as e;
+insert into filled values ('public.route_cache_counts');
+
 insert into cron.job_run_details (jobid, runid, status, start_time, end_time)
 select (select min(j.jobid) from cron.job as j), -p.n, 'failed', p.started, p.ended
 from pairs as p;
