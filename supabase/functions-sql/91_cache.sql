@@ -128,6 +128,7 @@ set search_path = ''
 as $$
 declare
     v_tags text[] := coalesce(p_tags, '{}');
+    v_hit_counter regclass;
     v_expires_at timestamptz;
 begin
     -- The checks below in one expression where they pass (every write runs them); the helpers
@@ -136,13 +137,16 @@ begin
         or p_value is null or pg_catalog.octet_length(p_value::text) > 1048576
         or p_ttl_seconds is null or p_ttl_seconds not between 1 and 2592000
         or p_cache_type is null or pg_catalog.char_length(p_cache_type) not between 1 and 100
+        -- Tags, without a query: none null or empty, and at most 100 characters in all (so each
+        -- is); more in all is checked tag by tag below.
         or pg_catalog.cardinality(v_tags) > 20
         or (
             pg_catalog.cardinality(v_tags) > 0
-            and (pg_catalog.array_position(v_tags, null) is not null or exists (
-                select from pg_catalog.unnest(v_tags) as t (tag)
-                where pg_catalog.char_length(t.tag) not between 1 and 100
-            ))
+            and (
+                pg_catalog.array_position(v_tags, null) is not null
+                or pg_catalog.array_position(v_tags, '') is not null
+                or pg_catalog.char_length(pg_catalog.array_to_string(v_tags, '')) > 100
+            )
         ) then
         perform private.require_length(p_key, 1, 512, 'set_cache', 'p_key');
         if p_value is null then
@@ -153,11 +157,18 @@ begin
         perform private.require_length(p_cache_type, 1, 100, 'set_cache', 'p_cache_type');
         perform private.require_cache_tags(v_tags, 'set_cache');
     end if;
+    v_hit_counter := pg_catalog.to_regclass(
+        'private.cache_hits_' || private.cache_counter(p_cache_type)
+    );
+    if v_hit_counter is null then
+        perform private.make_cache_counters(p_cache_type);
+        v_hit_counter := ('private.cache_hits_' || private.cache_counter(p_cache_type))::regclass;
+    end if;
     -- Expiry from the transaction's start: an entry never lives longer than asked.
-    insert into public.cache_entries as e (key, value, cache_type, tags, expires_at)
+    insert into public.cache_entries as e (key, value, cache_type, tags, expires_at, hit_counter)
     values (
         p_key, p_value, p_cache_type, v_tags,
-        pg_catalog.now() + pg_catalog.make_interval(secs => p_ttl_seconds)
+        pg_catalog.now() + pg_catalog.make_interval(secs => p_ttl_seconds), v_hit_counter
     )
     on conflict (key) do update
         set
@@ -165,12 +176,9 @@ begin
             cache_type = excluded.cache_type,
             tags = excluded.tags,
             expires_at = excluded.expires_at,
+            hit_counter = excluded.hit_counter,
             updated_at = pg_catalog.now()
     returning e.expires_at into v_expires_at;
-    if pg_catalog.to_regclass('private.cache_hits_' || private.cache_counter(p_cache_type)) is null
-        then
-        perform private.make_cache_counters(p_cache_type);
-    end if;
     return v_expires_at;
 end;
 $$;
@@ -195,6 +203,7 @@ declare
     v_value jsonb;
     v_cache_type text;
     v_fresh boolean;
+    v_hit_counter regclass;
 begin
     if p_key is null or pg_catalog.char_length(p_key) not between 1 and 512
         or pg_catalog.char_length(p_cache_type) not between 1 and 100 then
@@ -204,27 +213,21 @@ begin
     end if;
     -- The clock, not the transaction's start: an entry that expires while a long transaction
     -- runs is not returned to it either.
-    select e.value, e.cache_type, e.expires_at > pg_catalog.clock_timestamp()
-    into v_value, v_cache_type, v_fresh
+    select e.value, e.cache_type, e.expires_at > pg_catalog.clock_timestamp(), e.hit_counter
+    into v_value, v_cache_type, v_fresh, v_hit_counter
     from public.cache_entries as e
     where e.key = p_key;
-    -- Counted on the type's sequences (none for a type never set: not counted). A read-only
-    -- transaction (an RPC called by GET) counts nothing: nextval would fail there.
-    if pg_catalog.current_setting('transaction_read_only') = 'off' then
-        if v_fresh then
-            perform pg_catalog.nextval(pg_catalog.to_regclass(
-                'private.cache_hits_' || private.cache_counter(v_cache_type)
-            ));
-        else
-            perform pg_catalog.nextval(pg_catalog.to_regclass(
-                'private.cache_misses_'
-                || private.cache_counter(coalesce(v_cache_type, p_cache_type))
-            ));
-        end if;
-    end if;
+    -- Counted on the type's sequences: a hit on the one its entry names, a miss (the routing
+    -- API gets called anyway) on the one its type names; none for a type never set.
     if v_fresh then
+        perform pg_catalog.nextval(coalesce(v_hit_counter, pg_catalog.to_regclass(
+            'private.cache_hits_' || private.cache_counter(v_cache_type)
+        )));
         return v_value;
     end if;
+    perform pg_catalog.nextval(pg_catalog.to_regclass(
+        'private.cache_misses_' || private.cache_counter(coalesce(v_cache_type, p_cache_type))
+    ));
     return null;
 end;
 $$;

@@ -14,6 +14,9 @@ create unlogged table public.cache_entries (
     cache_type text not null default 'general',
     tags text[] not null default '{}',
     expires_at timestamptz not null,
+    -- The type's hit counter (a sequence), kept with the entry so that a hit names it without
+    -- a lookup; null for an entry not written by set_cache (its hits are counted by name).
+    hit_counter regclass,
     created_at timestamptz not null default now(),
     updated_at timestamptz not null default now(),
     constraint cache_entries_key_length check (char_length(key) between 1 and 512),
