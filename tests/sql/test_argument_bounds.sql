@@ -186,7 +186,16 @@ insert into bounded (function_name, argument, call, named) values
 ('read_all_events', 'p_aggregate_types', $$select public.read_all_events(0, 10, array[repeat('x', 201)])$$, null),
 ('read_all_events', 'p_aggregate_types', $$select public.read_all_events(0, 10, (select array_agg(g::text) from generate_series(1, 101) as g))$$, null),
 ('read_subscription', 'p_name', $$select public.read_subscription(repeat('x', 201))$$, null),
-('ack_subscription', 'p_name', $$select public.ack_subscription(repeat('x', 201), 0)$$, null);
+('ack_subscription', 'p_name', $$select public.ack_subscription(repeat('x', 201), 0)$$, null),
+-- 91_cache
+('set_cache', 'p_key', $$select public.set_cache(repeat('x', 513), '{}')$$, null),
+('set_cache', 'p_value', $$select public.set_cache('k', jsonb_build_object('v', repeat('x', 1048576)))$$, null),
+('set_cache', 'p_cache_type', $$select public.set_cache('k', '{}', 60, repeat('x', 101))$$, null),
+('set_cache', 'p_tags', $$select public.set_cache('k', '{}', 60, 'general', array[repeat('x', 101)])$$, null),
+('set_cache', 'p_tags', $$select public.set_cache('k', '{}', 60, 'general', (select array_agg(g::text) from generate_series(1, 21) as g))$$, null),
+('get_cache', 'p_key', $$select public.get_cache(repeat('x', 513))$$, null),
+('get_cache', 'p_cache_type', $$select public.get_cache('k', repeat('x', 101))$$, null),
+('invalidate_cache_by_tag', 'p_tag', $$select public.invalidate_cache_by_tag(repeat('x', 101))$$, null);
 
 -- An error text a worker reports: its first 2000 characters are kept. `kept` reads back the
 -- stored length.

@@ -27,6 +27,7 @@ select results_eq(
        where c.relnamespace = 'monitoring'::regnamespace
        order by c.relname::text collate "C"$$,
     $$values ('background_job_stats', 'v', true),
+             ('cache_stats', 'v', true),
              ('cron_job_health', 'v', true),
              ('event_store_stats', 'v', true),
              ('event_subscription_lag', 'v', true),
@@ -44,7 +45,7 @@ select results_eq(
              ('whatsapp_queue_stats', 'v', true),
              ('whatsapp_sender_health', 'v', true),
              ('whatsapp_senders', 'v', true)$$,
-    'monitoring holds exactly the eighteen views, each with a comment'
+    'monitoring holds exactly the nineteen views, each with a comment'
 );
 
 -- What analyst may read ---------------------------------------------------------------------------
@@ -55,6 +56,7 @@ select results_eq(
        where c.relnamespace = 'monitoring'::regnamespace and a.grantee = 'analyst'::regrole
        order by c.relname::text collate "C", a.privilege_type::text collate "C"$$,
     $$values ('background_job_stats', 'SELECT'),
+             ('cache_stats', 'SELECT'),
              ('cron_job_health', 'SELECT'),
              ('event_store_stats', 'SELECT'),
              ('event_subscription_lag', 'SELECT'),
@@ -232,11 +234,11 @@ select results_eq(
        where n.nspname in ('public', 'private', 'monitoring', 'partitions')
          and has_function_privilege('analyst', p.oid, 'execute')
        order by p.oid::regprocedure::text collate "C"$$,
-    $$values ('private.event_consumer(text,text,integer)'),
+    $$values ('private.cache_count(text,text)'), ('private.event_consumer(text,text,integer)'),
              ('private.feature_flag_count(bigint,text)'), ('private.partition_children(regclass)'),
              ('private.partition_health()'), ('private.settled_position()')$$,
-    'analyst may execute only the read-only functions the partition, feature flag and event '
-    || 'store views call'
+    'analyst may execute only the read-only functions the partition, feature flag, event store '
+    || 'and cache views call'
 );
 
 -- Partitions --------------------------------------------------------------------------------------
