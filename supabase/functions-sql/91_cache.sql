@@ -202,8 +202,9 @@ as $$
 declare
     v_value jsonb;
     v_cache_type text;
-    v_fresh boolean;
-    v_hit_counter regclass;
+    -- Not null when the entry is fresh: its hit, counted.
+    v_hit bigint;
+    v_miss bigint;
 begin
     if p_key is null or pg_catalog.char_length(p_key) not between 1 and 512
         or pg_catalog.char_length(p_cache_type) not between 1 and 100 then
@@ -212,20 +213,27 @@ begin
             'p_cache_type');
     end if;
     -- The clock, not the transaction's start: an entry that expires while a long transaction
-    -- runs is not returned to it either.
-    select e.value, e.cache_type, e.expires_at > pg_catalog.clock_timestamp(), e.hit_counter
-    into v_value, v_cache_type, v_fresh, v_hit_counter
+    -- runs is not returned to it either. A hit is counted in the same statement, on the
+    -- sequence its entry names (by name for an entry not written by set_cache; 0 when its type
+    -- has no counters).
+    select
+        e.value,
+        e.cache_type,
+        case
+            when e.expires_at > pg_catalog.clock_timestamp()
+                then coalesce(pg_catalog.nextval(coalesce(e.hit_counter, pg_catalog.to_regclass(
+                    'private.cache_hits_' || private.cache_counter(e.cache_type)
+                ))), 0)
+        end
+    into v_value, v_cache_type, v_hit
     from public.cache_entries as e
     where e.key = p_key;
-    -- Counted on the type's sequences: a hit on the one its entry names, a miss (the routing
-    -- API gets called anyway) on the one its type names; none for a type never set.
-    if v_fresh then
-        perform pg_catalog.nextval(coalesce(v_hit_counter, pg_catalog.to_regclass(
-            'private.cache_hits_' || private.cache_counter(v_cache_type)
-        )));
+    if v_hit is not null then
         return v_value;
     end if;
-    perform pg_catalog.nextval(pg_catalog.to_regclass(
+    -- A miss (the caller computes the value anyway) on the counter its type names: the expired
+    -- entry's, else p_cache_type's; none for a type never set.
+    v_miss := pg_catalog.nextval(pg_catalog.to_regclass(
         'private.cache_misses_' || private.cache_counter(coalesce(v_cache_type, p_cache_type))
     ));
     return null;
