@@ -157,8 +157,10 @@ begin
         perform private.require_length(p_cache_type, 1, 100, 'set_cache', 'p_cache_type');
         perform private.require_cache_tags(v_tags, 'set_cache');
     end if;
+    -- private.cache_counter spelt out: a SQL function with a SET clause is not inlined, and its
+    -- call cost a quarter of this function's rate.
     v_hit_counter := pg_catalog.to_regclass(
-        'private.cache_hits_' || private.cache_counter(p_cache_type)
+        'private.cache_hits_' || pg_catalog.left(pg_catalog.md5(p_cache_type), 16)
     );
     if v_hit_counter is null then
         perform private.make_cache_counters(p_cache_type);
@@ -234,7 +236,8 @@ begin
     -- A miss (the caller computes the value anyway) on the counter its type names: the expired
     -- entry's, else p_cache_type's; none for a type never set.
     v_miss := pg_catalog.nextval(pg_catalog.to_regclass(
-        'private.cache_misses_' || private.cache_counter(coalesce(v_cache_type, p_cache_type))
+        'private.cache_misses_'
+        || pg_catalog.left(pg_catalog.md5(coalesce(v_cache_type, p_cache_type)), 16)
     ));
     return null;
 end;

@@ -30,7 +30,7 @@ select is(
 );
 select has_view('monitoring', 'cache_stats', 'monitoring.cache_stats exists');
 
--- Setting and getting -------------------------------------------------------------------------
+-- Setting and getting -----------------------------------------------------------------------------
 
 select is(
     public.set_cache('fare:kimironko:nyabugogo', '{"fare": 1500, "currency": "RWF"}'),
@@ -144,9 +144,15 @@ select results_eq(
 
 -- Tags --------------------------------------------------------------------------------------------
 
-do $$ begin perform public.set_cache('route:1', '{"km": 4}', 600, 'routes', array['driver:7', 'zone:kigali']); end $$;
-do $$ begin perform public.set_cache('route:2', '{"km": 9}', 600, 'routes', array['driver:8']); end $$;
-do $$ begin perform public.set_cache('route:3', '{"km": 2}', 600, 'routes', array['driver:7']); end $$;
+do $$
+begin
+    perform public.set_cache(
+        'route:1', '{"km": 4}', 600, 'routes', array['driver:7', 'zone:kigali']
+    );
+    perform public.set_cache('route:2', '{"km": 9}', 600, 'routes', array['driver:8']);
+    perform public.set_cache('route:3', '{"km": 2}', 600, 'routes', array['driver:7']);
+end
+$$;
 select is(public.invalidate_cache_by_tag('driver:7'), 2, 'invalidation deletes each tagged entry');
 select results_eq(
     $$select key from public.cache_entries where key like 'route:%' order by key$$,
@@ -193,7 +199,7 @@ select ok(
     'the counters are sampled every 5 minutes'
 );
 
--- Bad arguments ------------------------------------------------------------------------------------
+-- Bad arguments -----------------------------------------------------------------------------------
 
 create temp table refusals (call text, message text);
 insert into refusals values
@@ -248,7 +254,7 @@ select set_eq(
     'the refused calls changed nothing'
 );
 
--- Who may call -------------------------------------------------------------------------------------
+-- Who may call ------------------------------------------------------------------------------------
 
 select lives_ok(
     $$select tests.as_role('service_role',
@@ -330,7 +336,8 @@ select columns_are(
     'cache_stats has counts, sizes and ratios, never keys or values'
 );
 select results_eq(
-    $$select (r.row_data ->> 'entries')::bigint, (r.row_data ->> 'expired_awaiting_cleanup')::bigint,
+    $$select (r.row_data ->> 'entries')::bigint,
+             (r.row_data ->> 'expired_awaiting_cleanup')::bigint,
              (r.row_data ->> 'size_bytes')::bigint > 0, (r.row_data ->> 'hits_last_hour')::bigint,
              (r.row_data ->> 'misses_last_hour')::bigint,
              (r.row_data ->> 'hit_ratio_last_hour')::numeric
@@ -344,7 +351,7 @@ select throws_ok(
     'analyst cannot read the entries'
 );
 
--- Comments ------------------------------------------------------------------------------------------
+-- Comments ----------------------------------------------------------------------------------------
 
 select is_empty(
     $$select p.oid::regprocedure::text from pg_catalog.pg_proc as p
