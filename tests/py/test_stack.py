@@ -121,6 +121,7 @@ def test_up_prints_the_keys_serves_the_client_and_down_stops_everything(stack):
     with psycopg.connect(settings["DATABASE_URL"], autocommit=True) as conn:
         assert conn.execute("select jobname from cron.job order by jobname").fetchall() == [
             ("anonymize-inactive-users",),
+            ("cleanup-expired-cache",),
             ("cleanup-expired-routes",),
             ("expire-whatsapp-sessions",),
             ("maintain-partitions",),
@@ -134,6 +135,7 @@ def test_up_prints_the_keys_serves_the_client_and_down_stops_everything(stack):
             ("purge-whatsapp-message-queue",),
             ("purge-whatsapp-senders",),
             ("reconcile-wallets",),
+            ("sample-cache-counts",),
             ("sample-feature-flag-counts",),
             ("sample-route-cache-counts",),
             ("sweep-service-registry",),

@@ -187,6 +187,15 @@ insert into bounded (function_name, argument, call, named) values
 ('read_all_events', 'p_aggregate_types', $$select public.read_all_events(0, 10, (select array_agg(g::text) from generate_series(1, 101) as g))$$, null),
 ('read_subscription', 'p_name', $$select public.read_subscription(repeat('x', 201))$$, null),
 ('ack_subscription', 'p_name', $$select public.ack_subscription(repeat('x', 201), 0)$$, null),
+-- 91_cache
+('set_cache', 'p_key', $$select public.set_cache(repeat('x', 513), '{}')$$, null),
+('set_cache', 'p_value', $$select public.set_cache('k', jsonb_build_object('v', repeat('x', 1048576)))$$, null),
+('set_cache', 'p_cache_type', $$select public.set_cache('k', '{}', 60, repeat('x', 101))$$, null),
+('set_cache', 'p_tags', $$select public.set_cache('k', '{}', 60, 'general', array[repeat('x', 101)])$$, null),
+('set_cache', 'p_tags', $$select public.set_cache('k', '{}', 60, 'general', (select array_agg(g::text) from generate_series(1, 21) as g))$$, null),
+('get_cache', 'p_key', $$select public.get_cache(repeat('x', 513))$$, null),
+('get_cache', 'p_cache_type', $$select public.get_cache('k', repeat('x', 101))$$, null),
+('invalidate_cache_by_tag', 'p_tag', $$select public.invalidate_cache_by_tag(repeat('x', 101))$$, null),
 -- 92_routes
 ('cache_route', 'p_profile', $$select public.cache_route(-1.95, 30.06, -1.96, 30.07, repeat('x', 41), '_p~iF~ps|U_ulLnnqC', 1, 1)$$, null),
 ('cache_route', 'p_encoded_polyline', $$select public.cache_route(-1.95, 30.06, -1.96, 30.07, 'driving', repeat('?', 65537), 1, 1)$$, null),

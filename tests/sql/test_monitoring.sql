@@ -27,6 +27,7 @@ select results_eq(
        where c.relnamespace = 'monitoring'::regnamespace
        order by c.relname::text collate "C"$$,
     $$values ('background_job_stats', 'v', true),
+             ('cache_stats', 'v', true),
              ('cron_job_health', 'v', true),
              ('event_store_stats', 'v', true),
              ('event_subscription_lag', 'v', true),
@@ -46,7 +47,7 @@ select results_eq(
              ('whatsapp_sender_health', 'v', true),
              ('whatsapp_senders', 'v', true),
              ('whatsapp_session_stats', 'v', true)$$,
-    'monitoring holds exactly the twenty views, each with a comment'
+    'monitoring holds exactly the twenty-one views, each with a comment'
 );
 
 -- What analyst may read ---------------------------------------------------------------------------
@@ -57,6 +58,7 @@ select results_eq(
        where c.relnamespace = 'monitoring'::regnamespace and a.grantee = 'analyst'::regrole
        order by c.relname::text collate "C", a.privilege_type::text collate "C"$$,
     $$values ('background_job_stats', 'SELECT'),
+             ('cache_stats', 'SELECT'),
              ('cron_job_health', 'SELECT'),
              ('event_store_stats', 'SELECT'),
              ('event_subscription_lag', 'SELECT'),
@@ -236,12 +238,12 @@ select results_eq(
        where n.nspname in ('public', 'private', 'monitoring', 'partitions')
          and has_function_privilege('analyst', p.oid, 'execute')
        order by p.oid::regprocedure::text collate "C"$$,
-    $$values ('private.event_consumer(text,text,integer)'),
+    $$values ('private.cache_count(text,text)'), ('private.event_consumer(text,text,integer)'),
              ('private.feature_flag_count(bigint,text)'), ('private.partition_children(regclass)'),
              ('private.partition_health()'), ('private.route_cache_count(text,text)'),
              ('private.route_profiles()'), ('private.settled_position()')$$,
-    'analyst may execute only the read-only functions the partition, feature flag, event store '
-    || 'and route cache views call'
+    'analyst may execute only the read-only functions the partition, feature flag, event store, '
+    || 'cache and route cache views call'
 );
 
 -- Partitions --------------------------------------------------------------------------------------

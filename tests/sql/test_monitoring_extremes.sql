@@ -111,6 +111,28 @@ cross join lateral (
 where f.key like 'extremes-%';
 insert into filled values ('public.feature_flag_evaluation_counts');
 
+insert into public.cache_entries (key, value, cache_type, expires_at, created_at, updated_at)
+select 'extremes:' || p.n, '{}', 'extremes-' || (p.n % 3), p.ended, p.started, p.ended
+from pairs as p;
+insert into filled values ('public.cache_entries');
+
+insert into private.cache_types (cache_type, counter, created_at)
+select 'extremes-' || g, private.cache_counter('extremes-' || g), e.at
+from generate_series(0, 2) as g
+inner join (select row_number() over () - 1 as g, at from extremes) as e using (g);
+insert into filled values ('private.cache_types');
+
+insert into private.cache_counter_samples (cache_type, sampled_at, hits, misses)
+select t.cache_type, s.at, 10, 5
+from private.cache_types as t
+cross join (
+    select p.started as at from pairs as p
+    union
+    select p.ended from pairs as p
+) as s
+where t.cache_type like 'extremes-%';
+insert into filled values ('private.cache_counter_samples');
+
 insert into public.message_queue (
     queue_name, message_type, status, attempts, visible_at, scheduled_at, enqueued_at,
     claimed_at, dead_at
