@@ -369,8 +369,11 @@ returns table (
 )
 language plpgsql
 stable
+security definer
 set search_path = ''
 as $$
+-- SECURITY DEFINER for the refusals' helpers in private; only service_role may call it, and it
+-- reads every row anyway (service_role bypasses RLS).
 -- One static query per type, each naming its type as a constant: its cached plan then reads that
 -- type's partial GiST index (a parameter would leave the generic plan with the index of every
 -- type, reading all the other types' entries near the point). The index orders by the sphere's

@@ -4,7 +4,7 @@
 -- locations with exact distances, the type filter and the maximum age, every bad input, and who
 -- may call and read what. Runs as postgres on a fresh clone in one transaction.
 begin;
-select plan(86);
+select plan(89);
 
 create temp table seen (note text primary key, id uuid, applied boolean);
 grant select, insert on pg_temp.seen to anon, authenticated, service_role;
@@ -576,6 +576,21 @@ select lives_ok(
         'insert into pg_temp.visible select ''service'', id
         from public.find_nearby_locations(-1.9536, 30.0928, 3000, ''current'')')$$,
     'service_role finds drivers'
+);
+select throws_ok(
+    $$select tests.as_caller('service_role', '{"role": "service_role"}',
+        'select count(*) from public.find_nearby_locations(-1.95, 30.06, 3000, ''taxi'')')$$,
+    '22023', null, 'service_role''s bad argument is 22023, worded'
+);
+select throws_ok(
+    $$select tests.as_caller('service_role', '{"role": "service_role"}',
+        'select public.update_current_location(''b0000000-0000-4000-8000-000000000012'', 95, 30)')$$,
+    '22023', null, 'for each function'
+);
+select throws_ok(
+    $$select tests.as_caller('service_role', '{"role": "service_role"}',
+        'select public.save_location(''b0000000-0000-4000-8000-000000000012'', ''x'', 1, 30)')$$,
+    '22023', null, 'that service_role calls'
 );
 select is(
     (select count(*) from pg_temp.visible where viewer = 'service'),
