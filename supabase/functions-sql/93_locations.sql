@@ -116,14 +116,14 @@ comment on function private.require_location_report(
 
 -- The hot write -----------------------------------------------------------------------------------
 
-create or replace function public.update_current_location(
+create or replace function private.update_current_location(
     p_user_id uuid,
     p_lat double precision,
     p_lng double precision,
-    p_accuracy_meters double precision default null,
-    p_heading double precision default null,
-    p_speed_mps double precision default null,
-    p_recorded_at timestamptz default now()
+    p_accuracy_meters double precision,
+    p_heading double precision,
+    p_speed_mps double precision,
+    p_recorded_at timestamptz
 )
 returns boolean
 language plpgsql
@@ -195,6 +195,39 @@ exception
         raise exception 'update_current_location: no user %', p_user_id using errcode = 'PT404';
 end;
 $$;
+comment on function private.update_current_location(
+    uuid, double precision, double precision, double precision, double precision,
+    double precision, timestamptz
+) is
+'The body of public.update_current_location, with the rights to write any user''s position; it '
+'checks who is calling itself. Executable by the roles that may call the RPC.';
+revoke all on function private.update_current_location(
+    uuid, double precision, double precision, double precision, double precision,
+    double precision, timestamptz
+) from public, anon, authenticated;
+grant execute on function private.update_current_location(
+    uuid, double precision, double precision, double precision, double precision,
+    double precision, timestamptz
+) to authenticated, service_role;
+
+-- Signed-in drivers call it, so the RPC is SECURITY INVOKER and the writing is done by the
+-- definer function above (see public.get_wallet_balance for why).
+create or replace function public.update_current_location(
+    p_user_id uuid,
+    p_lat double precision,
+    p_lng double precision,
+    p_accuracy_meters double precision default null,
+    p_heading double precision default null,
+    p_speed_mps double precision default null,
+    p_recorded_at timestamptz default now()
+)
+returns boolean
+language sql
+volatile
+set search_path = ''
+return private.update_current_location(
+    p_user_id, p_lat, p_lng, p_accuracy_meters, p_heading, p_speed_mps, p_recorded_at
+);
 comment on function public.update_current_location(
     uuid, double precision, double precision,
     double precision, double precision, double precision, timestamptz
@@ -204,7 +237,8 @@ comment on function public.update_current_location(
 'applied, false when the stored position is newer (phones deliver out of order; it is kept). '
 'A signed-in user may report only their own position (else 42501); service_role anyone''s. '
 'Unknown user PT404, bad input 22023 naming the argument (p_recorded_at at most a year ago and '
-'5 minutes ahead). No audit row.';
+'5 minutes ahead). No audit row. SECURITY INVOKER; the writing is done by '
+'private.update_current_location.';
 revoke all on function public.update_current_location(
     uuid, double precision, double precision,
     double precision, double precision, double precision, timestamptz
@@ -218,19 +252,19 @@ to authenticated, service_role;
 
 -- Saved places ------------------------------------------------------------------------------------
 
-create or replace function public.save_location(
+create or replace function private.save_location(
     p_user_id uuid,
     p_location_type text,
     p_lat double precision,
     p_lng double precision,
-    p_place_name text default null,
-    p_address text default null,
-    p_place_id text default null,
-    p_city text default null,
-    p_country text default null,
-    p_accuracy_meters double precision default null,
-    p_altitude_meters double precision default null,
-    p_recorded_at timestamptz default now()
+    p_place_name text,
+    p_address text,
+    p_place_id text,
+    p_city text,
+    p_country text,
+    p_accuracy_meters double precision,
+    p_altitude_meters double precision,
+    p_recorded_at timestamptz
 )
 returns uuid
 language plpgsql
@@ -301,6 +335,43 @@ exception
         raise exception 'save_location: no user %', p_user_id using errcode = 'PT404';
 end;
 $$;
+comment on function private.save_location(
+    uuid, text, double precision, double precision, text, text, text, text, text,
+    double precision, double precision, timestamptz
+) is
+'The body of public.save_location, with the rights to write any user''s places; it checks who '
+'is calling itself. Executable by the roles that may call the RPC.';
+revoke all on function private.save_location(
+    uuid, text, double precision, double precision, text, text, text, text, text,
+    double precision, double precision, timestamptz
+) from public, anon, authenticated;
+grant execute on function private.save_location(
+    uuid, text, double precision, double precision, text, text, text, text, text,
+    double precision, double precision, timestamptz
+) to authenticated, service_role;
+
+create or replace function public.save_location(
+    p_user_id uuid,
+    p_location_type text,
+    p_lat double precision,
+    p_lng double precision,
+    p_place_name text default null,
+    p_address text default null,
+    p_place_id text default null,
+    p_city text default null,
+    p_country text default null,
+    p_accuracy_meters double precision default null,
+    p_altitude_meters double precision default null,
+    p_recorded_at timestamptz default now()
+)
+returns uuid
+language sql
+volatile
+set search_path = ''
+return private.save_location(
+    p_user_id, p_location_type, p_lat, p_lng, p_place_name, p_address, p_place_id, p_city,
+    p_country, p_accuracy_meters, p_altitude_meters, p_recorded_at
+);
 comment on function public.save_location(
     uuid, text, double precision, double precision, text,
     text, text, text, text, double precision, double precision, timestamptz
@@ -309,7 +380,8 @@ comment on function public.save_location(
 'returns its id; home and work replace the user''s previous one (keeping its id). A signed-in '
 'user may save only their own places (else 42501); service_role anyone''s. Unknown user PT404, '
 'bad input 22023 naming the argument (texts: place name 200, address 500, place id 200, city '
-'100 characters; country ISO 3166-1 alpha-2).';
+'100 characters; country ISO 3166-1 alpha-2). SECURITY INVOKER; the writing is done by '
+'private.save_location.';
 revoke all on function public.save_location(
     uuid, text, double precision, double precision, text,
     text, text, text, text, double precision, double precision, timestamptz
