@@ -174,6 +174,8 @@ begin
     end if;
 
     -- The first report, or an older one (then the conflict's condition keeps the stored row).
+    -- No exception block for the foreign key: it would make every call a subtransaction.
+    perform private.require_user(p_user_id, 'update_current_location');
     insert into public.locations as l (
         user_id, location_type, coordinates, accuracy_meters, heading, speed_mps, recorded_at
     )
@@ -190,9 +192,6 @@ begin
         updated_at = pg_catalog.now()
     where l.recorded_at <= excluded.recorded_at;
     return found;
-exception
-    when foreign_key_violation then
-        raise exception 'update_current_location: no user %', p_user_id using errcode = 'PT404';
 end;
 $$;
 comment on function private.update_current_location(
@@ -305,6 +304,7 @@ begin
         raise exception 'save_location: a user may save only their own places'
         using errcode = '42501';
     end if;
+    perform private.require_user(p_user_id, 'save_location');
 
     insert into public.locations as l (
         user_id, location_type, coordinates, place_name, address, place_id, city, country,
@@ -330,9 +330,6 @@ begin
         updated_at = pg_catalog.now()
     returning l.id into v_id;
     return v_id;
-exception
-    when foreign_key_violation then
-        raise exception 'save_location: no user %', p_user_id using errcode = 'PT404';
 end;
 $$;
 comment on function private.save_location(
