@@ -107,10 +107,19 @@ select n.* from (
         extensions.st_distance(l.coordinates, q.point, true) as distance_meters,
         l.place_name, l.address, l.city, l.recorded_at
     from public.locations as l,
-        (select extensions.st_setsrid(extensions.st_makepoint({lng}, {lat}), 4326)
-            ::extensions.geography as point) as q
-    where {type_filter}extensions.st_dwithin(l.coordinates, q.point, 3000, true)
-    order by l.coordinates operator(extensions.<->) q.point
+        (
+            select c.centre, c.centre::extensions.geography as point,
+                extensions.st_expand(
+                    c.centre,
+                    3000 * 1.01 / (111320 * cos(radians(abs({lat}) + 3000 * 1.01 / 110574))),
+                    3000 * 1.01 / 110574
+                ) as box
+            from (select extensions.st_setsrid(extensions.st_makepoint({lng}, {lat}), 4326)
+                as centre) as c
+        ) as q
+    where {type_filter}l.coordinates::extensions.geometry operator(extensions.&&) q.box
+        and extensions.st_dwithin(l.coordinates, q.point, 3000, true)
+    order by l.coordinates::extensions.geometry operator(extensions.<->) q.centre
     limit 20
 ) as n
 order by n.distance_meters, n.id

@@ -66,27 +66,38 @@ where location_type in ('favorite', 'pickup', 'dropoff');
 comment on index public.locations_user_places is
 'A user''s favorite, pickup and dropoff rows (the others are in locations_user_single).';
 
--- Nearest-neighbour search (KNN <-> within ST_DWithin): one index for every type, and one per
--- type, which find_nearby_locations uses with the type as a constant in its query (a GiST index
--- on (location_type, coordinates) still reads every type's entries near the point).
-create index locations_coordinates on public.locations using gist (coordinates);
+-- Nearest-neighbour search (KNN <-> within a box, then ST_DWithin): one index for every type, and
+-- one per type, which find_nearby_locations uses with the type as a constant in its query (a GiST
+-- index on (location_type, coordinates) still reads every type's entries near the point). On the
+-- points as geometry (longitude and latitude in degrees), not geography: a geography KNN scan
+-- rechecks its order with sphere distances and took 1.3 ms (p50) for 20 nearest among 1,000,000
+-- locations over Rwanda, the planar one 0.27 ms; the function sorts what it finds by the exact
+-- geodesic distance.
+create index locations_coordinates on public.locations
+using gist ((coordinates::extensions.geometry));
 comment on index public.locations_coordinates is 'Nearest locations of any type.';
-create index locations_current_coordinates on public.locations using gist (coordinates)
+create index locations_current_coordinates on public.locations
+using gist ((coordinates::extensions.geometry))
 where location_type = 'current';
 comment on index public.locations_current_coordinates is 'Nearest current positions.';
-create index locations_home_coordinates on public.locations using gist (coordinates)
+create index locations_home_coordinates on public.locations
+using gist ((coordinates::extensions.geometry))
 where location_type = 'home';
 comment on index public.locations_home_coordinates is 'Nearest home places.';
-create index locations_work_coordinates on public.locations using gist (coordinates)
+create index locations_work_coordinates on public.locations
+using gist ((coordinates::extensions.geometry))
 where location_type = 'work';
 comment on index public.locations_work_coordinates is 'Nearest work places.';
-create index locations_favorite_coordinates on public.locations using gist (coordinates)
+create index locations_favorite_coordinates on public.locations
+using gist ((coordinates::extensions.geometry))
 where location_type = 'favorite';
 comment on index public.locations_favorite_coordinates is 'Nearest favourite places.';
-create index locations_pickup_coordinates on public.locations using gist (coordinates)
+create index locations_pickup_coordinates on public.locations
+using gist ((coordinates::extensions.geometry))
 where location_type = 'pickup';
 comment on index public.locations_pickup_coordinates is 'Nearest pickup points.';
-create index locations_dropoff_coordinates on public.locations using gist (coordinates)
+create index locations_dropoff_coordinates on public.locations
+using gist ((coordinates::extensions.geometry))
 where location_type = 'dropoff';
 comment on index public.locations_dropoff_coordinates is 'Nearest dropoff points.';
 
