@@ -4,7 +4,7 @@
 -- locations with exact distances, the type filter and the maximum age, every bad input, and who
 -- may call and read what. Runs as postgres on a fresh clone in one transaction.
 begin;
-select plan(89);
+select plan(91);
 
 create temp table seen (note text primary key, id uuid, applied boolean);
 grant select, insert on pg_temp.seen to anon, authenticated, service_role;
@@ -410,6 +410,27 @@ select is(
     'within 100 m: the one driver there'
 );
 
+-- Away from the equator a degree of longitude is shorter: at 60 degrees north, a place 2.9 km due
+-- east (0.0522 degrees) is found within 3 km and one 3.1 km east is not, and the distance is the
+-- spheroid's.
+insert into pg_temp.seen (note, id) values
+('north near', public.save_location('b0000000-0000-4000-8000-000000000003', 'dropoff', 60, 10.0522)),
+('north far', public.save_location('b0000000-0000-4000-8000-000000000003', 'dropoff', 60, 10.0558));
+select results_eq(
+    $$select round(lng::numeric, 4), round(distance_meters::numeric)
+        from public.find_nearby_locations(60, 10, 3000, 'dropoff')$$,
+    $$select 10.0522, round(extensions.st_distance(
+        extensions.st_setsrid(extensions.st_makepoint(10.0522, 60), 4326)::extensions.geography,
+        extensions.st_setsrid(extensions.st_makepoint(10, 60), 4326)::extensions.geography,
+        true)::numeric)$$,
+    'at 60 degrees north, the place 2.9 km east is found and the one 3.1 km east is not'
+);
+select is(
+    (select count(*) from public.find_nearby_locations(60, 10, 3000)),
+    1::bigint,
+    'with no type too'
+);
+
 select throws_ok($$select * from public.find_nearby_locations(91, 30.09)$$,
     '22023', 'find_nearby_locations: p_lat must be a latitude, -90 to 90 (got 91)', 'find: lat');
 select throws_ok($$select * from public.find_nearby_locations('NaN', 30.09)$$,
@@ -552,8 +573,8 @@ select lives_ok(
 select is(
     (select count(*) from public.locations
         where user_id = 'b0000000-0000-4000-8000-000000000003'),
-    3::bigint,
-    'deletes nothing'
+    5::bigint,
+    'deletes nothing (Claire''s home, work, pickup and two dropoffs up north)'
 );
 select throws_ok(
     $$select tests.as_caller('authenticated',
