@@ -10,8 +10,9 @@ throwaway cluster with fsync and synchronous_commit on.
   find, any type   find_nearby_locations(lat, lng, 3000, null, 20) at --points points drawn as
                    the store is (half in Kigali): each call timed inside the server
                    (clock_timestamp around it), p50 and p99 in ms, after as many unrecorded
-                   calls; and the same query as raw SQL (KNN <-> within ST_DWithin, the exact
-                   distance, nearest first) at the same points, interleaved call by call, so
+                   calls; and the same query as raw SQL (the points' KNN <-> in degrees within
+                   a box around the circle, ST_DWithin on the spheroid, the exact distance,
+                   nearest first) at the same points, interleaved call by call, so
                    load from elsewhere on the machine falls on both alike. Both with
                    enable_sort off, as find_nearby_locations sets it: without it the planner
                    takes a bitmap scan and a sort where drivers are dense (36-45 ms)
