@@ -269,6 +269,7 @@ select results_eq(
              ('anon', 'is_feature_enabled(text,text,text,jsonb)'),
              ('anon', 'private.answer_feature_flag(text,text,text,text,jsonb)'),
              ('anon', 'private.evaluate_feature_flags(text,text,jsonb)'),
+             ('authenticated', 'delete_location(uuid)'),
              ('authenticated', 'evaluate_feature_flags(text,text,jsonb)'),
              ('authenticated', 'feature_flag_details(text,text,text,jsonb)'),
              ('authenticated', 'get_wallet_balance(uuid,text)'),
@@ -276,10 +277,15 @@ select results_eq(
              ('authenticated', 'private.answer_feature_flag(text,text,text,text,jsonb)'),
              ('authenticated', 'private.evaluate_feature_flags(text,text,jsonb)'),
              ('authenticated', 'private.get_wallet_balance(uuid,text)'),
+             ('authenticated', 'private.save_location(uuid,text,double precision,double precision,text,text,text,text,text,double precision,double precision,timestamp with time zone)'),
              ('authenticated', 'private.set_default_payment_method(uuid)'),
-             ('authenticated', 'set_default_payment_method(uuid)')$$,
+             ('authenticated', 'private.update_current_location(uuid,double precision,double precision,double precision,double precision,double precision,timestamp with time zone)'),
+             ('authenticated', 'save_location(uuid,text,double precision,double precision,text,text,text,text,text,double precision,double precision,timestamp with time zone)'),
+             ('authenticated', 'set_default_payment_method(uuid)'),
+             ('authenticated', 'update_current_location(uuid,double precision,double precision,double precision,double precision,double precision,timestamp with time zone)')$$,
     'anon may execute only the feature flag evaluations (for no user); authenticated those and '
-    || 'the payments RPCs that act on the caller''s own wallet and methods; and their definer '
+    || 'the payments RPCs that act on the caller''s own wallet and methods and the locations RPCs '
+    || 'that act on their own position and places; and their definer '
     || 'bodies in private (reached through the RPCs: neither may use private)'
 );
 
