@@ -275,6 +275,7 @@ declare
     v_codes integer;
     v_payment_methods integer;
     v_dead_letters integer;
+    v_locations integer;
     v_events integer;
     v_queue jsonb;
     v_counts jsonb;
@@ -382,6 +383,9 @@ begin
     get diagnostics v_payment_methods = row_count;
     -- Webhook messages that could not be stored are kept whole, sender and text included.
     v_dead_letters := private.erase_whatsapp_dead_letters(v_user.phone_number, v_user.wa_user_id);
+    -- Where they were and the places they kept say who they are.
+    delete from public.locations as l where l.user_id = p_user_id;
+    get diagnostics v_locations = row_count;
 
     v_counts := pg_catalog.jsonb_build_object(
         'preferences_deleted', v_preferences,
@@ -391,7 +395,8 @@ begin
         'events_scrubbed', v_events,
         'otp_codes_deleted', v_codes,
         'payment_methods_deleted', v_payment_methods,
-        'dead_letters_deleted', v_dead_letters
+        'dead_letters_deleted', v_dead_letters,
+        'locations_deleted', v_locations
     ) || v_queue;
     if not v_already_erased then
         -- Ids stay, for the rows that refer to the user; users_identified allows a blocked user
@@ -467,7 +472,8 @@ comment on function public.erase_user(uuid) is
 'afterwards (PT410). Writes an audit record (user.erased, counts only) and the outbox event '
 'user.erased. Returns {user_id, erased_at, already_erased, preferences_deleted, '
 'sessions_deleted, conversations_anonymised, messages_blanked, events_scrubbed, '
-'otp_codes_deleted, payment_methods_deleted, dead_letters_deleted, queued_messages_cancelled, '
+'otp_codes_deleted, payment_methods_deleted, dead_letters_deleted, locations_deleted, '
+'queued_messages_cancelled, '
 'queued_messages_blanked, queue_events_scrubbed}; erasing an erased user changes nothing. '
 'Unknown id PT404. service_role only.';
 revoke all on function public.erase_user(uuid) from public, anon, authenticated;

@@ -176,6 +176,7 @@ begin
     -- The first report, or an older one (then the conflict's condition keeps the stored row).
     -- No exception block for the foreign key: it would make every call a subtransaction.
     perform private.require_user(p_user_id, 'update_current_location');
+    perform private.require_not_erased(p_user_id, null, 'update_current_location');
     insert into public.locations as l (
         user_id, location_type, coordinates, accuracy_meters, heading, speed_mps, recorded_at
     )
@@ -305,6 +306,7 @@ begin
         using errcode = '42501';
     end if;
     perform private.require_user(p_user_id, 'save_location');
+    perform private.require_not_erased(p_user_id, null, 'save_location');
 
     insert into public.locations as l (
         user_id, location_type, coordinates, place_name, address, place_id, city, country,

@@ -4,7 +4,7 @@
 -- transaction, completion, reversal or payment method for an erased user (PT410). Runs as
 -- postgres on a fresh clone in one transaction.
 begin;
-select plan(34);
+select plan(38);
 
 create temp table seen (note text primary key, n bigint, id uuid, result jsonb);
 create function pg_temp.seen(p_note text)
@@ -154,7 +154,7 @@ select is(
         'sessions_deleted', 'conversations_anonymised', 'events_scrubbed', 'otp_codes_deleted',
         'payment_methods_deleted'],
     '{"messages_blanked": 1, "queued_messages_cancelled": 3, "queued_messages_blanked": 9,
-      "queue_events_scrubbed": 1, "dead_letters_deleted": 2}'::jsonb,
+      "queue_events_scrubbed": 1, "dead_letters_deleted": 2, "locations_deleted": 0}'::jsonb,
     'erase_user answers what it reached: the message sent before, 3 cancelled, 9 queued messages '
     || 'blanked, 1 queue event scrubbed'
 )
@@ -392,12 +392,45 @@ select is(
     '{"preferences_deleted": 0, "sessions_deleted": 0, "conversations_anonymised": 0,
       "messages_blanked": 0, "events_scrubbed": 0, "otp_codes_deleted": 0,
       "payment_methods_deleted": 0, "queued_messages_cancelled": 0, "queued_messages_blanked": 0,
-      "queue_events_scrubbed": 0, "dead_letters_deleted": 0}'::jsonb,
+      "queue_events_scrubbed": 0, "dead_letters_deleted": 0, "locations_deleted": 0}'::jsonb,
     'erasing again changes nothing'
 );
 select is(
     (select count(*) from public.whatsapp_message_queue where status = 'cancelled'), 5::bigint,
     'and the queue keeps its five cancelled messages'
+);
+
+-- Locations: where the user was and the places they kept go; nothing new is kept after. -----------
+
+insert into public.users (id, phone_number)
+values ('e1000000-0000-4000-8000-000000000010', '+250788300010');
+do $$
+begin
+    perform public.update_current_location('e1000000-0000-4000-8000-000000000010', -1.95, 30.06);
+    perform public.save_location('e1000000-0000-4000-8000-000000000010', 'home', -1.94, 30.06);
+end;
+$$;
+select is(
+    public.erase_user('e1000000-0000-4000-8000-000000000010') -> 'locations_deleted',
+    '2'::jsonb,
+    'erase_user deletes the user''s current position and saved places, and says how many'
+);
+select is_empty(
+    $$select from public.locations
+       where user_id = 'e1000000-0000-4000-8000-000000000010'$$,
+    'no location of the erased user is left'
+);
+select throws_ok(
+    $$select public.update_current_location(
+        'e1000000-0000-4000-8000-000000000010', -1.95, 30.06
+    )$$,
+    'PT410', null,
+    'a position reported for an erased user is refused (410), not kept'
+);
+select throws_ok(
+    $$select public.save_location('e1000000-0000-4000-8000-000000000010', 'work', -1.95, 30.09)$$,
+    'PT410', null,
+    'a place saved for an erased user is refused (410)'
 );
 
 select * from finish();

@@ -729,6 +729,7 @@ select is(
         'otp_codes_deleted', 1,
         'payment_methods_deleted', 1,
         'dead_letters_deleted', 0,
+        'locations_deleted', 0,
         -- G had nothing queued: see test_erasure_reach.sql.
         'queued_messages_cancelled', 0,
         'queued_messages_blanked', 0,
@@ -843,8 +844,8 @@ select results_eq(
               '{"reason": "request", "preferences_deleted": 1, "sessions_deleted": 2,
                 "conversations_anonymised": 2, "messages_blanked": 3, "events_scrubbed": 3,
                 "otp_codes_deleted": 1, "payment_methods_deleted": 1,
-                "dead_letters_deleted": 0, "queued_messages_cancelled": 0, "queued_messages_blanked": 0,
-                "queue_events_scrubbed": 0}'::jsonb)$$,
+                "dead_letters_deleted": 0, "locations_deleted": 0, "queued_messages_cancelled": 0,
+                "queued_messages_blanked": 0, "queue_events_scrubbed": 0}'::jsonb)$$,
     'erase_user writes one audit record: the service erased the user, with counts'
 );
 select is_empty(
@@ -890,6 +891,7 @@ select is(
         'otp_codes_deleted', 0,
         'payment_methods_deleted', 0,
         'dead_letters_deleted', 0,
+        'locations_deleted', 0,
         'queued_messages_cancelled', 0,
         'queued_messages_blanked', 0,
         'queue_events_scrubbed', 0
