@@ -312,5 +312,15 @@ def test_reset_rebuilds_the_database_with_migrations_and_seed(stack):
         assert conn.execute("select path from supabase_migrations.seed_files").fetchall() == [
             ("supabase/seed.sql",)
         ]
+        # The seed's demo data: drivers around Kigali, a rider's places, two cached routes.
+        assert conn.execute(
+            "select count(*) from public.find_nearby_locations(-1.9536, 30.0606, 3000, 'current')"
+        ).fetchone() == (20,)
+        assert conn.execute(
+            "select count(*) from public.locations where location_type <> 'current'"
+        ).fetchone() == (4,)
+        assert conn.execute(
+            "select count(*) from public.get_cached_route(-1.9441, 30.0619, -1.9536, 30.0928)"
+        ).fetchone() == (1,)
     assert stack.app("db", "stop").returncode == 0
     assert not stack.database_accepts_connections()
