@@ -456,7 +456,8 @@ as $$
 -- type, reading all the other types' entries near the point). The index finds the points in a
 -- box around the circle nearest first in degrees (planar <->: within 0.2% of the metric order
 -- at Rwanda's latitudes); ST_DWithin keeps those within the radius on the spheroid, and the rows
--- are returned in the order of the exact (spheroid) distance.
+-- are returned in the order of the exact (spheroid) distance. Ten candidates more than asked are
+-- ranked exactly, so that one the plane put just past the limit still takes its place.
 declare
     v_centre extensions.geometry;
     v_point extensions.geography;
@@ -518,9 +519,10 @@ begin
                 and extensions.st_dwithin(l.coordinates, v_point, p_radius_meters, true)
                 and l.recorded_at >= v_since
             order by l.coordinates::extensions.geometry operator(extensions.<->) v_centre
-            limit p_limit
+            limit p_limit + 10
         ) as n
-        order by n.distance_meters, n.id;
+        order by n.distance_meters, n.id
+        limit p_limit;
     elsif p_location_type = 'current' then
         return query
         select n.* from (
@@ -535,9 +537,10 @@ begin
                 and extensions.st_dwithin(l.coordinates, v_point, p_radius_meters, true)
                 and l.recorded_at >= v_since
             order by l.coordinates::extensions.geometry operator(extensions.<->) v_centre
-            limit p_limit
+            limit p_limit + 10
         ) as n
-        order by n.distance_meters, n.id;
+        order by n.distance_meters, n.id
+        limit p_limit;
     elsif p_location_type = 'home' then
         return query
         select n.* from (
@@ -552,9 +555,10 @@ begin
                 and extensions.st_dwithin(l.coordinates, v_point, p_radius_meters, true)
                 and l.recorded_at >= v_since
             order by l.coordinates::extensions.geometry operator(extensions.<->) v_centre
-            limit p_limit
+            limit p_limit + 10
         ) as n
-        order by n.distance_meters, n.id;
+        order by n.distance_meters, n.id
+        limit p_limit;
     elsif p_location_type = 'work' then
         return query
         select n.* from (
@@ -569,9 +573,10 @@ begin
                 and extensions.st_dwithin(l.coordinates, v_point, p_radius_meters, true)
                 and l.recorded_at >= v_since
             order by l.coordinates::extensions.geometry operator(extensions.<->) v_centre
-            limit p_limit
+            limit p_limit + 10
         ) as n
-        order by n.distance_meters, n.id;
+        order by n.distance_meters, n.id
+        limit p_limit;
     elsif p_location_type = 'favorite' then
         return query
         select n.* from (
@@ -586,9 +591,10 @@ begin
                 and extensions.st_dwithin(l.coordinates, v_point, p_radius_meters, true)
                 and l.recorded_at >= v_since
             order by l.coordinates::extensions.geometry operator(extensions.<->) v_centre
-            limit p_limit
+            limit p_limit + 10
         ) as n
-        order by n.distance_meters, n.id;
+        order by n.distance_meters, n.id
+        limit p_limit;
     elsif p_location_type = 'pickup' then
         return query
         select n.* from (
@@ -603,9 +609,10 @@ begin
                 and extensions.st_dwithin(l.coordinates, v_point, p_radius_meters, true)
                 and l.recorded_at >= v_since
             order by l.coordinates::extensions.geometry operator(extensions.<->) v_centre
-            limit p_limit
+            limit p_limit + 10
         ) as n
-        order by n.distance_meters, n.id;
+        order by n.distance_meters, n.id
+        limit p_limit;
     elsif p_location_type = 'dropoff' then
         return query
         select n.* from (
@@ -620,9 +627,10 @@ begin
                 and extensions.st_dwithin(l.coordinates, v_point, p_radius_meters, true)
                 and l.recorded_at >= v_since
             order by l.coordinates::extensions.geometry operator(extensions.<->) v_centre
-            limit p_limit
+            limit p_limit + 10
         ) as n
-        order by n.distance_meters, n.id;
+        order by n.distance_meters, n.id
+        limit p_limit;
     end if;
 end;
 $$;
