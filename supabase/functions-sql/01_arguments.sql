@@ -205,6 +205,37 @@ comment on function private.require_plausible_time(timestamptz, text, text) is
 'Nothing when p_value is null or a finite time within a year before or after now; else 22023 '
 '"p_function: p_argument must be a time within a year of now (got p_value)".';
 
+create or replace function private.require_point(
+    p_function text,
+    p_prefix text,
+    p_lat double precision,
+    p_lng double precision
+)
+returns void
+language plpgsql
+immutable
+set search_path = ''
+as $$
+-- Doubles, not bigints: require_between would round them. NaN compares above every number in
+-- Postgres, so it fails the ranges too, and is named as such.
+begin
+    if (p_lat between -90 and 90) is not true then
+        raise exception '%: %_lat must be a latitude, -90 to 90 (got %)',
+            p_function, p_prefix, coalesce(p_lat::text, 'null')
+        using errcode = '22023';
+    end if;
+    if (p_lng between -180 and 180) is not true then
+        raise exception '%: %_lng must be a longitude, -180 to 180 (got %)',
+            p_function, p_prefix, coalesce(p_lng::text, 'null')
+        using errcode = '22023';
+    end if;
+end;
+$$;
+comment on function private.require_point(text, text, double precision, double precision) is
+'22023 naming <p_prefix>_lat or <p_prefix>_lng of p_function unless they are a latitude (-90 to '
+'90) and a longitude (-180 to 180); null and NaN refused. p_prefix is p for (p_lat, p_lng), '
+'p_origin for (p_origin_lat, p_origin_lng).';
+
 create or replace function private.quoted_for_error(p_value text, p_max_length integer)
 returns text
 language plpgsql

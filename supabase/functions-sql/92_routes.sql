@@ -14,35 +14,6 @@ comment on function private.route_profiles() is
 'hits and a misses sequence (private.route_cache_<profile>_hits, _misses).';
 grant execute on function private.route_profiles() to analyst;
 
-create or replace function private.require_route_point(
-    p_function text,
-    p_prefix text,
-    p_lat double precision,
-    p_lng double precision
-)
-returns void
-language plpgsql
-immutable
-set search_path = ''
-as $$
--- Doubles, not bigints: require_between would round them, and NaN must be named as such.
-begin
-    if (p_lat between -90 and 90) is not true then
-        raise exception '%: %_lat must be -90 to 90 (got %)',
-            p_function, p_prefix, coalesce(p_lat::text, 'null')
-        using errcode = '22023';
-    end if;
-    if (p_lng between -180 and 180) is not true then
-        raise exception '%: %_lng must be -180 to 180 (got %)',
-            p_function, p_prefix, coalesce(p_lng::text, 'null')
-        using errcode = '22023';
-    end if;
-end;
-$$;
-comment on function private.require_route_point(text, text, double precision, double precision) is
-'Nothing when p_lat is -90 to 90 and p_lng -180 to 180; else 22023 naming <p_prefix>_lat or '
-'_lng of p_function, null and NaN included.';
-
 create or replace function private.require_route_profile(p_function text, p_profile text)
 returns void
 language plpgsql
@@ -84,8 +55,8 @@ declare
     v_line extensions.geometry;
     v_id bigint;
 begin
-    perform private.require_route_point('cache_route', 'p_origin', p_origin_lat, p_origin_lng);
-    perform private.require_route_point('cache_route', 'p_dest', p_dest_lat, p_dest_lng);
+    perform private.require_point('cache_route', 'p_origin', p_origin_lat, p_origin_lng);
+    perform private.require_point('cache_route', 'p_dest', p_dest_lat, p_dest_lng);
     perform private.require_route_profile('cache_route', p_profile);
     perform private.require_length(
         p_encoded_polyline, 4, 65536, 'cache_route', 'p_encoded_polyline'
@@ -204,10 +175,10 @@ begin
         or (p_max_age_minutes between 1 and 10080) is not true
         or (p_tolerance_meters between 1 and 10000) is not true
         or (p_profile = any(private.route_profiles())) is not true then
-        perform private.require_route_point(
+        perform private.require_point(
             'get_cached_route', 'p_origin', p_origin_lat, p_origin_lng
         );
-        perform private.require_route_point('get_cached_route', 'p_dest', p_dest_lat, p_dest_lng);
+        perform private.require_point('get_cached_route', 'p_dest', p_dest_lat, p_dest_lng);
         perform private.require_between(
             p_max_age_minutes, 1, 10080, 'get_cached_route', 'p_max_age_minutes'
         );

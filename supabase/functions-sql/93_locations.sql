@@ -3,34 +3,6 @@
 
 -- Refusals ----------------------------------------------------------------------------------------
 
-create or replace function private.require_point(
-    p_function text,
-    p_lat double precision,
-    p_lng double precision
-)
-returns void
-language plpgsql
-immutable
-set search_path = ''
-as $$
--- NaN compares above every number in Postgres, so it fails the ranges too.
-begin
-    if p_lat is null or p_lat not between -90 and 90 then
-        raise exception '%: p_lat must be a latitude, -90 to 90 (got %)',
-            p_function, coalesce(p_lat::text, 'null')
-        using errcode = '22023';
-    end if;
-    if p_lng is null or p_lng not between -180 and 180 then
-        raise exception '%: p_lng must be a longitude, -180 to 180 (got %)',
-            p_function, coalesce(p_lng::text, 'null')
-        using errcode = '22023';
-    end if;
-end;
-$$;
-comment on function private.require_point(text, double precision, double precision) is
-'22023 naming p_lat or p_lng of p_function unless they are a latitude (-90 to 90) and a '
-'longitude (-180 to 180); null and NaN refused.';
-
 create or replace function private.require_measure(
     p_function text,
     p_argument text,
@@ -100,7 +72,7 @@ begin
         raise exception 'update_current_location: p_user_id must be a user id'
         using errcode = '22023';
     end if;
-    perform private.require_point('update_current_location', p_lat, p_lng);
+    perform private.require_point('update_current_location', 'p', p_lat, p_lng);
     perform private.require_measure('update_current_location', 'p_accuracy_meters',
         p_accuracy_meters, 0, 100000);
     perform private.require_measure('update_current_location', 'p_heading', p_heading, 0, 360);
@@ -286,7 +258,7 @@ begin
             'dropoff (got %)', private.quoted_for_error(p_location_type, 40)
         using errcode = '22023';
     end if;
-    perform private.require_point('save_location', p_lat, p_lng);
+    perform private.require_point('save_location', 'p', p_lat, p_lng);
     perform private.require_nullable_length(p_place_name, 1, 200, 'save_location', 'p_place_name');
     perform private.require_nullable_length(p_address, 1, 500, 'save_location', 'p_address');
     perform private.require_identifier(p_place_id, 'save_location', 'p_place_id');
@@ -470,7 +442,7 @@ begin
         or p_limit is null or p_limit not between 1 and 100
         or p_location_type not in ('current', 'home', 'work', 'favorite', 'pickup', 'dropoff')
         or p_max_age_seconds not between 1 and 31622400 then
-        perform private.require_point('find_nearby_locations', p_lat, p_lng);
+        perform private.require_point('find_nearby_locations', 'p', p_lat, p_lng);
         if p_radius_meters is null or not (p_radius_meters > 0 and p_radius_meters <= 50000) then
             raise exception 'find_nearby_locations: p_radius_meters must be above 0 and at most '
                 '50000 (got %)', coalesce(p_radius_meters::text, 'null')

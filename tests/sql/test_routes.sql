@@ -239,8 +239,8 @@ create temp table refusals (call text, named text);
 insert into refusals values
 ('cache_route(91, 30.06, -1.96, 30.07, ''driving'', ''nz{J_bnvDf^g^f^g^'', 1, 1)', 'cache_route: p_origin_lat '),
 ('cache_route(-91, 30.06, -1.96, 30.07, ''driving'', ''nz{J_bnvDf^g^f^g^'', 1, 1)', 'cache_route: p_origin_lat '),
-('cache_route(''NaN'', 30.06, -1.96, 30.07, ''driving'', ''nz{J_bnvDf^g^f^g^'', 1, 1)', 'cache_route: p_origin_lat must be -90 to 90 \(got NaN\)'),
-('cache_route(null, 30.06, -1.96, 30.07, ''driving'', ''nz{J_bnvDf^g^f^g^'', 1, 1)', 'cache_route: p_origin_lat must be -90 to 90 \(got null\)'),
+('cache_route(''NaN'', 30.06, -1.96, 30.07, ''driving'', ''nz{J_bnvDf^g^f^g^'', 1, 1)', 'cache_route: p_origin_lat must be a latitude, -90 to 90 \(got NaN\)'),
+('cache_route(null, 30.06, -1.96, 30.07, ''driving'', ''nz{J_bnvDf^g^f^g^'', 1, 1)', 'cache_route: p_origin_lat must be a latitude, -90 to 90 \(got null\)'),
 ('cache_route(-1.95, 181, -1.96, 30.07, ''driving'', ''nz{J_bnvDf^g^f^g^'', 1, 1)', 'cache_route: p_origin_lng '),
 ('cache_route(-1.95, ''NaN'', -1.96, 30.07, ''driving'', ''nz{J_bnvDf^g^f^g^'', 1, 1)', 'cache_route: p_origin_lng '),
 ('cache_route(-1.95, 30.06, ''Infinity'', 30.07, ''driving'', ''nz{J_bnvDf^g^f^g^'', 1, 1)', 'cache_route: p_dest_lat '),
@@ -266,8 +266,8 @@ insert into refusals values
 ('cache_route(-1.95, 30.06, -1.96, 30.07, ''driving'', ''nz{J_bnvDf^g^f^g^'', 1, 1, 1, null)', 'cache_route: p_ttl_minutes '),
 ('cache_route(-1.95, 30.06, -1.96, 30.07, ''driving'', ''nz{J_bnvDf^g^f^g^'', 1, 1, 1, 60, '''')', 'cache_route: p_provider must be null or 1 to 100 characters'),
 ('cache_route(-1.95, 30.06, -1.96, 30.07, ''driving'', ''nz{J_bnvDf^g^f^g^'', 1, 1, 1, 60, repeat(''x'', 101))', 'cache_route: p_provider '),
-('get_cached_route(91, 30.06, -1.96, 30.07)', 'get_cached_route: p_origin_lat must be -90 to 90 \(got 91\)'),
-('get_cached_route(''NaN'', 30.06, -1.96, 30.07)', 'get_cached_route: p_origin_lat must be -90 to 90 \(got NaN\)'),
+('get_cached_route(91, 30.06, -1.96, 30.07)', 'get_cached_route: p_origin_lat must be a latitude, -90 to 90 \(got 91\)'),
+('get_cached_route(''NaN'', 30.06, -1.96, 30.07)', 'get_cached_route: p_origin_lat must be a latitude, -90 to 90 \(got NaN\)'),
 ('get_cached_route(null, 30.06, -1.96, 30.07)', 'get_cached_route: p_origin_lat '),
 ('get_cached_route(-1.95, -181, -1.96, 30.07)', 'get_cached_route: p_origin_lng '),
 ('get_cached_route(-1.95, 30.06, -90.01, 30.07)', 'get_cached_route: p_dest_lat '),
@@ -424,7 +424,7 @@ select results_eq(
 select is_empty(
     $$select p.oid::regprocedure from pg_catalog.pg_proc as p
        where p.pronamespace = 'private'::regnamespace
-         and p.proname in ('route_profiles', 'require_route_point', 'require_route_profile',
+         and p.proname in ('route_profiles', 'require_point', 'require_route_profile',
                            'route_cache_count', 'sample_route_cache_counts',
                            'cleanup_expired_routes')
          and coalesce(obj_description(p.oid, 'pg_proc'), '') = ''$$,
