@@ -4,7 +4,7 @@
 -- locations with exact distances, the type filter and the maximum age, every bad input, and who
 -- may call and read what. Runs as postgres on a fresh clone in one transaction.
 begin;
-select plan(91);
+select plan(93);
 
 create temp table seen (note text primary key, id uuid, applied boolean);
 grant select, insert on pg_temp.seen to anon, authenticated, service_role;
@@ -466,6 +466,38 @@ select throws_ok(
     $$select * from public.find_nearby_locations(-1.95, 30.09, 3000, null, 20, 0)$$,
     '22023', 'find_nearby_locations: p_max_age_seconds must be 1 to 31622400 (got 0)',
     'find: max age 0');
+
+-- There a degree of longitude is half a degree of latitude, so the plane the index orders by
+-- puts a place due east twice as far as it is, against one due north. 35 pickup points 1.1 km
+-- north and one 0.8 km east: the east one is the nearest, though 35 come before it in the plane.
+insert into public.users (id, phone_number) values
+('b0000000-0000-4000-8000-000000000015', '+250788100015');
+insert into public.locations (user_id, location_type, coordinates)
+select 'b0000000-0000-4000-8000-000000000015'::uuid, 'pickup',
+    extensions.st_setsrid(extensions.st_makepoint(20 + n * 0.00001, 60.0100), 4326)
+from generate_series(1, 35) as n
+union all
+select 'b0000000-0000-4000-8000-000000000015'::uuid, 'pickup',
+    extensions.st_setsrid(extensions.st_makepoint(20.0150, 60), 4326);
+select is(
+    (select round(lng::numeric, 4) from public.find_nearby_locations(60, 20, 3000, 'pickup', 1)),
+    20.0150,
+    'the nearest by the spheroid, not the plane: the place east, behind 35 in the plane''s order'
+);
+select results_eq(
+    $$select round(distance_meters::numeric, 3)
+        from public.find_nearby_locations(60, 20, 3000, null, 20)$$,
+    $$select round(extensions.st_distance(l.coordinates,
+            extensions.st_setsrid(extensions.st_makepoint(20, 60), 4326)::extensions.geography,
+            true)::numeric, 3)
+        from public.locations as l
+        where l.location_type = 'pickup'
+            and extensions.st_y(l.coordinates::extensions.geometry) >= 59
+        order by 1
+        limit 20$$,
+    'the 20 nearest of any type are the 20 nearest on the spheroid, however many the plane '
+    'ranks first'
+);
 
 -- Who may call and read what ----------------------------------------------------------------------
 
