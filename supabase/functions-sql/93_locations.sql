@@ -433,8 +433,9 @@ as $$
 -- spheroid. Ten more than asked are fetched, ranked by the exact distance and returned when the
 -- plane proves that none left behind is nearer: one not fetched is at least as far in the plane
 -- as the farthest fetched, so at least that times v_metres_per_degree on the spheroid. Within
--- Rwanda the first fetch proves it; the proof and the rows are one statement, as fast as the
--- query alone (a second statement for the proof cost a third of the rate).
+-- Rwanda the first fetch proves it unless the ten extra lie within 0.7% of the distance of the
+-- last one asked for. The proof and the rows are one statement, as fast as the query alone (a
+-- second statement for the proof cost a third of the rate).
 declare
     v_centre extensions.geometry;
     v_point extensions.geography;
