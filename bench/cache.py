@@ -131,8 +131,8 @@ def main() -> None:
             conn.execute("alter table public.cache_entries set logged")
             conn.execute("vacuum analyze public.cache_entries")
             hits = conn.execute(
-                "select private.cache_count('routes', 'hits'),"
-                " private.cache_count('routes', 'misses')"
+                "select private.counter_value('cache_hits_' || private.cache_counter('routes')),"
+                " private.counter_value('cache_misses_' || private.cache_counter('routes'))"
             ).fetchone()
         logged = alternated(
             url,

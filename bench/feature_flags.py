@@ -63,7 +63,7 @@ FLOORS = {
     "+ answer, count": (
         "select private.murmur3_32(p_key || ':' || p_user) % 100 + 1"
         " <= v_flag.rollout_percentage"
-        " from (select pg_catalog.nextval(('private.feature_flag_' || v_flag.id"
+        " from (select pg_catalog.nextval(('counters.feature_flag_' || v_flag.id"
         " || '_evaluations')::regclass)) as counted"
         " left join public.feature_flag_evaluations as e"
         " on e.subject = p_user and e.environment = 'production' and e.flag_key = p_key"

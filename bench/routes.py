@@ -115,7 +115,9 @@ left join lateral public.get_cached_route(e.olat, e.olng, e.dlat + 0.05, e.dlng)
 """
 
 COUNTED = """
-select private.route_cache_count('driving', 'hits'), private.route_cache_count('driving', 'misses')
+select
+    private.counter_value('route_cache_driving_hits'),
+    private.counter_value('route_cache_driving_misses')
 """
 
 

@@ -23,6 +23,30 @@ comment on function private.schedule_cron(text, text, text) is
 'Schedules (or reschedules) a named pg_cron job when pg_cron is installed; returns its id, or '
 'null where there is no pg_cron.';
 
+create or replace function private.unschedule_cron(p_job_name text)
+returns boolean
+language plpgsql
+set search_path = ''
+as $$
+begin
+    if not exists (select from pg_catalog.pg_extension where extname = 'pg_cron') then
+        return false;
+    end if;
+    -- cron.unschedule raises for a name it does not know: a retired job is gone after the first
+    -- apply, and every later apply must pass.
+    if not exists (
+        select from cron.job as j
+        where j.jobname = p_job_name and j.username = current_user
+    ) then
+        return false;
+    end if;
+    return cron.unschedule(p_job_name);
+end;
+$$;
+comment on function private.unschedule_cron(text) is
+'Unschedules the named pg_cron job of the current user when there is one (a job a file no longer '
+'declares); returns whether one went.';
+
 create or replace function private.purge_cron_history(p_keep interval default '14 days')
 returns bigint
 language plpgsql

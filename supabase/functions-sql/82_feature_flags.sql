@@ -50,99 +50,45 @@ for each row execute function private.feature_flags_announce_change();
 
 select private.enable_audit('public.feature_flags');
 
-create or replace function private.feature_flag_counter(p_flag_id bigint, p_counter text)
-returns text
-language sql
-immutable
-set search_path = ''
-return pg_catalog.format('private.feature_flag_%s_%s', p_flag_id, p_counter);
-comment on function private.feature_flag_counter(bigint, text) is
-'The name of flag row p_flag_id''s counter sequence p_counter (evaluations or enabled).';
+-- Until 2026-12 flags kept their own counter reader and sampler (now those of 15_counters).
+drop function if exists private.feature_flag_count(bigint, text);
+drop function if exists private.sample_feature_flag_counts();
+drop function if exists private.feature_flag_counter(bigint, text);
 
 create or replace function private.feature_flags_keep_counters()
 returns trigger
 language plpgsql
 set search_path = ''
 as $$
--- Each flag row has two counter sequences, made with the row and dropped with it (a flag made
--- again counts from zero under its new id).
-declare
-    v_counter text;
+-- Each flag row has two counters, counters.feature_flag_<id>_evaluations and
+-- counters.feature_flag_<id>_evaluations_on (how many of them were on), made with the row and
+-- dropped with it (a flag made again counts from zero under its new id).
 begin
-    foreach v_counter in array array['evaluations', 'enabled'] loop
-        if tg_op = 'INSERT' then
-            execute pg_catalog.format(
-                'create sequence if not exists %s', private.feature_flag_counter(new.id, v_counter)
-            );
-        else
-            execute pg_catalog.format(
-                'drop sequence if exists %s', private.feature_flag_counter(old.id, v_counter)
-            );
-        end if;
-    end loop;
+    if tg_op = 'INSERT' then
+        perform private.make_counter(
+            'feature_flag_' || new.id || '_evaluations',
+            pg_catalog.format('Evaluations of feature flag %s in %s.', new.key, new.environment)
+        );
+        perform private.make_counter(
+            'feature_flag_' || new.id || '_evaluations_on',
+            pg_catalog.format(
+                'Evaluations of feature flag %s in %s that were on.', new.key, new.environment
+            )
+        );
+    else
+        perform private.drop_counter('feature_flag_' || old.id || '_evaluations');
+        perform private.drop_counter('feature_flag_' || old.id || '_evaluations_on');
+    end if;
     return null;
 end;
 $$;
 comment on function private.feature_flags_keep_counters() is
-'AFTER INSERT OR DELETE trigger on feature_flags: makes or drops the row''s two counter '
-'sequences (evaluations, enabled).';
+'AFTER INSERT OR DELETE trigger on feature_flags: makes or drops the row''s two counters '
+'(feature_flag_<id>_evaluations and feature_flag_<id>_evaluations_on).';
 
 create or replace trigger feature_flags_counters
 after insert or delete on public.feature_flags
 for each row execute function private.feature_flags_keep_counters();
-
-create or replace function private.feature_flag_count(p_flag_id bigint, p_counter text)
-returns bigint
-language plpgsql
-stable
-security definer
-set search_path = ''
-as $$
--- A definer: the analyst reading monitoring.feature_flag_overview may not read the sequences.
-begin
-    return coalesce(pg_catalog.pg_sequence_last_value(
-        private.feature_flag_counter(p_flag_id, p_counter)::regclass
-    ), 0);
-end;
-$$;
-comment on function private.feature_flag_count(bigint, text) is
-'The current value of flag row p_flag_id''s counter p_counter (0 before the first evaluation).';
-revoke all on function private.feature_flag_count(bigint, text) from public;
-grant execute on function private.feature_flag_count(bigint, text) to analyst;
-
-create or replace function private.sample_feature_flag_counts()
-returns integer
-language plpgsql
-set search_path = ''
-as $$
-declare
-    v_sampled integer;
-begin
-    insert into public.feature_flag_evaluation_counts (
-        flag_id, flag_key, environment, enabled, evaluations
-    )
-    select
-        f.id,
-        f.key,
-        f.environment,
-        private.feature_flag_count(f.id, 'enabled'),
-        private.feature_flag_count(f.id, 'evaluations')
-    from public.feature_flags as f
-    order by f.id
-    on conflict do nothing;
-    get diagnostics v_sampled = row_count;
-    delete from public.feature_flag_evaluation_counts as c
-    where c.sampled_at < pg_catalog.now() - interval '30 days';
-    return v_sampled;
-end;
-$$;
-comment on function private.sample_feature_flag_counts() is
-'Samples every flag''s evaluation counters into feature_flag_evaluation_counts and drops samples '
-'older than 30 days; returns how many flags were sampled.';
-
-select private.schedule_cron(
-    'sample-feature-flag-counts', '*/5 * * * *', 'select private.sample_feature_flag_counts()'
-);
 
 -- Evaluation ------------------------------------------------------------------------------------
 
@@ -273,8 +219,8 @@ volatile
 set search_path = ''
 as $$
 -- The answers one subject (userId, else sessionId) just got, for one flag or every flag.
--- Counted on each flag's sequences (evaluations first, enabled second: the sampler reads them
--- the other way round, so a sample never has more on than evaluations). An answer is written
+-- Counted on each flag's counters (evaluations first, evaluations_on second: the sampler reads
+-- them the other way round, so a sample never has more on than evaluations). An answer is written
 -- only when it is new or changed: a repeated one costs a read of the subject's answers by the
 -- primary key, and rows are per subject, so no evaluation waits on another user's. A read-only
 -- transaction (an RPC called by GET) records nothing.
@@ -285,23 +231,24 @@ begin
         return;
     end if;
     -- One flag (is_feature_enabled, the hot path) without the statements a set needs: the
-    -- sequences directly, and a repeated answer found by the primary key before any insert.
+    -- counters' sequences directly, and a repeated answer found by the primary key before any
+    -- insert.
     if pg_catalog.cardinality(p_flag_ids) = 1 then
         perform pg_catalog.nextval(
-            ('private.feature_flag_' || p_flag_ids[1] || '_evaluations')::regclass
+            ('counters.feature_flag_' || p_flag_ids[1] || '_evaluations')::regclass
         );
         if p_answers[1] then
             perform pg_catalog.nextval(
-                ('private.feature_flag_' || p_flag_ids[1] || '_enabled')::regclass
+                ('counters.feature_flag_' || p_flag_ids[1] || '_evaluations_on')::regclass
             );
         end if;
     else
         perform
-            pg_catalog.nextval(('private.feature_flag_' || a.id || '_evaluations')::regclass),
+            pg_catalog.nextval(('counters.feature_flag_' || a.id || '_evaluations')::regclass),
             case
                 when a.enabled
                     then pg_catalog.nextval(
-                        ('private.feature_flag_' || a.id || '_enabled')::regclass
+                        ('counters.feature_flag_' || a.id || '_evaluations_on')::regclass
                     )
             end
         from rows from (
@@ -779,35 +726,26 @@ grant select on monitoring.feature_flag_answers to analyst;
 
 create or replace view monitoring.feature_flag_overview as
 with samples as (
-    -- The cumulative counts now and as they were a day and an hour ago (the newest sample at or
-    -- before then; none: the flag is younger, and counted from zero).
+    -- The cumulative counts now and as they were a day and an hour ago (none sampled that
+    -- long ago: the flag is younger, and counted from zero). The answers that were on are read
+    -- before the evaluations, which are counted first.
     select
         f.id,
-        private.feature_flag_count(f.id, 'evaluations') as evaluations_now,
-        private.feature_flag_count(f.id, 'enabled') as enabled_now,
-        coalesce(h.evaluations, 0) as evaluations_hour_ago,
-        coalesce(h.enabled, 0) as enabled_hour_ago,
-        coalesce(d.evaluations, 0) as evaluations_day_ago,
-        coalesce(d.enabled, 0) as enabled_day_ago
+        private.counter_value('feature_flag_' || f.id || '_evaluations_on') as enabled_now,
+        private.counter_value('feature_flag_' || f.id || '_evaluations') as evaluations_now,
+        private.counter_value_at(
+            'feature_flag_' || f.id || '_evaluations', pg_catalog.now() - interval '1 hour'
+        ) as evaluations_hour_ago,
+        private.counter_value_at(
+            'feature_flag_' || f.id || '_evaluations_on', pg_catalog.now() - interval '1 hour'
+        ) as enabled_hour_ago,
+        private.counter_value_at(
+            'feature_flag_' || f.id || '_evaluations', pg_catalog.now() - interval '1 day'
+        ) as evaluations_day_ago,
+        private.counter_value_at(
+            'feature_flag_' || f.id || '_evaluations_on', pg_catalog.now() - interval '1 day'
+        ) as enabled_day_ago
     from public.feature_flags as f
-    left join lateral (
-        select
-            c.evaluations,
-            c.enabled
-        from public.feature_flag_evaluation_counts as c
-        where c.flag_id = f.id and c.sampled_at <= pg_catalog.now() - interval '1 hour'
-        order by c.sampled_at desc
-        limit 1
-    ) as h on true
-    left join lateral (
-        select
-            c.evaluations,
-            c.enabled
-        from public.feature_flag_evaluation_counts as c
-        where c.flag_id = f.id and c.sampled_at <= pg_catalog.now() - interval '1 day'
-        order by c.sampled_at desc
-        limit 1
-    ) as d on true
 )
 
 select
@@ -841,18 +779,25 @@ grant select on monitoring.feature_flag_overview to analyst;
 
 create or replace view monitoring.feature_flag_evaluations_by_hour as
 with deltas as (
-    -- What each sample adds to the one before (the first counts from the flag's creation).
+    -- What each sample adds to the one before (the first counts from the flag's creation). A
+    -- flag's two counters are sampled by the same statement, at the same time.
     select
-        c.flag_key,
-        c.environment,
-        c.sampled_at,
-        c.evaluations - coalesce(
-            pg_catalog.lag(c.evaluations) over (partition by c.flag_id order by c.sampled_at), 0
+        f.key as flag_key,
+        f.environment,
+        e.sampled_at,
+        e.value - coalesce(
+            pg_catalog.lag(e.value) over (partition by f.id order by e.sampled_at), 0
         ) as evaluations,
-        c.enabled - coalesce(
-            pg_catalog.lag(c.enabled) over (partition by c.flag_id order by c.sampled_at), 0
+        o.value - coalesce(
+            pg_catalog.lag(o.value) over (partition by f.id order by e.sampled_at), 0
         ) as enabled
-    from public.feature_flag_evaluation_counts as c
+    from public.feature_flags as f
+    inner join private.counter_samples as e
+        on e.counter = 'feature_flag_' || f.id || '_evaluations'
+    inner join private.counter_samples as o
+        on
+            o.counter = 'feature_flag_' || f.id || '_evaluations_on'
+            and e.sampled_at = o.sampled_at
 )
 
 select
@@ -866,5 +811,6 @@ from deltas as d
 group by d.flag_key, d.environment, pg_catalog.date_trunc('hour', d.sampled_at);
 comment on view monitoring.feature_flag_evaluations_by_hour is
 'Evaluations per flag, environment and hour, how many were on and the share on, from the '
-'5-minute samples of the counters (an evaluation counts in the hour of the sample after it).';
+'5-minute samples of the counters (an evaluation counts in the hour of the sample after it); '
+'flags that exist, over the 30 days the samples are kept.';
 grant select on monitoring.feature_flag_evaluations_by_hour to analyst;

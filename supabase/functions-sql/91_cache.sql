@@ -4,6 +4,10 @@
 
 -- Counters ----------------------------------------------------------------------------------------
 
+-- Until 2026-12 the cache kept its own counter reader and sampler (now those of 15_counters).
+drop function if exists private.cache_count(text, text);
+drop function if exists private.sample_cache_counts();
+
 create or replace function private.cache_counter(p_cache_type text)
 returns text
 language sql
@@ -12,7 +16,8 @@ set search_path = ''
 -- Cache types are free text; sequence names are at most 63 bytes: the type's md5 names them.
 return pg_catalog.left(pg_catalog.md5(p_cache_type), 16);
 comment on function private.cache_counter(text) is
-'The suffix of cache type p_cache_type''s counter sequences: the first 16 hex digits of its md5.';
+'The suffix of cache type p_cache_type''s counters (counters.cache_hits_<suffix>, '
+'counters.cache_misses_<suffix>): the first 16 hex digits of its md5.';
 
 create or replace function private.make_cache_counters(p_cache_type text)
 returns void
@@ -21,76 +26,33 @@ volatile
 set search_path = ''
 as $$
 -- A type's first entry makes its counters. Two transactions making the same type at once: the
--- second waits on the type's row and finds it made.
+-- second waits on the type's row and finds it made. No conflict target: with cache_type alone,
+-- two that both passed the check before either inserted met again on the counter's unique key,
+-- which raised instead (tests/py/test_cache_races.py, 1 run in 3). Named hits and misses, so
+-- the sampler (descending names) reads the misses first: a sample then never has more hits in
+-- an hour than were counted.
 declare
     v_counter text := private.cache_counter(p_cache_type);
 begin
     insert into private.cache_types (cache_type, counter)
     values (p_cache_type, v_counter)
-    on conflict (cache_type) do nothing;
+    on conflict do nothing;
     if found then
-        execute pg_catalog.format('create sequence if not exists private.cache_hits_%s', v_counter);
-        execute pg_catalog.format(
-            'create sequence if not exists private.cache_misses_%s', v_counter
+        perform private.make_counter(
+            'cache_hits_' || v_counter,
+            pg_catalog.format('get_cache hits of cache type %s.', p_cache_type)
+        );
+        perform private.make_counter(
+            'cache_misses_' || v_counter,
+            pg_catalog.format('get_cache misses of cache type %s.', p_cache_type)
         );
     end if;
 end;
 $$;
 comment on function private.make_cache_counters(text) is
-'Records cache type p_cache_type and makes its hit and miss counter sequences, unless made.';
+'Records cache type p_cache_type and makes its hit and miss counters, unless made.';
 
 select private.make_cache_counters('general');
-
-create or replace function private.cache_count(p_cache_type text, p_counter text)
-returns bigint
-language plpgsql
-stable
-security definer
-set search_path = ''
-as $$
--- A definer: the analyst reading monitoring.cache_stats may not read the sequences.
-begin
-    return coalesce(pg_catalog.pg_sequence_last_value(pg_catalog.to_regclass(
-        'private.cache_' || p_counter || '_' || private.cache_counter(p_cache_type)
-    )), 0);
-end;
-$$;
-comment on function private.cache_count(text, text) is
-'How many hits or misses (p_counter) cache type p_cache_type has counted since its first entry '
-'(0 before the first).';
-revoke all on function private.cache_count(text, text) from public;
-grant execute on function private.cache_count(text, text) to analyst;
-
-create or replace function private.sample_cache_counts()
-returns integer
-language plpgsql
-set search_path = ''
-as $$
-declare
-    v_sampled integer;
-begin
-    -- Misses first: a sample then never has more hits in an hour than were counted.
-    insert into private.cache_counter_samples (cache_type, misses, hits)
-    select
-        t.cache_type,
-        private.cache_count(t.cache_type, 'misses'),
-        private.cache_count(t.cache_type, 'hits')
-    from private.cache_types as t
-    order by t.cache_type
-    on conflict do nothing;
-    get diagnostics v_sampled = row_count;
-    delete from private.cache_counter_samples as s
-    where s.sampled_at < pg_catalog.now() - interval '2 days';
-    return v_sampled;
-end;
-$$;
-comment on function private.sample_cache_counts() is
-'Samples every cache type''s hit and miss counters into private.cache_counter_samples and drops '
-'samples older than 2 days; returns how many types were sampled.';
-
-select private.schedule_cron(
-    'sample-cache-counts', '*/5 * * * *', 'select private.sample_cache_counts()'
-);
 
 -- The RPCs ----------------------------------------------------------------------------------------
 
@@ -160,11 +122,11 @@ begin
     -- private.cache_counter spelt out: a SQL function with a SET clause is not inlined, and its
     -- call cost a quarter of this function's rate.
     v_hit_counter := pg_catalog.to_regclass(
-        'private.cache_hits_' || pg_catalog.left(pg_catalog.md5(p_cache_type), 16)
+        'counters.cache_hits_' || pg_catalog.left(pg_catalog.md5(p_cache_type), 16)
     );
     if v_hit_counter is null then
         perform private.make_cache_counters(p_cache_type);
-        v_hit_counter := ('private.cache_hits_' || private.cache_counter(p_cache_type))::regclass;
+        v_hit_counter := ('counters.cache_hits_' || private.cache_counter(p_cache_type))::regclass;
     end if;
     -- Expiry from the transaction's start: an entry never lives longer than asked.
     insert into public.cache_entries as e (key, value, cache_type, tags, expires_at, hit_counter)
@@ -224,7 +186,7 @@ begin
         case
             when e.expires_at > pg_catalog.clock_timestamp()
                 then coalesce(pg_catalog.nextval(coalesce(e.hit_counter, pg_catalog.to_regclass(
-                    'private.cache_hits_' || private.cache_counter(e.cache_type)
+                    'counters.cache_hits_' || private.cache_counter(e.cache_type)
                 ))), 0)
         end
     into v_value, v_cache_type, v_hit
@@ -236,7 +198,7 @@ begin
     -- A miss (the caller computes the value anyway) on the counter its type names: the expired
     -- entry's, else p_cache_type's; none for a type never set.
     v_miss := pg_catalog.nextval(pg_catalog.to_regclass(
-        'private.cache_misses_'
+        'counters.cache_misses_'
         || pg_catalog.left(pg_catalog.md5(coalesce(v_cache_type, p_cache_type)), 16)
     ));
     return null;
@@ -343,22 +305,19 @@ with entries as (
 ),
 
 counts as (
-    -- The counters now and as they were an hour ago (the newest sample at or before then;
-    -- none: the type is younger, counted from zero).
+    -- The counters now less as they were an hour ago (none sampled that long ago: the type is
+    -- younger, counted from zero); misses read first, as the sampler reads them.
     select
         t.cache_type,
-        private.cache_count(t.cache_type, 'hits') - coalesce(h.hits, 0) as hits,
-        private.cache_count(t.cache_type, 'misses') - coalesce(h.misses, 0) as misses
+        private.counter_value('cache_misses_' || t.counter)
+        - private.counter_value_at(
+            'cache_misses_' || t.counter, pg_catalog.now() - interval '1 hour'
+        ) as misses,
+        private.counter_value('cache_hits_' || t.counter)
+        - private.counter_value_at(
+            'cache_hits_' || t.counter, pg_catalog.now() - interval '1 hour'
+        ) as hits
     from private.cache_types as t
-    left join lateral (
-        select
-            s.hits,
-            s.misses
-        from private.cache_counter_samples as s
-        where s.cache_type = t.cache_type and s.sampled_at <= pg_catalog.now() - interval '1 hour'
-        order by s.sampled_at desc
-        limit 1
-    ) as h on true
 )
 
 select

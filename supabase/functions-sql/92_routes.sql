@@ -1,7 +1,7 @@
 -- Route cache: storing a route the routing API returned (cache_route), finding one for a trip
--- asked again (get_cached_route), the hit and miss counters and their sampler, the cleanup of
--- expired routes, and the analysts' view. The table and the counter sequences are in migration
--- 20261207150100_routes.sql.
+-- asked again (get_cached_route), its hit and miss counts, the cleanup of expired routes, and the
+-- analysts' view. The table is in migration 20261207150100_routes.sql; the counters (made there,
+-- moved to schema counters by 20261207160000_counters.sql) are sampled by 15_counters.
 
 create or replace function private.route_profiles()
 returns text[]
@@ -11,7 +11,7 @@ set search_path = ''
 return array['driving', 'motorcycle', 'walking', 'cycling', 'transit', 'truck'];
 comment on function private.route_profiles() is
 'The profiles a route may be cached for: the routes_profile_known check''s list, each with a '
-'hits and a misses sequence (private.route_cache_<profile>_hits, _misses).';
+'hits and a misses sequence (counters.route_cache_<profile>_hits, _misses).';
 grant execute on function private.route_profiles() to analyst;
 
 create or replace function private.require_route_profile(p_function text, p_profile text)
@@ -226,9 +226,9 @@ begin
     order by r.created_at desc, r.id desc
     limit 1;
     if found then
-        perform pg_catalog.nextval(('private.route_cache_' || p_profile || '_hits')::regclass);
+        perform pg_catalog.nextval(('counters.route_cache_' || p_profile || '_hits')::regclass);
     else
-        perform pg_catalog.nextval(('private.route_cache_' || p_profile || '_misses')::regclass);
+        perform pg_catalog.nextval(('counters.route_cache_' || p_profile || '_misses')::regclass);
     end if;
 end;
 $$;
@@ -246,56 +246,10 @@ grant execute on function public.get_cached_route(
     double precision, double precision, double precision, double precision, integer, text, integer
 ) to service_role;
 
--- Counters and their samples ----------------------------------------------------------------
-
-create or replace function private.route_cache_count(p_profile text, p_outcome text)
-returns bigint
-language plpgsql
-stable
-security definer
-set search_path = ''
-as $$
--- A definer: the analyst reading monitoring.route_cache_stats may not read the sequences.
-begin
-    return coalesce(pg_catalog.pg_sequence_last_value(
-        ('private.route_cache_' || p_profile || '_' || p_outcome)::regclass
-    ), 0);
-end;
-$$;
-comment on function private.route_cache_count(text, text) is
-'How many lookups for p_profile had outcome p_outcome (hits or misses) since the counters were '
-'made.';
-revoke all on function private.route_cache_count(text, text) from public;
-grant execute on function private.route_cache_count(text, text) to analyst;
-
-create or replace function private.sample_route_cache_counts()
-returns integer
-language plpgsql
-set search_path = ''
-as $$
-declare
-    v_sampled integer;
-begin
-    insert into public.route_cache_counts (profile, hits, misses)
-    select
-        p.profile,
-        private.route_cache_count(p.profile, 'hits'),
-        private.route_cache_count(p.profile, 'misses')
-    from pg_catalog.unnest(private.route_profiles()) as p (profile)
-    on conflict do nothing;
-    get diagnostics v_sampled = row_count;
-    delete from public.route_cache_counts as c
-    where c.sampled_at < pg_catalog.now() - interval '8 days';
-    return v_sampled;
-end;
-$$;
-comment on function private.sample_route_cache_counts() is
-'Samples every profile''s hit and miss counters into route_cache_counts and drops samples older '
-'than 8 days; returns how many profiles were sampled.';
-
-select private.schedule_cron(
-    'sample-route-cache-counts', '*/5 * * * *', 'select private.sample_route_cache_counts()'
-);
+-- Until 2026-12 the route cache kept its own counter reader and sampler (now those of
+-- 15_counters: its counters are counters.route_cache_<profile>_hits and _misses).
+drop function if exists private.route_cache_count(text, text);
+drop function if exists private.sample_route_cache_counts();
 
 -- Cleanup -----------------------------------------------------------------------------------
 
@@ -340,47 +294,30 @@ with
 profiles as (
     select
         p.profile,
-        private.route_cache_count(p.profile, 'hits') as hits,
-        private.route_cache_count(p.profile, 'misses') as misses
+        private.counter_value('route_cache_' || p.profile || '_misses') as misses,
+        private.counter_value('route_cache_' || p.profile || '_hits') as hits
     from pg_catalog.unnest(private.route_profiles()) as p (profile)
 ),
 
 -- The counters at the start of each window: the last sample taken at or before it, else zero
 -- (no sample that old: the counters, made with the sampler, started within the window).
-baselines as (
-    select
-        p.profile,
-        w.label,
-        coalesce(b.hits, 0) as hits,
-        coalesce(b.misses, 0) as misses
-    from profiles as p
-    cross join (
-        values ('hour', interval '1 hour'), ('day', interval '1 day')
-    ) as w (label, span)
-    left join lateral (
-        select
-            c.hits,
-            c.misses
-        from public.route_cache_counts as c
-        where
-            c.profile = p.profile
-            and c.sampled_at <= pg_catalog.now() - w.span
-        order by c.sampled_at desc
-        limit 1
-    ) as b on true
-),
-
 windows as (
     select
         p.profile,
-        p.hits - h.hits as hits_last_hour,
-        p.misses - h.misses as misses_last_hour,
-        p.hits - d.hits as hits_last_day,
-        p.misses - d.misses as misses_last_day,
+        p.hits - private.counter_value_at(
+            'route_cache_' || p.profile || '_hits', pg_catalog.now() - interval '1 hour'
+        ) as hits_last_hour,
+        p.misses - private.counter_value_at(
+            'route_cache_' || p.profile || '_misses', pg_catalog.now() - interval '1 hour'
+        ) as misses_last_hour,
+        p.hits - private.counter_value_at(
+            'route_cache_' || p.profile || '_hits', pg_catalog.now() - interval '1 day'
+        ) as hits_last_day,
+        p.misses - private.counter_value_at(
+            'route_cache_' || p.profile || '_misses', pg_catalog.now() - interval '1 day'
+        ) as misses_last_day,
         p.hits as hits_total
     from profiles as p
-    inner join baselines as h on p.profile = h.profile and h.label = 'hour'
-    inner join baselines as d on p.profile = d.profile and d.label = 'day'
 ),
 
 cached as (

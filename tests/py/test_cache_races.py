@@ -103,7 +103,10 @@ def test_no_read_returns_a_value_after_its_invalidation_committed(database_url: 
 
 
 def test_hits_from_many_connections_are_all_counted(database_url: str) -> None:
-    counts = "select private.cache_count('races', 'hits'), private.cache_count('races', 'misses')"
+    counts = (
+        "select private.counter_value('cache_hits_' || private.cache_counter('races')),"
+        " private.counter_value('cache_misses_' || private.cache_counter('races'))"
+    )
     with service_connection(database_url) as conn:
         conn.execute(SET, ("fare:gisozi:remera", Jsonb({"fare": 900}), []))
     before = query(database_url, counts)[0]

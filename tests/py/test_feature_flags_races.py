@@ -25,7 +25,7 @@ def test_first_evaluations_racing_record_one_answer(database_url: str) -> None:
         database_url,
         "select subject, enabled from public.feature_flag_evaluations where flag_key = 'race'",
     ) == [("user-1", True)]
-    assert query(database_url, "select last_value from private.feature_flag_1_evaluations") == [
+    assert query(database_url, "select last_value from counters.feature_flag_1_evaluations") == [
         (40,)
     ]
 

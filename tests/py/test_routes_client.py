@@ -42,7 +42,8 @@ LOOKUP = {
 def counts(database_url: str, profile: str) -> tuple[int, int]:
     (row,) = query(
         database_url,
-        "select private.route_cache_count(%s, 'hits'), private.route_cache_count(%s, 'misses')",
+        "select private.counter_value('route_cache_' || %s || '_hits'),"
+        " private.counter_value('route_cache_' || %s || '_misses')",
         (profile, profile),
     )
     return row[0], row[1]

@@ -135,9 +135,7 @@ def test_up_prints_the_keys_serves_the_client_and_down_stops_everything(stack):
             ("purge-whatsapp-message-queue",),
             ("purge-whatsapp-senders",),
             ("reconcile-wallets",),
-            ("sample-cache-counts",),
-            ("sample-feature-flag-counts",),
-            ("sample-route-cache-counts",),
+            ("sample-counters",),
             ("sweep-service-registry",),
             ("time-out-background-jobs",),
         ]

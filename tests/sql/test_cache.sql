@@ -11,7 +11,9 @@ create function pg_temp.counted(p_cache_type text)
 returns table (hits bigint, misses bigint)
 language sql
 as $$
-    select private.cache_count(p_cache_type, 'hits'), private.cache_count(p_cache_type, 'misses')
+    select
+        private.counter_value('cache_hits_' || private.cache_counter(p_cache_type)),
+        private.counter_value('cache_misses_' || private.cache_counter(p_cache_type))
 $$;
 
 select has_table('public', 'cache_entries', 'public.cache_entries exists');
@@ -109,9 +111,9 @@ select results_eq(
     'each type set gets a row and counters (general from the start)'
 );
 select ok(
-    to_regclass('private.cache_hits_' || private.cache_counter('fares')) is not null
-    and to_regclass('private.cache_misses_' || private.cache_counter('fares')) is not null,
-    'two sequences per type'
+    to_regclass('counters.cache_hits_' || private.cache_counter('fares')) is not null
+    and to_regclass('counters.cache_misses_' || private.cache_counter('fares')) is not null,
+    'two counters per type, in schema counters'
 );
 create temp table before_counts as
 select t.cache_type, c.hits, c.misses
@@ -131,13 +133,17 @@ select results_eq(
     'hits count for the entry''s type; an expired entry''s miss too; an absent key''s for '
     'p_cache_type (default general); a type never set counts nowhere'
 );
-select is(
-    private.sample_cache_counts(), 3, 'the sampling job samples every type'
+select cmp_ok(
+    private.sample_counters(), '>=', 6, 'the sampling job samples every type''s two counters'
 );
 select results_eq(
-    $$select s.cache_type, s.hits, s.misses from private.cache_counter_samples as s
-       where s.cache_type in ('fares', 'general') order by 1$$,
-    $$select t, c.hits, c.misses from unnest(array['fares', 'general']) as t
+    $$select t, h.value, m.value from unnest(array['fares', 'general', repeat('t', 100)]) as t
+        inner join private.counter_samples as h
+            on h.counter = 'cache_hits_' || private.cache_counter(t)
+        inner join private.counter_samples as m
+            on m.counter = 'cache_misses_' || private.cache_counter(t)
+       order by 1$$,
+    $$select t, c.hits, c.misses from unnest(array['fares', 'general', repeat('t', 100)]) as t
         cross join lateral pg_temp.counted(t) as c order by 1$$,
     'a sample is the counters as they were'
 );
@@ -194,9 +200,9 @@ select ok(
 );
 select ok(
     exists (
-        select from cron.job where jobname = 'sample-cache-counts' and schedule = '*/5 * * * *'
+        select from cron.job where jobname = 'sample-counters' and schedule = '*/5 * * * *'
     ),
-    'the counters are sampled every 5 minutes'
+    'the counters are sampled every 5 minutes (with every other counter)'
 );
 
 -- Bad arguments -----------------------------------------------------------------------------------
@@ -307,9 +313,10 @@ do $$ begin perform public.get_cache('stat:1'); end $$;
 do $$ begin perform public.get_cache('stat:old'); end $$;
 do $$ begin perform public.get_cache('stat:none', 'stats'); end $$;
 -- An hour ago the type had counted nothing (as sampled); what it counts since is the last hour.
-insert into private.cache_counter_samples (cache_type, sampled_at, hits, misses)
-values ('stats', now() - interval '61 minutes', 0, 0),
-('stats', now() - interval '2 hours', 0, 0);
+insert into private.counter_samples (counter, sampled_at, value)
+select c.prefix || private.cache_counter('stats'), s.at, 0
+from (values ('cache_hits_'), ('cache_misses_')) as c (prefix)
+cross join (values (now() - interval '61 minutes'), (now() - interval '2 hours')) as s (at);
 create temp table analyst_read (row_data jsonb);
 grant insert on pg_temp.analyst_read to analyst;
 -- SET ROLE does not apply a role's settings: the analyst's search_path, as a login of it gets
@@ -362,8 +369,6 @@ select is_empty(
            'public.cleanup_expired_cache(integer, integer)'::regprocedure,
            'private.cache_counter(text)'::regprocedure,
            'private.make_cache_counters(text)'::regprocedure,
-           'private.cache_count(text, text)'::regprocedure,
-           'private.sample_cache_counts()'::regprocedure,
            'private.require_cache_tags(text[], text)'::regprocedure
        ) and obj_description(p.oid, 'pg_proc') is null$$,
     'every function has a comment'
@@ -372,7 +377,7 @@ select is_empty(
     $$select c.oid::regclass::text from pg_catalog.pg_class as c
        where c.oid in (
            'public.cache_entries'::regclass, 'private.cache_types'::regclass,
-           'private.cache_counter_samples'::regclass, 'monitoring.cache_stats'::regclass
+           'monitoring.cache_stats'::regclass
        ) and obj_description(c.oid, 'pg_class') is null$$,
     'every table and the view have a comment'
 );

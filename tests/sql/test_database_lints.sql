@@ -5,7 +5,7 @@
 -- the end show the rules find what they look for.
 --
 -- Exposed schemas are those the API serves: supabase/config.toml [api] schemas, ["public"].
--- Ours are public, private, monitoring and partitions; an extension's own objects are its
+-- Ours are public, private, monitoring, partitions and counters; an extension's own objects are its
 -- maintainers' and left out.
 --
 -- Not checked: unused indexes and table bloat (they depend on the workload, not the schema),
@@ -16,7 +16,7 @@ begin;
 select plan(22);
 
 create temporary view our_schemas (nspname) as
-values ('public'::name), ('private'), ('monitoring'), ('partitions');
+values ('public'::name), ('private'), ('monitoring'), ('partitions'), ('counters');
 
 create temporary view exposed_schemas (nspname) as
 values ('public'::name);

@@ -6,7 +6,7 @@
 -- new_ui: user-1 48, user-2 2, user-4 15, user-6 39, user-8 28, user-10 34, sess-1 94, sess-2 23;
 -- checkout: user-2 11, user-6 1, user-9 1, user-10 13.
 begin;
-select plan(77);
+select plan(79);
 
 create temp table seen (note text primary key, n bigint, t text);
 grant select, insert on pg_temp.seen to anon, authenticated, service_role;
@@ -375,11 +375,15 @@ select ok(
     and not public.is_feature_enabled('counted', 'u-off'),
     'five evaluations of a flag, two on'
 );
-select ok(private.sample_feature_flag_counts() >= 1, 'the sampler samples every flag');
+select ok(private.sample_counters() >= 2, 'the sampler samples every flag''s two counters');
 select results_eq(
-    $$select evaluations, enabled from public.feature_flag_evaluation_counts
-      where flag_key = 'counted'$$,
-    $$values (5::bigint, 2::bigint)$$,
+    $$select replace(s.counter, f.id::text, '<id>'), s.value
+        from public.feature_flags as f
+        inner join private.counter_samples as s on s.counter like 'feature_flag_' || f.id || '_%'
+       where f.key = 'counted'
+       order by 1$$,
+    $$values ('feature_flag_<id>_evaluations', 5::bigint),
+             ('feature_flag_<id>_evaluations_on', 2::bigint)$$,
     'the sample holds the evaluations and how many were on, with no row written per evaluation'
 );
 select results_eq(
@@ -397,6 +401,24 @@ select results_eq(
       where flag_key = 'counted'$$,
     $$values (5::numeric, 2::numeric, 0.4::numeric)$$,
     'monitoring.feature_flag_evaluations_by_hour: per flag and hour'
+);
+create temp table counted_flag as select id from public.feature_flags where key = 'counted';
+delete from public.feature_flags where key = 'counted';
+select is_empty(
+    $$select c.relname from pg_catalog.pg_class as c, counted_flag as f
+       where c.relnamespace = 'counters'::regnamespace
+         and c.relname::text like 'feature_flag_' || f.id || '\_%'
+      union all
+      select s.counter from private.counter_samples as s, counted_flag as f
+       where s.counter like 'feature_flag_' || f.id || '\_%'$$,
+    'a deleted flag''s counters go with it, and their samples'
+);
+insert into public.feature_flags (key, name, enabled) values ('counted', 'Counted again', true);
+select results_eq(
+    $$select evaluations_last_hour, evaluations_last_day from monitoring.feature_flag_overview
+       where key = 'counted'$$,
+    $$values (0::bigint, 0::bigint)$$,
+    'a flag made again counts from zero'
 );
 
 -- Management ------------------------------------------------------------------------------------

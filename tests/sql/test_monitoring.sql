@@ -225,11 +225,12 @@ select is_empty(
     $$select c.oid::regclass::text
         from pg_catalog.pg_class as c
         inner join pg_catalog.pg_namespace as n on c.relnamespace = n.oid
-       where n.nspname in ('public', 'private', 'partitions')
+       where n.nspname in ('public', 'private', 'partitions', 'counters')
          and c.relkind in ('r', 'p', 'v', 'm', 'f', 'S')
          and (has_table_privilege('analyst', c.oid, 'select')
               or (c.relkind <> 'S' and has_any_column_privilege('analyst', c.oid, 'select')))$$,
-    'analyst may select no table, view or sequence (nor any column) in public, private, partitions'
+    'analyst may select no table, view or sequence (nor any column) in public, private, '
+    || 'partitions, counters'
 );
 select results_eq(
     $$select p.oid::regprocedure::text
@@ -238,12 +239,12 @@ select results_eq(
        where n.nspname in ('public', 'private', 'monitoring', 'partitions')
          and has_function_privilege('analyst', p.oid, 'execute')
        order by p.oid::regprocedure::text collate "C"$$,
-    $$values ('private.cache_count(text,text)'), ('private.event_consumer(text,text,integer)'),
-             ('private.feature_flag_count(bigint,text)'), ('private.partition_children(regclass)'),
-             ('private.partition_health()'), ('private.route_cache_count(text,text)'),
-             ('private.route_profiles()'), ('private.settled_position()')$$,
-    'analyst may execute only the read-only functions the partition, feature flag, event store, '
-    || 'cache and route cache views call'
+    $$values ('private.counter_value(text)'), ('private.counter_value_at(text,timestamp with time zone)'),
+             ('private.event_consumer(text,text,integer)'), ('private.partition_children(regclass)'),
+             ('private.partition_health()'), ('private.route_profiles()'),
+             ('private.settled_position()')$$,
+    'analyst may execute only the read-only functions the partition, event store and counter '
+    || '(feature flag, cache and route cache) views call'
 );
 
 -- Partitions --------------------------------------------------------------------------------------

@@ -98,19 +98,6 @@ select 'extremes-' || p.n, 'x', p.started, p.ended
 from pairs as p;
 insert into filled values ('public.feature_flags');
 
-insert into public.feature_flag_evaluation_counts (
-    flag_id, flag_key, environment, sampled_at, evaluations, enabled
-)
-select f.id, f.key, 'all', s.at, 10, 5
-from public.feature_flags as f
-cross join lateral (
-    select p.started as at from pairs as p
-    union
-    select p.ended from pairs as p
-) as s
-where f.key like 'extremes-%';
-insert into filled values ('public.feature_flag_evaluation_counts');
-
 insert into public.cache_entries (key, value, cache_type, expires_at, created_at, updated_at)
 select 'extremes:' || p.n, '{}', 'extremes-' || (p.n % 3), p.ended, p.started, p.ended
 from pairs as p;
@@ -121,17 +108,6 @@ select 'extremes-' || g, private.cache_counter('extremes-' || g), e.at
 from generate_series(0, 2) as g
 inner join (select row_number() over () - 1 as g, at from extremes) as e using (g);
 insert into filled values ('private.cache_types');
-
-insert into private.cache_counter_samples (cache_type, sampled_at, hits, misses)
-select t.cache_type, s.at, 10, 5
-from private.cache_types as t
-cross join (
-    select p.started as at from pairs as p
-    union
-    select p.ended from pairs as p
-) as s
-where t.cache_type like 'extremes-%';
-insert into filled values ('private.cache_counter_samples');
 
 insert into public.message_queue (
     queue_name, message_type, status, attempts, visible_at, scheduled_at, enqueued_at,
@@ -226,9 +202,30 @@ from pairs as p
 where p.ended > p.started;
 insert into filled values ('public.routes');
 
-insert into public.route_cache_counts (profile, sampled_at, hits, misses)
-select 'driving', e.at, 5, 5 from extremes as e;
-insert into filled values ('public.route_cache_counts');
+-- Every counter's samples at every time (the flags', the cache types' and the profiles'), and a
+-- sample above the counter's value (read back as a negative count).
+insert into private.counter_samples (counter, sampled_at, value)
+select c.counter, s.at, 5
+from (
+    select 'feature_flag_' || f.id || '_evaluations' as counter from public.feature_flags as f
+    union all
+    select 'feature_flag_' || f.id || '_evaluations_on' from public.feature_flags as f
+    union all
+    select 'cache_hits_' || t.counter from private.cache_types as t
+    union all
+    select 'cache_misses_' || t.counter from private.cache_types as t
+    union all
+    select 'route_cache_' || p.profile || '_hits' from unnest(private.route_profiles()) as p (profile)
+    union all
+    select 'route_cache_' || p.profile || '_misses'
+    from unnest(private.route_profiles()) as p (profile)
+) as c
+cross join (
+    select p.started as at from pairs as p
+    union
+    select p.ended from pairs as p
+) as s;
+insert into filled values ('private.counter_samples');
 
 insert into cron.job_run_details (jobid, runid, status, start_time, end_time)
 select (select min(j.jobid) from cron.job as j), -p.n, 'failed', p.started, p.ended

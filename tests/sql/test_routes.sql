@@ -5,7 +5,7 @@
 -- analysts' view, and who may call and read what. Runs as postgres on a fresh clone in one
 -- transaction: now() is constant, so routes made older are moved back by hand as the owner.
 begin;
-select plan(96);
+select plan(98);
 
 -- A refused call's SQLSTATE and message, as one text: '22023: cache_route: p_... must ...'.
 create function pg_temp.refusal(p_sql text)
@@ -214,19 +214,19 @@ select is(
 -- Hit and miss counters ------------------------------------------------------------------------
 
 select is(
-    private.route_cache_count('walking', 'hits'), 3::bigint,
+    private.counter_value('route_cache_walking_hits'), 3::bigint,
     'walking: three hits counted'
 );
 select is(
-    private.route_cache_count('walking', 'misses'), 4::bigint,
+    private.counter_value('route_cache_walking_misses'), 4::bigint,
     'walking: four misses counted (the other profile, the two tight ages, the two expired)'
 );
 select is(
-    private.route_cache_count('cycling', 'misses'), 1::bigint,
+    private.counter_value('route_cache_cycling_misses'), 1::bigint,
     'cycling: one miss'
 );
 select is(
-    private.route_cache_count('truck', 'hits') + private.route_cache_count('truck', 'misses'),
+    private.counter_value('route_cache_truck_hits') + private.counter_value('route_cache_truck_misses'),
     0::bigint,
     'truck: nothing counted'
 );
@@ -292,14 +292,23 @@ select is(
     'the refused calls stored nothing'
 );
 select is(
-    private.route_cache_count('driving', 'hits') + private.route_cache_count('driving', 'misses'),
+    private.counter_value('route_cache_driving_hits') + private.counter_value('route_cache_driving_misses'),
     10::bigint,
     'the refused lookups counted nothing (driving: the 10 lookups above)'
 );
 
 -- Cleanup and monitoring -------------------------------------------------------------------------
 
-select is(private.sample_route_cache_counts(), 6, 'the sampler samples every profile');
+select cmp_ok(
+    private.sample_counters(), '>=', 12, 'the sampler samples every profile''s two counters'
+);
+select results_eq(
+    $$select s.counter, s.value from private.counter_samples as s
+       where s.counter ~ '^route_cache_(walking|cycling)_' order by 1$$,
+    $$values ('route_cache_cycling_hits', 0::bigint), ('route_cache_cycling_misses', 1::bigint),
+             ('route_cache_walking_hits', 3::bigint), ('route_cache_walking_misses', 4::bigint)$$,
+    'a sample is the counters as they were'
+);
 select results_eq(
     $$select profile, routes, expired, hits_last_hour, misses_last_hour, hit_ratio_last_hour,
              hits_last_day, misses_last_day, routing_calls_saved
@@ -314,8 +323,9 @@ select results_eq(
 );
 -- An older sample, two hours ago, with one walking hit and one miss: the hour counts after it,
 -- the day (no sample a day old) from zero.
-insert into public.route_cache_counts (profile, sampled_at, hits, misses)
-values ('walking', now() - interval '2 hours', 1, 1);
+insert into private.counter_samples (counter, sampled_at, value)
+values ('route_cache_walking_hits', now() - interval '2 hours', 1),
+('route_cache_walking_misses', now() - interval '2 hours', 1);
 select results_eq(
     $$select hits_last_hour, misses_last_hour, hit_ratio_last_hour, hits_last_day,
              misses_last_day, routing_calls_saved
@@ -330,10 +340,10 @@ select is(
 );
 select results_eq(
     $$select jobname::text collate "default", schedule::text collate "default" from cron.job
-       where jobname in ('cleanup-expired-routes', 'sample-route-cache-counts')
+       where jobname in ('cleanup-expired-routes', 'sample-counters')
        order by jobname$$,
     $$values ('cleanup-expired-routes', '*/5 * * * *'),
-             ('sample-route-cache-counts', '*/5 * * * *')$$,
+             ('sample-counters', '*/5 * * * *')$$,
     'the cleanup and the sampler are scheduled every 5 minutes'
 );
 
@@ -367,9 +377,14 @@ select throws_ok(
     'an authenticated user cannot read public.routes'
 );
 select throws_ok(
-    $$select tests.as_role('anon', 'select count(*) from public.route_cache_counts')$$,
-    '42501', 'permission denied for table route_cache_counts',
-    'anon cannot read public.route_cache_counts'
+    $$select tests.as_role('anon', 'select count(*) from private.counter_samples')$$,
+    '42501', 'permission denied for schema private',
+    'anon cannot read the counters'' samples'
+);
+select throws_ok(
+    $$select tests.as_role('analyst', 'select nextval(''counters.route_cache_truck_hits'')')$$,
+    '42501', 'permission denied for schema counters',
+    'analyst cannot count on (or read) the counters'
 );
 select lives_ok(
     $$select tests.as_role('service_role', 'select public.cache_route(-1.95, 30.06, -1.96, 30.07, ''truck'', ''nz{J_bnvDf^g^f^g^'', 1, 1)')$$,
@@ -380,7 +395,7 @@ select lives_ok(
     'service_role looks one up'
 );
 select is(
-    private.route_cache_count('truck', 'hits'), 1::bigint,
+    private.counter_value('route_cache_truck_hits'), 1::bigint,
     'and its lookup hit the route it cached'
 );
 select lives_ok(
@@ -425,24 +440,23 @@ select is_empty(
     $$select p.oid::regprocedure from pg_catalog.pg_proc as p
        where p.pronamespace = 'private'::regnamespace
          and p.proname in ('route_profiles', 'require_point', 'require_route_profile',
-                           'route_cache_count', 'sample_route_cache_counts',
                            'cleanup_expired_routes')
          and coalesce(obj_description(p.oid, 'pg_proc'), '') = ''$$,
     'the private functions behind them are commented'
 );
 select is_empty(
     $$select c.oid::regclass from pg_catalog.pg_class as c
-       where (c.oid in ('public.routes'::regclass, 'public.route_cache_counts'::regclass,
+       where (c.oid in ('public.routes'::regclass,
                         'public.routes_origin'::regclass, 'public.routes_expires_at'::regclass,
                         'monitoring.route_cache_stats'::regclass)
-              or (c.relnamespace = 'private'::regnamespace and c.relname ~ '^route_cache_'
+              or (c.relnamespace = 'counters'::regnamespace and c.relname ~ '^route_cache_'
                   and c.relkind = 'S'))
          and coalesce(obj_description(c.oid, 'pg_class'), '') = ''$$,
     'the tables, indexes, view and counter sequences are commented'
 );
 select is(
     (select count(*)::integer from pg_catalog.pg_class as c
-      where c.relnamespace = 'private'::regnamespace and c.relname ~ '^route_cache_.*_(hits|misses)$'
+      where c.relnamespace = 'counters'::regnamespace and c.relname ~ '^route_cache_.*_(hits|misses)$'
         and c.relkind = 'S'),
     2 * cardinality(private.route_profiles()),
     'each profile has its hits and misses sequence'
@@ -456,10 +470,10 @@ select is_empty(
 );
 select results_eq(
     $$select relname::text collate "default", relrowsecurity from pg_catalog.pg_class
-       where oid in ('public.routes'::regclass, 'public.route_cache_counts'::regclass)
+       where oid in ('public.routes'::regclass)
        order by relname$$,
-    $$values ('route_cache_counts', true), ('routes', true)$$,
-    'row level security is on for both tables'
+    $$values ('routes', true)$$,
+    'row level security is on for the table'
 );
 
 select * from finish();
