@@ -586,3 +586,25 @@ $$;
 comment on function private.require_not_erased(uuid, uuid, text) is
 'PT410 "p_function: user <id> was erased (GDPR): ..." when p_user_id or p_counterparty_id '
 '(either may be null) is an erased user.';
+
+create or replace function private.lock_living_user(p_user_id uuid, p_function text)
+returns void
+language plpgsql
+volatile
+set search_path = ''
+as $$
+-- For a write that keeps something new about the user. Without the lock, a write that checked
+-- the user while erase_user ran would commit after the erasure's deletes and keep personal data
+-- of an erased user: the foreign key's FOR KEY SHARE does not wait for the erasure's FOR NO KEY
+-- UPDATE, but FOR SHARE does, and the check after it then sees the erasure.
+begin
+    perform from public.users as u where u.id = p_user_id for share;
+    if not found then
+        raise exception '%: no user %', p_function, p_user_id using errcode = 'PT404';
+    end if;
+    perform private.require_not_erased(p_user_id, null, p_function);
+end;
+$$;
+comment on function private.lock_living_user(uuid, text) is
+'Locks user p_user_id FOR SHARE until the transaction ends (an erasure in flight is waited for): '
+'PT404 "p_function: no user <id>" when there is none, PT410 when the user was erased.';

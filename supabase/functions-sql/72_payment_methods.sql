@@ -207,8 +207,7 @@ begin
     if v_problem is not null then
         raise exception 'add_payment_method: %', v_problem using errcode = '22023';
     end if;
-    perform private.require_user(p_user_id, 'add_payment_method');
-    perform private.require_not_erased(p_user_id, null, 'add_payment_method');
+    perform private.lock_living_user(p_user_id, 'add_payment_method');
 
     perform private.lock_payment_methods_of(p_user_id);
     if coalesce(p_is_default, false) then

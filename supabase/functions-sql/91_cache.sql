@@ -63,17 +63,19 @@ immutable
 set search_path = ''
 as $$
 begin
-    if pg_catalog.cardinality(p_tags) > 20 or exists (
+    if pg_catalog.array_ndims(p_tags) > 1 or pg_catalog.cardinality(p_tags) > 20 or exists (
         select from pg_catalog.unnest(p_tags) as t (tag)
         where t.tag is null or pg_catalog.char_length(t.tag) not between 1 and 100
     ) then
-        raise exception '%: p_tags must be at most 20 tags of 1 to 100 characters', p_function
+        raise exception '%: p_tags must be a list of at most 20 tags of 1 to 100 characters',
+            p_function
         using errcode = '22023';
     end if;
 end;
 $$;
 comment on function private.require_cache_tags(text[], text) is
-'22023 naming p_function unless p_tags (null: none) is at most 20 tags of 1 to 100 characters.';
+'22023 naming p_function unless p_tags (null: none) is a list (one dimension) of at most 20 '
+'tags of 1 to 100 characters.';
 
 create or replace function public.set_cache(
     p_key text,
@@ -105,7 +107,11 @@ begin
         or (
             pg_catalog.cardinality(v_tags) > 0
             and (
-                pg_catalog.array_position(v_tags, null) is not null
+                -- A list from 1, as array_position searches only those; others are refused or
+                -- renumbered below.
+                pg_catalog.array_ndims(v_tags) > 1
+                or pg_catalog.array_lower(v_tags, 1) <> 1
+                or pg_catalog.array_position(v_tags, null) is not null
                 or pg_catalog.array_position(v_tags, '') is not null
                 or pg_catalog.char_length(pg_catalog.array_to_string(v_tags, '')) > 100
             )
@@ -118,6 +124,7 @@ begin
         perform private.require_between(p_ttl_seconds, 1, 2592000, 'set_cache', 'p_ttl_seconds');
         perform private.require_length(p_cache_type, 1, 100, 'set_cache', 'p_cache_type');
         perform private.require_cache_tags(v_tags, 'set_cache');
+        v_tags := array(select t.tag from pg_catalog.unnest(v_tags) as t (tag));
     end if;
     -- private.cache_counter spelt out: a SQL function with a SET clause is not inlined, and its
     -- call cost a quarter of this function's rate.

@@ -221,7 +221,9 @@ begin
             and extensions.st_dwithin(r.destination, a.destination, p_tolerance_meters)
     where
         r.profile = p_profile
-        and r.expires_at > pg_catalog.now()
+        -- The clock, as get_cache: a route that expires while a long transaction runs is not
+        -- returned to it either.
+        and r.expires_at > pg_catalog.clock_timestamp()
         and r.created_at >= pg_catalog.now() - pg_catalog.make_interval(mins => p_max_age_minutes)
     order by r.created_at desc, r.id desc
     limit 1;

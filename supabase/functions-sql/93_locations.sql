@@ -147,8 +147,7 @@ begin
 
     -- The first report, or an older one (then the conflict's condition keeps the stored row).
     -- No exception block for the foreign key: it would make every call a subtransaction.
-    perform private.require_user(p_user_id, 'update_current_location');
-    perform private.require_not_erased(p_user_id, null, 'update_current_location');
+    perform private.lock_living_user(p_user_id, 'update_current_location');
     insert into public.locations as l (
         user_id, location_type, coordinates, accuracy_meters, heading, speed_mps, recorded_at
     )
@@ -277,8 +276,7 @@ begin
         raise exception 'save_location: a user may save only their own places'
         using errcode = '42501';
     end if;
-    perform private.require_user(p_user_id, 'save_location');
-    perform private.require_not_erased(p_user_id, null, 'save_location');
+    perform private.lock_living_user(p_user_id, 'save_location');
 
     insert into public.locations as l (
         user_id, location_type, coordinates, place_name, address, place_id, city, country,
@@ -486,6 +484,14 @@ begin
         p_radius_meters * 1.01 / 110574
     );
     v_metres_per_degree := least(110574, v_metres_per_degree);
+    -- The plane ends at the 180th meridian: a box across it would leave out the points beyond.
+    if pg_catalog.abs(p_lng) + p_radius_meters * 1.01 / v_metres_per_degree > 180 then
+        raise exception 'find_nearby_locations: the circle of % m around (%, %) crosses the 180th '
+            'meridian (or a pole), which this search does not reach across', p_radius_meters,
+            p_lat, p_lng
+        using errcode = '22023';
+    end if;
+    -- Only current positions age: a place saved long ago is still where it was.
     v_since := pg_catalog.now() - pg_catalog.make_interval(secs => coalesce(p_max_age_seconds, 0));
     if p_max_age_seconds is null then
         v_since := '-infinity';
@@ -505,7 +511,7 @@ begin
                 from public.locations as l
                 where l.coordinates::extensions.geometry operator(extensions.&&) v_box
                     and extensions.st_dwithin(l.coordinates, v_point, p_radius_meters, true)
-                    and l.recorded_at >= v_since
+                    and (l.location_type <> 'current' or l.recorded_at >= v_since)
                 order by plane
                 limit v_fetch
             )
@@ -567,7 +573,6 @@ begin
                 where l.location_type = 'home'
                     and l.coordinates::extensions.geometry operator(extensions.&&) v_box
                     and extensions.st_dwithin(l.coordinates, v_point, p_radius_meters, true)
-                    and l.recorded_at >= v_since
                 order by plane
                 limit v_fetch
             )
@@ -598,7 +603,6 @@ begin
                 where l.location_type = 'work'
                     and l.coordinates::extensions.geometry operator(extensions.&&) v_box
                     and extensions.st_dwithin(l.coordinates, v_point, p_radius_meters, true)
-                    and l.recorded_at >= v_since
                 order by plane
                 limit v_fetch
             )
@@ -629,7 +633,6 @@ begin
                 where l.location_type = 'favorite'
                     and l.coordinates::extensions.geometry operator(extensions.&&) v_box
                     and extensions.st_dwithin(l.coordinates, v_point, p_radius_meters, true)
-                    and l.recorded_at >= v_since
                 order by plane
                 limit v_fetch
             )
@@ -660,7 +663,6 @@ begin
                 where l.location_type = 'pickup'
                     and l.coordinates::extensions.geometry operator(extensions.&&) v_box
                     and extensions.st_dwithin(l.coordinates, v_point, p_radius_meters, true)
-                    and l.recorded_at >= v_since
                 order by plane
                 limit v_fetch
             )
@@ -691,7 +693,6 @@ begin
                 where l.location_type = 'dropoff'
                     and l.coordinates::extensions.geometry operator(extensions.&&) v_box
                     and extensions.st_dwithin(l.coordinates, v_point, p_radius_meters, true)
-                    and l.recorded_at >= v_since
                 order by plane
                 limit v_fetch
             )
@@ -721,11 +722,12 @@ comment on function public.find_nearby_locations(
     double precision, text, integer, integer
 ) is
 'The p_limit (1 to 100) locations nearest to (p_lat, p_lng) within p_radius_meters (above 0, at '
-'most 50 km), of p_location_type (null: any), recorded in the last p_max_age_seconds (null: any '
-'age; leaves out the current position of a driver whose app died): id, user_id, location_type, '
-'lat, lng, distance_meters (geodesic, on the spheroid), place_name, address, city, recorded_at, '
-'nearest first. Found by the GiST indexes (KNN <-> within ST_DWithin). Bad input 22023 naming '
-'the argument. service_role only: it finds other people.';
+'most 50 km), of p_location_type (null: any), current positions only when recorded in the last '
+'p_max_age_seconds (null: any age; leaves out the position of a driver whose app died; saved '
+'places never age): id, user_id, location_type, lat, lng, distance_meters (geodesic, on the '
+'spheroid), place_name, address, city, recorded_at, nearest first. Found by the GiST indexes '
+'(KNN <-> within ST_DWithin). Bad input 22023 naming the argument, as is a circle across the '
+'180th meridian or a pole. service_role only: it finds other people.';
 revoke all on function public.find_nearby_locations(
     double precision, double precision,
     double precision, text, integer, integer

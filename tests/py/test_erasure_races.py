@@ -11,7 +11,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from tests.support.db import query
-from tests.support.races import service_connection
+from tests.support.races import in_thread, service_connection, wait_until_blocked
 
 USER_ID = "e0000000-0000-4000-8000-0000000000e1"
 PHONE = "+250788300001"
@@ -52,31 +52,6 @@ def sent(message_id: int) -> Jsonb:
             }
         ]
     )
-
-
-def wait_until_blocked(url: str, pid: int, timeout: float = 10.0) -> None:
-    """Until backend `pid` waits for a lock another transaction holds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        rows = query(url, "select cardinality(pg_blocking_pids(%s))", (pid,))
-        if rows and rows[0][0] > 0:
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"backend {pid} never waited for a lock")
-
-
-def in_thread(work: Any) -> tuple[threading.Thread, list[Any]]:
-    outcome: list[Any] = []
-
-    def run() -> None:
-        try:
-            outcome.append(work())
-        except BaseException as error:  # the test reads it
-            outcome.append(error)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread, outcome
 
 
 def tracked_row(url: str) -> tuple[Any, ...]:

@@ -5,7 +5,7 @@
 -- clone in one transaction: now() is constant, so an entry is expired by writing its expires_at
 -- into the past as the owner.
 begin;
-select plan(87);
+select plan(90);
 
 create function pg_temp.counted(p_cache_type text)
 returns table (hits bigint, misses bigint)
@@ -230,13 +230,15 @@ insert into refusals values
  'set_cache: p_cache_type must be 1 to 100 characters'),
 ($$select public.set_cache('k', '{}', 60, 'general',
     (select array_agg('t' || n) from generate_series(1, 21) as n))$$,
- 'set_cache: p_tags must be at most 20 tags of 1 to 100 characters'),
+ 'set_cache: p_tags must be a list of at most 20 tags of 1 to 100 characters'),
 ($$select public.set_cache('k', '{}', 60, 'general', array[''])$$,
- 'set_cache: p_tags must be at most 20 tags of 1 to 100 characters'),
+ 'set_cache: p_tags must be a list of at most 20 tags of 1 to 100 characters'),
 ($$select public.set_cache('k', '{}', 60, 'general', array[repeat('t', 101)])$$,
- 'set_cache: p_tags must be at most 20 tags of 1 to 100 characters'),
+ 'set_cache: p_tags must be a list of at most 20 tags of 1 to 100 characters'),
 ($$select public.set_cache('k', '{}', 60, 'general', array['a', null])$$,
- 'set_cache: p_tags must be at most 20 tags of 1 to 100 characters'),
+ 'set_cache: p_tags must be a list of at most 20 tags of 1 to 100 characters'),
+($$select public.set_cache('k', '{}', 60, 'general', '{{a,b},{c,d}}')$$,
+ 'set_cache: p_tags must be a list of at most 20 tags of 1 to 100 characters'),
 ($$select public.get_cache(null)$$, 'get_cache: p_key must be 1 to 512 characters'),
 ($$select public.get_cache('')$$, 'get_cache: p_key must be 1 to 512 characters'),
 ($$select public.get_cache(repeat('k', 513))$$, 'get_cache: p_key must be 1 to 512 characters'),
@@ -258,6 +260,16 @@ select set_eq(
     'select key, value, expires_at from public.cache_entries',
     'select key, value, expires_at from entries_before',
     'the refused calls changed nothing'
+);
+select lives_ok(
+    $$select public.set_cache('numbered', '{}', 60, 'general', '[5:6]={a,b}')$$,
+    'tags numbered from 5 are taken'
+);
+select results_eq(
+    $$select e.tags, pg_catalog.array_lower(e.tags, 1) from public.cache_entries as e
+        where e.key = 'numbered'$$,
+    $$values ('{a,b}'::text[], 1)$$,
+    'tags numbered from 5 are stored as a list from 1, which invalidation searches'
 );
 
 -- Who may call ------------------------------------------------------------------------------------

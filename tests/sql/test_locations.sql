@@ -4,7 +4,7 @@
 -- locations with exact distances, the type filter and the maximum age, every bad input, and who
 -- may call and read what. Runs as postgres on a fresh clone in one transaction.
 begin;
-select plan(93);
+select plan(104);
 
 create temp table seen (note text primary key, id uuid, applied boolean);
 grant select, insert on pg_temp.seen to anon, authenticated, service_role;
@@ -160,6 +160,18 @@ select throws_ok(
         p_heading => 'NaN')$$,
     '22023', 'update_current_location: p_heading must be null or 0 to 360 (got NaN)',
     'update: heading NaN'
+);
+select throws_ok(
+    $$select public.update_current_location('b0000000-0000-4000-8000-000000000001', -1.95, 30.06,
+        p_accuracy_meters => 'NaN')$$,
+    '22023', 'update_current_location: p_accuracy_meters must be null or 0 to 100000 (got NaN)',
+    'update: accuracy NaN'
+);
+select throws_ok(
+    $$select public.update_current_location('b0000000-0000-4000-8000-000000000001', -1.95, 30.06,
+        p_speed_mps => 'Infinity')$$,
+    '22023', 'update_current_location: p_speed_mps must be null or 0 to 150 (got Infinity)',
+    'update: speed infinite'
 );
 select throws_ok(
     $$select public.update_current_location('b0000000-0000-4000-8000-000000000001', -1.95, 30.06,
@@ -499,6 +511,45 @@ select results_eq(
     'ranks first'
 );
 
+-- A maximum age leaves out stale current positions only: a home saved eleven months ago is
+-- still found with or without a type.
+insert into pg_temp.seen (note, id) values
+('old home', public.save_location('b0000000-0000-4000-8000-000000000015', 'home', -1.9300, 30.0600,
+    p_recorded_at => now() - interval '11 months'));
+select ok(
+    (select id from pg_temp.seen where note = 'old home') in (
+        select id from public.find_nearby_locations(-1.9300, 30.0600, 100, null, 20,
+            p_max_age_seconds => 60)
+    ),
+    'a home saved long ago is found though the maximum age is a minute'
+);
+select ok(
+    (select id from pg_temp.seen where note = 'old home') in (
+        select id from public.find_nearby_locations(-1.9300, 30.0600, 100, 'home', 20,
+            p_max_age_seconds => 60)
+    ),
+    'and with the type home'
+);
+-- The index's plane ends at the 180th meridian: a circle across it is refused, not searched in
+-- half.
+select throws_ok(
+    $$select * from public.find_nearby_locations(0, 179.99, 3000)$$,
+    '22023', 'find_nearby_locations: the circle of 3000 m around (0, 179.99) crosses the 180th '
+    'meridian (or a pole), which this search does not reach across',
+    'find: a circle across the 180th meridian'
+);
+select throws_ok(
+    $$select * from public.find_nearby_locations(89.99, 10, 3000)$$,
+    '22023', 'find_nearby_locations: the circle of 3000 m around (89.99, 10) crosses the 180th '
+    'meridian (or a pole), which this search does not reach across',
+    'find: a circle around a pole'
+);
+select is(
+    (select count(*) from public.find_nearby_locations(0, 179.9, 3000)),
+    0::bigint,
+    'one that stops short of it is searched'
+);
+
 -- Who may call and read what ----------------------------------------------------------------------
 
 select throws_ok(
@@ -613,6 +664,26 @@ select throws_ok(
         '{"role": "authenticated", "sub": "b0000000-0000-4000-8000-000000000003"}',
         'update public.locations set city = ''Musanze''')$$,
     '42501', null, 'a user may not update rows through the table'
+);
+select throws_ok(
+    format($$select tests.as_caller('anon', '{"role": "anon"}',
+        'select public.delete_location(''%s'')')$$, (select id from pg_temp.seen where note = 'old home')),
+    '42501', null, 'anon may not delete a place'
+);
+select throws_ok(
+    $$select tests.as_caller('service_role', '{"role": "service_role"}',
+        'select public.delete_location(''b0000000-0000-4000-8000-00000000dead'')')$$,
+    'PT404', null, 'service_role: an unknown place is not found'
+);
+select lives_ok(
+    format($$select tests.as_caller('service_role', '{"role": "service_role"}',
+        'select public.delete_location(''%s'')')$$, (select id from pg_temp.seen where note = 'old home')),
+    'service_role deletes anyone''s place'
+);
+select is(
+    (select count(*) from public.locations where id = (select id from pg_temp.seen where note = 'old home')),
+    0::bigint,
+    'and it is gone'
 );
 select throws_ok(
     $$select public.delete_location(null)$$,

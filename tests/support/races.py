@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -61,3 +62,29 @@ def one_value_at_once(
     with service_connections(url, count) as conns:
         errors = run_together([lambda c=c: call(c) for c in conns])
     return values, errors
+
+
+def wait_until_blocked(url: str, pid: int, timeout: float = 10.0) -> None:
+    """Until backend `pid` waits for a lock another transaction holds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with psycopg.connect(url, autocommit=True) as conn:
+            row = conn.execute("select cardinality(pg_blocking_pids(%s))", (pid,)).fetchone()
+        if row and row[0] > 0:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"backend {pid} never waited for a lock")
+
+
+def in_thread(work: Any) -> tuple[threading.Thread, list[Any]]:
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(work())
+        except BaseException as error:  # the test reads it
+            outcome.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
