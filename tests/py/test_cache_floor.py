@@ -1,7 +1,8 @@
 """The cache bench's floor (bench/cache_floor.sql) does get_cache's and set_cache's work: it reads
 the value get_cache returns for a fresh entry and null for a key with none, its counted form
-counts once per call, and it writes the row set_cache writes, new or replaced. Should either RPC
-come to do other work, the floor would no longer be its floor, and this fails."""
+counts once per call, and it writes the row set_cache writes, new or replaced (all but the
+counter the row names). Should either RPC come to do other work, the floor would no longer be its
+floor, and this fails."""
 
 from __future__ import annotations
 
