@@ -1,15 +1,30 @@
 """The general cache: get_cache and set_cache under pgbench against plain SQL on a table of the same
-shape, on a throwaway cluster with fsync and synchronous_commit on.
+shape, and against their floor, on a throwaway cluster with fsync and synchronous_commit on.
 
   get_cache          get_cache('route:<k>', 'routes') of a random key of --keys, every one set and
                      fresh (a hit, counted on the type's sequence), pgbench -M prepared from
                      --clients clients
+  floor select       the least an RPC reading the entry costs (bench/cache_floor.sql): a PL/pgSQL
+                     security definer function with `set search_path = ''`, as get_cache is, whose
+                     body is only the plain select (of public.cache_entries): no checks, no
+                     expiry, no count. get_cache above it is its logic; it above the plain
+                     select is being an RPC at all
+  floor, counted     the floor and a nextval in its select, as get_cache counts a hit: one
+                     sequence every client shares, logged (as the cache's counters are)
+  floor, counted unlogged
+                     the same on an unlogged sequence (Postgres 15): no WAL, so no xid and no
+                     flush at commit every 32 counts
   plain select       `select value from <table> where key = $1` of the same keys from a copy of
                      public.cache_entries (CREATE UNLOGGED TABLE ... LIKE ... INCLUDING ALL: the
                      same columns, checks, primary key, GIN and expiry indexes, the same rows),
                      the same way. Target: get_cache >= 0.7 of it
+  get_cache, unlogged counters
+                     get_cache after `alter sequence ... set unlogged` of the cache's counters (in
+                     the bench's database only), against the floor and the plain select again
   set_cache          set_cache of a random key of --keys (an update of an existing entry: a value
                      of about 100 bytes, an hour, type routes, one tag)
+  floor upsert       the floor function whose body is only the plain upsert (of
+                     public.cache_entries)
   plain upsert       `insert ... on conflict (key) do update` of the same row into the copy.
                      Target: set_cache >= 0.7 of it
   plain upsert, logged
@@ -17,17 +32,18 @@ shape, on a throwaway cluster with fsync and synchronous_commit on.
   set_cache, logged  set_cache after `alter table public.cache_entries set logged` (in the bench's
                      database only), against the logged plain upsert
 
-Each pair alternates in --rounds rounds of --seconds / rounds (reversed in odd rounds), each figure
-over all its rounds, so load from elsewhere on the machine falls on both alike. p50 and p99 are
-per transaction, from pgbench's log.
+Each group alternates in --rounds rounds of --seconds / rounds (reversed in odd rounds), each
+figure over all its rounds, so load from elsewhere on the machine falls on all alike. p50 and p99
+are per transaction, from pgbench's log.
 
-    .venv/bin/python -m bench.cache [--seconds 20] [--clients 8] [--keys 100000] [--rounds 2]
+    .venv/bin/python -m bench.cache [--seconds 20] [--clients 8] [--keys 100000] [--rounds 4]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 import psycopg
 
@@ -38,9 +54,17 @@ from tests.support.server import start_test_server
 VALUE = '{"km": 4.2, "minutes": 11, "polyline": "_p~iF~ps|U_ulLnnqC_mqNvxq`@", "fare": 1500}'
 KEY = "\\set k random(1, {keys})\n"
 GET = KEY + "select public.get_cache('route:' || :k, 'routes');\n"
+FLOOR_GET = KEY + "select public.bench_floor_get('route:' || :k);\n"
+FLOOR_COUNTED = (
+    KEY + "select public.bench_floor_get_counted('route:' || :k, 'public.bench_count_{counter}');\n"
+)
 PLAIN_GET = KEY + "select value from {table} where key = 'route:' || :k;\n"
 SET = (
     KEY + f"select public.set_cache('route:' || :k, '{VALUE}', 3600, 'routes',"
+    " array['driver:' || :k % 1000]);\n"
+)
+FLOOR_SET = (
+    KEY + f"select public.bench_floor_set('route:' || :k, '{VALUE}', 3600, 'routes',"
     " array['driver:' || :k % 1000]);\n"
 )
 PLAIN_SET = (
@@ -59,6 +83,14 @@ create unlogged table bench_plain (like public.cache_entries including all);
 create table bench_plain_logged (like public.cache_entries including all);
 insert into bench_plain select * from public.cache_entries;
 insert into bench_plain_logged select * from public.cache_entries;
+"""
+FLOOR = Path(__file__).with_name("cache_floor.sql")
+# The cache's counters, whatever their schema: every sequence named for a cache (the floor's
+# own are named bench_count_*).
+COUNTERS = """
+select pg_catalog.format('alter sequence %s set unlogged', c.oid::regclass)
+from pg_catalog.pg_class as c
+where c.relkind = 'S' and c.relname like '%cache%'
 """
 
 
@@ -89,9 +121,13 @@ def script(template: str, keys: int, table: str = "") -> str:
 
 def line(name: str, run: PgbenchRun) -> None:
     print(
-        f"{name:<24}{run.tps:>10.0f}{run.percentile(50):>9.3f}{run.percentile(99):>9.3f}"
+        f"{name:<30}{run.tps:>10.0f}{run.percentile(50):>9.3f}{run.percentile(99):>9.3f}"
         f"{run.transactions:>10}"
     )
+
+
+def ratio(runs: dict[str, PgbenchRun], top: str, bottom: str) -> str:
+    return f"{top} / {bottom}: {runs[top].tps / runs[bottom].tps:.2f}"
 
 
 def main() -> None:
@@ -99,9 +135,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--keys", type=int, default=100_000)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
     run = {"seconds": args.seconds, "clients": args.clients, "rounds": args.rounds}
+    plain_get = script(PLAIN_GET, args.keys, "bench_plain")
+    floor_get = script(FLOOR_GET, args.keys)
 
     server = start_test_server(durable=True)
     try:
@@ -109,12 +147,36 @@ def main() -> None:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(script(FILL, args.keys))
             conn.execute(COPIES)
+            conn.execute(FLOOR.read_text())  # type: ignore[arg-type]  # our own file
             conn.execute("vacuum analyze public.cache_entries, bench_plain, bench_plain_logged")
         reads = alternated(
             url,
             {
                 "get_cache": script(GET, args.keys),
-                "plain select": script(PLAIN_GET, args.keys, "bench_plain"),
+                "floor select": floor_get,
+                "floor, counted": script(FLOOR_COUNTED, args.keys).replace("{counter}", "logged"),
+                "floor, counted unlogged": script(FLOOR_COUNTED, args.keys).replace(
+                    "{counter}", "unlogged"
+                ),
+                "plain select": plain_get,
+            },
+            **run,
+        )
+        with psycopg.connect(url, autocommit=True) as conn:
+            hits = conn.execute(
+                "select private.counter_value('cache_hits_' || private.cache_counter('routes')),"
+                " private.counter_value('cache_misses_' || private.cache_counter('routes'))"
+            ).fetchone()
+            counters = [ddl for (ddl,) in conn.execute(COUNTERS)]
+            assert counters, "the cache's counters are sequences named for it"
+            for ddl in counters:
+                conn.execute(ddl)  # type: ignore[arg-type]  # names from the catalog
+        unlogged_counters = alternated(
+            url,
+            {
+                "get_cache, unlogged counters": script(GET, args.keys),
+                "floor select": floor_get,
+                "plain select": plain_get,
             },
             **run,
         )
@@ -122,6 +184,7 @@ def main() -> None:
             url,
             {
                 "set_cache": script(SET, args.keys),
+                "floor upsert": script(FLOOR_SET, args.keys),
                 "plain upsert": script(PLAIN_SET, args.keys, "bench_plain"),
                 "plain upsert, logged": script(PLAIN_SET, args.keys, "bench_plain_logged"),
             },
@@ -130,10 +193,6 @@ def main() -> None:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("alter table public.cache_entries set logged")
             conn.execute("vacuum analyze public.cache_entries")
-            hits = conn.execute(
-                "select private.counter_value('cache_hits_' || private.cache_counter('routes')),"
-                " private.counter_value('cache_misses_' || private.cache_counter('routes'))"
-            ).fetchone()
         logged = alternated(
             url,
             {
@@ -150,19 +209,32 @@ def main() -> None:
         f"{os.cpu_count()} cores, {args.clients} clients, {args.keys} keys, "
         f"{args.seconds:.0f}s per row in {args.rounds} rounds, fsync and synchronous_commit on"
     )
-    print(f"{'':<24}{'calls/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'calls':>10}")
+    print(f"{'':<30}{'calls/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'calls':>10}")
     for name, each in reads.items():
         line(name, each)
     print(
-        f"get_cache / plain select: {reads['get_cache'].tps / reads['plain select'].tps:.2f}"
-        f" (target >= 0.7); hits counted {hits[0]}, misses {hits[1]}"
+        f"{ratio(reads, 'get_cache', 'plain select')} (target >= 0.7); "
+        f"hits counted {hits[0]}, misses {hits[1]}"
+    )
+    print(f"{ratio(reads, 'get_cache', 'floor select')} (its checks, expiry and count)")
+    print(f"{ratio(reads, 'floor select', 'plain select')} (being an RPC at all)")
+    print(
+        f"{ratio(reads, 'floor, counted', 'floor select')}; "
+        f"{ratio(reads, 'floor, counted unlogged', 'floor select')}"
+    )
+    for name, each in unlogged_counters.items():
+        line(name, each)
+    print(
+        f"{ratio(unlogged_counters, 'get_cache, unlogged counters', 'plain select')}; "
+        f"{ratio(unlogged_counters, 'get_cache, unlogged counters', 'floor select')}; "
+        f"{ratio(unlogged_counters, 'floor select', 'plain select')} "
+        f"({len(counters)} sequences named like %cache% unlogged)"
     )
     for name, each in writes.items():
         line(name, each)
-    print(
-        f"set_cache / plain upsert: {writes['set_cache'].tps / writes['plain upsert'].tps:.2f}"
-        " (target >= 0.7)"
-    )
+    print(f"{ratio(writes, 'set_cache', 'plain upsert')} (target >= 0.7)")
+    print(f"{ratio(writes, 'set_cache', 'floor upsert')} (its checks and counter lookup)")
+    print(f"{ratio(writes, 'floor upsert', 'plain upsert')} (being an RPC at all)")
     print(
         "plain upsert, unlogged / logged: "
         f"{writes['plain upsert'].tps / writes['plain upsert, logged'].tps:.2f}"
@@ -172,8 +244,7 @@ def main() -> None:
     print(
         "set_cache, unlogged / logged: "
         f"{writes['set_cache'].tps / logged['set_cache, logged'].tps:.2f}; "
-        "set_cache, logged / plain upsert, logged: "
-        f"{logged['set_cache, logged'].tps / logged['plain upsert, logged'].tps:.2f}"
+        f"{ratio(logged, 'set_cache, logged', 'plain upsert, logged')}"
     )
 
 
