@@ -10,17 +10,15 @@ shape, and against their floor, on a throwaway cluster with fsync and synchronou
                      expiry, no count. get_cache above it is its logic; it above the plain
                      select is being an RPC at all
   floor, counted     the floor and a nextval in its select, as get_cache counts a hit: one
-                     sequence every client shares, logged (as the cache's counters are)
+                     sequence every client shares, logged (as the cache's counters were until
+                     they were made unlogged)
   floor, counted unlogged
-                     the same on an unlogged sequence (Postgres 15): no WAL, so no xid and no
-                     flush at commit every 32 counts
+                     the same on an unlogged sequence (Postgres 15), as the cache's counters
+                     are: no WAL, so no xid and no flush at commit every 32 counts
   plain select       `select value from <table> where key = $1` of the same keys from a copy of
                      public.cache_entries (CREATE UNLOGGED TABLE ... LIKE ... INCLUDING ALL: the
                      same columns, checks, primary key, GIN and expiry indexes, the same rows),
                      the same way. Target: get_cache >= 0.7 of it
-  get_cache, unlogged counters
-                     get_cache after `alter sequence ... set unlogged` of the cache's counters (in
-                     the bench's database only), against the floor and the plain select again
   set_cache          set_cache of a random key of --keys (an update of an existing entry: a value
                      of about 100 bytes, an hour, type routes, one tag)
   floor upsert       the floor function whose body is only the plain upsert (of
@@ -85,13 +83,6 @@ insert into bench_plain select * from public.cache_entries;
 insert into bench_plain_logged select * from public.cache_entries;
 """
 FLOOR = Path(__file__).with_name("cache_floor.sql")
-# The cache's counters, whatever their schema: every sequence named for a cache (the floor's
-# own are named bench_count_*).
-COUNTERS = """
-select pg_catalog.format('alter sequence %s set unlogged', c.oid::regclass)
-from pg_catalog.pg_class as c
-where c.relkind = 'S' and c.relname like '%cache%'
-"""
 
 
 def alternated(
@@ -167,19 +158,6 @@ def main() -> None:
                 "select private.counter_value('cache_hits_' || private.cache_counter('routes')),"
                 " private.counter_value('cache_misses_' || private.cache_counter('routes'))"
             ).fetchone()
-            counters = [ddl for (ddl,) in conn.execute(COUNTERS)]
-            assert counters, "the cache's counters are sequences named for it"
-            for ddl in counters:
-                conn.execute(ddl)  # type: ignore[arg-type]  # names from the catalog
-        unlogged_counters = alternated(
-            url,
-            {
-                "get_cache, unlogged counters": script(GET, args.keys),
-                "floor select": floor_get,
-                "plain select": plain_get,
-            },
-            **run,
-        )
         writes = alternated(
             url,
             {
@@ -221,14 +199,6 @@ def main() -> None:
     print(
         f"{ratio(reads, 'floor, counted', 'floor select')}; "
         f"{ratio(reads, 'floor, counted unlogged', 'floor select')}"
-    )
-    for name, each in unlogged_counters.items():
-        line(name, each)
-    print(
-        f"{ratio(unlogged_counters, 'get_cache, unlogged counters', 'plain select')}; "
-        f"{ratio(unlogged_counters, 'get_cache, unlogged counters', 'floor select')}; "
-        f"{ratio(unlogged_counters, 'floor select', 'plain select')} "
-        f"({len(counters)} sequences named like %cache% unlogged)"
     )
     for name, each in writes.items():
         line(name, each)

@@ -726,25 +726,23 @@ grant select on monitoring.feature_flag_answers to analyst;
 
 create or replace view monitoring.feature_flag_overview as
 with samples as (
-    -- The cumulative counts now and as they were a day and an hour ago (none sampled that
-    -- long ago: the flag is younger, and counted from zero). The answers that were on are read
-    -- before the evaluations, which are counted first.
+    -- The counts over the last hour and day (the counters now less their samples then; none
+    -- sampled that long ago: the flag is younger, and counted from zero). The answers that were
+    -- on are read before the evaluations, which are counted first.
     select
         f.id,
-        private.counter_value('feature_flag_' || f.id || '_evaluations_on') as enabled_now,
-        private.counter_value('feature_flag_' || f.id || '_evaluations') as evaluations_now,
-        private.counter_value_at(
-            'feature_flag_' || f.id || '_evaluations', pg_catalog.now() - interval '1 hour'
-        ) as evaluations_hour_ago,
-        private.counter_value_at(
+        private.counted_since(
             'feature_flag_' || f.id || '_evaluations_on', pg_catalog.now() - interval '1 hour'
-        ) as enabled_hour_ago,
-        private.counter_value_at(
-            'feature_flag_' || f.id || '_evaluations', pg_catalog.now() - interval '1 day'
-        ) as evaluations_day_ago,
-        private.counter_value_at(
+        ) as enabled_last_hour,
+        private.counted_since(
+            'feature_flag_' || f.id || '_evaluations', pg_catalog.now() - interval '1 hour'
+        ) as evaluations_last_hour,
+        private.counted_since(
             'feature_flag_' || f.id || '_evaluations_on', pg_catalog.now() - interval '1 day'
-        ) as enabled_day_ago
+        ) as enabled_last_day,
+        private.counted_since(
+            'feature_flag_' || f.id || '_evaluations', pg_catalog.now() - interval '1 day'
+        ) as evaluations_last_day
     from public.feature_flags as f
 )
 
@@ -756,18 +754,12 @@ select
     f.rollout_percentage,
     pg_catalog.cardinality(f.target_users) as target_users,
     pg_catalog.jsonb_array_length(f.conditions) as conditions,
-    s.evaluations_now - s.evaluations_hour_ago as evaluations_last_hour,
-    round(
-        (s.enabled_now - s.enabled_hour_ago)::numeric
-        / nullif(s.evaluations_now - s.evaluations_hour_ago, 0),
-        4
-    ) as share_on_last_hour,
-    s.evaluations_now - s.evaluations_day_ago as evaluations_last_day,
-    round(
-        (s.enabled_now - s.enabled_day_ago)::numeric
-        / nullif(s.evaluations_now - s.evaluations_day_ago, 0),
-        4
-    ) as share_on_last_day,
+    s.evaluations_last_hour,
+    round(s.enabled_last_hour::numeric / nullif(s.evaluations_last_hour, 0), 4)
+        as share_on_last_hour,
+    s.evaluations_last_day,
+    round(s.enabled_last_day::numeric / nullif(s.evaluations_last_day, 0), 4)
+        as share_on_last_day,
     f.updated_at as last_changed_at
 from public.feature_flags as f
 inner join samples as s on f.id = s.id;
@@ -785,11 +777,13 @@ with deltas as (
         f.key as flag_key,
         f.environment,
         e.sampled_at,
-        e.value - coalesce(
-            pg_catalog.lag(e.value) over (partition by f.id order by e.sampled_at), 0
+        private.counter_increase(
+            e.value,
+            coalesce(pg_catalog.lag(e.value) over (partition by f.id order by e.sampled_at), 0)
         ) as evaluations,
-        o.value - coalesce(
-            pg_catalog.lag(o.value) over (partition by f.id order by e.sampled_at), 0
+        private.counter_increase(
+            o.value,
+            coalesce(pg_catalog.lag(o.value) over (partition by f.id order by e.sampled_at), 0)
         ) as enabled
     from public.feature_flags as f
     inner join private.counter_samples as e

@@ -316,12 +316,10 @@ counts as (
     -- younger, counted from zero); misses read first, as the sampler reads them.
     select
         t.cache_type,
-        private.counter_value('cache_misses_' || t.counter)
-        - private.counter_value_at(
+        private.counted_since(
             'cache_misses_' || t.counter, pg_catalog.now() - interval '1 hour'
         ) as misses,
-        private.counter_value('cache_hits_' || t.counter)
-        - private.counter_value_at(
+        private.counted_since(
             'cache_hits_' || t.counter, pg_catalog.now() - interval '1 hour'
         ) as hits
     from private.cache_types as t

@@ -301,21 +301,21 @@ profiles as (
     from pg_catalog.unnest(private.route_profiles()) as p (profile)
 ),
 
--- The counters at the start of each window: the last sample taken at or before it, else zero
--- (no sample that old: the counters, made with the sampler, started within the window).
+-- Each window's count: the counter now less its last sample at or before the window's start
+-- (zero when none is that old: the counters started within the window).
 windows as (
     select
         p.profile,
-        p.hits - private.counter_value_at(
+        private.counted_since(
             'route_cache_' || p.profile || '_hits', pg_catalog.now() - interval '1 hour'
         ) as hits_last_hour,
-        p.misses - private.counter_value_at(
+        private.counted_since(
             'route_cache_' || p.profile || '_misses', pg_catalog.now() - interval '1 hour'
         ) as misses_last_hour,
-        p.hits - private.counter_value_at(
+        private.counted_since(
             'route_cache_' || p.profile || '_hits', pg_catalog.now() - interval '1 day'
         ) as hits_last_day,
-        p.misses - private.counter_value_at(
+        private.counted_since(
             'route_cache_' || p.profile || '_misses', pg_catalog.now() - interval '1 day'
         ) as misses_last_day,
         p.hits as hits_total

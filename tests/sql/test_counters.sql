@@ -4,7 +4,7 @@
 -- retention, its cron job, and who may read what. Runs as postgres on a fresh clone in one
 -- transaction: now() is constant, so samples are dated by writing them as the owner.
 begin;
-select plan(68);
+select plan(73);
 
 -- The schema and the samples table ---------------------------------------------------------------
 
@@ -159,6 +159,47 @@ select is(
     1::bigint,
     'the last hour''s count: now less the sample at its start'
 );
+select is(
+    private.counted_since('probe_events', now() - interval '1 hour'), 1::bigint,
+    'counted_since says the same'
+);
+
+-- Unlogged, and started again after a crash --------------------------------------------------------
+
+select is(
+    (select count(*) from pg_catalog.pg_class as c
+        where c.relnamespace = 'counters'::regnamespace and c.relkind = 'S'
+            and c.relpersistence <> 'u'),
+    0::bigint,
+    'every counter is an unlogged sequence (counting writes no WAL)'
+);
+select is(
+    array[private.counter_increase(5, 2), private.counter_increase(2, 5),
+        private.counter_increase(0, 0)],
+    array[3, 2, 0]::bigint [],
+    'an increase is the difference, or the value when it fell (started again from zero)'
+);
+do $$
+begin
+    perform private.make_counter('probe_restarts', 'A probe that a crash restarts.');
+    perform pg_catalog.nextval('counters.probe_restarts') from generate_series(1, 5);
+    insert into private.counter_samples (counter, sampled_at, value) values
+    ('probe_restarts', now() - interval '2 hours', 5);
+    -- What a crash does to an unlogged sequence: it starts again.
+    alter sequence counters.probe_restarts restart;
+    perform pg_catalog.nextval('counters.probe_restarts') from generate_series(1, 2);
+end;
+$$;
+select is(
+    private.counted_since('probe_restarts', now() - interval '1 hour'), 2::bigint,
+    'after a restart the window counts what came since, never a negative number'
+);
+select is(
+    (select c.relpersistence from pg_catalog.pg_class as c
+        where c.oid = 'counters.probe_restarts'::regclass),
+    'u'::"char",
+    'a counter made now is unlogged'
+);
 
 -- The sampler -------------------------------------------------------------------------------------
 
@@ -272,6 +313,8 @@ select is_empty(
            'private.drop_counter(text)'::regprocedure,
            'private.counter_value(text)'::regprocedure,
            'private.counter_value_at(text, timestamptz)'::regprocedure,
+           'private.counter_increase(bigint, bigint)'::regprocedure,
+           'private.counted_since(text, timestamptz)'::regprocedure,
            'private.sample_counters()'::regprocedure,
            'private.unschedule_cron(text)'::regprocedure
        ) and obj_description(p.oid, 'pg_proc') is null$$,

@@ -239,7 +239,9 @@ select results_eq(
        where n.nspname in ('public', 'private', 'monitoring', 'partitions')
          and has_function_privilege('analyst', p.oid, 'execute')
        order by p.oid::regprocedure::text collate "C"$$,
-    $$values ('private.counter_value(text)'), ('private.counter_value_at(text,timestamp with time zone)'),
+    $$values ('private.counted_since(text,timestamp with time zone)'),
+             ('private.counter_increase(bigint,bigint)'), ('private.counter_value(text)'),
+             ('private.counter_value_at(text,timestamp with time zone)'),
              ('private.event_consumer(text,text,integer)'), ('private.partition_children(regclass)'),
              ('private.partition_health()'), ('private.route_profiles()'),
              ('private.settled_position()')$$,
