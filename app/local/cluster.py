@@ -123,10 +123,12 @@ class Cluster:
         if self.is_running():
             self._pg_ctl("stop", "--wait", "--mode", "fast")
 
-    def restart(self) -> None:
+    def restart(self, mode: str = "fast") -> None:
+        """mode immediate: as after a crash (no checkpoint; recovery empties unlogged tables and
+        starts unlogged sequences again)."""
         self._write_settings()
         result = self._pg_ctl(
-            "restart", "--wait", "--mode", "fast", "--log", str(self.log_file), check=False
+            "restart", "--wait", "--mode", mode, "--log", str(self.log_file), check=False
         )
         if result.returncode != 0:
             raise ClusterError(f"Postgres did not restart:\n{self._log_tail()}")
