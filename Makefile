@@ -16,7 +16,7 @@ help:
 	@echo "make reset   rebuild the local database (emulation, migrations, functions, seed)"
 	@echo "make psql    psql on the local database"
 	@echo "make test    every test (pgTAP and pytest) against a throwaway cluster"
-	@echo "make lint    sqlfluff over supabase/, ruff over app/, tests/ and bench/"
+	@echo "make lint    sqlfluff over supabase/, ruff over app/, tests/ and bench/, app/'s layers"
 
 system-packages:
 	@scripts/ensure-system-packages
@@ -58,6 +58,7 @@ lint: venv
 	@$(BIN)/sqlfluff lint --processes 2 supabase
 	@$(BIN)/ruff check app tests bench
 	@$(BIN)/ruff format --check app tests bench
+	@$(BIN)/lint-imports --no-cache
 
 format: venv
 	@$(BIN)/sqlfluff fix --processes 2 supabase

@@ -9,7 +9,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app import paths
-from app.local.stack_env import read_env_file
+from app.env_file import read_env_file
 from app.project_config import load_project_config
 
 _project = load_project_config()

@@ -10,16 +10,16 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from app.db.sql_files import SqlSources
-from app.edge.metrics import EdgeMetrics
 from app.edge.pool import edge_pool
 from app.edge.probes import Readiness, health
-from app.edge.request_context import RequestContext
 from app.gateway.catalog import Catalog
 from app.gateway.reload_listener import listen_for_reloads
 from app.gateway.route import RpcGateway
 from app.keys import API_ROLES
 from app.registry.instance import ServiceInstance, app_version, registered
 from app.settings import Settings
+from app.shared.metrics import EdgeMetrics
+from app.shared.request_context import RequestContext
 from app.webhooks.routes import webhook_routes
 
 
@@ -61,7 +61,7 @@ def create_app(settings: Settings, sources: SqlSources | None = None) -> Starlet
             Route("/ready", Readiness(pool, expected_versions).check, methods=["GET"]),
             Route("/metrics", metrics.endpoint, methods=["GET"]),
             Route("/rest/v1/rpc/{function}", gateway.handle, methods=methods),
-            *webhook_routes(settings, pool, catalog, metrics),
+            *webhook_routes(settings, pool, catalog.role_settings, metrics),
         ],
         lifespan=lifespan,
     )

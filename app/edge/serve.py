@@ -9,8 +9,8 @@ from starlette.applications import Starlette
 
 from app.edge.app import create_app
 from app.edge.connections import ConnectionLimits, bounded_protocol, raise_open_file_limit
-from app.edge.logs import configure_logging
 from app.settings import Settings, load_settings
+from app.shared.logs import configure_logging
 
 
 def serve(settings: Settings | None = None) -> None:

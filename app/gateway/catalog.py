@@ -18,6 +18,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from app.gateway.errors import GatewayError
+from app.shared.role_settings import RoleSettings
 
 MISS_RELOAD_INTERVAL_SECONDS = 1.0
 _INPUT_MODES = frozenset({"i", "b", "v"})
@@ -44,20 +45,6 @@ inner join pg_catalog.pg_namespace as n on p.pronamespace = n.oid
 inner join pg_catalog.pg_type as rt on p.prorettype = rt.oid
 left join pg_catalog.pg_type as bt on rt.typbasetype = bt.oid
 where n.nspname = any(%s) and p.prokind = 'f'
-"""
-
-# Role settings (ALTER ROLE anon SET statement_timeout = '3s') apply only at login; a role
-# switched to with SET ROLE skips them. PostgREST re-applies them per request; so do we.
-ROLE_SETTINGS_SQL = """
-select r.rolname as role, s.setconfig as settings
-from pg_catalog.pg_db_role_setting as s
-inner join pg_catalog.pg_roles as r on s.setrole = r.oid
-where
-    r.rolname = any(%s)
-    and s.setdatabase in (
-        0, (select d.oid from pg_catalog.pg_database as d where d.datname = current_database())
-    )
-order by s.setdatabase
 """
 
 
@@ -103,9 +90,8 @@ class Routine:
 class Catalog:
     def __init__(self, schemas: Iterable[str], api_roles: Iterable[str]) -> None:
         self.schemas = tuple(schemas)
-        self.api_roles = tuple(api_roles)
         self._routines: dict[tuple[str, str], list[Routine]] = {}
-        self.role_settings: dict[str, dict[str, str]] = {}
+        self.role_settings = RoleSettings(api_roles)
         self._loaded_at = float("-inf")
         self._lock = asyncio.Lock()
 
@@ -182,18 +168,12 @@ class Catalog:
         async with conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(CATALOG_SQL, (list(self.schemas),))
             rows = await cur.fetchall()
-            await cur.execute(ROLE_SETTINGS_SQL, (list(self.api_roles),))
-            settings_rows = await cur.fetchall()
+            await self.role_settings.load(cur)
         routines: dict[tuple[str, str], list[Routine]] = {}
         for row in rows:
             routine = _routine(row)
             routines.setdefault((routine.schema, routine.name), []).append(routine)
-        role_settings: dict[str, dict[str, str]] = {}
-        for row in settings_rows:  # database-specific settings come last and win
-            for item in row["settings"] or []:
-                key, _, value = item.partition("=")
-                role_settings.setdefault(row["role"], {})[key] = value
-        self._routines, self.role_settings = routines, role_settings
+        self._routines = routines
         self._loaded_at = time.monotonic()
 
 

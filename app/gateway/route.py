@@ -19,33 +19,17 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.edge.body import BodyTooLarge, bounded_body
-from app.edge.db_call import apply_settings, request_settings
 from app.gateway import errors
 from app.gateway.auth import Caller, identify
 from app.gateway.call import Page, plan_call, plan_void_call
 from app.gateway.catalog import Catalog, Routine
 from app.gateway.errors import GatewayError
+from app.gateway.request import Arguments, read_arguments, requested_schema, wants_object
 from app.settings import Settings
+from app.shared.request_settings import apply_settings, request_settings
 
 JSON = "application/json; charset=utf-8"
 OBJECT_JSON = "application/vnd.pgrst.object+json; charset=utf-8"
-_RESERVED = frozenset({"select", "columns", "order", "limit", "offset", "on_conflict", "and", "or"})
-_FILTER_OPERATORS = frozenset(
-    {
-        *("eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "match", "imatch"),
-        *("in", "is", "isdistinct", "not", "cs", "cd", "ov", "sl", "sr", "nxr", "nxl", "adj"),
-        *("fts", "plfts", "phfts", "wfts"),
-    }
-)
-
-
-@dataclass(frozen=True)
-class Arguments:
-    keys: frozenset[str]
-    values: dict[str, list[str]] | None  # GET: every value of each key, as text
-    body: str | None  # POST: the request body, passed to Postgres as it came
-    page: Page
 
 
 class RpcGateway:
@@ -64,10 +48,10 @@ class RpcGateway:
     async def _handle(self, request: Request) -> Response:
         headers = request.headers
         caller = identify(headers.get("authorization"), headers.get("apikey"), self.secret)
-        schema, profile_sent = self._schema(request)
-        want_object = _wants_object(headers.get("accept"))
+        schema, profile_sent = requested_schema(request, self.settings.api_schemas)
+        want_object = wants_object(headers.get("accept"))
         want_count = "count=" in (headers.get("prefer") or "")
-        arguments = await self._arguments(request)
+        arguments = await read_arguments(request, self.settings.rpc_max_body_bytes)
         read_only = request.method in ("GET", "HEAD")
         try:
             async with self.pool.connection(timeout=self.settings.pool_timeout_seconds) as conn:
@@ -99,49 +83,6 @@ class RpcGateway:
         media_type = OBJECT_JSON if want_object else JSON
         return Response(content, status, response_headers, media_type)
 
-    def _schema(self, request: Request) -> tuple[str, bool]:
-        header = "accept-profile" if request.method in ("GET", "HEAD") else "content-profile"
-        requested = request.headers.get(header)
-        exposed = self.settings.api_schemas
-        if requested is None:
-            return exposed[0], False
-        if requested not in exposed:
-            raise GatewayError(
-                406,
-                "PGRST106",
-                f"Invalid schema: {requested}",
-                hint=f"Only the following schemas are exposed: {', '.join(exposed)}",
-            )
-        return requested, True
-
-    async def _arguments(self, request: Request) -> Arguments:
-        page = _page(request)
-        if request.method in ("GET", "HEAD"):
-            values: dict[str, list[str]] = {}
-            for key, value in request.query_params.multi_items():
-                if _is_argument(key, value):
-                    values.setdefault(key, []).append(value)
-            return Arguments(frozenset(values), values, None, page)
-        raw = await self._bounded_body(request)
-        content_type = (request.headers.get("content-type") or "application/json").split(";")[0]
-        if raw.strip() and content_type.strip().lower() != "application/json":
-            raise GatewayError(400, "PGRST102", f"Content-Type not acceptable: {content_type}")
-        try:
-            text = raw.decode("utf-8") if raw.strip() else "{}"
-            parsed = json.loads(text)
-        except (UnicodeDecodeError, ValueError, RecursionError) as error:
-            # RecursionError: nested deeper than Python's parser goes ("[" x 5000).
-            raise GatewayError(400, "PGRST102", "Empty or invalid json") from error
-        keys = frozenset(parsed) if isinstance(parsed, dict) else frozenset()
-        return Arguments(keys, None, text, page)
-
-    async def _bounded_body(self, request: Request) -> bytes:
-        limit = self.settings.rpc_max_body_bytes
-        try:
-            return await bounded_body(request, limit)
-        except BodyTooLarge as error:
-            raise GatewayError(413, "PGRST413", str(error)) from error
-
     async def _begin_request(
         self,
         conn: psycopg.AsyncConnection[Any],
@@ -157,7 +98,7 @@ class RpcGateway:
             claims=caller.claims,
             path=f"/rpc/{request.path_params['function']}",
             search_path=(schema, *self.settings.api_extra_search_path),
-            role_settings=self.catalog.role_settings.get(caller.role, {}),
+            role_settings=self.catalog.role_settings.of(caller.role),
             read_only=read_only,
         )
         await apply_settings(conn, settings)
@@ -235,68 +176,6 @@ def _rendered_void_call(routine: Routine, keys: frozenset[str]) -> str:
 
 def error_response(error: GatewayError) -> Response:
     return Response(error.body(), error.status, error.response_headers(), JSON)
-
-
-def _wants_object(accept: str | None) -> bool:
-    if not accept:
-        return False
-    types = [part.split(";")[0].strip().lower() for part in accept.split(",")]
-    if any(
-        t in ("application/vnd.pgrst.object+json", "application/vnd.pgrst.object") for t in types
-    ):
-        return True
-    if any(t in ("application/json", "*/*", "application/*") for t in types):
-        return False
-    raise GatewayError(406, "PGRST107", f"None of these media types are available: {accept}")
-
-
-def _page(request: Request) -> Page:
-    params = request.query_params
-    try:
-        limit = int(params["limit"]) if "limit" in params else None
-        offset = int(params.get("offset", "0"))
-    except ValueError as error:
-        raise GatewayError(400, "PGRST100", "limit and offset must be whole numbers") from error
-    if (limit is not None and limit < 0) or offset < 0:
-        raise GatewayError(
-            416,
-            "PGRST103",
-            "Requested range not satisfiable",
-            "Limit should be greater than or equal to zero.",
-        )
-    unsupported = [key for key in params if key in _RESERVED - {"limit", "offset"}]
-    if request.method not in ("GET", "HEAD"):
-        unsupported += [key for key in params if key not in _RESERVED]
-    if unsupported:
-        raise GatewayError(
-            400,
-            "PGRST100",
-            f"Unsupported query parameter on an RPC result: {', '.join(sorted(set(unsupported)))}",
-            hint="This gateway supports limit and offset on RPC results; filter inside the "
-            "function instead.",
-        )
-    return Page(limit, offset)
-
-
-def _is_argument(key: str, value: str) -> bool:
-    """PostgREST's rule: reserved words and filters (`col=eq.1`) are not function arguments."""
-    if key in _RESERVED or key.rsplit(".", 1)[-1] in _RESERVED:
-        return False
-    if "." in key:
-        raise _filter_error(key)
-    operator = value.split(".", 1)[0]
-    if operator in _FILTER_OPERATORS and "." in value:
-        raise _filter_error(key)
-    return True
-
-
-def _filter_error(key: str) -> GatewayError:
-    return GatewayError(
-        400,
-        "PGRST100",
-        f"Filters on RPC results are not supported by this gateway: {key}",
-        hint="Filter inside the function instead.",
-    )
 
 
 def _json_arguments(routine: Routine, arguments: Arguments) -> str:

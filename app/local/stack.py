@@ -25,9 +25,9 @@ import psycopg
 
 from app import keys, paths
 from app.db.migrator import migrate
+from app.env_file import read_env_file, write_env_file
 from app.local.cluster import PG_BINDIR, Cluster, set_password
 from app.local.sender_health import live_pids, read_sender_health
-from app.local.stack_env import read_env_file, write_env_file
 from app.project_config import load_project_config
 
 # The Supabase CLI's local superuser password: local only, and what every tutorial expects.

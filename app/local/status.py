@@ -9,9 +9,9 @@ import httpx
 import psycopg
 
 from app import paths
+from app.env_file import read_env_file
 from app.local.sender_health import live_pids, read_sender_health
 from app.local.stack import EDGE, SENDER, Log, local_cluster
-from app.local.stack_env import read_env_file
 
 READY_TIMEOUT_SECONDS = 3.0
 

@@ -11,12 +11,12 @@ from collections.abc import AsyncIterator, Iterator
 import structlog
 import uvicorn
 
-from app.edge.logs import configure_logging
 from app.registry.instance import ServiceInstance, app_version, registered
 from app.sender.providers import MetaCloudApi, Provider, TwilioMessages
 from app.sender.sandbox import create_sandbox_app
 from app.sender.worker import SenderConfig, run_senders
 from app.settings import Settings, load_settings
+from app.shared.logs import configure_logging
 
 log = structlog.get_logger("sender")
 

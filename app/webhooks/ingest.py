@@ -12,7 +12,7 @@ ingest is idempotent by wamid, so a retry never doubles."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -20,9 +20,10 @@ import structlog
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from starlette.requests import Request
 
-from app.edge.db_call import request_settings, settings_statement
-from app.edge.request_context import valid_id
 from app.settings import Settings
+from app.shared.request_context import valid_id
+from app.shared.request_settings import request_settings, settings_statement
+from app.shared.role_settings import RoleSettings
 from app.webhooks.rejection import Rejected
 
 INGEST_SQL = "select public.ingest_whatsapp_webhook(%s, %s::jsonb, %s)"
@@ -40,11 +41,11 @@ class Ingest:
         self,
         settings: Settings,
         pool: AsyncConnectionPool,
-        role_settings: Callable[[], Mapping[str, str]],
+        role_settings: RoleSettings,
     ) -> None:
         self.settings = settings
         self.pool = pool
-        self.role_settings = role_settings  # service_role's ALTER ROLE settings, kept current
+        self.role_settings = role_settings  # kept current by the schema cache's reloads
         self.search_path = (settings.api_schemas[0], *settings.api_extra_search_path)
 
     async def __call__(self, request: Request, provider: str, payload: str) -> dict[str, Any]:
@@ -107,7 +108,7 @@ class Ingest:
             claims={"role": ROLE},
             path=request.url.path,
             search_path=self.search_path,
-            role_settings=self.role_settings(),
+            role_settings=self.role_settings.of(ROLE),
         )
         try:
             # The settings and the call as one simple-protocol query (bound client-side):

@@ -1,4 +1,4 @@
-"""The webhook routes, wired to the edge's pool, schema cache and metrics."""
+"""The webhook routes, wired to the edge's pool, role settings and metrics."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import structlog
 from psycopg_pool import AsyncConnectionPool
 from starlette.routing import Route
 
-from app.edge.metrics import EdgeMetrics
-from app.gateway.catalog import Catalog
 from app.settings import Settings
-from app.webhooks.ingest import ROLE, Ingest
+from app.shared.metrics import EdgeMetrics
+from app.shared.role_settings import RoleSettings
+from app.webhooks.ingest import Ingest
 from app.webhooks.meta import MetaWebhook
 from app.webhooks.signatures import configured
 from app.webhooks.twilio_hook import TwilioWebhook
@@ -18,10 +18,13 @@ log = structlog.get_logger("webhooks")
 
 
 def webhook_routes(
-    settings: Settings, pool: AsyncConnectionPool, catalog: Catalog, metrics: EdgeMetrics
+    settings: Settings,
+    pool: AsyncConnectionPool,
+    role_settings: RoleSettings,
+    metrics: EdgeMetrics,
 ) -> list[Route]:
     _warn_if_unconfigured(settings)
-    ingest = Ingest(settings, pool, lambda: catalog.role_settings.get(ROLE, {}))
+    ingest = Ingest(settings, pool, role_settings)
     meta = MetaWebhook(settings, ingest, metrics)
     twilio = TwilioWebhook(settings, ingest, metrics)
     return [

@@ -10,9 +10,9 @@ import structlog
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.edge.body import BodyTooLarge, bounded_body
-from app.edge.metrics import EdgeMetrics
 from app.settings import Settings
+from app.shared.body import BodyTooLarge, bounded_body
+from app.shared.metrics import EdgeMetrics
 from app.webhooks.ingest import Ingest, outcome
 from app.webhooks.payloads import twilio_fields, twilio_payload
 from app.webhooks.rejection import Rejected

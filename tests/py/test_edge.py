@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from app.db.sql_files import SqlSources
-from app.edge.logs import configure_logging
+from app.shared.logs import configure_logging
 from tests.support.edge import edge_settings, running_edge
 from tests.support.server import TestServer
 

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from app.edge.connections import raise_open_file_limit
-from app.edge.logs import configure_logging
+from app.shared.logs import configure_logging
 from tests.support.edge import Edge, edge_process, edge_settings, running_edge
 from tests.support.raw_http import connect, read_until_closed, send_oversized_head
 from tests.support.server import TestServer

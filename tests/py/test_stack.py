@@ -19,8 +19,8 @@ import httpx
 import psycopg
 import pytest
 
+from app.env_file import read_env_file
 from app.local.stack import wait_until_ready
-from app.local.stack_env import read_env_file
 from tests.support.client import RecordingClient
 from tests.support.server import free_port
 

@@ -1,4 +1,5 @@
-"""`.local/stack.env`: KEY=value lines a shell can source and pydantic-settings can read."""
+"""KEY=value files a shell can source and pydantic-settings can read (the local stack writes
+`.local/stack.env`; settings read it when the environment lacks a value)."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ import structlog
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.edge.metrics import EdgeMetrics
+from app.shared.metrics import EdgeMetrics
 
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,200}$")
 # Each known path is its own label; anything else under /webhooks/ must not add a series.
