@@ -1,5 +1,7 @@
 -- Users: one-time codes that verify a phone number (issue_otp, verify_otp), GDPR erasure
--- (erase_user) and the hourly erasure of users inactive for 180 days (anonymize_inactive_users).
+-- (erase_user), the hourly erasure of users inactive for 180 days (anonymize_inactive_users),
+-- and the triggers and policies of users and user_preferences. (The WhatsApp ingest's storage
+-- file registers users as their first message arrives.)
 
 -- One-time codes ---------------------------------------------------------------------------------
 
@@ -608,3 +610,31 @@ $$;
 comment on function private.lock_living_user(uuid, text) is
 'Locks user p_user_id FOR SHARE until the transaction ends (an erasure in flight is waited for): '
 'PT404 "p_function: no user <id>" when there is none, PT410 when the user was erased.';
+
+-- Who reads --------------------------------------------------------------------------------------
+
+create or replace trigger users_updated_at
+before update on public.users
+for each row execute function private.set_updated_at();
+create or replace trigger user_preferences_updated_at
+before update on public.user_preferences
+for each row execute function private.set_updated_at();
+
+drop policy if exists users_own_select on public.users;
+create policy users_own_select on public.users
+for select to authenticated
+using (id = (select auth.uid()));
+drop policy if exists users_own_update on public.users;
+create policy users_own_update on public.users
+for update to authenticated
+using (id = (select auth.uid()))
+with check (id = (select auth.uid()));
+drop policy if exists user_preferences_own_select on public.user_preferences;
+create policy user_preferences_own_select on public.user_preferences
+for select to authenticated
+using (user_id = (select auth.uid()));
+drop policy if exists user_preferences_own_update on public.user_preferences;
+create policy user_preferences_own_update on public.user_preferences
+for update to authenticated
+using (user_id = (select auth.uid()))
+with check (user_id = (select auth.uid()));

@@ -1,5 +1,6 @@
 -- Transactions: create (idempotent by key), move through the lifecycle, and the wallet effects a
--- completion (or reversal) applies in the same database transaction.
+-- completion (or reversal) applies in the same database transaction; who may read transactions
+-- and their events.
 --
 -- Functions that read public.transactions force generic plans: the plan cache prices a generic
 -- plan of a partitioned table with every partition in it, so it would plan a custom one on every
@@ -609,3 +610,16 @@ revoke all on function public.update_transaction_status(uuid, text, text, text)
 from public, anon, authenticated;
 grant execute on function public.update_transaction_status(uuid, text, text, text)
 to service_role;
+
+-- Who reads --------------------------------------------------------------------------------------
+
+select private.enable_audit('public.transactions');
+
+drop policy if exists transactions_own_select on public.transactions;
+create policy transactions_own_select on public.transactions
+for select to authenticated
+using ((select auth.uid()) in (user_id, counterparty_id));
+drop policy if exists transaction_events_own_select on public.transaction_events;
+create policy transaction_events_own_select on public.transaction_events
+for select to authenticated
+using (user_id = (select auth.uid()));

@@ -1,5 +1,5 @@
 -- Wallets: reading a balance, the daily reconciliation against completed transactions, and who
--- may read transactions, their events and wallets.
+-- may read wallets.
 
 create or replace function private.caller_may_act_for(p_user_id uuid)
 returns boolean
@@ -166,17 +166,8 @@ select private.schedule_cron(
     'reconcile-wallets', '17 3 * * *', 'select private.reconcile_wallets()'
 );
 
-select private.enable_audit('public.transactions');
 select private.enable_audit('public.wallets');
 
-drop policy if exists transactions_own_select on public.transactions;
-create policy transactions_own_select on public.transactions
-for select to authenticated
-using ((select auth.uid()) in (user_id, counterparty_id));
-drop policy if exists transaction_events_own_select on public.transaction_events;
-create policy transaction_events_own_select on public.transaction_events
-for select to authenticated
-using (user_id = (select auth.uid()));
 drop policy if exists wallets_own_select on public.wallets;
 create policy wallets_own_select on public.wallets
 for select to authenticated
