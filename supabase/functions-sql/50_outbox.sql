@@ -1,6 +1,56 @@
 -- The transactional outbox: events written in the transaction that made the change, and the
 -- RPCs relays publish them with.
 
+create or replace function private.emit_events(
+    p_aggregate_type text,
+    p_aggregate_ids text[],
+    p_event_type text,
+    p_payloads jsonb[],
+    p_correlation_id text default null,
+    p_metadata jsonb default '{}'
+)
+returns setof bigint
+language plpgsql
+volatile
+set search_path = ''
+as $$
+-- The one statement that writes outbox rows: a batch of one event type in one insert, so a
+-- webhook of 20 messages starts one statement for its events rather than 20. PL/pgSQL rather
+-- than SQL: it keeps its plan for the session, where a SQL function that cannot be inlined is
+-- planned again on every call.
+begin
+    if pg_catalog.cardinality(p_aggregate_ids) is distinct from pg_catalog.cardinality(p_payloads)
+        then
+        raise exception 'emit_events: p_aggregate_ids and p_payloads must be arrays of one length '
+            '(got % and %)',
+            coalesce(pg_catalog.cardinality(p_aggregate_ids)::text, 'null'),
+            coalesce(pg_catalog.cardinality(p_payloads)::text, 'null')
+        using errcode = '22023';
+    end if;
+    -- In array order: ids are given, and relays publish, in the order of the batch.
+    return query
+    insert into public.outbox_events as o (
+        aggregate_type, aggregate_id, event_type, payload, metadata, correlation_id
+    )
+    select
+        p_aggregate_type,
+        e.aggregate_id,
+        p_event_type,
+        e.payload,
+        coalesce(p_metadata, '{}'),
+        p_correlation_id
+    from rows from (
+        pg_catalog.unnest(p_aggregate_ids), pg_catalog.unnest(p_payloads)
+    ) with ordinality as e (aggregate_id, payload, position)
+    order by e.position
+    returning o.id;
+end;
+$$;
+comment on function private.emit_events(text, text[], text, jsonb[], text, jsonb) is
+'Appends one event per element of p_aggregate_ids and p_payloads (arrays of one length, else '
+'22023), all of p_aggregate_type and p_event_type, to outbox_events in the calling transaction, '
+'in array order; returns their ids in that order. Null or empty arrays append nothing.';
+
 create or replace function private.emit_event(
     p_aggregate_type text,
     p_aggregate_id text,
@@ -14,28 +64,24 @@ language plpgsql
 volatile
 set search_path = ''
 as $$
--- PL/pgSQL rather than SQL: it keeps its plan for the session, where a SQL function that cannot
--- be inlined is planned again on every call.
 declare
     v_id bigint;
 begin
-    insert into public.outbox_events (
-        aggregate_type, aggregate_id, event_type, payload, metadata, correlation_id
-    )
-    values (
+    select e.id into v_id
+    from private.emit_events(
         p_aggregate_type,
-        p_aggregate_id,
+        array[p_aggregate_id],
         p_event_type,
-        p_payload,
-        coalesce(p_metadata, '{}'),
-        p_correlation_id
-    )
-    returning id into v_id;
+        array[p_payload],
+        p_correlation_id,
+        p_metadata
+    ) as e (id);
     return v_id;
 end;
 $$;
 comment on function private.emit_event(text, text, text, jsonb, text, jsonb) is
-'Appends an event to outbox_events in the calling transaction; returns its id.';
+'Appends an event to outbox_events in the calling transaction (through private.emit_events); '
+'returns its id.';
 
 create or replace function private.oldest_running_transaction()
 returns xid8

@@ -125,40 +125,32 @@ set plan_cache_mode = force_generic_plan
 as $$
 begin
     return (
-        select pg_catalog.array_agg(row(
-            c.contact_key,
-            c.phone_number,
-            c.wa_user_id,
-            c.names[1],
-            c.phone_number_ids[1],
-            c.display_phone_numbers[1],
-            c.wamids[1],
-            c.last_at,
-            c.message_count,
-            null,
-            false,
-            false,
-            null,
-            null
-        )::private.inbound_contact order by c.contact_key)
+        -- Every field of the type named, in its order: the row is cast to the type.
+        select pg_catalog.array_agg(c::private.inbound_contact order by c.contact_key)
         from (
             select
                 n.message ->> 'contact_key' as contact_key,
                 max(n.message ->> 'from_phone') as phone_number,
                 max(n.message ->> 'from_user_id') as wa_user_id,
-                pg_catalog.array_agg(n.message ->> 'contact_name' order by n.at desc, n.wamid desc)
-                filter (where n.message ->> 'contact_name' is not null) as names,
-                pg_catalog.array_agg(
+                (pg_catalog.array_agg(
+                    n.message ->> 'contact_name' order by n.at desc, n.wamid desc
+                ) filter (where n.message ->> 'contact_name' is not null))[1] as contact_name,
+                (pg_catalog.array_agg(
                     n.message ->> 'phone_number_id' order by n.at desc, n.wamid desc
-                ) filter (where n.message ->> 'phone_number_id' is not null) as phone_number_ids,
-                pg_catalog.array_agg(
+                ) filter (where n.message ->> 'phone_number_id' is not null))[1] as phone_number_id,
+                (pg_catalog.array_agg(
                     n.message ->> 'display_phone_number' order by n.at desc, n.wamid desc
                 ) filter (
                     where n.message ->> 'display_phone_number' is not null
-                ) as display_phone_numbers,
-                pg_catalog.array_agg(n.wamid order by n.at desc, n.wamid desc) as wamids,
+                ))[1] as display_phone_number,
+                (pg_catalog.array_agg(n.wamid order by n.at desc, n.wamid desc))[1] as last_wamid,
                 max(n.at) as last_at,
-                count(*)::integer as message_count
+                count(*)::integer as message_count,
+                null::uuid as user_id,
+                false as resolved,
+                false as registered,
+                null::text as conversation_key,
+                null::uuid as mapping_id
             from (
                 select
                     m.message,
@@ -198,18 +190,28 @@ declare
     v_user record;
 begin
     -- The user id is the stronger identity: a phone number can change hands.
-    select pg_catalog.array_agg(pg_catalog.jsonb_populate_record(f.contact, pg_catalog.jsonb_build_object(
-        'user_id', f.user_id,
-        'resolved', f.user_id is not null and f.complete and f.sharers = 1
-    )) order by (f.contact).contact_key)
+    -- Each contact rebuilt with every field of the type named, in its order.
+    select pg_catalog.array_agg(f::private.inbound_contact order by f.contact_key)
     into v_contacts
     from (
         select
-            c as contact,
+            c.contact_key,
+            c.phone_number,
+            c.wa_user_id,
+            c.contact_name,
+            c.phone_number_id,
+            c.display_phone_number,
+            c.last_wamid,
+            c.last_at,
+            c.message_count,
             u.id as user_id,
-            (c.phone_number is null or u.phone_number is not null)
-            and (c.wa_user_id is null or u.wa_user_id is not null) as complete,
-            pg_catalog.count(*) over (partition by u.id) as sharers
+            u.id is not null
+            and (c.phone_number is null or u.phone_number is not null)
+            and (c.wa_user_id is null or u.wa_user_id is not null)
+            and pg_catalog.count(*) over (partition by u.id) = 1 as resolved,
+            c.registered,
+            c.conversation_key,
+            c.mapping_id
         from pg_catalog.unnest(v_contacts) as c
         left join lateral (
             select x.id, x.phone_number, x.wa_user_id
@@ -263,21 +265,34 @@ begin
         from registered as r
     )
 
-    select pg_catalog.array_agg(pg_catalog.jsonb_populate_record(c, pg_catalog.jsonb_build_object(
-        'user_id', coalesce(r.id, c.user_id),
-        'resolved', r.id is not null or (c.resolved and c.user_id = any(v_locked)),
-        'registered', r.id is not null
-    )) order by c.contact_key)
+    select pg_catalog.array_agg(f::private.inbound_contact order by f.contact_key)
     into v_contacts
-    from pg_catalog.unnest(v_contacts) as c
-    cross join by_identifiers as b
-    left join lateral (
-        select (
-            b.registered_ids
-            ->> pg_catalog.jsonb_build_array(c.phone_number, c.wa_user_id)::text
-        )::uuid as id
-        where c.user_id is null
-    ) as r on true;
+    from (
+        select
+            c.contact_key,
+            c.phone_number,
+            c.wa_user_id,
+            c.contact_name,
+            c.phone_number_id,
+            c.display_phone_number,
+            c.last_wamid,
+            c.last_at,
+            c.message_count,
+            coalesce(r.id, c.user_id) as user_id,
+            r.id is not null or (c.resolved and c.user_id = any(v_locked)) as resolved,
+            r.id is not null as registered,
+            c.conversation_key,
+            c.mapping_id
+        from pg_catalog.unnest(v_contacts) as c
+        cross join by_identifiers as b
+        left join lateral (
+            select (
+                b.registered_ids
+                ->> pg_catalog.jsonb_build_array(c.phone_number, c.wa_user_id)::text
+            )::uuid as id
+            where c.user_id is null
+        ) as r on true
+    ) as f;
 
     for i in 1 .. coalesce(pg_catalog.array_length(v_contacts, 1), 0) loop
         continue when v_contacts[i].resolved
@@ -292,24 +307,22 @@ begin
         v_contacts[i].registered := v_user.registered;
     end loop;
 
-    insert into public.outbox_events (
-        aggregate_type, aggregate_id, event_type, payload, correlation_id
+    perform private.emit_events(
+        'user', r.user_ids, 'user.registered', r.payloads, p_correlation_id
     )
-    select
-        'user',
-        c.user_id::text,
-        'user.registered',
-        pg_catalog.jsonb_build_object(
-            'user_id', c.user_id,
-            'phone_number', c.phone_number,
-            'wa_user_id', c.wa_user_id,
-            'display_name', c.contact_name,
-            'channel', 'whatsapp'
-        ),
-        p_correlation_id
-    from pg_catalog.unnest(v_contacts) as c
-    where c.registered
-    order by c.contact_key;
+    from (
+        select
+            pg_catalog.array_agg(c.user_id::text order by c.contact_key) as user_ids,
+            pg_catalog.array_agg(pg_catalog.jsonb_build_object(
+                'user_id', c.user_id,
+                'phone_number', c.phone_number,
+                'wa_user_id', c.wa_user_id,
+                'display_name', c.contact_name,
+                'channel', 'whatsapp'
+            ) order by c.contact_key) as payloads
+        from pg_catalog.unnest(v_contacts) as c
+        where c.registered
+    ) as r;
     return v_contacts;
 end;
 $$;
@@ -434,29 +447,47 @@ set enable_seqscan = off
 as $$
 declare
     v_contacts private.inbound_contact [];
+    v_mapping_ids jsonb;
+    v_started_ids text [];
+    v_started_payloads jsonb [];
 begin
     -- A contact first seen by one identifier and now by the other keeps its conversation.
     -- (status = 'active') is true rather than status = 'active': only the user_id and wa_id
     -- indexes fit then, where a generic plan made while the table was empty could pick a partial
     -- index of the active rows and read all of it on every call.
-    select pg_catalog.array_agg(pg_catalog.jsonb_populate_record(c, pg_catalog.jsonb_build_object(
-        'conversation_key', coalesce(
-            (
-                select m.wa_id from public.conversation_mappings as m
-                where
-                    m.user_id = c.user_id and (m.status = 'active') is true
-                    and m.wa_id <> c.contact_key
-                    and not exists (
-                        select from public.conversation_mappings as k
-                        where k.wa_id = c.contact_key and (k.status = 'active') is true
-                    )
-                limit 1
-            ),
-            c.contact_key
-        )
-    )) order by c.contact_key)
+    select pg_catalog.array_agg(f::private.inbound_contact order by f.contact_key)
     into v_contacts
-    from pg_catalog.unnest(p_contacts) as c;
+    from (
+        select
+            c.contact_key,
+            c.phone_number,
+            c.wa_user_id,
+            c.contact_name,
+            c.phone_number_id,
+            c.display_phone_number,
+            c.last_wamid,
+            c.last_at,
+            c.message_count,
+            c.user_id,
+            c.resolved,
+            c.registered,
+            coalesce(
+                (
+                    select m.wa_id from public.conversation_mappings as m
+                    where
+                        m.user_id = c.user_id and (m.status = 'active') is true
+                        and m.wa_id <> c.contact_key
+                        and not exists (
+                            select from public.conversation_mappings as k
+                            where k.wa_id = c.contact_key and (k.status = 'active') is true
+                        )
+                    limit 1
+                ),
+                c.contact_key
+            ) as conversation_key,
+            c.mapping_id
+        from pg_catalog.unnest(p_contacts) as c
+    ) as f;
 
     with conversations as (
         select
@@ -519,25 +550,18 @@ begin
     ),
 
     -- A started conversation's row holds what this batch inserted.
-    started as (
-        insert into public.outbox_events (
-            aggregate_type, aggregate_id, event_type, payload, correlation_id
-        )
+    started as materialized (
         select
-            'conversation',
-            u.id::text,
-            'conversation.started',
-            pg_catalog.jsonb_build_object(
+            pg_catalog.array_agg(u.id::text order by u.wa_id) as ids,
+            pg_catalog.array_agg(pg_catalog.jsonb_build_object(
                 'mapping_id', u.id,
                 'wa_id', u.wa_id,
                 'user_id', u.user_id,
                 'contact_name', u.contact_name,
                 'phone_number_id', u.phone_number_id
-            ),
-            p_correlation_id
+            ) order by u.wa_id) as payloads
         from upserted as u
         where u.started
-        order by u.wa_id
     ),
 
     -- Found by key in a jsonb object, not by a join (see store_inbound_messages).
@@ -546,12 +570,35 @@ begin
         from upserted as u
     )
 
-    select pg_catalog.array_agg(pg_catalog.jsonb_populate_record(c, pg_catalog.jsonb_build_object(
-        'mapping_id', m.by_wa_id -> c.conversation_key
-    )) order by c.contact_key)
+    select m.by_wa_id, s.ids, s.payloads
+    into v_mapping_ids, v_started_ids, v_started_payloads
+    from mapping_ids as m
+    cross join started as s;
+
+    perform private.emit_events(
+        'conversation', v_started_ids, 'conversation.started', v_started_payloads, p_correlation_id
+    );
+
+    select pg_catalog.array_agg(f::private.inbound_contact order by f.contact_key)
     into v_contacts
-    from pg_catalog.unnest(v_contacts) as c
-    cross join mapping_ids as m;
+    from (
+        select
+            c.contact_key,
+            c.phone_number,
+            c.wa_user_id,
+            c.contact_name,
+            c.phone_number_id,
+            c.display_phone_number,
+            c.last_wamid,
+            c.last_at,
+            c.message_count,
+            c.user_id,
+            c.resolved,
+            c.registered,
+            c.conversation_key,
+            (v_mapping_ids ->> c.conversation_key)::uuid as mapping_id
+        from pg_catalog.unnest(v_contacts) as c
+    ) as f;
     return v_contacts;
 end;
 $$;
@@ -579,6 +626,8 @@ declare
     v_contacts private.inbound_contact [];
     v_by_contact jsonb;
     v_wa_id jsonb;
+    v_message_ids text [];
+    v_received jsonb [];
 begin
     -- The wamid is the idempotency key. Locked in one order (a subquery with ORDER BY is not
     -- flattened), so a retry racing the first delivery waits for it and then finds its rows.
@@ -677,15 +726,11 @@ begin
             t.context
     )
 
-    -- In the order the messages were inserted: RETURNING gives the rows as they are written.
-    insert into public.outbox_events (
-        aggregate_type, aggregate_id, event_type, payload, correlation_id
-    )
+    -- In the order the messages were inserted: RETURNING gives the rows as they are written,
+    -- and one aggregate's input keeps that order.
     select
-        'whatsapp_message',
-        s.id::text,
-        'whatsapp.message_received',
-        pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+        pg_catalog.array_agg(s.id::text),
+        pg_catalog.array_agg(pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
             'message_id', s.id,
             'wamid', s.wamid,
             'type', s.message_type,
@@ -697,9 +742,13 @@ begin
             'media', s.media,
             'content', s.content,
             'context', s.context
-        )),
-        p_correlation_id
+        )))
+    into v_message_ids, v_received
     from stored as s;
+    perform private.emit_events(
+        'whatsapp_message', v_message_ids, 'whatsapp.message_received', v_received,
+        p_correlation_id
+    );
 
     return pg_catalog.jsonb_build_object(
         'stored', pg_catalog.cardinality(v_new),

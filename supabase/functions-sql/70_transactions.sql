@@ -145,8 +145,6 @@ language plpgsql
 volatile
 set search_path = ''
 as $$
--- One statement for both rows, and the outbox row written here rather than through
--- private.emit_event: each statement and call is a measurable share of a transfer's cost.
 declare
     v_actor record := private.request_actor();
     -- The request that made this move; the creating request's when it named none.
@@ -154,31 +152,27 @@ declare
         private.request_correlation_id(), p_transaction.correlation_id
     );
 begin
-    with event as (
-        insert into public.transaction_events (
-            transaction_id, user_id, from_status, to_status, actor_type, actor_id, reason,
-            correlation_id
-        )
-        values (
-            p_transaction.id,
-            p_transaction.user_id,
-            p_from_status,
-            p_transaction.status,
-            v_actor.actor_type,
-            v_actor.actor_identifier,
-            p_reason,
-            v_correlation_id
-        )
-    )
-
-    insert into public.outbox_events (
-        aggregate_type, aggregate_id, event_type, payload, correlation_id
+    insert into public.transaction_events (
+        transaction_id, user_id, from_status, to_status, actor_type, actor_id, reason,
+        correlation_id
     )
     values (
+        p_transaction.id,
+        p_transaction.user_id,
+        p_from_status,
+        p_transaction.status,
+        v_actor.actor_type,
+        v_actor.actor_identifier,
+        p_reason,
+        v_correlation_id
+    );
+
+    -- emit_events rather than emit_event: the same insert, one call fewer on a transfer's path.
+    perform private.emit_events(
         'transaction',
-        p_transaction.id::text,
+        array[p_transaction.id::text],
         'transaction.' || case when p_from_status is null then 'created' else p_transaction.status end,
-        pg_catalog.jsonb_build_object(
+        array[pg_catalog.jsonb_build_object(
             'id', p_transaction.id,
             'reference', p_transaction.reference,
             'user_id', p_transaction.user_id,
@@ -190,7 +184,7 @@ begin
             'from_status', p_from_status,
             'status', p_transaction.status,
             'reason', p_reason
-        ),
+        )],
         v_correlation_id
     );
 end;

@@ -1,12 +1,12 @@
--- The transactional outbox (supabase/functions-sql/50_outbox.sql): private.emit_event,
--- claim_outbox_events, mark_outbox_published, private.purge_published_outbox_events, and who may
+-- The transactional outbox (the outbox's functions-sql file): private.emit_events,
+-- private.emit_event, claim_outbox_events, mark_outbox_published, private.purge_published_outbox_events, and who may
 -- call them and read outbox_events. Runs as postgres on a fresh clone of the migrated template.
 --
 -- A relay claims only events of transactions below the oldest one still running, so events
 -- written by this (test) transaction are never claimable. Claimable events are inserted here as
 -- postgres with an explicit old txid (3, 4, 5, 6), which every snapshot's xmin is above.
 begin;
-select plan(66);
+select plan(73);
 
 -- Events by name (their event_type), what each claim returned in its order, and counts.
 create temp table ev (name text primary key, id bigint not null);
@@ -546,6 +546,75 @@ select throws_ok(
     '42501',
     'permission denied for table outbox_events',
     'service_role may not delete events directly'
+);
+
+-- private.emit_events: a batch in one insert ------------------------------------------------------
+
+create temp table batch (position bigint primary key, id bigint not null);
+insert into pg_temp.batch (position, id)
+select e.position, e.id
+from private.emit_events(
+    'ride',
+    array['ride-b1', 'ride-b2', 'ride-b3'],
+    'own.batch',
+    array['{"n": 1}', '{"n": 2}', '{"n": 3}']::jsonb [],
+    'corr-b',
+    '{"source": "batch"}'
+) with ordinality as e (id, position);
+
+select results_eq(
+    $$select b.position, o.aggregate_type, o.aggregate_id, o.event_type, o.payload, o.metadata,
+             o.correlation_id, o.txid = pg_current_xact_id(), o.published_at
+        from pg_temp.batch as b
+        inner join public.outbox_events as o on o.id = b.id
+        order by b.position$$,
+    $$values
+        (1::bigint, 'ride', 'ride-b1', 'own.batch', '{"n": 1}'::jsonb, '{"source": "batch"}'::jsonb,
+         'corr-b', true, null::timestamptz),
+        (2, 'ride', 'ride-b2', 'own.batch', '{"n": 2}', '{"source": "batch"}', 'corr-b', true, null),
+        (3, 'ride', 'ride-b3', 'own.batch', '{"n": 3}', '{"source": "batch"}', 'corr-b', true, null)$$,
+    'emit_events writes one event per element and returns their ids in array order'
+);
+select ok(
+    (select array_agg(id order by position) = array_agg(id order by id) from pg_temp.batch),
+    'emit_events gives ids in array order: relays publish the batch in that order'
+);
+select is(
+    (
+        select count(*) from private.emit_events(
+            'ride', '{}'::text [], 'own.empty', '{}'::jsonb [], null, null
+        )
+    ) + (
+        select count(*) from private.emit_events('ride', null, 'own.empty', null)
+    ) + (select count(*) from public.outbox_events where event_type = 'own.empty'),
+    0::bigint,
+    'emit_events of empty or null arrays writes nothing'
+);
+select throws_ok(
+    $$select private.emit_events('ride', array['a', 'b'], 'own.uneven', array['{}']::jsonb [])$$,
+    '22023',
+    'emit_events: p_aggregate_ids and p_payloads must be arrays of one length (got 2 and 1)',
+    'emit_events refuses arrays of different lengths'
+);
+select throws_ok(
+    $$select private.emit_events('ride', array['a'], 'own.uneven', null)$$,
+    '22023',
+    'emit_events: p_aggregate_ids and p_payloads must be arrays of one length (got 1 and null)',
+    'emit_events refuses ids without payloads'
+);
+select is(
+    (select count(*) from public.outbox_events where event_type = 'own.uneven'),
+    0::bigint,
+    'a refused batch writes nothing'
+);
+select throws_ok(
+    $$select tests.as_role(
+        'service_role',
+        'select private.emit_events(''x'', array[''1''], ''forged'', array[''{}''::jsonb])'
+    )$$,
+    '42501',
+    'permission denied for schema private',
+    'service_role may not call private.emit_events'
 );
 
 select * from finish();
