@@ -247,7 +247,7 @@ grant execute on function public.add_payment_method(uuid, text, text, jsonb, boo
 to service_role;
 
 -- Signed-in users call it: the RPC is SECURITY INVOKER and its body a definer function here,
--- as get_wallet_balance's (71_wallets.sql says why).
+-- as get_wallet_balance's (the wallets file says why).
 create or replace function private.set_default_payment_method(p_payment_method_id uuid)
 returns public.payment_methods
 language plpgsql

@@ -50,7 +50,7 @@ for each row execute function private.feature_flags_announce_change();
 
 select private.enable_audit('public.feature_flags');
 
--- Until 2026-12 flags kept their own counter reader and sampler (now those of 15_counters).
+-- Until 2026-12 flags kept their own counter reader and sampler (now those of the counters file).
 drop function if exists private.feature_flag_count(bigint, text);
 drop function if exists private.sample_feature_flag_counts();
 drop function if exists private.feature_flag_counter(bigint, text);
@@ -116,7 +116,7 @@ begin
             p_function, private.quoted_for_error(p_environment, 20)
         using errcode = '22023';
     end if;
-    -- The checks of 01_arguments, inline where they pass: this runs on every evaluation.
+    -- The argument helpers' checks, inline where they pass: this runs on every evaluation.
     if pg_catalog.char_length(p_user_id) not between 1 and 200 then
         perform private.require_identifier(p_user_id, p_function, 'p_user_id');
     end if;

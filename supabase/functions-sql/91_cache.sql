@@ -4,7 +4,7 @@
 
 -- Counters ----------------------------------------------------------------------------------------
 
--- Until 2026-12 the cache kept its own counter reader and sampler (now those of 15_counters).
+-- Until 2026-12 the cache kept its own counter reader and sampler (now those of the counters file).
 drop function if exists private.cache_count(text, text);
 drop function if exists private.sample_cache_counts();
 

@@ -249,7 +249,7 @@ grant execute on function public.get_cached_route(
 ) to service_role;
 
 -- Until 2026-12 the route cache kept its own counter reader and sampler (now those of
--- 15_counters: its counters are counters.route_cache_<profile>_hits and _misses).
+-- the counters file: its counters are counters.route_cache_<profile>_hits and _misses).
 drop function if exists private.route_cache_count(text, text);
 drop function if exists private.sample_route_cache_counts();
 

@@ -1,4 +1,4 @@
-"""The feature flag rules (supabase/functions-sql/81_feature_flag_rules.sql) against their oracles:
+"""The feature flag rules (supabase/functions-sql/*_feature_flag_rules.sql) against their oracles:
 MurmurHash3 as mmh3 computes it, Unleash's client specification (its constraint files), and the
 official Python SDK evaluating the same constraints offline."""
 

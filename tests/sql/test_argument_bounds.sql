@@ -31,7 +31,7 @@ create temporary table bounded (
     named text
 );
 insert into bounded (function_name, argument, call, named) values
--- 20_metrics
+-- metrics
 ('record_metric', 'p_service_name', $$select public.record_metric(repeat('x', 101), 'gauge', 'm', 1)$$, null),
 ('record_metric', 'p_metric_type', $$select public.record_metric('s', repeat('x', 201), 'm', 1)$$, null),
 ('record_metric', 'p_metric_name', $$select public.record_metric('s', 'gauge', repeat('x', 201), 1)$$, null),
@@ -39,7 +39,7 @@ insert into bounded (function_name, argument, call, named) values
 ('record_metric', 'p_tags', $$select public.record_metric('s', 'gauge', 'm', 1, null, jsonb_build_object('t', repeat('x', 2048)))$$, null),
 ('record_metrics', 'p_metrics', $$select public.record_metrics((select jsonb_agg(jsonb_build_object('service_name', 's', 'metric_type', 'gauge', 'metric_name', 'm', 'value', 1)) from generate_series(1, 10001)))$$, null),
 ('record_metrics', 'p_metrics', $$select public.record_metrics(jsonb_build_array(jsonb_build_object('service_name', 's', 'metric_type', 'gauge', 'metric_name', 'm', 'value', 1, 'tags', jsonb_build_object('t', repeat('x', 2048)))))$$, null),
--- 30_audit
+-- audit
 ('log_audit_event', 'p_actor_type', $$select public.log_audit_event(repeat('x', 201), 'a', 'a', 'r')$$, null),
 ('log_audit_event', 'p_actor_identifier', $$select public.log_audit_event('service', repeat('x', 201), 'a', 'r')$$, null),
 ('log_audit_event', 'p_action', $$select public.log_audit_event('service', 'a', repeat('x', 101), 'r')$$, null),
@@ -47,15 +47,15 @@ insert into bounded (function_name, argument, call, named) values
 ('log_audit_event', 'p_resource_id', $$select public.log_audit_event('service', 'a', 'a', 'r', repeat('x', 201))$$, null),
 ('log_audit_event', 'p_metadata', $$select public.log_audit_event('service', 'a', 'a', 'r', null, jsonb_build_object('m', repeat('x', 16384)))$$, null),
 ('log_audit_event', 'p_correlation_id', $$select public.log_audit_event('service', 'a', 'a', 'r', null, null, repeat('x', 201))$$, null),
--- 50_outbox
+-- outbox
 ('claim_outbox_events', 'p_worker', $$select public.claim_outbox_events(1, repeat('x', 201))$$, null),
 ('mark_outbox_published', 'p_worker', $$select public.mark_outbox_published('{}', repeat('x', 201))$$, null),
--- 51_whatsapp_sessions
+-- WhatsApp sessions
 ('update_whatsapp_session_activity', 'p_phone_number', $$select public.update_whatsapp_session_activity(repeat('1', 10000))$$, null),
 ('correlate_conversation', 'p_wa_id', $$select public.correlate_conversation(repeat('1', 201), 'c')$$, null),
 ('correlate_conversation', 'p_conversation_id', $$select public.correlate_conversation('250788000001', repeat('x', 101))$$, null),
 ('correlate_conversation', 'p_communication_id', $$select public.correlate_conversation('250788000001', 'c', repeat('x', 101))$$, null),
--- 52_whatsapp_ingest
+-- WhatsApp webhook (and its dead letters)
 ('ingest_whatsapp_webhook', 'p_provider', $$select public.ingest_whatsapp_webhook(repeat('x', 201), '{}')$$, null),
 ('ingest_whatsapp_webhook', 'p_payload', $$select public.ingest_whatsapp_webhook('twilio', jsonb_build_object('Body', repeat('x', 8388608)))$$, null),
 ('ingest_whatsapp_webhook', 'p_correlation_id', $$select public.ingest_whatsapp_webhook('twilio', '{}', repeat('x', 201))$$, null),
@@ -66,11 +66,11 @@ insert into bounded (function_name, argument, call, named) values
 ('dead_letter_whatsapp_webhook', 'p_correlation_id', $$select public.dead_letter_whatsapp_webhook('meta', '\x00', 'd', null, repeat('x', 201))$$, null),
 ('list_whatsapp_dead_letters', 'p_state', $$select public.list_whatsapp_dead_letters(repeat('x', 201))$$, null),
 ('discard_whatsapp_dead_letter', 'p_note', $$select public.discard_whatsapp_dead_letter(1, repeat('x', 501))$$, null),
--- 53_users
+-- users
 ('issue_otp', 'p_phone_number', $$select public.issue_otp(repeat('1', 10000))$$, null),
 ('verify_otp', 'p_phone_number', $$select public.verify_otp(repeat('1', 10000), '123456')$$, null),
 ('verify_otp', 'p_code', $$select public.verify_otp('+250788000001', repeat('1', 10000))$$, null),
--- 60_message_queue
+-- message queue
 ('enqueue_message', 'p_queue_name', $$select public.enqueue_message(repeat('x', 64), 'x')$$, null),
 ('enqueue_message', 'p_message_type', $$select public.enqueue_message('q', repeat('x', 101))$$, null),
 ('enqueue_message', 'p_payload', $$select public.enqueue_message('q', 'x', jsonb_build_object('p', repeat('x', 65536)))$$, null),
@@ -81,7 +81,7 @@ insert into bounded (function_name, argument, call, named) values
 ('ack_messages', 'p_worker_id', $$select public.ack_messages('{1}', repeat('x', 201))$$, null),
 ('nack_message', 'p_worker_id', $$select public.nack_message(1, null, null, repeat('x', 201))$$, null),
 ('redrive_dead_messages', 'p_queue_name', $$select public.redrive_dead_messages(repeat('x', 64))$$, null),
--- 61_background_jobs
+-- background jobs
 ('schedule_job', 'p_job_type', $$select public.schedule_job(repeat('x', 101), null)$$, null),
 ('schedule_job', 'p_job_name', $$select public.schedule_job('t', repeat('x', 201))$$, null),
 ('schedule_job', 'p_payload', $$select public.schedule_job('t', null, jsonb_build_object('p', repeat('x', 65536)))$$, null),
@@ -92,7 +92,7 @@ insert into bounded (function_name, argument, call, named) values
 ('complete_job', 'p_result', $$select public.complete_job(1, jsonb_build_object('r', repeat('x', 65536)))$$, null),
 ('complete_job', 'p_worker_id', $$select public.complete_job(1, null, repeat('x', 201))$$, null),
 ('fail_job', 'p_worker_id', $$select public.fail_job(1, 'e', true, repeat('x', 201))$$, null),
--- 63_whatsapp_queue
+-- WhatsApp queue
 ('enqueue_whatsapp_message', 'p_recipient_phone', $$select public.enqueue_whatsapp_message(repeat('1', 10000), 'template', '{"name": "hello", "language": {"code": "en"}}')$$, null),
 ('enqueue_whatsapp_message', 'p_message_type', $$select public.enqueue_whatsapp_message('+250788000001', repeat('x', 101), '{}')$$, 'message_type'),
 ('enqueue_whatsapp_message', 'p_payload', $$select public.enqueue_whatsapp_message('+250788000001', 'template', jsonb_build_object('name', repeat('x', 65536)))$$, 'payload'),
@@ -109,7 +109,7 @@ insert into bounded (function_name, argument, call, named) values
 ('whatsapp_sender_heartbeat', 'p_host', $$select public.whatsapp_sender_heartbeat('w', repeat('x', 256), 1, 'meta', 40)$$, null),
 ('whatsapp_sender_heartbeat', 'p_provider', $$select public.whatsapp_sender_heartbeat('w', 'h', 1, repeat('x', 51), 40)$$, null),
 ('redrive_whatsapp_messages', 'p_status', $$select public.redrive_whatsapp_messages(repeat('x', 201))$$, null),
--- 82_feature_flags
+-- feature flags
 ('is_feature_enabled', 'p_flag_key', $$select public.is_feature_enabled(repeat('x', 201))$$, null),
 ('is_feature_enabled', 'p_user_id', $$select public.is_feature_enabled('f', repeat('x', 201))$$, null),
 ('is_feature_enabled', 'p_environment', $$select public.is_feature_enabled('f', null, repeat('x', 201))$$, null),
@@ -131,7 +131,7 @@ insert into bounded (function_name, argument, call, named) values
 ('upsert_feature_flag', 'p_group_id', $$select public.upsert_feature_flag('k', 'n', true, 'all', 'all', 0, '{}', '[]', null, repeat('x', 101))$$, null),
 ('delete_feature_flag', 'p_key', $$select public.delete_feature_flag(repeat('x', 201), 'all')$$, null),
 ('delete_feature_flag', 'p_environment', $$select public.delete_feature_flag('k', repeat('x', 21))$$, null),
--- 70_transactions
+-- transactions
 ('create_transaction', 'p_type', $$select public.create_transaction('8e1f0a00-0000-4000-8000-000000000001', repeat('x', 201), 1, 'RWF')$$, null),
 ('create_transaction', 'p_currency', $$select public.create_transaction('8e1f0a00-0000-4000-8000-000000000001', 'credit', 1, repeat('x', 201))$$, null),
 ('create_transaction', 'p_idempotency_key', $$select public.create_transaction('8e1f0a00-0000-4000-8000-000000000001', 'credit', 1, 'RWF', repeat('x', 256))$$, null),
@@ -139,13 +139,13 @@ insert into bounded (function_name, argument, call, named) values
 ('update_transaction_status', 'p_new_status', $$select public.update_transaction_status(gen_random_uuid(), repeat('x', 201))$$, null),
 ('update_transaction_status', 'p_error_message', $$select public.update_transaction_status(gen_random_uuid(), 'failed', repeat('x', 2001))$$, null),
 ('update_transaction_status', 'p_reason', $$select public.update_transaction_status(gen_random_uuid(), 'failed', null, repeat('x', 2001))$$, null),
--- 71_wallets, 72_payment_methods
+-- wallets, payment methods
 ('get_wallet_balance', 'p_currency', $$select public.get_wallet_balance('8e1f0a00-0000-4000-8000-000000000001', repeat('x', 201))$$, null),
 ('add_payment_method', 'p_method_type', $$select public.add_payment_method('8e1f0a00-0000-4000-8000-000000000001', repeat('x', 201), 'mtn')$$, null),
 ('add_payment_method', 'p_provider', $$select public.add_payment_method('8e1f0a00-0000-4000-8000-000000000001', 'cash', repeat('x', 51))$$, null),
 ('add_payment_method', 'p_account_details', $$select public.add_payment_method('8e1f0a00-0000-4000-8000-000000000001', 'cash', 'mtn', jsonb_build_object('d', repeat('x', 4096)))$$, null),
 ('set_payment_method_verification', 'p_verification_status', $$select public.set_payment_method_verification((select payment_method_id from setup), repeat('x', 201))$$, null),
--- 80_service_registry
+-- service registry
 ('register_service', 'p_service_name', $$select public.register_service(repeat('x', 101), 't', '1', null, null, '[]')$$, null),
 ('register_service', 'p_service_type', $$select public.register_service('s', repeat('x', 51), '1', null, null, '[]')$$, null),
 ('register_service', 'p_version', $$select public.register_service('s', 't', repeat('x', 51), null, null, '[]')$$, null),
@@ -160,7 +160,7 @@ insert into bounded (function_name, argument, call, named) values
 ('service_heartbeat', 'p_instance_id', $$select public.service_heartbeat('s', 'healthy', null, repeat('x', 201))$$, null),
 ('find_service_instances', 'p_service_name', $$select public.find_service_instances(repeat('x', 101))$$, null),
 ('find_service_instances', 'p_capability', $$select public.find_service_instances(null, repeat('x', 101))$$, null),
--- 90_event_store
+-- event store
 ('append_event', 'p_aggregate_id', $$select public.append_event(repeat('x', 201), 'trip', 'e', '{}')$$, null),
 ('append_event', 'p_aggregate_type', $$select public.append_event('t', repeat('x', 201), 'e', '{}')$$, null),
 ('append_event', 'p_event_type', $$select public.append_event('t', 'trip', repeat('x', 201), '{}')$$, null),
@@ -187,7 +187,7 @@ insert into bounded (function_name, argument, call, named) values
 ('read_all_events', 'p_aggregate_types', $$select public.read_all_events(0, 10, (select array_agg(g::text) from generate_series(1, 101) as g))$$, null),
 ('read_subscription', 'p_name', $$select public.read_subscription(repeat('x', 201))$$, null),
 ('ack_subscription', 'p_name', $$select public.ack_subscription(repeat('x', 201), 0)$$, null),
--- 91_cache
+-- cache
 ('set_cache', 'p_key', $$select public.set_cache(repeat('x', 513), '{}')$$, null),
 ('set_cache', 'p_value', $$select public.set_cache('k', jsonb_build_object('v', repeat('x', 1048576)))$$, null),
 ('set_cache', 'p_cache_type', $$select public.set_cache('k', '{}', 60, repeat('x', 101))$$, null),
@@ -196,12 +196,12 @@ insert into bounded (function_name, argument, call, named) values
 ('get_cache', 'p_key', $$select public.get_cache(repeat('x', 513))$$, null),
 ('get_cache', 'p_cache_type', $$select public.get_cache('k', repeat('x', 101))$$, null),
 ('invalidate_cache_by_tag', 'p_tag', $$select public.invalidate_cache_by_tag(repeat('x', 101))$$, null),
--- 92_routes
+-- route cache
 ('cache_route', 'p_profile', $$select public.cache_route(-1.95, 30.06, -1.96, 30.07, repeat('x', 41), '_p~iF~ps|U_ulLnnqC', 1, 1)$$, null),
 ('cache_route', 'p_encoded_polyline', $$select public.cache_route(-1.95, 30.06, -1.96, 30.07, 'driving', repeat('?', 65537), 1, 1)$$, null),
 ('cache_route', 'p_provider', $$select public.cache_route(-1.95, 30.06, -1.96, 30.07, 'driving', '_p~iF~ps|U_ulLnnqC', 1, 1, 1, 60, repeat('x', 101))$$, null),
 ('get_cached_route', 'p_profile', $$select public.get_cached_route(-1.95, 30.06, -1.96, 30.07, 60, repeat('x', 41))$$, null),
--- 93_locations
+-- locations
 ('save_location', 'p_location_type', $$select public.save_location('8e1f0a00-0000-4000-8000-000000000001', repeat('x', 201), -1.95, 30.06)$$, null),
 ('save_location', 'p_place_name', $$select public.save_location('8e1f0a00-0000-4000-8000-000000000001', 'home', -1.95, 30.06, repeat('x', 201))$$, null),
 ('save_location', 'p_address', $$select public.save_location('8e1f0a00-0000-4000-8000-000000000001', 'home', -1.95, 30.06, null, repeat('x', 501))$$, null),

@@ -1,4 +1,4 @@
--- The audit trail (supabase/functions-sql/30_audit.sql): log_audit_event, the audit trigger that
+-- The audit trail (supabase/functions-sql/*_audit.sql): log_audit_event, the audit trigger that
 -- private.enable_audit() attaches, the append-only guard and who may read system_audit_logs.
 -- Runs as postgres on a fresh clone.
 begin;

@@ -1,4 +1,4 @@
--- background_jobs (supabase/functions-sql/61_background_jobs.sql, migration
+-- background_jobs (supabase/functions-sql/*_background_jobs.sql, migration
 -- 20260401130100_background_jobs.sql): schedule_job, claim_jobs, complete_job, fail_job,
 -- cancel_job, the time-outs, retention, who may call them and what they refuse. Runs as postgres
 -- on a fresh clone in one transaction: now() is constant, so "due now" is run_at <= now() and a

@@ -1,5 +1,5 @@
 -- The general cache (migration 20261207150000_cache_entries, functions in
--- supabase/functions-sql/91_cache.sql): set_cache, get_cache (never an expired entry),
+-- supabase/functions-sql/*_cache.sql): set_cache, get_cache (never an expired entry),
 -- invalidate_cache_by_tag, cleanup_expired_cache in batches, the hit and miss counters,
 -- monitoring.cache_stats, every bad argument, and who may call what. Runs as postgres on a fresh
 -- clone in one transaction: now() is constant, so an entry is expired by writing its expires_at

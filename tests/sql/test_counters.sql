@@ -1,5 +1,5 @@
 -- The counters (migration 20261207160000_counters, functions in
--- supabase/functions-sql/15_counters.sql): counters made and dropped, the reader that reads only
+-- supabase/functions-sql/*_counters.sql): counters made and dropped, the reader that reads only
 -- schema counters, the value at a time that the views' windows subtract, the sampler and its
 -- retention, its cron job, and who may read what. Runs as postgres on a fresh clone in one
 -- transaction: now() is constant, so samples are dated by writing them as the owner.

@@ -1,6 +1,6 @@
--- What erase_user (supabase/functions-sql/53_users.sql) reaches beyond the user's own rows: the
+-- What erase_user (supabase/functions-sql/*_users.sql) reaches beyond the user's own rows: the
 -- outbound queue (private.erase_whatsapp_recipient and the sender's record of a send in flight,
--- 63_whatsapp_queue.sql), messages sent to the number before it was a user, and money: no new
+-- *_whatsapp_queue.sql), messages sent to the number before it was a user, and money: no new
 -- transaction, completion, reversal or payment method for an erased user (PT410). Runs as
 -- postgres on a fresh clone in one transaction.
 begin;

@@ -1,5 +1,5 @@
 -- The event store (migration 20261207140000_event_store.sql, functions in
--- supabase/functions-sql/90_event_store.sql, private.oldest_running_transaction in 50_outbox.sql):
+-- supabase/functions-sql/*_event_store.sql, private.oldest_running_transaction in *_outbox.sql):
 -- appends with optimistic concurrency and idempotent event ids, reads of one aggregate (pruned to
 -- the months it has events in) and from a snapshot, the global order with subscriptions and
 -- consumer groups, the analysts' views, and who may call and read what. Runs as postgres on a

@@ -1,4 +1,4 @@
--- The feature flag rules (81_feature_flag_rules.sql): MurmurHash3 on known vectors, Unleash's
+-- The feature flag rules (*_feature_flag_rules.sql): MurmurHash3 on known vectors, Unleash's
 -- bucketing, every constraint operator with inverted, caseInsensitive and missing fields, and
 -- the fault text a flag's CHECK reports. tests/py/test_unleash_rules.py holds the same functions
 -- to Unleash's client specification, its SDK and mmh3 on random keys.

@@ -1,4 +1,4 @@
--- Feature flags (supabase/functions-sql/82_feature_flags.sql, migration
+-- Feature flags (supabase/functions-sql/*_feature_flags.sql, migration
 -- 20261207130100_feature_flags.sql): the table refuses bad rows, is_feature_enabled and
 -- evaluate_feature_flags answer with Unleash's semantics for each caller, upsert and delete
 -- manage flags, and who got which answer is recorded without a write per repeated answer.

@@ -1,5 +1,5 @@
 -- locations (migration 20261207150200_locations.sql, functions in
--- supabase/functions-sql/93_locations.sql): the current position's report (made, moved, an older
+-- supabase/functions-sql/*_locations.sql): the current position's report (made, moved, an older
 -- one ignored, a HOT update when it does not move), saved places, delete_location, the nearest
 -- locations with exact distances, the type filter and the maximum age, every bad input, and who
 -- may call and read what. Runs as postgres on a fresh clone in one transaction.

@@ -1,4 +1,4 @@
--- message_queue (supabase/functions-sql/60_message_queue.sql, migration
+-- message_queue (supabase/functions-sql/*_message_queue.sql, migration
 -- 20260401130000_message_queue.sql): enqueue_message, claim_messages, ack_message, nack_message,
 -- redrive_dead_messages, the retention job, who may call them and what they refuse. Runs as
 -- postgres on a fresh clone in one transaction: now() is constant, so "visible now" is

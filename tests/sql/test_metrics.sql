@@ -1,4 +1,4 @@
--- Metrics (supabase/functions-sql/20_metrics.sql): record_metric, record_metrics, the CHECK
+-- Metrics (supabase/functions-sql/*_metrics.sql): record_metric, record_metrics, the CHECK
 -- constraints of system_metrics behind them, and who may call, read and write what.
 -- Runs as postgres on a fresh clone.
 begin;

@@ -1,5 +1,5 @@
--- The monitoring views (supabase/functions-sql/40_monitoring.sql), what the analyst role may and
--- may not read, its search_path setting, and the pg_cron helpers of 00_cron.sql. Runs as postgres
+-- The monitoring views (supabase/functions-sql/*_monitoring.sql), what the analyst role may and
+-- may not read, its search_path setting, and the pg_cron helpers of *_cron.sql. Runs as postgres
 -- on a fresh clone of the migrated template.
 begin;
 select plan(54);

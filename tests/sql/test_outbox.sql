@@ -6,7 +6,7 @@
 -- written by this (test) transaction are never claimable. Claimable events are inserted here as
 -- postgres with an explicit old txid (3, 4, 5, 6), which every snapshot's xmin is above.
 begin;
-select plan(73);
+select plan(74);
 
 -- Events by name (their event_type), what each claim returned in its order, and counts.
 create temp table ev (name text primary key, id bigint not null);
@@ -606,6 +606,15 @@ select is(
     (select count(*) from public.outbox_events where event_type = 'own.uneven'),
     0::bigint,
     'a refused batch writes nothing'
+);
+select is(
+    (
+        select array_agg(p.oid::regprocedure::text order by p.oid::regprocedure::text)
+        from pg_proc as p
+        where p.prosrc ~* 'insert\s+into\s+public\s*\.\s*outbox_events'
+    ),
+    array['private.emit_events(text,text[],text,jsonb[],text,jsonb)'],
+    'one writer: no function but private.emit_events inserts into outbox_events'
 );
 select throws_ok(
     $$select tests.as_role(

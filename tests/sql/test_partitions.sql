@@ -1,4 +1,4 @@
--- The partition manager (supabase/functions-sql/10_partitions.sql) and its registry
+-- The partition manager (supabase/functions-sql/*_partitions.sql) and its registry
 -- (private.partitioned_tables). Every run is private.maintain_partitions(p_as_of => ...) at a
 -- fixed date, so the months made do not depend on when the suite runs; only the health section
 -- also runs as of now() and derives its expectations from now(). Runs as postgres on a fresh clone.

@@ -1,5 +1,5 @@
 -- payment_methods (migration 20260401120000_transactions_payments.sql, functions in
--- supabase/functions-sql/72_payment_methods.sql): add_payment_method with its per-type checks and
+-- supabase/functions-sql/*_payment_methods.sql): add_payment_method with its per-type checks and
 -- masked labels, account details encrypted under private.payment_method_keys, one default per
 -- user, verification, audited decryption, key rotation (a local key and a Vault one), the
 -- table's audit with account_details redacted, RLS and the column grant, and who may call what.

@@ -1,5 +1,5 @@
 -- The route cache (migration 20261207150100_routes.sql, functions in
--- supabase/functions-sql/92_routes.sql): cache_route and get_cached_route, the tolerance at both
+-- supabase/functions-sql/*_routes.sql): cache_route and get_cached_route, the tolerance at both
 -- ends (on the spheroid, as ST_Project walks it), the freshest route winning, expiry and maximum
 -- age, the polyline and path agreeing, every refusal, the hit and miss counters, the cleanup, the
 -- analysts' view, and who may call and read what. Runs as postgres on a fresh clone in one

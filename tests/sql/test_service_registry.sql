@@ -1,5 +1,5 @@
 -- The service registry (migration 20261207130000_service_registry, functions in
--- supabase/functions-sql/80_service_registry.sql): registration, heartbeats, the record of status
+-- supabase/functions-sql/*_service_registry.sql): registration, heartbeats, the record of status
 -- changes, discovery, the sweep job, the overview, who may call what, and that a heartbeat is a
 -- HOT update. Runs as postgres on a fresh clone in one transaction: now() is constant, so an
 -- instance is aged by moving its heartbeat into the past by hand.

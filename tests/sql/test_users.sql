@@ -1,4 +1,4 @@
--- Users (supabase/functions-sql/53_users.sql, migration 20260401110100_user_verification.sql):
+-- Users (supabase/functions-sql/*_users.sql, migration 20260401110100_user_verification.sql):
 -- one-time codes (private.otp_code, issue_otp, verify_otp, private.purge_otp_codes), GDPR erasure
 -- (erase_user) and anonymize_inactive_users, their pg_cron jobs and who may call them. Runs as
 -- postgres on a fresh clone, in one transaction: now() is constant, so each call's writes (a

@@ -1,4 +1,4 @@
--- Webhook dead letters (supabase/functions-sql/54_whatsapp_dead_letters.sql, the ingest in
+-- Webhook dead letters (supabase/functions-sql/*_whatsapp_dead_letters.sql, the ingest in
 -- whatsapp_ingest, migration 20261207120000_whatsapp_dead_letters.sql): what a signed webhook
 -- carried that cannot be stored is kept whole, the rest of the batch is stored, and an operator
 -- lists, retries after a fix, or discards it. Runs as postgres on a fresh clone in one

@@ -1,5 +1,5 @@
 -- whatsapp_message_queue (migration 20260401130200_whatsapp_message_queue.sql, functions in
--- supabase/functions-sql/62_whatsapp_payloads.sql and 63_whatsapp_queue.sql): enqueue with its
+-- supabase/functions-sql/*_whatsapp_payloads.sql and *_whatsapp_queue.sql): enqueue with its
 -- payload rules and the 24-hour customer service window, claims (priority across recipients, one
 -- at a time and in order per recipient), the sender's outcomes and the message_tracking rows they
 -- write, pause and resume, redrive, retention, and who may call what. Runs as postgres on a fresh

@@ -1,4 +1,4 @@
--- cancel_whatsapp_message (supabase/functions-sql/63_whatsapp_queue.sql, migration
+-- cancel_whatsapp_message (supabase/functions-sql/*_whatsapp_queue.sql, migration
 -- 20261207110000_whatsapp_queue_cancel.sql): an operator calls back a queued message before it
 -- is sent. Waiting, scheduled and retrying messages are cancelled (final, never redriven, out of
 -- their recipient's lane); a message in flight or finished is PT409 naming its status. Runs as

@@ -1,5 +1,5 @@
 -- The sender's liveness (migration 20261207100000_whatsapp_sender_heartbeats.sql, functions in
--- supabase/functions-sql/65_whatsapp_senders.sql): the heartbeat RPC, the monitoring views that
+-- supabase/functions-sql/*_whatsapp_senders.sql): the heartbeat RPC, the monitoring views that
 -- say which senders are live and whether due messages wait with none, the health RPC, the purge
 -- job, who may call what; and that the sender may record a batch's results twice (it holds them
 -- across a lost connection and records them again: the repeat must change nothing). Runs as

@@ -1,4 +1,4 @@
--- WhatsApp sessions and desk conversations (supabase/functions-sql/51_whatsapp_sessions.sql):
+-- WhatsApp sessions and desk conversations (supabase/functions-sql/*_whatsapp_sessions.sql):
 -- private.normalize_phone, update_whatsapp_session_activity, cleanup_expired_whatsapp_sessions
 -- and its pg_cron job, correlate_conversation, private.service_window_closes_at, the updated_at
 -- triggers and who may read whatsapp_sessions and conversation_mappings. Runs as postgres on a
