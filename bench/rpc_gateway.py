@@ -3,8 +3,11 @@
 Builds a throwaway cluster (as the tests do), starts the edge as its own process, and runs the
 same call three ways with the same concurrency:
   raw       `select public.bench_add($1, $2)` on psycopg connections (the floor)
-  raw+tx    what the gateway sends per request: BEGIN, the set_config of role and claims, the
-            call shaped into JSON, COMMIT (the floor for any PostgREST-style gateway)
+  raw+tx    what the gateway sent per request until 2026-12-07: BEGIN, the set_config of role
+            and claims, the call shaped into JSON, COMMIT (four round trips)
+  raw+1     what it sends now: the set_config and the call as one simple-protocol query, bound
+            client-side, committed by Postgres before it answers (one round trip; the floor
+            for the gateway)
   gateway   POST /rest/v1/rpc/bench_add over HTTP with an anon key
 Prints requests/s, p50 and p99 latency, and each row's throughput as a ratio to raw.
 
@@ -119,6 +122,14 @@ async def run_benchmarks(
 
         results.append(await measure("raw", raw, seconds, concurrency))
         results.append(await measure("raw+tx", raw_tx, seconds, concurrency))
+
+        async def raw_one_trip(n: int) -> None:
+            async with pool.connection() as conn:
+                cursor = psycopg.AsyncClientCursor(conn)
+                call = cursor.mogrify(GATEWAY_CALL, (f'{{"a": {n}, "b": 1}}',))
+                await cursor.execute(f"{GATEWAY_SETUP}; {call}")
+
+        results.append(await measure("raw+1", raw_one_trip, seconds, concurrency))
 
     edge_port = free_port()
     edge = start_edge(server, database, edge_port, pool_size=concurrency)

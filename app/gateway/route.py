@@ -26,7 +26,7 @@ from app.gateway.catalog import Catalog, Routine
 from app.gateway.errors import GatewayError
 from app.gateway.request import Arguments, read_arguments, requested_schema, wants_object
 from app.settings import Settings
-from app.shared.request_settings import apply_settings, request_settings
+from app.shared.request_settings import execute_as_request, request_settings
 
 JSON = "application/json; charset=utf-8"
 OBJECT_JSON = "application/vnd.pgrst.object+json; charset=utf-8"
@@ -64,9 +64,29 @@ class RpcGateway:
                 )
                 if routine.volatility != "v":
                     read_only = True  # STABLE and IMMUTABLE functions never need to write
-                async with conn.transaction():
-                    await self._begin_request(conn, request, caller, schema, read_only)
-                    result = await self._call(conn, routine, arguments, want_object, want_count)
+                settings = self._request_settings(request, caller, schema, read_only)
+                if want_object or want_count:
+                    # The answer may be refused after the call (not one object, a range past
+                    # the count): the transaction stays open until then, so that the refusal
+                    # rolls back what the function did.
+                    async with conn.transaction():
+                        result = await self._call(
+                            conn,
+                            settings,
+                            routine,
+                            arguments,
+                            want_object=want_object,
+                            want_count=want_count,
+                        )
+                else:
+                    result = await self._call(
+                        conn,
+                        settings,
+                        routine,
+                        arguments,
+                        want_object=want_object,
+                        want_count=want_count,
+                    )
         except PoolTimeout as error:
             raise errors.pool_exhausted() from error
         except psycopg.Error as error:
@@ -83,16 +103,11 @@ class RpcGateway:
         media_type = OBJECT_JSON if want_object else JSON
         return Response(content, status, response_headers, media_type)
 
-    async def _begin_request(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        request: Request,
-        caller: Caller,
-        schema: str,
-        read_only: bool,
-    ) -> None:
+    def _request_settings(
+        self, request: Request, caller: Caller, schema: str, read_only: bool
+    ) -> list[tuple[str, str]]:
         """Transaction-local settings, as PostgREST sets them before the call."""
-        settings = request_settings(
+        return request_settings(
             request,
             role=caller.role,
             claims=caller.claims,
@@ -101,27 +116,29 @@ class RpcGateway:
             role_settings=self.catalog.role_settings.of(caller.role),
             read_only=read_only,
         )
-        await apply_settings(conn, settings)
 
     async def _call(
         self,
         conn: psycopg.AsyncConnection[Any],
+        settings: list[tuple[str, str]],
         routine: Routine,
         arguments: Arguments,
+        *,
         want_object: bool,
         want_count: bool,
     ) -> CallResult:
         body = arguments.body if arguments.values is None else _json_arguments(routine, arguments)
         if routine.returns_void:
-            await conn.execute(_rendered_void_call(routine, arguments.keys), {"body": body})
+            await execute_as_request(
+                conn, settings, _rendered_void_call(routine, arguments.keys), {"body": body}
+            )
             return CallResult(None, 1, 1 if want_count else None)
         page = arguments.page
         if routine.returns_set:
             cap = self.settings.api_max_rows
             page = Page(min(page.limit, cap) if page.limit is not None else cap, page.offset)
         query = _rendered_call(routine, arguments.keys, want_object, want_count, page)
-        cursor = await conn.execute(query, {"body": body})
-        row = await cursor.fetchone()
+        row = await execute_as_request(conn, settings, query, {"body": body})
         assert row is not None  # an aggregate always returns one row
         text, page_total, total = row
         if total is not None and page.offset > total:

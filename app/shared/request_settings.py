@@ -1,6 +1,6 @@
 """The transaction-local settings PostgREST makes before a call, for any edge code that calls
-the database as an API role: the RPC gateway as the caller's role, the webhooks as
-service_role."""
+the database as an API role (the RPC gateway as the caller's role, the webhooks as service_role),
+and the one way both send them: with the call, in one round trip."""
 
 from __future__ import annotations
 
@@ -48,9 +48,19 @@ def settings_statement(settings: Sequence[tuple[str, str]]) -> tuple[str, list[s
     return query, [item for pair in settings for item in pair]
 
 
-async def apply_settings(
-    conn: psycopg.AsyncConnection[Any], settings: Sequence[tuple[str, str]]
-) -> None:
-    """In the transaction the caller has open, in one round trip."""
-    query, params = settings_statement(settings)
-    await conn.execute(query, params)  # type: ignore[arg-type]
+async def execute_as_request(
+    conn: psycopg.AsyncConnection[Any],
+    settings: Sequence[tuple[str, str]],
+    sql: str,
+    params: Sequence[Any] | Mapping[str, Any],
+) -> tuple[Any, ...] | None:
+    """The settings and `sql` as one simple-protocol query, bound client-side: one round trip.
+    On a connection outside a transaction, Postgres runs the two statements as one transaction
+    and commits it before it answers (so a caller answers only after the commit); inside one the
+    caller opened, they are part of it. `sql`'s first row, if any."""
+    cursor = psycopg.AsyncClientCursor(conn)
+    setup, setup_params = settings_statement(settings)
+    query = f"{cursor.mogrify(setup, setup_params)}; {cursor.mogrify(sql, params)}"
+    await cursor.execute(query)
+    cursor.nextset()
+    return await cursor.fetchone() if cursor.description else None

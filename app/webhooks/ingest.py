@@ -22,7 +22,7 @@ from starlette.requests import Request
 
 from app.settings import Settings
 from app.shared.request_context import valid_id
-from app.shared.request_settings import request_settings, settings_statement
+from app.shared.request_settings import execute_as_request, request_settings
 from app.shared.role_settings import RoleSettings
 from app.webhooks.rejection import Rejected
 
@@ -111,15 +111,9 @@ class Ingest:
             role_settings=self.role_settings.of(ROLE),
         )
         try:
-            # The settings and the call as one simple-protocol query (bound client-side):
-            # Postgres runs the two statements as one transaction and commits it before
-            # answering, so one round trip, and 200 only after the commit.
+            # Committed before the database answers: 200 only after the commit.
             async with self.pool.connection(timeout=self.settings.pool_timeout_seconds) as conn:
-                setup, params = settings_statement(settings)
-                cursor = psycopg.AsyncClientCursor(conn)
-                await cursor.execute(f"{setup}; {sql}", [*params, *arguments])
-                cursor.nextset()
-                row = await cursor.fetchone()
+                row = await execute_as_request(conn, settings, sql, arguments)
         except PoolTimeout as error:
             log.warning("webhook not stored: no database connection", path=request.url.path)
             raise _unavailable("No database connection") from error

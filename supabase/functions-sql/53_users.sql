@@ -512,6 +512,14 @@ begin
         where coalesce(u.last_active_at, u.registered_at)
             < pg_catalog.now() - pg_catalog.make_interval(days => p_days)
             and u.block_reason is distinct from 'erased (GDPR)'
+            -- A driver whose app reports positions is active without writing on WhatsApp:
+            -- read here, so that the position report (thousands a second) writes no user row.
+            and not exists (
+                select from public.locations as l
+                where
+                    l.user_id = u.id and l.location_type = 'current'
+                    and l.recorded_at >= pg_catalog.now() - pg_catalog.make_interval(days => p_days)
+            )
         order by coalesce(u.last_active_at, u.registered_at), u.id
         limit p_limit
         for no key update skip locked

@@ -144,6 +144,15 @@ def test_refused_single_object_rolls_back_the_call(gateway: Gateway, anon: Recor
     assert logged(gateway, tag) == 2
 
 
+def test_a_range_past_the_count_rolls_back_the_call(gateway: Gateway, anon: RecordingClient):
+    tag = unique("range")
+    status, body = anon.error(
+        anon.rpc("gw_write_rows", {"p_tag": tag}, count="exact").limit(2).offset(5)
+    )
+    assert (status, body["code"]) == (416, "PGRST103")
+    assert logged(gateway, tag) == 0
+
+
 # RAISE SQLSTATE 'PGRST' ---------------------------------------------------------------------
 
 

@@ -1,7 +1,7 @@
 """Meta WhatsApp webhooks end to end: signed POSTs to a real edge, then what the database stored.
 Every message type Meta sends (and one it may send tomorrow), a batch of several entries,
 changes and contacts, and outbound statuses arriving out of order, twice, after a failure or
-before their message. tests/sql/test_whatsapp_ingest.sql tests the SQL itself in depth; this
+before their message. tests/sql/test_whatsapp_ingest_*.sql test the SQL itself in depth; this
 file checks that the edge hands it Meta's bytes and answers with its summary."""
 
 from __future__ import annotations

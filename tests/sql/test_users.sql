@@ -978,8 +978,17 @@ insert into public.users (
 (
     'a0000000-0000-4000-8000-000000000007', '+250788500007', 'Almost',
     now() - interval '300 days', now() - interval '179 days', null, null
+),
+(
+    'a0000000-0000-4000-8000-000000000008', '+250788500008', 'Driving',
+    now() - interval '300 days', now() - interval '250 days', null, null
 );
 insert into public.user_preferences (user_id) values ('a0000000-0000-4000-8000-000000000001');
+-- A driver silent on WhatsApp for 250 days whose app reported a position an hour ago.
+insert into public.locations (user_id, location_type, coordinates, recorded_at) values (
+    'a0000000-0000-4000-8000-000000000008', 'current',
+    extensions.st_setsrid(extensions.st_makepoint(30.06, -1.95), 4326), now() - interval '1 hour'
+);
 
 select lives_ok(
     $$select tests.as_role(
@@ -1003,9 +1012,10 @@ select results_eq(
         ('a0000000-0000-4000-8000-000000000004'::uuid, '+250788500004', 'Yesterday', null),
         ('a0000000-0000-4000-8000-000000000005'::uuid, null, null, 'erased (GDPR)'),
         ('a0000000-0000-4000-8000-000000000006'::uuid, '+250788500006', 'New', null),
-        ('a0000000-0000-4000-8000-000000000007'::uuid, '+250788500007', 'Almost', null)$$,
-    'the inactive and the never active of 200 days are erased; the recently active, the new '
-    || 'and the already erased are left'
+        ('a0000000-0000-4000-8000-000000000007'::uuid, '+250788500007', 'Almost', null),
+        ('a0000000-0000-4000-8000-000000000008'::uuid, '+250788500008', 'Driving', null)$$,
+    'the inactive and the never active of 200 days are erased; the recently active, the new, '
+    || 'a driver whose app reported a position within the days, and the already erased are left'
 );
 select is_empty(
     $$select user_id from public.user_preferences

@@ -54,3 +54,23 @@ as $$
         'text', jsonb_build_object('body', p_body)
     )
 $$;
+
+-- Setup that several pgTAP files share: tests/sql/fixtures/<name>.sql, stored here with the
+-- template (tests/support/server.py) since a file run through psycopg cannot include another.
+-- A file runs one with `call tests.fixture('<name>')`: its temporary tables, its pg_temp helper
+-- functions and its rows are then the file's own, gone at its rollback.
+create table tests.fixtures (
+    name text primary key,
+    body text not null
+);
+
+create procedure tests.fixture(p_name text)
+language plpgsql
+as $$
+declare
+    v_body text;
+begin
+    select f.body into strict v_body from tests.fixtures as f where f.name = p_name;
+    execute v_body;
+end;
+$$;

@@ -22,6 +22,7 @@ from app.local.cluster import Cluster, set_password
 
 TEMPLATE = "easymo_template"
 PGTAP_HELPERS = Path(__file__).with_name("pgtap_helpers.sql")
+PGTAP_FIXTURES = Path(__file__).parents[1] / "sql" / "fixtures"
 AUTHENTICATOR_PASSWORD = "authenticator-test-password"
 JWT_SECRET = "test-jwt-secret-that-is-long-enough-for-hs256-0123456789"
 
@@ -53,6 +54,11 @@ class TestServer:
         migrate(self.url(TEMPLATE), log=lambda _: None)
         with psycopg.connect(self.url(TEMPLATE), autocommit=True) as conn:
             conn.execute(PGTAP_HELPERS.read_text())  # type: ignore[arg-type]  # our own file
+            for fixture in sorted(PGTAP_FIXTURES.glob("*.sql")):
+                conn.execute(
+                    "insert into tests.fixtures (name, body) values (%s, %s)",
+                    (fixture.stem, fixture.read_text()),
+                )
         set_password(self.url(TEMPLATE), "authenticator", AUTHENTICATOR_PASSWORD)
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             # pg_cron's scheduler holds a session on the database it serves, and a template
