@@ -1,7 +1,7 @@
 -- What the queues (message_queue, background_jobs, whatsapp_message_queue) compute the same way:
--- the wait before a retry, and the claim arguments of the two message queues. Each queue's
--- statements name its own table, so claims stay static SQL with cached plans; the rules they
--- share live here.
+-- the wait before a retry, the claim arguments of the two message queues, and their dead-letter
+-- rule. Each queue's statements name its own table, so claims stay static SQL with cached plans;
+-- the rules they share live here.
 
 create or replace function private.retry_backoff(p_attempts integer)
 returns interval
@@ -66,3 +66,57 @@ $$;
 comment on function private.require_queue_name(text, text) is
 '22023 naming p_function unless p_queue_name is a queue name: lower case, starting with a '
 'letter, then letters, digits, _ . : or -, at most 63 characters.';
+
+create or replace function private.back_on_queue_status(
+    p_attempts integer,
+    p_max_retries integer,
+    p_erased boolean default false
+)
+returns text
+language plpgsql
+immutable
+set search_path = ''
+as $$
+-- The dead-letter rule of the message queues, for a message that comes back to its queue (its
+-- lease ran out, or its delivery failed): one delivered max_retries + 1 times already is not
+-- handed out again. A WhatsApp message whose recipient was erased has nobody to go to.
+begin
+    return case
+        when p_erased then 'cancelled'
+        when p_attempts > p_max_retries then 'dead'
+        else 'pending'
+    end;
+end;
+$$;
+comment on function private.back_on_queue_status(integer, integer, boolean) is
+'The status of a message coming back to its queue after p_attempts deliveries: cancelled when '
+'p_erased (its recipient was erased), dead once p_attempts > p_max_retries, else pending.';
+
+create or replace function private.claim_transition(
+    p_attempts integer,
+    p_max_retries integer,
+    p_erased boolean default false,
+    out status text,
+    out attempts integer,
+    out finished boolean,
+    out last_error text
+)
+language plpgsql
+immutable
+set search_path = ''
+as $$
+-- A claimed message whose lease ran out on its last delivery (its workers died on it) goes to
+-- the dead letters instead of being handed out, its delivery not counted again.
+begin
+    status := private.back_on_queue_status(p_attempts, p_max_retries, p_erased);
+    attempts := p_attempts + case when status = 'pending' then 1 else 0 end;
+    finished := status <> 'pending';
+    last_error := case
+        when status = 'dead' then 'visibility timeout expired on the last attempt'
+    end;
+end;
+$$;
+comment on function private.claim_transition(integer, integer, boolean) is
+'What a claim does to a message delivered p_attempts times: status pending (handed out, '
+'attempts + 1), or dead or cancelled as private.back_on_queue_status rules (finished, attempts '
+'kept; a dead one with last_error saying why, else null: keep the last error).';

@@ -177,26 +177,21 @@ begin
         for update skip locked
     ),
 
-    -- A message whose lease ran out after its recipient was erased is not sent again.
+    -- As claim_messages, dead-lettered on its last delivery; and a message whose lease ran out
+    -- after its recipient was erased is not sent again.
     claimed as (
         update public.whatsapp_message_queue as q
         set
-            attempts = q.attempts + case
-                when q.attempts > q.max_retries or q.erased_at is not null then 0 else 1
-            end,
-            status = case
-                when q.erased_at is not null then 'cancelled'
-                when q.attempts > q.max_retries then 'dead'
-                else 'pending'
-            end,
-            finished_at = case
-                when q.attempts > q.max_retries or q.erased_at is not null then pg_catalog.now()
-            end,
-            last_error = case
-                when q.erased_at is null and q.attempts > q.max_retries
-                    then 'visibility timeout expired on the last attempt'
-                else q.last_error
-            end,
+            (status, attempts, finished_at, last_error) = (
+                select
+                    t.status,
+                    t.attempts,
+                    case when t.finished then pg_catalog.now() end,
+                    coalesce(t.last_error, q.last_error)
+                from private.claim_transition(
+                    q.attempts, q.max_retries, q.erased_at is not null
+                ) as t
+            ),
             visible_at = pg_catalog.now()
             + pg_catalog.make_interval(secs => p_visibility_timeout_s),
             claimed_at = pg_catalog.now(),
@@ -309,7 +304,12 @@ begin
     -- message whose recipient was erased while it was in flight is recorded without the
     -- person (erase_user blanked the row), and what would have put it back is cancelled.
     with results as (
-        select r.*
+        select
+            r.*,
+            t.ends_as,
+            t.delivery_counts,
+            t.backs_off,
+            t.keeps_error
         from pg_catalog.jsonb_to_recordset(p_results) as r (
             id bigint,
             outcome text,
@@ -319,47 +319,66 @@ begin
             error text,
             retry_in_s double precision
         )
+        -- Each outcome's transition: the status it ends in (null: back on the queue, where the
+        -- dead-letter rule decides), whether the delivery counts (released: stop-the-line or
+        -- shutdown, the send never happened), whether it waits out a backoff, and whether the
+        -- message keeps its previous error.
+        inner join (
+            values
+            ('sent', 'sent', true, false, true),
+            ('failed', 'failed', true, false, false),
+            ('unconfirmed', 'unconfirmed', true, false, false),
+            ('retry', null, true, true, false),
+            ('released', null, false, false, true)
+        ) as t (outcome, ends_as, delivery_counts, backs_off, keeps_error)
+            on r.outcome = t.outcome
     ),
 
     recorded as (
         update public.whatsapp_message_queue as q
         set
-            status = case
-                when r.outcome in ('sent', 'failed', 'unconfirmed') then r.outcome
-                when q.erased_at is not null then 'cancelled'
-                when r.outcome = 'retry' and q.attempts > q.max_retries then 'dead'
-                else 'pending'
-            end,
-            -- Released (stop-the-line, shutdown): the send never happened, so the delivery does
-            -- not count.
-            attempts = case
-                when r.outcome = 'released' then greatest(q.attempts - 1, 0) else q.attempts
-            end,
-            visible_at = case r.outcome
-                when 'retry' then pg_catalog.now() + coalesce(
+            (status, attempts, finished_at) = (
+                select
+                    n.status,
+                    n.attempts,
+                    case when n.status <> 'pending' then pg_catalog.now() end
+                from (
+                    select
+                        a.attempts,
+                        coalesce(
+                            r.ends_as,
+                            private.back_on_queue_status(
+                                a.attempts, q.max_retries, q.erased_at is not null
+                            )
+                        ) as status
+                    from (
+                        values (
+                            case
+                                when r.delivery_counts then q.attempts
+                                else greatest(q.attempts - 1, 0)
+                            end
+                        )
+                    ) as a (attempts)
+                ) as n
+            ),
+            visible_at = case
+                when r.ends_as is not null then q.visible_at
+                when r.backs_off then pg_catalog.now() + coalesce(
                     pg_catalog.make_interval(secs => r.retry_in_s),
                     private.retry_backoff(q.attempts)
                 )
-                when 'released' then pg_catalog.now()
-                else q.visible_at
+                else pg_catalog.now()
             end,
-            claimed_at = case when r.outcome in ('retry', 'released') then null else q.claimed_at end,
-            claimed_by = case when r.outcome in ('retry', 'released') then null else q.claimed_by end,
-            sent_at = case when r.outcome = 'sent' then pg_catalog.now() end,
-            finished_at = case
-                when r.outcome in ('sent', 'failed', 'unconfirmed') then pg_catalog.now()
-                when q.erased_at is not null then pg_catalog.now()
-                when r.outcome = 'retry' and q.attempts > q.max_retries then pg_catalog.now()
-            end,
+            claimed_at = case when r.ends_as is null then null else q.claimed_at end,
+            claimed_by = case when r.ends_as is null then null else q.claimed_by end,
+            sent_at = case when r.ends_as = 'sent' then pg_catalog.now() end,
             provider = coalesce(r.provider, q.provider),
-            provider_message_id = case when r.outcome = 'sent' then r.provider_message_id end,
-            last_error_code = case
-                when r.outcome in ('sent', 'released') then q.last_error_code else r.error_code
-            end,
+            provider_message_id = case when r.ends_as = 'sent' then r.provider_message_id end,
+            last_error_code = case when r.keeps_error then q.last_error_code else r.error_code end,
             -- A provider's error text may quote the number.
             last_error = case
                 when q.erased_at is not null then null
-                when r.outcome in ('sent', 'released') then q.last_error
+                when r.keeps_error then q.last_error
                 else pg_catalog.left(r.error, 2000)
             end
         from results as r
