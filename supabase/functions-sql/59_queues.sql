@@ -95,14 +95,15 @@ comment on function private.back_on_queue_status(integer, integer, boolean) is
 create or replace function private.claim_transition(
     p_attempts integer,
     p_max_retries integer,
+    p_last_error text,
     p_erased boolean default false,
     out status text,
     out attempts integer,
-    out finished boolean,
+    out finished_at timestamptz,
     out last_error text
 )
 language plpgsql
-immutable
+stable
 set search_path = ''
 as $$
 -- A claimed message whose lease ran out on its last delivery (its workers died on it) goes to
@@ -110,13 +111,14 @@ as $$
 begin
     status := private.back_on_queue_status(p_attempts, p_max_retries, p_erased);
     attempts := p_attempts + case when status = 'pending' then 1 else 0 end;
-    finished := status <> 'pending';
+    finished_at := case when status <> 'pending' then pg_catalog.now() end;
     last_error := case
         when status = 'dead' then 'visibility timeout expired on the last attempt'
+        else p_last_error
     end;
 end;
 $$;
-comment on function private.claim_transition(integer, integer, boolean) is
-'What a claim does to a message delivered p_attempts times: status pending (handed out, '
-'attempts + 1), or dead or cancelled as private.back_on_queue_status rules (finished, attempts '
-'kept; a dead one with last_error saying why, else null: keep the last error).';
+comment on function private.claim_transition(integer, integer, text, boolean) is
+'What a claim does to a message delivered p_attempts times, its last error p_last_error: '
+'pending (handed out, attempts + 1), or dead or cancelled as private.back_on_queue_status '
+'rules (finished now, attempts kept; a dead one with last_error saying why).';

@@ -132,12 +132,8 @@ begin
         update public.message_queue as q
         set
             (status, attempts, dead_at, last_error) = (
-                select
-                    t.status,
-                    t.attempts,
-                    case when t.finished then pg_catalog.now() end,
-                    coalesce(t.last_error, q.last_error)
-                from private.claim_transition(q.attempts, q.max_retries) as t
+                select t.status, t.attempts, t.finished_at, t.last_error
+                from private.claim_transition(q.attempts, q.max_retries, q.last_error) as t
             ),
             visible_at = pg_catalog.now()
             + pg_catalog.make_interval(secs => p_visibility_timeout_s),

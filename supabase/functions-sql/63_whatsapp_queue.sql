@@ -183,13 +183,9 @@ begin
         update public.whatsapp_message_queue as q
         set
             (status, attempts, finished_at, last_error) = (
-                select
-                    t.status,
-                    t.attempts,
-                    case when t.finished then pg_catalog.now() end,
-                    coalesce(t.last_error, q.last_error)
+                select t.status, t.attempts, t.finished_at, t.last_error
                 from private.claim_transition(
-                    q.attempts, q.max_retries, q.erased_at is not null
+                    q.attempts, q.max_retries, q.last_error, q.erased_at is not null
                 ) as t
             ),
             visible_at = pg_catalog.now()
@@ -337,29 +333,31 @@ begin
     recorded as (
         update public.whatsapp_message_queue as q
         set
+            -- A final outcome ends as it says; a message back on the queue as the dead-letter
+            -- rule says, its attempts as they count.
             (status, attempts, finished_at) = (
                 select
-                    n.status,
-                    n.attempts,
-                    case when n.status <> 'pending' then pg_catalog.now() end
+                    b.status,
+                    a.attempts,
+                    case when b.status <> 'pending' then pg_catalog.now() end
                 from (
-                    select
-                        a.attempts,
+                    values (
+                        case
+                            when r.delivery_counts then q.attempts
+                            else greatest(q.attempts - 1, 0)
+                        end
+                    )
+                ) as a (attempts)
+                cross join lateral (
+                    values (
                         coalesce(
                             r.ends_as,
                             private.back_on_queue_status(
                                 a.attempts, q.max_retries, q.erased_at is not null
                             )
-                        ) as status
-                    from (
-                        values (
-                            case
-                                when r.delivery_counts then q.attempts
-                                else greatest(q.attempts - 1, 0)
-                            end
                         )
-                    ) as a (attempts)
-                ) as n
+                    )
+                ) as b (status)
             ),
             visible_at = case
                 when r.ends_as is not null then q.visible_at
