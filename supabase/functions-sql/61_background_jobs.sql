@@ -135,9 +135,9 @@ begin
                     'pending',
                     pg_catalog.now() + private.retry_backoff(j.attempts),
                     null,
-                    null::timestamptz,
-                    null::timestamptz,
-                    null::timestamptz
+                    null,
+                    null,
+                    null
                 ),
                 (false, 'timeout', j.run_at, j.worker_id, j.started_at, j.timeout_at, pg_catalog.now())
             ) as t (retries, status, run_at, worker_id, started_at, timeout_at, completed_at)

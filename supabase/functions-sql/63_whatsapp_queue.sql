@@ -275,6 +275,36 @@ $$;
 comment on function private.whatsapp_results_problem(jsonb) is
 'The first problem of the sender''s results for record_whatsapp_sends (null: none).';
 
+create or replace function private.emit_whatsapp_send_event(
+    p_message public.whatsapp_message_queue,
+    p_details jsonb
+)
+returns bigint
+language plpgsql
+volatile
+set search_path = ''
+as $$
+-- Downstream (the desk, the app) learns of a message that will not arrive under one event
+-- shape, whichever way it ended.
+begin
+    return private.emit_event(
+        'whatsapp_message_queue',
+        p_message.id::text,
+        'whatsapp.send_' || p_message.status,
+        pg_catalog.jsonb_build_object(
+            'queue_id', p_message.id,
+            'recipient_phone', p_message.recipient_phone,
+            'message_type', p_message.message_type,
+            'attempts', p_message.attempts
+        ) || p_details,
+        p_message.correlation_id
+    );
+end;
+$$;
+comment on function private.emit_whatsapp_send_event(public.whatsapp_message_queue, jsonb) is
+'Emits whatsapp.send_<status> for queued message p_message: queue_id, recipient_phone, '
+'message_type and attempts, with p_details (why it ended). Returns the event''s id.';
+
 create or replace function public.record_whatsapp_sends(
     p_results jsonb,
     p_worker_id text default null
@@ -288,7 +318,7 @@ as $$
 declare
     v_problem text := private.whatsapp_results_problem(p_results);
     v_counts jsonb;
-    v_refused jsonb;
+    v_refused bigint[];
 begin
     if v_problem is not null then
         raise exception 'record_whatsapp_sends: %', v_problem
@@ -444,26 +474,16 @@ begin
             'ignored', pg_catalog.jsonb_array_length(p_results) - count(*),
             'tracked', (select count(*) from tracked)
         ),
-        pg_catalog.jsonb_agg(r) filter (where r.status in ('failed', 'dead', 'unconfirmed'))
+        pg_catalog.array_agg(r.id) filter (where r.status in ('failed', 'dead', 'unconfirmed'))
     into v_counts, v_refused
     from recorded as r;
 
-    -- Downstream (the desk, the app) learns of a message that will not arrive.
-    perform private.emit_event(
-        'whatsapp_message_queue',
-        f.message ->> 'id',
-        'whatsapp.send_' || (f.message ->> 'status'),
-        pg_catalog.jsonb_build_object(
-            'queue_id', (f.message ->> 'id')::bigint,
-            'recipient_phone', f.message ->> 'recipient_phone',
-            'message_type', f.message ->> 'message_type',
-            'attempts', (f.message ->> 'attempts')::integer,
-            'error_code', f.message ->> 'last_error_code',
-            'error', f.message ->> 'last_error'
-        ),
-        f.message ->> 'correlation_id'
+    perform private.emit_whatsapp_send_event(
+        q, pg_catalog.jsonb_build_object('error_code', q.last_error_code, 'error', q.last_error)
     )
-    from pg_catalog.jsonb_array_elements(coalesce(v_refused, '[]')) as f (message);
+    from public.whatsapp_message_queue as q
+    where q.id = any(v_refused)
+    order by q.id;
     return v_counts;
 end;
 $$;
@@ -635,19 +655,8 @@ begin
         claimed_by = null
     where q.id = v_message.id
     returning q.* into v_message;
-    -- As for the other messages that will not arrive: downstream learns of it.
-    perform private.emit_event(
-        'whatsapp_message_queue',
-        v_message.id::text,
-        'whatsapp.send_cancelled',
-        pg_catalog.jsonb_build_object(
-            'queue_id', v_message.id,
-            'recipient_phone', v_message.recipient_phone,
-            'message_type', v_message.message_type,
-            'attempts', v_message.attempts,
-            'reason', p_reason
-        ),
-        v_message.correlation_id
+    perform private.emit_whatsapp_send_event(
+        v_message, pg_catalog.jsonb_build_object('reason', p_reason)
     );
     perform public.log_audit_event(
         v_actor.actor_type, v_actor.actor_identifier, 'whatsapp_message.cancelled',
