@@ -115,7 +115,7 @@ begin
 
     -- Highest priority first, then the longest visible. Rows another worker is claiming are
     -- skipped, not waited for. A message whose lease ran out is claimed again, or dead-lettered
-    -- (private.claim_transition).
+    -- (private.back_on_queue).
     return query
     with picked as (
         select q.id
@@ -131,16 +131,19 @@ begin
     claimed as (
         update public.message_queue as q
         set
-            (status, attempts, dead_at, last_error) = (
-                select t.status, t.attempts, t.finished_at, t.last_error
-                from private.claim_transition(q.attempts, q.max_retries, q.last_error) as t
-            ),
+            status = b.status,
+            attempts = q.attempts + b.claim_counts,
+            dead_at = case when b.status = 'dead' then pg_catalog.now() end,
+            last_error = coalesce(b.claim_error, q.last_error),
             visible_at = pg_catalog.now()
             + pg_catalog.make_interval(secs => p_visibility_timeout_s),
             claimed_at = pg_catalog.now(),
             claimed_by = p_worker_id
         from picked as p
+        cross join private.back_on_queue as b
         where q.id = p.id
+            and b.spent = (q.attempts > q.max_retries)
+            and not b.erased
         returning q.*
     )
 
@@ -270,7 +273,8 @@ begin
     set
         (status, dead_at) = (
             select b.status, case when b.status = 'dead' then pg_catalog.now() end
-            from (values (private.back_on_queue_status(q.attempts, q.max_retries))) as b (status)
+            from private.back_on_queue as b
+            where b.spent = (q.attempts > q.max_retries) and not b.erased
         ),
         last_error = pg_catalog.left(p_error, 2000),
         visible_at = pg_catalog.now() + coalesce(p_retry_in, private.retry_backoff(q.attempts)),

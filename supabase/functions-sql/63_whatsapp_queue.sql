@@ -182,18 +182,19 @@ begin
     claimed as (
         update public.whatsapp_message_queue as q
         set
-            (status, attempts, finished_at, last_error) = (
-                select t.status, t.attempts, t.finished_at, t.last_error
-                from private.claim_transition(
-                    q.attempts, q.max_retries, q.last_error, q.erased_at is not null
-                ) as t
-            ),
+            status = b.status,
+            attempts = q.attempts + b.claim_counts,
+            finished_at = case when b.status <> 'pending' then pg_catalog.now() end,
+            last_error = coalesce(b.claim_error, q.last_error),
             visible_at = pg_catalog.now()
             + pg_catalog.make_interval(secs => p_visibility_timeout_s),
             claimed_at = pg_catalog.now(),
             claimed_by = p_worker_id
         from picked as p
+        cross join private.back_on_queue as b
         where q.id = p.id
+            and b.spent = (q.attempts > q.max_retries)
+            and b.erased = (q.erased_at is not null)
         returning q.*
     )
 
@@ -379,15 +380,11 @@ begin
                     )
                 ) as a (attempts)
                 cross join lateral (
-                    values (
-                        coalesce(
-                            r.ends_as,
-                            private.back_on_queue_status(
-                                a.attempts, q.max_retries, q.erased_at is not null
-                            )
-                        )
-                    )
-                ) as b (status)
+                    select coalesce(r.ends_as, o.status) as status
+                    from private.back_on_queue as o
+                    where o.spent = (a.attempts > q.max_retries)
+                        and o.erased = (q.erased_at is not null)
+                ) as b
             ),
             visible_at = case
                 when r.ends_as is not null then q.visible_at
