@@ -131,19 +131,21 @@ begin
     claimed as (
         update public.message_queue as q
         set
-            status = b.status,
-            attempts = q.attempts + b.claim_counts,
-            dead_at = case when b.status = 'dead' then pg_catalog.now() end,
-            last_error = coalesce(b.claim_error, q.last_error),
+            (status, attempts, dead_at, last_error) = (
+                select
+                    b.status,
+                    q.attempts + b.claim_counts,
+                    case when b.status = 'dead' then pg_catalog.now() end,
+                    coalesce(b.claim_error, q.last_error)
+                from private.back_on_queue as b
+                where b.spent = (q.attempts > q.max_retries) and not b.erased
+            ),
             visible_at = pg_catalog.now()
             + pg_catalog.make_interval(secs => p_visibility_timeout_s),
             claimed_at = pg_catalog.now(),
             claimed_by = p_worker_id
         from picked as p
-        cross join private.back_on_queue as b
         where q.id = p.id
-            and b.spent = (q.attempts > q.max_retries)
-            and not b.erased
         returning q.*
     )
 

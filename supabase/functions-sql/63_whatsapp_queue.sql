@@ -182,19 +182,22 @@ begin
     claimed as (
         update public.whatsapp_message_queue as q
         set
-            status = b.status,
-            attempts = q.attempts + b.claim_counts,
-            finished_at = case when b.status <> 'pending' then pg_catalog.now() end,
-            last_error = coalesce(b.claim_error, q.last_error),
+            (status, attempts, finished_at, last_error) = (
+                select
+                    b.status,
+                    q.attempts + b.claim_counts,
+                    case when b.status <> 'pending' then pg_catalog.now() end,
+                    coalesce(b.claim_error, q.last_error)
+                from private.back_on_queue as b
+                where b.spent = (q.attempts > q.max_retries)
+                    and b.erased = (q.erased_at is not null)
+            ),
             visible_at = pg_catalog.now()
             + pg_catalog.make_interval(secs => p_visibility_timeout_s),
             claimed_at = pg_catalog.now(),
             claimed_by = p_worker_id
         from picked as p
-        cross join private.back_on_queue as b
         where q.id = p.id
-            and b.spent = (q.attempts > q.max_retries)
-            and b.erased = (q.erased_at is not null)
         returning q.*
     )
 
