@@ -1,7 +1,7 @@
 -- What the queues (message_queue, background_jobs, whatsapp_message_queue) compute the same way:
--- the wait before a retry, the claim arguments of the two message queues, and their dead-letter
--- rule. Each queue's statements name its own table, so claims stay static SQL with cached plans;
--- the rules they share live here.
+-- the wait before a retry, and the claim arguments of the two message queues. Each queue's
+-- statements name its own table, so claims stay static SQL with cached plans; the rules they
+-- share live here.
 
 create or replace function private.retry_backoff(p_attempts integer)
 returns interval
@@ -66,26 +66,3 @@ $$;
 comment on function private.require_queue_name(text, text) is
 '22023 naming p_function unless p_queue_name is a queue name: lower case, starting with a '
 'letter, then letters, digits, _ . : or -, at most 63 characters.';
-
--- A view, not a function: the claims join it. A PL/pgSQL function here (no SQL function with
--- SET is inlined) is a call per claimed row: 4 to 10 us a row, against 0.1 for the expressions.
-create or replace view private.back_on_queue as
-select
-    t.spent,
-    t.erased,
-    t.status,
-    t.claim_counts,
-    t.claim_error
-from (
-    values
-    (false, false, 'pending', 1, null),
-    (true, false, 'dead', 0, 'visibility timeout expired on the last attempt'),
-    (false, true, 'cancelled', 0, null),
-    (true, true, 'cancelled', 0, null)
-) as t (spent, erased, status, claim_counts, claim_error);
-comment on view private.back_on_queue is
-'The dead-letter rule of the message queues, for a message that comes back to its queue (its '
-'lease ran out, or its delivery failed): joined on spent (delivered max_retries + 1 times '
-'already: attempts > max_retries) and erased (a WhatsApp message whose recipient was erased), '
-'the status it takes: pending, dead or cancelled. For a claim, the deliveries it counts '
-'(claim_counts) and, for a dead one, its last error (claim_error; null keeps the last one).';

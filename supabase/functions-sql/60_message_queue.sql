@@ -114,8 +114,8 @@ begin
     perform private.require_identifier(p_worker_id, 'claim_messages', 'p_worker_id');
 
     -- Highest priority first, then the longest visible. Rows another worker is claiming are
-    -- skipped, not waited for. A message whose lease ran out is claimed again, or dead-lettered
-    -- (private.back_on_queue).
+    -- skipped, not waited for. A message whose lease ran out is claimed again; one delivered
+    -- max_retries + 1 times already (its workers died on it) becomes a dead letter instead.
     return query
     with picked as (
         select q.id
@@ -131,15 +131,14 @@ begin
     claimed as (
         update public.message_queue as q
         set
-            (status, attempts, dead_at, last_error) = (
-                select
-                    b.status,
-                    q.attempts + b.claim_counts,
-                    case when b.status = 'dead' then pg_catalog.now() end,
-                    coalesce(b.claim_error, q.last_error)
-                from private.back_on_queue as b
-                where b.spent = (q.attempts > q.max_retries) and not b.erased
-            ),
+            attempts = q.attempts + case when q.attempts > q.max_retries then 0 else 1 end,
+            status = case when q.attempts > q.max_retries then 'dead' else 'pending' end,
+            dead_at = case when q.attempts > q.max_retries then pg_catalog.now() end,
+            last_error = case
+                when q.attempts > q.max_retries
+                    then 'visibility timeout expired on the last attempt'
+                else q.last_error
+            end,
             visible_at = pg_catalog.now()
             + pg_catalog.make_interval(secs => p_visibility_timeout_s),
             claimed_at = pg_catalog.now(),
@@ -273,11 +272,8 @@ begin
     perform private.require_identifier(p_worker_id, 'nack_message', 'p_worker_id');
     update public.message_queue as q
     set
-        (status, dead_at) = (
-            select b.status, case when b.status = 'dead' then pg_catalog.now() end
-            from private.back_on_queue as b
-            where b.spent = (q.attempts > q.max_retries) and not b.erased
-        ),
+        status = case when q.attempts > q.max_retries then 'dead' else 'pending' end,
+        dead_at = case when q.attempts > q.max_retries then pg_catalog.now() end,
         last_error = pg_catalog.left(p_error, 2000),
         visible_at = pg_catalog.now() + coalesce(p_retry_in, private.retry_backoff(q.attempts)),
         claimed_at = null,

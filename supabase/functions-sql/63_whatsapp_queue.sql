@@ -177,21 +177,26 @@ begin
         for update skip locked
     ),
 
-    -- As claim_messages, dead-lettered on its last delivery; and a message whose lease ran out
-    -- after its recipient was erased is not sent again.
+    -- A message whose lease ran out after its recipient was erased is not sent again.
     claimed as (
         update public.whatsapp_message_queue as q
         set
-            (status, attempts, finished_at, last_error) = (
-                select
-                    b.status,
-                    q.attempts + b.claim_counts,
-                    case when b.status <> 'pending' then pg_catalog.now() end,
-                    coalesce(b.claim_error, q.last_error)
-                from private.back_on_queue as b
-                where b.spent = (q.attempts > q.max_retries)
-                    and b.erased = (q.erased_at is not null)
-            ),
+            attempts = q.attempts + case
+                when q.attempts > q.max_retries or q.erased_at is not null then 0 else 1
+            end,
+            status = case
+                when q.erased_at is not null then 'cancelled'
+                when q.attempts > q.max_retries then 'dead'
+                else 'pending'
+            end,
+            finished_at = case
+                when q.attempts > q.max_retries or q.erased_at is not null then pg_catalog.now()
+            end,
+            last_error = case
+                when q.erased_at is null and q.attempts > q.max_retries
+                    then 'visibility timeout expired on the last attempt'
+                else q.last_error
+            end,
             visible_at = pg_catalog.now()
             + pg_catalog.make_interval(secs => p_visibility_timeout_s),
             claimed_at = pg_catalog.now(),
@@ -350,7 +355,7 @@ begin
             retry_in_s double precision
         )
         -- Each outcome's transition: the status it ends in (null: back on the queue, where the
-        -- dead-letter rule decides), whether the delivery counts (released: stop-the-line or
+        -- dead-letter rule decides, as in claim_whatsapp_messages), whether the delivery counts (released: stop-the-line or
         -- shutdown, the send never happened), whether it waits out a backoff, and whether the
         -- message keeps its previous error.
         inner join (
@@ -383,11 +388,15 @@ begin
                     )
                 ) as a (attempts)
                 cross join lateral (
-                    select coalesce(r.ends_as, o.status) as status
-                    from private.back_on_queue as o
-                    where o.spent = (a.attempts > q.max_retries)
-                        and o.erased = (q.erased_at is not null)
-                ) as b
+                    values (
+                        case
+                            when r.ends_as is not null then r.ends_as
+                            when q.erased_at is not null then 'cancelled'
+                            when r.delivery_counts and a.attempts > q.max_retries then 'dead'
+                            else 'pending'
+                        end
+                    )
+                ) as b (status)
             ),
             visible_at = case
                 when r.ends_as is not null then q.visible_at
