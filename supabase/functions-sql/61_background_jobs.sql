@@ -124,17 +124,26 @@ begin
 
     update public.background_jobs as j
     set
-        status = case when j.attempts < j.max_attempts then 'pending' else 'timeout' end,
-        run_at = case
-            when j.attempts < j.max_attempts
-                then pg_catalog.now() + private.retry_backoff(j.attempts)
-            else j.run_at
-        end,
-        last_error = pg_catalog.format('timed out after %s s', j.timeout_seconds),
-        worker_id = case when j.attempts < j.max_attempts then null else j.worker_id end,
-        started_at = case when j.attempts < j.max_attempts then null else j.started_at end,
-        timeout_at = case when j.attempts < j.max_attempts then null else j.timeout_at end,
-        completed_at = case when j.attempts < j.max_attempts then null else pg_catalog.now() end
+        -- The two ends of a run that timed out, one chosen by the attempts left: pending again
+        -- after the backoff with its lease cleared, or timeout (final) as it ran.
+        (status, run_at, worker_id, started_at, timeout_at, completed_at) = (
+            select t.status, t.run_at, t.worker_id, t.started_at, t.timeout_at, t.completed_at
+            from (
+                values
+                (
+                    true,
+                    'pending',
+                    pg_catalog.now() + private.retry_backoff(j.attempts),
+                    null,
+                    null,
+                    null,
+                    null
+                ),
+                (false, 'timeout', j.run_at, j.worker_id, j.started_at, j.timeout_at, pg_catalog.now())
+            ) as t (retries, status, run_at, worker_id, started_at, timeout_at, completed_at)
+            where t.retries = (j.attempts < j.max_attempts)
+        ),
+        last_error = pg_catalog.format('timed out after %s s', j.timeout_seconds)
     from expired as e
     where j.id = e.id;
     get diagnostics v_timed_out = row_count;

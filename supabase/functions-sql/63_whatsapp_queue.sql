@@ -284,6 +284,36 @@ $$;
 comment on function private.whatsapp_results_problem(jsonb) is
 'The first problem of the sender''s results for record_whatsapp_sends (null: none).';
 
+create or replace function private.emit_whatsapp_send_event(
+    p_message public.whatsapp_message_queue,
+    p_details jsonb
+)
+returns bigint
+language plpgsql
+volatile
+set search_path = ''
+as $$
+-- Downstream (the desk, the app) learns of a message that will not arrive under one event
+-- shape, whichever way it ended.
+begin
+    return private.emit_event(
+        'whatsapp_message_queue',
+        p_message.id::text,
+        'whatsapp.send_' || p_message.status,
+        pg_catalog.jsonb_build_object(
+            'queue_id', p_message.id,
+            'recipient_phone', p_message.recipient_phone,
+            'message_type', p_message.message_type,
+            'attempts', p_message.attempts
+        ) || p_details,
+        p_message.correlation_id
+    );
+end;
+$$;
+comment on function private.emit_whatsapp_send_event(public.whatsapp_message_queue, jsonb) is
+'Emits whatsapp.send_<status> for queued message p_message: queue_id, recipient_phone, '
+'message_type and attempts, with p_details (why it ended). Returns the event''s id.';
+
 create or replace function public.record_whatsapp_sends(
     p_results jsonb,
     p_worker_id text default null
@@ -297,7 +327,7 @@ as $$
 declare
     v_problem text := private.whatsapp_results_problem(p_results);
     v_counts jsonb;
-    v_refused jsonb;
+    v_refused bigint[];
 begin
     if v_problem is not null then
         raise exception 'record_whatsapp_sends: %', v_problem
@@ -309,7 +339,12 @@ begin
     -- message whose recipient was erased while it was in flight is recorded without the
     -- person (erase_user blanked the row), and what would have put it back is cancelled.
     with results as (
-        select r.*
+        select
+            r.*,
+            t.ends_as,
+            t.delivery_counts,
+            t.backs_off,
+            t.keeps_error
         from pg_catalog.jsonb_to_recordset(p_results) as r (
             id bigint,
             outcome text,
@@ -319,47 +354,68 @@ begin
             error text,
             retry_in_s double precision
         )
+        -- Each outcome's transition: the status it ends in (null: back on the queue, where the
+        -- dead-letter rule decides, as in claim_whatsapp_messages), whether the delivery counts (released: stop-the-line or
+        -- shutdown, the send never happened), whether it waits out a backoff, and whether the
+        -- message keeps its previous error.
+        inner join (
+            values
+            ('sent', 'sent', true, false, true),
+            ('failed', 'failed', true, false, false),
+            ('unconfirmed', 'unconfirmed', true, false, false),
+            ('retry', null, true, true, false),
+            ('released', null, false, false, true)
+        ) as t (outcome, ends_as, delivery_counts, backs_off, keeps_error)
+            on r.outcome = t.outcome
     ),
 
     recorded as (
         update public.whatsapp_message_queue as q
         set
-            status = case
-                when r.outcome in ('sent', 'failed', 'unconfirmed') then r.outcome
-                when q.erased_at is not null then 'cancelled'
-                when r.outcome = 'retry' and q.attempts > q.max_retries then 'dead'
-                else 'pending'
-            end,
-            -- Released (stop-the-line, shutdown): the send never happened, so the delivery does
-            -- not count.
-            attempts = case
-                when r.outcome = 'released' then greatest(q.attempts - 1, 0) else q.attempts
-            end,
-            visible_at = case r.outcome
-                when 'retry' then pg_catalog.now() + coalesce(
+            -- A final outcome ends as it says; a message back on the queue as the dead-letter
+            -- rule says, its attempts as they count.
+            (status, attempts, finished_at) = (
+                select
+                    b.status,
+                    a.attempts,
+                    case when b.status <> 'pending' then pg_catalog.now() end
+                from (
+                    values (
+                        case
+                            when r.delivery_counts then q.attempts
+                            else greatest(q.attempts - 1, 0)
+                        end
+                    )
+                ) as a (attempts)
+                cross join lateral (
+                    values (
+                        case
+                            when r.ends_as is not null then r.ends_as
+                            when q.erased_at is not null then 'cancelled'
+                            when r.delivery_counts and a.attempts > q.max_retries then 'dead'
+                            else 'pending'
+                        end
+                    )
+                ) as b (status)
+            ),
+            visible_at = case
+                when r.ends_as is not null then q.visible_at
+                when r.backs_off then pg_catalog.now() + coalesce(
                     pg_catalog.make_interval(secs => r.retry_in_s),
                     private.retry_backoff(q.attempts)
                 )
-                when 'released' then pg_catalog.now()
-                else q.visible_at
+                else pg_catalog.now()
             end,
-            claimed_at = case when r.outcome in ('retry', 'released') then null else q.claimed_at end,
-            claimed_by = case when r.outcome in ('retry', 'released') then null else q.claimed_by end,
-            sent_at = case when r.outcome = 'sent' then pg_catalog.now() end,
-            finished_at = case
-                when r.outcome in ('sent', 'failed', 'unconfirmed') then pg_catalog.now()
-                when q.erased_at is not null then pg_catalog.now()
-                when r.outcome = 'retry' and q.attempts > q.max_retries then pg_catalog.now()
-            end,
+            claimed_at = case when r.ends_as is null then null else q.claimed_at end,
+            claimed_by = case when r.ends_as is null then null else q.claimed_by end,
+            sent_at = case when r.ends_as = 'sent' then pg_catalog.now() end,
             provider = coalesce(r.provider, q.provider),
-            provider_message_id = case when r.outcome = 'sent' then r.provider_message_id end,
-            last_error_code = case
-                when r.outcome in ('sent', 'released') then q.last_error_code else r.error_code
-            end,
+            provider_message_id = case when r.ends_as = 'sent' then r.provider_message_id end,
+            last_error_code = case when r.keeps_error then q.last_error_code else r.error_code end,
             -- A provider's error text may quote the number.
             last_error = case
                 when q.erased_at is not null then null
-                when r.outcome in ('sent', 'released') then q.last_error
+                when r.keeps_error then q.last_error
                 else pg_catalog.left(r.error, 2000)
             end
         from results as r
@@ -427,26 +483,16 @@ begin
             'ignored', pg_catalog.jsonb_array_length(p_results) - count(*),
             'tracked', (select count(*) from tracked)
         ),
-        pg_catalog.jsonb_agg(r) filter (where r.status in ('failed', 'dead', 'unconfirmed'))
+        pg_catalog.array_agg(r.id) filter (where r.status in ('failed', 'dead', 'unconfirmed'))
     into v_counts, v_refused
     from recorded as r;
 
-    -- Downstream (the desk, the app) learns of a message that will not arrive.
-    perform private.emit_event(
-        'whatsapp_message_queue',
-        f.message ->> 'id',
-        'whatsapp.send_' || (f.message ->> 'status'),
-        pg_catalog.jsonb_build_object(
-            'queue_id', (f.message ->> 'id')::bigint,
-            'recipient_phone', f.message ->> 'recipient_phone',
-            'message_type', f.message ->> 'message_type',
-            'attempts', (f.message ->> 'attempts')::integer,
-            'error_code', f.message ->> 'last_error_code',
-            'error', f.message ->> 'last_error'
-        ),
-        f.message ->> 'correlation_id'
+    perform private.emit_whatsapp_send_event(
+        q, pg_catalog.jsonb_build_object('error_code', q.last_error_code, 'error', q.last_error)
     )
-    from pg_catalog.jsonb_array_elements(coalesce(v_refused, '[]')) as f (message);
+    from public.whatsapp_message_queue as q
+    where q.id = any(v_refused)
+    order by q.id;
     return v_counts;
 end;
 $$;
@@ -618,19 +664,8 @@ begin
         claimed_by = null
     where q.id = v_message.id
     returning q.* into v_message;
-    -- As for the other messages that will not arrive: downstream learns of it.
-    perform private.emit_event(
-        'whatsapp_message_queue',
-        v_message.id::text,
-        'whatsapp.send_cancelled',
-        pg_catalog.jsonb_build_object(
-            'queue_id', v_message.id,
-            'recipient_phone', v_message.recipient_phone,
-            'message_type', v_message.message_type,
-            'attempts', v_message.attempts,
-            'reason', p_reason
-        ),
-        v_message.correlation_id
+    perform private.emit_whatsapp_send_event(
+        v_message, pg_catalog.jsonb_build_object('reason', p_reason)
     );
     perform public.log_audit_event(
         v_actor.actor_type, v_actor.actor_identifier, 'whatsapp_message.cancelled',
