@@ -9,6 +9,7 @@ role may not execute fails in Postgres, and RLS does the rest.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from functools import lru_cache
@@ -65,20 +66,11 @@ class RpcGateway:
                 if routine.volatility != "v":
                     read_only = True  # STABLE and IMMUTABLE functions never need to write
                 settings = self._request_settings(request, caller, schema, read_only)
-                if want_object or want_count:
-                    # The answer may be refused after the call (not one object, a range past
-                    # the count): the transaction stays open until then, so that the refusal
-                    # rolls back what the function did.
-                    async with conn.transaction():
-                        result = await self._call(
-                            conn,
-                            settings,
-                            routine,
-                            arguments,
-                            want_object=want_object,
-                            want_count=want_count,
-                        )
-                else:
+                # An answer that may be refused after the call (not one object, a range past the
+                # count) keeps the transaction open until then, so that the refusal rolls back
+                # what the function did; any other call commits with its one round trip.
+                refusable = want_object or want_count
+                async with conn.transaction() if refusable else contextlib.nullcontext():
                     result = await self._call(
                         conn,
                         settings,

@@ -296,7 +296,6 @@ with
 profiles as (
     select
         p.profile,
-        private.counter_value('route_cache_' || p.profile || '_misses') as misses,
         private.counter_value('route_cache_' || p.profile || '_hits') as hits
     from pg_catalog.unnest(private.route_profiles()) as p (profile)
 ),
