@@ -177,7 +177,9 @@ begin
         for update skip locked
     ),
 
-    -- A message whose lease ran out after its recipient was erased is not sent again.
+    -- A message whose lease ran out after its recipient was erased is not sent again. The
+    -- dead-letter rule is claim_messages' (message queue file), written here again to keep
+    -- the claim one static UPDATE (README, Queues).
     claimed as (
         update public.whatsapp_message_queue as q
         set
