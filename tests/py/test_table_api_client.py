@@ -1,0 +1,908 @@
+"""The table API (/rest/v1/<table>) through supabase-py's own query builder against the edge, per
+role, on the tables whose RLS README promises: users, user_preferences, transactions (as user and
+as transfer counterparty), wallets, payment_methods (a column grant that leaves out the
+ciphertext), locations and the security_invoker view user_recent_transactions.
+
+Every expectation is PostgREST's: the rows RLS lets through (a filter never widens them), the
+Content-Range and status of a page (206 for part of a counted result, 416 past its end), a
+single object or PGRST116 (406), CSV as PostgREST writes it, a write the grants refuse as 42501
+(401 for anon, 403 for a signed-in role, with PostgREST's JSON body), a write the policies
+filter out as 0 rows, upserts 201 or 200 (PostgREST 12: 200 when nothing was inserted), the
+singular and max-affected refusals rolled back, and PGRST205 for a table outside the schema.
+Whatever the edge refuses or filters out is checked unchanged in the database itself."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from postgrest import CountMethod, ReturnMethod
+
+from tests.support.client import RecordingClient
+from tests.support.db import query
+from tests.support.edge import Edge
+
+OWNER = "d0000000-0000-4000-8000-000000000001"
+COUNTERPARTY = "d0000000-0000-4000-8000-000000000002"
+STRANGER = "d0000000-0000-4000-8000-000000000003"
+NEWCOMER = "d0000000-0000-4000-8000-000000000004"
+SECOND_NEWCOMER = "d0000000-0000-4000-8000-000000000005"
+OWNER_HOME = "e0000000-0000-4000-8000-000000000001"
+OWNER_FAVOURITE = "e0000000-0000-4000-8000-000000000002"
+COUNTERPARTY_HOME = "e0000000-0000-4000-8000-000000000003"
+OWNER_CARD = "f0000000-0000-4000-8000-000000000001"
+OWNER_MOMO = "f0000000-0000-4000-8000-000000000002"
+COUNTERPARTY_MOMO = "f0000000-0000-4000-8000-000000000003"
+JSON_UTF8 = "application/json; charset=utf-8"
+
+# Each table's rows in a fixed order, every column: what a refused write must leave as it was.
+SNAPSHOT = {
+    "users": "select * from public.users order by id",
+    "user_preferences": "select * from public.user_preferences order by user_id",
+    "transactions": "select * from public.transactions order by id",
+    "wallets": "select * from public.wallets order by user_id, currency",
+    "payment_methods": "select * from public.payment_methods order by id",
+    "locations": "select * from public.locations order by id",
+}
+
+
+def seed(edge: Edge, database_url: str) -> dict[str, dict[str, Any]]:
+    """Three users (the owner, who sent the counterparty a transfer, and a stranger with nothing
+    but their user row), preferences, wallets, locations, payment methods; the transactions
+    through the RPCs that own them. Returns the owner's and the counterparty's transactions by
+    type."""
+    query(
+        database_url,
+        "insert into public.users (id, phone_number, display_name) values"
+        " (%s, '+250788100001', 'Amina K'), (%s, '+250788100002', 'Jean'),"
+        " (%s, '+250788100003', 'Stranger')",
+        (OWNER, COUNTERPARTY, STRANGER),
+    )
+    query(
+        database_url,
+        "insert into public.user_preferences (user_id, language) values"
+        " (%s, 'en-GB'), (%s, 'fr-RW'), (%s, 'rw-RW')",
+        (OWNER, COUNTERPARTY, STRANGER),
+    )
+    query(
+        database_url,
+        "insert into public.wallets (user_id, currency, balance) values"
+        " (%s, 'RWF', 2500), (%s, 'USD', 12.5), (%s, 'RWF', 900)",
+        (OWNER, OWNER, COUNTERPARTY),
+    )
+    query(
+        database_url,
+        "insert into public.locations (id, user_id, location_type, coordinates, place_name) values"
+        " (%s, %s, 'home', 'SRID=4326;POINT(30.0619 -1.9441)', 'Home'),"
+        " (%s, %s, 'favorite', 'SRID=4326;POINT(30.0925 -1.9530)', 'Convention Centre'),"
+        " (%s, %s, 'home', 'SRID=4326;POINT(30.1000 -1.9600)', 'Kimironko')",
+        (OWNER_HOME, OWNER, OWNER_FAVOURITE, OWNER, COUNTERPARTY_HOME, COUNTERPARTY),
+    )
+    query(
+        database_url,
+        "insert into public.payment_methods"
+        " (id, user_id, method_type, provider, masked_label, account_details, key_id, is_default)"
+        " values (%s, %s, 'card', 'visa', 'VISA **** 4242', '\\x00', 'local-1', true),"
+        " (%s, %s, 'mobile_money', 'mtn', 'MTN **** 4567', '\\x00', 'local-1', false),"
+        " (%s, %s, 'mobile_money', 'airtel', 'Airtel **** 1234', '\\x00', 'local-1', false)",
+        (OWNER_CARD, OWNER, OWNER_MOMO, OWNER, COUNTERPARTY_MOMO, COUNTERPARTY),
+    )
+    made: dict[str, dict[str, Any]] = {}
+    with RecordingClient(edge.url, edge.service_role_key) as service:
+        for name, user, kind, amount, extra, status in (
+            ("credit", OWNER, "credit", 1500, {"p_metadata": {"channel": "momo"}}, None),
+            ("debit", OWNER, "debit", 200, {}, "cancelled"),
+            ("payment", OWNER, "payment", 700, {}, "failed"),
+            ("transfer", OWNER, "transfer", 300, {"p_counterparty_id": COUNTERPARTY}, None),
+            ("counterparty_credit", COUNTERPARTY, "credit", 5000, {}, None),
+        ):
+            arguments = {"p_user_id": user, "p_type": kind, "p_amount": amount, "p_currency": "RWF"}
+            made[name] = service.rpc("create_transaction", arguments | extra).execute().data
+            if status is not None:
+                made[name] = (
+                    service.rpc(
+                        "update_transaction_status",
+                        {"p_transaction_id": made[name]["id"], "p_new_status": status},
+                    )
+                    .execute()
+                    .data
+                )
+    return made
+
+
+def snapshot(database_url: str) -> dict[str, list[tuple[Any, ...]]]:
+    return {table: query(database_url, sql) for table, sql in SNAPSHOT.items()}
+
+
+def test_owner_reads_own_rows_with_filters_order_range_count_single_and_csv(
+    edge: Edge, database_url: str
+) -> None:
+    made = seed(edge, database_url)
+    own_references = {
+        made[name]["reference"] for name in ("credit", "debit", "payment", "transfer")
+    }
+
+    with RecordingClient(edge.url, edge.user_token(OWNER)) as owner:
+        users = owner.supabase.table("users").select("*").execute()
+        users_response = owner.last
+        other_user = owner.supabase.table("users").select("id").eq("id", COUNTERPARTY).execute()
+        renamed = (
+            owner.supabase.table("users").select("id,name:display_name").eq("id", OWNER).execute()
+        )
+        single = owner.supabase.table("users").select("id,display_name").eq("id", OWNER).single()
+        own_single = single.execute().data
+        none_single_status, none_single = owner.error(
+            owner.supabase.table("users").select("id").eq("id", COUNTERPARTY).single()
+        )
+        maybe_own = (
+            owner.supabase.table("users").select("id").eq("id", OWNER).maybe_single().execute()
+        )
+        maybe_other = (
+            owner.supabase.table("users")
+            .select("id")
+            .eq("id", COUNTERPARTY)
+            .maybe_single()
+            .execute()
+        )
+        csv = (
+            owner.supabase.table("users")
+            .select("display_name,phone_number")
+            .eq("id", OWNER)
+            .csv()
+            .execute()
+        )
+        csv_response = owner.last
+
+        transactions = owner.supabase.table("transactions")
+        everything = transactions.select("reference", count=CountMethod.exact).execute()
+        everything_range = owner.last.headers.get("content-range")
+        page = (
+            transactions.select("reference,amount", count=CountMethod.exact)
+            .order("amount", desc=True)
+            .range(1, 2)
+            .execute()
+        )
+        page_response = owner.last
+        uncounted_page = transactions.select("amount").order("amount").range(0, 1).execute()
+        uncounted_response = owner.last
+        past_the_end_status, past_the_end = owner.error(
+            transactions.select("amount", count=CountMethod.exact).order("amount").range(10, 19)
+        )
+        past_the_end_uncounted = transactions.select("amount").range(10, 19).execute()
+        past_the_end_uncounted_range = owner.last.headers.get("content-range")
+        head = transactions.select("id", count=CountMethod.exact, head=True).execute()
+        head_response = owner.last
+
+        def amounts(builder: Any) -> list[Any]:
+            return [row["amount"] for row in builder.order("amount").execute().data]
+
+        chosen_statuses = amounts(
+            transactions.select("amount").in_("status", ["pending", "failed"])
+        )
+        between = amounts(transactions.select("amount").gte("amount", 300).lt("amount", 1500))
+        not_transfers = amounts(transactions.select("amount").neq("type", "transfer"))
+        liked = amounts(transactions.select("amount").like("reference", "TXN-%"))
+        iliked = amounts(transactions.select("amount").ilike("reference", "txn-%"))
+        without_counterparty = amounts(transactions.select("amount").is_("counterparty_id", "null"))
+        with_counterparty = amounts(
+            transactions.select("amount").not_.is_("counterparty_id", "null")
+        )
+        either = amounts(transactions.select("amount").or_("amount.gt.1000,type.eq.transfer"))
+        counterpartys_own = amounts(transactions.select("amount").eq("user_id", COUNTERPARTY))
+        widened = amounts(
+            transactions.select("amount").or_(
+                f"user_id.eq.{COUNTERPARTY},counterparty_id.eq.{COUNTERPARTY}"
+            )
+        )
+        nulls_first = [
+            row["amount"]
+            for row in transactions.select("amount")
+            .order("counterparty_id", nullsfirst=True)
+            .order("amount")
+            .execute()
+            .data
+        ]
+        nulls_last_desc = [
+            row["amount"]
+            for row in transactions.select("amount")
+            .order("counterparty_id", desc=True, nullsfirst=False)
+            .order("amount")
+            .execute()
+            .data
+        ]
+        json_path = (
+            transactions.select("channel:metadata->>channel,amount_text:amount::text")
+            .eq("id", made["credit"]["id"])
+            .execute()
+            .data
+        )
+        many_single_status, many_single = owner.error(transactions.select("id").single())
+        csv_transactions = (
+            transactions.select("amount,status,type").order("amount").csv().execute().data
+        )
+
+        wallets = (
+            owner.supabase.table("wallets").select("user_id,currency,balance").order("currency")
+        ).execute()
+        preferences = owner.supabase.table("user_preferences").select("user_id,language").execute()
+        methods = (
+            owner.supabase.table("payment_methods")
+            .select("id,masked_label,is_default")
+            .order("masked_label")
+            .execute()
+        )
+        ciphertext_status, ciphertext = owner.error(
+            owner.supabase.table("payment_methods").select("*")
+        )
+        ciphertext_headers = owner.last.headers
+        locations = (
+            owner.supabase.table("locations").select("id,location_type,place_name").order("id")
+        ).execute()
+        summary = (
+            owner.supabase.table("user_recent_transactions")
+            .select("user_id,currency,transaction_count,credits,debits,payments,transfers")
+            .execute()
+        )
+
+    # users: the owner's row alone, with PostgREST's headers.
+    assert [row["id"] for row in users.data] == [OWNER]
+    assert users.data[0]["phone_number"] == "+250788100001"
+    assert users_response.status_code == 200
+    assert users_response.headers["content-type"] == JSON_UTF8
+    assert users_response.headers["content-range"] == "0-0/*"
+    assert other_user.data == []
+    assert renamed.data == [{"id": OWNER, "name": "Amina K"}]
+    assert own_single == {"id": OWNER, "display_name": "Amina K"}
+    assert none_single_status == 406
+    assert none_single == {
+        "code": "PGRST116",
+        "details": "The result contains 0 rows",
+        "hint": None,
+        "message": "Cannot coerce the result to a single JSON object",
+    }
+    assert maybe_own is not None
+    assert maybe_own.data == {"id": OWNER}
+    assert maybe_other is None
+    # PostgREST's CSV: the header from the first row's keys, each row as Postgres writes a
+    # record (a value with a space quoted), lines joined by \n with none after the last.
+    assert csv.data == 'display_name,phone_number\n"Amina K",+250788100001'
+    assert csv_response.headers["content-type"] == "text/csv; charset=utf-8"
+
+    # transactions: the owner's four (the counterparty's credit never, whatever the filter).
+    assert {row["reference"] for row in everything.data} == own_references
+    assert everything.count == 4
+    assert everything_range == "0-3/4"
+    assert page.data == [
+        {"reference": made["payment"]["reference"], "amount": 700},
+        {"reference": made["transfer"]["reference"], "amount": 300},
+    ]
+    assert page.count == 4
+    assert page_response.status_code == 206
+    assert page_response.headers["content-range"] == "1-2/4"
+    assert uncounted_page.data == [{"amount": 200}, {"amount": 300}]
+    assert uncounted_page.count is None
+    assert uncounted_response.status_code == 200
+    assert uncounted_response.headers["content-range"] == "0-1/*"
+    assert past_the_end_status == 416
+    assert past_the_end == {
+        "code": "PGRST103",
+        "details": "An offset of 10 was requested, but there are only 4 rows.",
+        "hint": None,
+        "message": "Requested range not satisfiable",
+    }
+    assert past_the_end_uncounted.data == []
+    assert past_the_end_uncounted_range == "*/*"
+    assert head.data == []
+    assert head.count == 4
+    assert head_response.status_code == 200
+    assert head_response.content == b""
+    assert head_response.headers["content-range"] == "0-3/4"
+    assert chosen_statuses == [300, 700, 1500]
+    assert between == [300, 700]
+    assert not_transfers == [200, 700, 1500]
+    assert liked == iliked == [200, 300, 700, 1500]
+    assert without_counterparty == [200, 700, 1500]
+    assert with_counterparty == [300]
+    assert either == [300, 1500]
+    assert counterpartys_own == []
+    assert widened == [300]
+    assert nulls_first == [200, 700, 1500, 300]
+    assert nulls_last_desc == [300, 200, 700, 1500]
+    assert json_path == [{"channel": "momo", "amount_text": "1500"}]
+    assert many_single_status == 406
+    assert many_single["code"] == "PGRST116"
+    assert many_single["details"] == "The result contains 4 rows"
+    assert csv_transactions == (
+        "amount,status,type\n200,cancelled,debit\n300,pending,transfer\n"
+        "700,failed,payment\n1500,pending,credit"
+    )
+
+    # The owner's wallets, preferences, methods (not the ciphertext) and places, and the view.
+    assert wallets.data == [
+        {"user_id": OWNER, "currency": "RWF", "balance": 2500},
+        {"user_id": OWNER, "currency": "USD", "balance": 12.5},
+    ]
+    assert preferences.data == [{"user_id": OWNER, "language": "en-GB"}]
+    assert methods.data == [
+        {"id": OWNER_MOMO, "masked_label": "MTN **** 4567", "is_default": False},
+        {"id": OWNER_CARD, "masked_label": "VISA **** 4242", "is_default": True},
+    ]
+    # `*` names account_details and key_id, which the column grant leaves out: Postgres refuses
+    # the whole statement, as it does under PostgREST.
+    assert ciphertext_status == 403
+    assert ciphertext == {
+        "code": "42501",
+        "details": None,
+        "hint": None,
+        "message": "permission denied for table payment_methods",
+    }
+    assert ciphertext_headers["content-type"] == JSON_UTF8
+    assert "www-authenticate" not in ciphertext_headers
+    assert locations.data == [
+        {"id": OWNER_HOME, "location_type": "home", "place_name": "Home"},
+        {"id": OWNER_FAVOURITE, "location_type": "favorite", "place_name": "Convention Centre"},
+    ]
+    assert summary.data == [
+        {
+            "user_id": OWNER,
+            "currency": "RWF",
+            "transaction_count": 4,
+            "credits": 1500,
+            "debits": 200,
+            "payments": 700,
+            "transfers": 300,
+        }
+    ]
+
+
+def test_counterparty_and_stranger_see_only_what_rls_gives_them(
+    edge: Edge, database_url: str
+) -> None:
+    made = seed(edge, database_url)
+
+    with RecordingClient(edge.url, edge.user_token(COUNTERPARTY)) as counterparty:
+        seen = (
+            counterparty.supabase.table("transactions")
+            .select("reference,user_id,counterparty_id", count=CountMethod.exact)
+            .order("amount")
+            .execute()
+        )
+        seen_range = counterparty.last.headers["content-range"]
+        users = counterparty.supabase.table("users").select("id").execute()
+        wallets = counterparty.supabase.table("wallets").select("user_id,balance").execute()
+
+    with RecordingClient(edge.url, edge.user_token(STRANGER)) as stranger:
+        own = stranger.supabase.table("users").select("id,display_name").execute()
+        empty = {
+            table: stranger.supabase.table(table).select(column, count=CountMethod.exact).execute()
+            for table, column in (
+                ("transactions", "id"),
+                ("wallets", "user_id"),
+                ("payment_methods", "id"),
+                ("locations", "id"),
+                ("user_recent_transactions", "user_id"),
+            )
+        }
+        empty_response = stranger.last
+        owner_by_id = stranger.supabase.table("users").select("id").eq("id", OWNER).execute()
+        owner_single_status, owner_single = stranger.error(
+            stranger.supabase.table("users").select("id").eq("id", OWNER).single()
+        )
+        past_nothing_status, past_nothing = stranger.error(
+            stranger.supabase.table("transactions")
+            .select("id", count=CountMethod.exact)
+            .range(5, 9)
+        )
+        # Naming another user's row exactly finds nothing either.
+        by_reference = (
+            stranger.supabase.table("transactions")
+            .select("id")
+            .eq("reference", made["credit"]["reference"])
+            .maybe_single()
+            .execute()
+        )
+
+    # The transfer reaches the counterparty (policy: user or counterparty), the owner's other
+    # transactions do not.
+    assert seen.data == [
+        {
+            "reference": made["transfer"]["reference"],
+            "user_id": OWNER,
+            "counterparty_id": COUNTERPARTY,
+        },
+        {
+            "reference": made["counterparty_credit"]["reference"],
+            "user_id": COUNTERPARTY,
+            "counterparty_id": None,
+        },
+    ]
+    assert seen.count == 2
+    assert seen_range == "0-1/2"
+    assert users.data == [{"id": COUNTERPARTY}]
+    assert wallets.data == [{"user_id": COUNTERPARTY, "balance": 900}]
+
+    assert own.data == [{"id": STRANGER, "display_name": "Stranger"}]
+    for table, response in empty.items():
+        assert (table, response.data, response.count) == (table, [], 0)
+    assert empty_response.status_code == 200
+    assert empty_response.headers["content-range"] == "*/0"
+    assert owner_by_id.data == []
+    assert owner_single_status == 406
+    assert owner_single["code"] == "PGRST116"
+    assert owner_single["details"] == "The result contains 0 rows"
+    assert past_nothing_status == 416
+    assert past_nothing == {
+        "code": "PGRST103",
+        "details": "An offset of 5 was requested, but there are only 0 rows.",
+        "hint": None,
+        "message": "Requested range not satisfiable",
+    }
+    assert by_reference is None
+
+
+def test_owner_writes_what_grants_and_policies_allow_and_a_stranger_changes_nothing(
+    edge: Edge, database_url: str
+) -> None:
+    seed(edge, database_url)
+    before = snapshot(database_url)
+
+    with RecordingClient(edge.url, edge.user_token(OWNER)) as owner:
+        refused = {
+            "phone": owner.error(
+                owner.supabase.table("users")
+                .update({"phone_number": "+250700000009"})
+                .eq("id", OWNER)
+            ),
+            "insert user": owner.error(
+                owner.supabase.table("users").insert({"id": NEWCOMER, "phone_number": "+2507001"})
+            ),
+            "delete user": owner.error(owner.supabase.table("users").delete().eq("id", OWNER)),
+            "upsert preferences": owner.error(
+                owner.supabase.table("user_preferences").upsert(
+                    {"user_id": OWNER, "language": "sw-KE"}, on_conflict="user_id"
+                )
+            ),
+            "insert transaction": owner.error(
+                owner.supabase.table("transactions").insert(
+                    {"user_id": OWNER, "type": "credit", "amount": 1, "currency": "RWF"}
+                )
+            ),
+            "update wallet": owner.error(
+                owner.supabase.table("wallets").update({"balance": 1000000}).eq("user_id", OWNER)
+            ),
+            "update location": owner.error(
+                owner.supabase.table("locations")
+                .update({"place_name": "Elsewhere"})
+                .eq("id", OWNER_HOME)
+            ),
+        }
+        refused_headers = owner.last.headers
+        bad_language_status, bad_language = owner.error(
+            owner.supabase.table("user_preferences")
+            .update({"language": "not a tag"})
+            .eq("user_id", OWNER)
+        )
+        others_name = (
+            owner.supabase.table("users")
+            .update({"display_name": "Hijacked"})
+            .eq("id", COUNTERPARTY)
+            .execute()
+        )
+        others_name_response = owner.last
+        others_place = owner.supabase.table("locations").delete().eq("id", COUNTERPARTY_HOME)
+        others_place_deleted = others_place.execute().data
+        after_refusals = snapshot(database_url)
+
+        renamed = (
+            owner.supabase.table("users")
+            .update({"display_name": "Amina Uwase"})
+            .eq("id", OWNER)
+            .execute()
+        )
+        renamed_response = owner.last
+        preferences = (
+            owner.supabase.table("user_preferences")
+            .update({"language": "rw-RW", "delay_threshold_minutes": 30}, count=CountMethod.exact)
+            .eq("user_id", OWNER)
+            .execute()
+        )
+        preferences_range = owner.last.headers["content-range"]
+        quiet = (
+            owner.supabase.table("user_preferences")
+            .update({"notification_enabled": False}, returning=ReturnMethod.minimal)
+            .eq("user_id", OWNER)
+            .execute()
+        )
+        quiet_response = owner.last
+        forgotten = (
+            owner.supabase.table("locations")
+            .delete()
+            .eq("id", OWNER_FAVOURITE)
+            .select("id,location_type")
+            .execute()
+        )
+        forgotten_response = owner.last
+
+    with RecordingClient(edge.url, edge.user_token(STRANGER)) as stranger:
+        stranger_rename = (
+            stranger.supabase.table("users")
+            .update({"display_name": "Stolen"})
+            .eq("id", OWNER)
+            .execute()
+        )
+        stranger_preferences = (
+            stranger.supabase.table("user_preferences")
+            .update({"language": "de-DE"}, returning=ReturnMethod.minimal)
+            .eq("user_id", OWNER)
+            .execute()
+        )
+        stranger_preferences_status = stranger.last.status_code
+        stranger_delete = stranger.supabase.table("locations").delete().eq("id", OWNER_HOME)
+        stranger_deleted = stranger_delete.execute().data
+
+    for name, (status, error) in refused.items():
+        table = {
+            "phone": "users",
+            "insert user": "users",
+            "delete user": "users",
+            "upsert preferences": "user_preferences",
+            "insert transaction": "transactions",
+            "update wallet": "wallets",
+            "update location": "locations",
+        }[name]
+        assert (name, status, error) == (
+            name,
+            403,
+            {
+                "code": "42501",
+                "details": None,
+                "hint": None,
+                "message": f"permission denied for table {table}",
+            },
+        )
+    assert refused_headers["content-type"] == JSON_UTF8
+    assert refused_headers["proxy-status"] == "PostgREST; error=42501"
+    assert bad_language_status == 400
+    assert bad_language["code"] == "23514"
+    assert bad_language["message"] == (
+        'new row for relation "user_preferences" violates check constraint '
+        '"user_preferences_language_tag"'
+    )
+    # RLS filters the other user's rows out of an update or delete: no error, no row.
+    assert others_name.data == []
+    assert others_name_response.status_code == 200
+    assert others_name_response.headers["content-range"] == "*/*"
+    assert others_place_deleted == []
+    assert after_refusals == before
+
+    assert renamed.data[0]["id"] == OWNER
+    assert renamed.data[0]["display_name"] == "Amina Uwase"
+    assert renamed.data[0]["phone_number"] == "+250788100001"
+    assert renamed_response.status_code == 200
+    assert renamed_response.headers["content-range"] == "0-0/*"
+    assert preferences.data[0]["language"] == "rw-RW"
+    assert preferences.data[0]["delay_threshold_minutes"] == 30
+    assert preferences.count == 1
+    assert preferences_range == "0-0/1"
+    assert quiet.data == []
+    assert quiet_response.status_code == 204
+    assert quiet_response.content == b""
+    assert forgotten.data == [{"id": OWNER_FAVOURITE, "location_type": "favorite"}]
+    assert forgotten_response.status_code == 200
+    assert forgotten_response.headers["content-range"] == "*/*"
+
+    assert stranger_rename.data == []
+    assert stranger_preferences.data == []
+    assert stranger_preferences_status == 204
+    assert stranger_deleted == []
+    assert query(
+        database_url,
+        "select id::text, display_name from public.users order by id",
+    ) == [(OWNER, "Amina Uwase"), (COUNTERPARTY, "Jean"), (STRANGER, "Stranger")]
+    assert query(
+        database_url,
+        "select user_id::text, language, delay_threshold_minutes, notification_enabled"
+        " from public.user_preferences order by user_id",
+    ) == [
+        (OWNER, "rw-RW", 30, False),
+        (COUNTERPARTY, "fr-RW", 15, True),
+        (STRANGER, "rw-RW", 15, True),
+    ]
+    assert query(database_url, "select id::text from public.locations order by id") == [
+        (OWNER_HOME,),
+        (COUNTERPARTY_HOME,),
+    ]
+    after = snapshot(database_url)
+    for table in ("transactions", "wallets", "payment_methods"):
+        assert (table, after[table]) == (table, before[table])
+
+
+def test_anon_is_refused_every_table_and_changes_nothing(edge: Edge, database_url: str) -> None:
+    seed(edge, database_url)
+    before = snapshot(database_url)
+
+    with RecordingClient(edge.url, edge.anon_key) as anon:
+        reads = {
+            table: anon.error(anon.supabase.table(table).select(column))
+            for table, column in (
+                ("users", "id"),
+                ("user_preferences", "user_id"),
+                ("transactions", "id"),
+                ("wallets", "user_id"),
+                ("payment_methods", "id"),
+                ("locations", "id"),
+            )
+        }
+        read_headers = anon.last.headers
+        view_status, view = anon.error(
+            anon.supabase.table("user_recent_transactions").select("user_id")
+        )
+        counted_status, counted = anon.error(
+            anon.supabase.table("users").select("id", count=CountMethod.exact, head=True)
+        )
+        writes = {
+            "insert users": anon.error(
+                anon.supabase.table("users").insert({"id": NEWCOMER, "phone_number": "+2507002"})
+            ),
+            "upsert users": anon.error(
+                anon.supabase.table("users").upsert(
+                    {"id": OWNER, "phone_number": "+250788100001", "display_name": "anon"}
+                )
+            ),
+            "update user_preferences": anon.error(
+                anon.supabase.table("user_preferences")
+                .update({"language": "de-DE"})
+                .eq("user_id", OWNER)
+            ),
+            "delete locations": anon.error(
+                anon.supabase.table("locations").delete().eq("id", OWNER_HOME)
+            ),
+        }
+        write_headers = anon.last.headers
+
+    for table, (status, error) in reads.items():
+        assert (table, status, error) == (
+            table,
+            401,
+            {
+                "code": "42501",
+                "details": None,
+                "hint": None,
+                "message": f"permission denied for table {table}",
+            },
+        )
+    assert read_headers["www-authenticate"] == "Bearer"
+    assert read_headers["content-type"] == JSON_UTF8
+    assert view_status == 401
+    assert view["message"] == "permission denied for view user_recent_transactions"
+    # HEAD has no body: supabase-py reads the error from Proxy-Status.
+    assert counted_status == 401
+    assert counted["code"] == "42501"
+    for name, (status, error) in writes.items():
+        table = name.split(" ")[1]
+        assert (name, status, error["code"], error["message"]) == (
+            name,
+            401,
+            "42501",
+            f"permission denied for table {table}",
+        )
+    assert write_headers["www-authenticate"] == "Bearer"
+    assert snapshot(database_url) == before
+
+
+def test_service_role_reads_everything_and_writes_where_granted(
+    edge: Edge, database_url: str
+) -> None:
+    made = seed(edge, database_url)
+    start = snapshot(database_url)
+    newcomer = {"id": NEWCOMER, "phone_number": "+250788100004", "display_name": "New"}
+
+    with RecordingClient(edge.url, edge.service_role_key) as service:
+        users = (
+            service.supabase.table("users")
+            .select("id", count=CountMethod.exact)
+            .order("id")
+            .execute()
+        )
+        users_range = service.last.headers["content-range"]
+        transactions = (
+            service.supabase.table("transactions").select("reference").order("amount").execute()
+        )
+        methods = (
+            service.supabase.table("payment_methods").select("id,user_id").order("id").execute()
+        )
+        ciphertext_status, ciphertext = service.error(
+            service.supabase.table("payment_methods").select("*")
+        )
+        refused_transaction_status, refused_transaction = service.error(
+            service.supabase.table("transactions").insert(
+                {"user_id": OWNER, "type": "credit", "amount": 1, "currency": "RWF"}
+            )
+        )
+        refused_wallet_status, refused_wallet = service.error(
+            service.supabase.table("wallets").delete().eq("user_id", OWNER)
+        )
+        unknown_column_status, unknown_column = service.error(
+            service.supabase.table("users").select("nope")
+        )
+        unknown_payload_status, unknown_payload = service.error(
+            service.supabase.table("users").insert(newcomer | {"nope": 1})
+        )
+        unknown_table_status, unknown_table = service.error(
+            service.supabase.table("zzqx_nothing_here").select("*")
+        )
+        unknown_table_headers = service.last.headers
+        private_table_status, private_table = service.error(
+            service.supabase.table("otp_codes").select("*")
+        )
+        before_writes = snapshot(database_url)
+
+        inserted = service.supabase.table("users").insert(newcomer).execute()
+        inserted_response = service.last
+        duplicate_status, duplicate = service.error(
+            service.supabase.table("users").insert(
+                {"id": SECOND_NEWCOMER, "phone_number": newcomer["phone_number"]}
+            )
+        )
+        bad_phone_status, bad_phone = service.error(
+            service.supabase.table("users").insert({"id": SECOND_NEWCOMER, "phone_number": "0788"})
+        )
+        merged = (
+            service.supabase.table("users")
+            .upsert(newcomer | {"display_name": "Merged"}, on_conflict="id")
+            .execute()
+        )
+        merged_response = service.last
+        ignored = (
+            service.supabase.table("users")
+            .upsert(newcomer | {"display_name": "Ignored"}, ignore_duplicates=True)
+            .execute()
+        )
+        ignored_status = service.last.status_code
+        bulk = (
+            service.supabase.table("user_preferences")
+            .upsert(
+                [
+                    {"user_id": NEWCOMER, "language": "sw-KE"},
+                    {"user_id": OWNER, "language": "en-US"},
+                ],
+                count=CountMethod.exact,
+                on_conflict="user_id",
+            )
+            .execute()
+        )
+        bulk_response = service.last
+        after_writes = snapshot(database_url)
+
+        two = [OWNER, COUNTERPARTY]
+        one_of_two_status, one_of_two = service.error(
+            service.supabase.table("users").update({"display_name": "Same"}).in_("id", two).single()
+        )
+        capped_status, capped = service.error(
+            service.supabase.table("users")
+            .update({"display_name": "Same"})
+            .in_("id", two)
+            .max_affected(1)
+        )
+        after_rollbacks = snapshot(database_url)
+        deleted = (
+            service.supabase.table("users")
+            .delete(count=CountMethod.exact)
+            .eq("id", NEWCOMER)
+            .select("id")
+            .execute()
+        )
+        deleted_response = service.last
+
+    assert [row["id"] for row in users.data] == [OWNER, COUNTERPARTY, STRANGER]
+    assert users.count == 3
+    assert users_range == "0-2/3"
+    assert [row["reference"] for row in transactions.data] == [
+        made[name]["reference"]
+        for name in ("debit", "transfer", "payment", "credit", "counterparty_credit")
+    ]
+    assert methods.data == [
+        {"id": OWNER_CARD, "user_id": OWNER},
+        {"id": OWNER_MOMO, "user_id": OWNER},
+        {"id": COUNTERPARTY_MOMO, "user_id": COUNTERPARTY},
+    ]
+    assert (ciphertext_status, ciphertext["code"], ciphertext["message"]) == (
+        403,
+        "42501",
+        "permission denied for table payment_methods",
+    )
+    assert (refused_transaction_status, refused_transaction["message"]) == (
+        403,
+        "permission denied for table transactions",
+    )
+    assert (refused_wallet_status, refused_wallet["message"]) == (
+        403,
+        "permission denied for table wallets",
+    )
+    assert (unknown_column_status, unknown_column["code"], unknown_column["message"]) == (
+        400,
+        "42703",
+        "column users.nope does not exist",
+    )
+    assert unknown_payload_status == 400
+    assert unknown_payload == {
+        "code": "PGRST204",
+        "details": None,
+        "hint": None,
+        "message": "Could not find the 'nope' column of 'users' in the schema cache",
+    }
+    assert unknown_table_status == 404
+    assert unknown_table == {
+        "code": "PGRST205",
+        "details": None,
+        "hint": None,
+        "message": "Could not find the table 'public.zzqx_nothing_here' in the schema cache",
+    }
+    assert unknown_table_headers["content-type"] == JSON_UTF8
+    assert unknown_table_headers["proxy-status"] == "PostgREST; error=PGRST205"
+    assert private_table_status == 404
+    assert private_table["code"] == "PGRST205"
+    assert private_table["message"] == (
+        "Could not find the table 'public.otp_codes' in the schema cache"
+    )
+    assert before_writes == start
+
+    assert inserted.data[0]["id"] == NEWCOMER
+    assert inserted.data[0]["display_name"] == "New"
+    assert inserted_response.status_code == 201
+    assert inserted_response.headers["content-range"] == "*/*"
+    assert duplicate_status == 409
+    assert duplicate["code"] == "23505"
+    assert duplicate["message"] == (
+        'duplicate key value violates unique constraint "users_phone_number_key"'
+    )
+    assert duplicate["details"] == "Key (phone_number)=(+250788100004) already exists."
+    assert bad_phone_status == 400
+    assert bad_phone["code"] == "23514"
+    assert bad_phone["message"] == (
+        'new row for relation "users" violates check constraint "users_phone_number_e164"'
+    )
+    # PostgREST 12: merge-duplicates that inserts nothing is 200; ignore-duplicates stays 201.
+    assert merged.data[0]["display_name"] == "Merged"
+    assert merged_response.status_code == 200
+    assert merged_response.headers["preference-applied"] == (
+        "resolution=merge-duplicates, return=representation"
+    )
+    assert ignored.data == []
+    assert ignored_status == 201
+    assert sorted((row["user_id"], row["language"]) for row in bulk.data) == [
+        (OWNER, "en-US"),
+        (NEWCOMER, "sw-KE"),
+    ]
+    assert bulk.count == 2
+    assert bulk_response.status_code == 201
+    assert bulk_response.headers["content-range"] == "*/2"
+    assert query(
+        database_url, "select display_name from public.users where id = %s", (NEWCOMER,)
+    ) == [("Merged",)]
+    assert query(
+        database_url,
+        "select user_id::text, language from public.user_preferences order by user_id",
+    ) == [(OWNER, "en-US"), (COUNTERPARTY, "fr-RW"), (STRANGER, "rw-RW"), (NEWCOMER, "sw-KE")]
+
+    # A singular request or a max-affected cap that the statement exceeds is rolled back.
+    assert one_of_two_status == 406
+    assert one_of_two == {
+        "code": "PGRST116",
+        "details": "The result contains 2 rows",
+        "hint": None,
+        "message": "Cannot coerce the result to a single JSON object",
+    }
+    assert capped_status == 400
+    assert capped == {
+        "code": "PGRST124",
+        "details": "The query affects 2 rows",
+        "hint": None,
+        "message": "Query result exceeds max-affected preference constraint",
+    }
+    assert after_rollbacks == after_writes
+
+    assert deleted.data == [{"id": NEWCOMER}]
+    assert deleted.count == 1
+    assert deleted_response.status_code == 200
+    assert deleted_response.headers["content-range"] == "*/1"
+    assert query(database_url, "select 1 from public.users where id = %s", (NEWCOMER,)) == []
