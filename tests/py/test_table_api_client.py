@@ -143,6 +143,12 @@ def test_owner_reads_own_rows_with_filters_order_range_count_single_and_csv(
             .maybe_single()
             .execute()
         )
+        searched = (
+            owner.supabase.table("users")
+            .select("id")
+            .text_search("display_name", "amina k", {"type": "plain", "config": "simple"})
+            .execute()
+        )
         csv = (
             owner.supabase.table("users")
             .select("display_name,phone_number")
@@ -187,6 +193,8 @@ def test_owner_reads_own_rows_with_filters_order_range_count_single_and_csv(
             transactions.select("amount").not_.is_("counterparty_id", "null")
         )
         either = amounts(transactions.select("amount").or_("amount.gt.1000,type.eq.transfer"))
+        matched = amounts(transactions.select("amount").match({"type": "debit", "currency": "RWF"}))
+        contains = amounts(transactions.select("amount").contains("metadata", {"channel": "momo"}))
         counterpartys_own = amounts(transactions.select("amount").eq("user_id", COUNTERPARTY))
         widened = amounts(
             transactions.select("amount").or_(
@@ -259,6 +267,7 @@ def test_owner_reads_own_rows_with_filters_order_range_count_single_and_csv(
         "hint": None,
         "message": "Cannot coerce the result to a single JSON object",
     }
+    assert searched.data == [{"id": OWNER}]
     assert maybe_own is not None
     assert maybe_own.data == {"id": OWNER}
     assert maybe_other is None
@@ -303,6 +312,8 @@ def test_owner_reads_own_rows_with_filters_order_range_count_single_and_csv(
     assert without_counterparty == [200, 700, 1500]
     assert with_counterparty == [300]
     assert either == [300, 1500]
+    assert matched == [200]
+    assert contains == [1500]
     assert counterpartys_own == []
     assert widened == [300]
     assert nulls_first == [200, 700, 1500, 300]
@@ -734,6 +745,18 @@ def test_service_role_reads_everything_and_writes_where_granted(
         private_table_status, private_table = service.error(
             service.supabase.table("otp_codes").select("*")
         )
+        hostile_value = (
+            service.supabase.table("users")
+            .select("id")
+            .eq("display_name", "x'); drop table public.users; --")
+            .execute()
+        )
+        hostile_pattern = (
+            service.supabase.table("users").select("id").ilike("display_name", '%"\\%').execute()
+        )
+        hostile_table_status, hostile_table = service.error(
+            service.supabase.table('users"; drop table public.users; --').select("id")
+        )
         before_writes = snapshot(database_url)
 
         inserted = service.supabase.table("users").insert(newcomer).execute()
@@ -843,6 +866,13 @@ def test_service_role_reads_everything_and_writes_where_granted(
     assert private_table["code"] == "PGRST205"
     assert private_table["message"] == (
         "Could not find the table 'public.otp_codes' in the schema cache"
+    )
+    assert hostile_value.data == []
+    assert hostile_pattern.data == []
+    assert hostile_table_status == 404
+    assert hostile_table["code"] == "PGRST205"
+    assert hostile_table["message"] == (
+        "Could not find the table 'public.users\"; drop table public.users; --' in the schema cache"
     )
     assert before_writes == start
 
