@@ -130,6 +130,7 @@ def test_owner_reads_own_rows_with_filters_order_range_count_single_and_csv(
         )
         single = owner.supabase.table("users").select("id,display_name").eq("id", OWNER).single()
         own_single = single.execute().data
+        single_response = owner.last
         none_single_status, none_single = owner.error(
             owner.supabase.table("users").select("id").eq("id", COUNTERPARTY).single()
         )
@@ -260,6 +261,9 @@ def test_owner_reads_own_rows_with_filters_order_range_count_single_and_csv(
     assert other_user.data == []
     assert renamed.data == [{"id": OWNER, "name": "Amina K"}]
     assert own_single == {"id": OWNER, "display_name": "Amina K"}
+    assert single_response.headers["content-type"] == (
+        "application/vnd.pgrst.object+json; charset=utf-8"
+    )
     assert none_single_status == 406
     assert none_single == {
         "code": "PGRST116",
