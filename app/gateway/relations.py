@@ -26,6 +26,12 @@ select
         order by a.attnum
     ) as columns,
     array(
+        select pg_catalog.format_type(a.atttypid, null)
+        from pg_catalog.pg_attribute as a
+        where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+        order by a.attnum
+    ) as types,
+    array(
         select coalesce(pg_catalog.pg_get_expr(d.adbin, d.adrelid), '')
         from pg_catalog.pg_attribute as a
         left join pg_catalog.pg_attrdef as d on a.attrelid = d.adrelid and a.attnum = d.adnum
@@ -80,8 +86,15 @@ class Relation:
     schema: str
     name: str
     columns: tuple[str, ...]
+    types: tuple[str, ...]  # as pg_catalog.format_type writes them
     defaults: tuple[str, ...]  # each column's default expression, '' when it has none
     primary_key: tuple[str, ...]
+
+    def is_json(self, column: str) -> bool:
+        """Whether the column holds json: a json path on any other column reads it as jsonb."""
+        if column not in self.columns:
+            return True  # Postgres will name the unknown column
+        return self.types[self.columns.index(column)] in ("json", "jsonb")
 
     def default_of(self, column: str) -> str | None:
         if column not in self.columns:
@@ -121,6 +134,7 @@ class Relations:
                 schema=row["schema"],
                 name=row["name"],
                 columns=tuple(row["columns"]),
+                types=tuple(row["types"]),
                 defaults=tuple(row["defaults"]),
                 primary_key=tuple(row["primary_key"]),
             )

@@ -503,12 +503,13 @@ class _Parser:
             try:
                 return self.logic_expression()
             except _Failure as deeper:
-                if deeper.position == start:
+                if max(deeper.position, failure.position) == start:
                     raise _Failure(
                         start,
                         f"{_FIELD_NAME}, negation operator (not) or logic operator (and, or)",
                     ) from None
-                raise (deeper if deeper.position >= failure.position else failure) from None
+                # The alternative that read furthest is the one that went wrong, as in Parsec.
+                raise (deeper if deeper.position > failure.position else failure) from None
 
     # order, columns ---------------------------------------------------------------------------
 

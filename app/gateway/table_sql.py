@@ -302,6 +302,9 @@ class TableSql:
 
     def field(self, field: Field) -> sql.Composable:
         expression = self.column(field.name)
+        if field.path and not self.relation.is_json(field.name):
+            # An array or composite column is read as jsonb, as PostgREST reads it.
+            expression = sql.SQL("pg_catalog.to_jsonb({})").format(expression)
         for step in field.path:
             operand = sql.Literal(step.index) if step.key is None else sql.Literal(step.key)
             expression = sql.SQL("{}{}{}").format(expression, sql.SQL(step.arrow), operand)
