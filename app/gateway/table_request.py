@@ -1,0 +1,335 @@
+"""What a table request asks for, read as PostgREST reads it: the query string (select, filters,
+order, page, on_conflict, columns), the Range header, Prefer, Accept and the JSON body. Nothing
+here touches the database; anything malformed is a PGRST1xx error.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+from starlette.requests import Request
+
+from app.gateway.errors import GatewayError
+from app.gateway.request import read_body
+from app.gateway.table_grammar import (
+    Aggregate,
+    Condition,
+    Embed,
+    Logic,
+    OrderTerm,
+    SelectItem,
+    parse_columns,
+    parse_filter,
+    parse_logic,
+    parse_order,
+    parse_select,
+)
+
+WRITES = ("POST", "PATCH", "DELETE")
+_RESERVED = frozenset({"select", "columns", "on_conflict"})
+_RESERVED_LAST_WORD = frozenset({"order", "limit", "offset", "and", "or"})
+_RANGE_HEADER = re.compile(r"^([0-9]+)-([0-9]*)$")
+_PREFERENCES = {
+    "resolution": ("merge-duplicates", "ignore-duplicates"),
+    "return": ("representation", "minimal", "headers-only"),
+    "count": ("exact", "planned", "estimated"),
+    "tx": ("commit", "rollback"),
+    "missing": ("default", "null"),
+    "handling": ("strict", "lenient"),
+}
+
+
+@dataclass(frozen=True)
+class TableQuery:
+    select: tuple[SelectItem, ...]
+    where: tuple[Condition | Logic, ...]
+    order: tuple[OrderTerm, ...]
+    on_conflict: tuple[str, ...] | None
+    columns: tuple[str, ...] | None
+
+
+@dataclass(frozen=True)
+class Page:
+    offset: int = 0
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
+class Preferences:
+    chosen: dict[str, str] = field(default_factory=dict)  # kind -> value, the first of each
+    max_affected: int | None = None
+    invalid: tuple[str, ...] = ()
+
+    def get(self, kind: str) -> str | None:
+        return self.chosen.get(kind)
+
+    @property
+    def strict(self) -> bool:
+        return self.chosen.get("handling") == "strict"
+
+    def applied(self, kinds: tuple[str, ...], *, max_affected: bool = False) -> str | None:
+        """Preference-Applied: what was honoured, in PostgREST's order."""
+        order = ("resolution", "missing", "return", "count", "tx", "handling")
+        values = [f"{k}={self.chosen[k]}" for k in order if k in kinds and k in self.chosen]
+        if max_affected and self.strict and self.max_affected is not None:
+            values.append(f"max-affected={self.max_affected}")
+        return ", ".join(values) or None
+
+
+@dataclass(frozen=True)
+class Media:
+    kind: str  # json, object or csv
+    strip_nulls: bool = False
+
+    @property
+    def content_type(self) -> str:
+        mime = {
+            "json": "application/vnd.pgrst.array+json;nulls=stripped"
+            if self.strip_nulls
+            else "application/json",
+            "object": "application/vnd.pgrst.object+json"
+            + (";nulls=stripped" if self.strip_nulls else ""),
+            "csv": "text/csv",
+        }[self.kind]
+        return f"{mime}; charset=utf-8"
+
+
+@dataclass(frozen=True)
+class Payload:
+    text: str  # the JSON body as it came
+    is_array: bool
+    keys: tuple[str, ...]  # the columns it sets
+
+
+@dataclass(frozen=True)
+class TableRequest:
+    method: str
+    table: str
+    query: TableQuery
+    page: Page
+    payload: Payload | None
+    preferences: Preferences
+    media: Media
+
+    @property
+    def writes(self) -> bool:
+        return self.method in WRITES
+
+    @property
+    def returning(self) -> str:
+        return self.preferences.get("return") or "minimal"
+
+
+async def read_table_request(
+    request: Request, *, max_rows: int | None, body_limit: int
+) -> TableRequest:
+    method = request.method
+    if method not in ("GET", "HEAD", *WRITES):
+        raise GatewayError(405, "PGRST117", f"Unsupported HTTP method: {method}")
+    preferences = read_preferences(request)
+    media = negotiate(request.headers.get("accept"))
+    query = read_query(request)
+    page = Page() if method in WRITES else read_page(request, max_rows)
+    payload = None
+    if method in ("POST", "PATCH"):
+        payload = await read_payload(request, body_limit, query.columns)
+    table = request.path_params["table"]
+    return TableRequest(method, table, query, page, payload, preferences, media)
+
+
+def read_query(request: Request) -> TableQuery:
+    params = [
+        (key.replace("\x00", ""), value.replace("\x00", ""))
+        for key, value in request.query_params.multi_items()
+    ]
+    first = {}
+    for key, value in params:
+        first.setdefault(key, value)
+    select = _select(first.get("select", "*"))
+    where: list[Condition | Logic] = []
+    order: list[OrderTerm] = []
+    for key, value in params:
+        last_word = key.rsplit(".", 1)[-1]
+        if key in _RESERVED or last_word in ("limit", "offset"):
+            continue
+        if last_word in ("and", "or"):
+            path, tree = parse_logic(key, value)
+            _refuse_embedded(path)
+            where.append(tree)
+        elif last_word == "order":
+            _refuse_embedded(key.split(".")[:-1])
+            order.extend(_order(value))
+        else:
+            path, condition = parse_filter(key, value)
+            _refuse_embedded(path)
+            where.append(condition)
+    on_conflict = first.get("on_conflict")
+    columns = first.get("columns")
+    return TableQuery(
+        select=tuple(select),
+        where=tuple(where),
+        order=tuple(order),
+        on_conflict=tuple(parse_columns(on_conflict, "on_conflict")) if on_conflict else None,
+        columns=tuple(parse_columns(columns, "columns")) if columns else None,
+    )
+
+
+def read_page(request: Request, max_rows: int | None) -> Page:
+    """limit and offset (the last of each; an unreadable one is ignored, as by PostgREST), the
+    Range header on GET, and the row cap, intersected."""
+    params = request.query_params
+    limit = _integer(params.getlist("limit")[-1]) if "limit" in params else None
+    offset = _integer(params.getlist("offset")[-1]) if "offset" in params else None
+    lower, upper = offset or 0, None
+    if limit is not None:
+        upper = lower + limit - 1
+    header_empty = False
+    header = request.headers.get("range") if request.method == "GET" else None
+    matched = _RANGE_HEADER.match(header.strip()) if header else None
+    if matched:
+        low, high = int(matched.group(1)), matched.group(2)
+        header_empty = bool(high) and int(high) < low
+        lower = max(lower, low)
+        if high:
+            upper = int(high) if upper is None else min(upper, int(high))
+    if limit == 0:
+        return Page(offset or 0, 0)
+    if header_empty or (upper is not None and upper < lower):
+        raise GatewayError(
+            416,
+            "PGRST103",
+            "Requested range not satisfiable",
+            "The lower boundary must be lower than or equal to the upper boundary in the Range "
+            "header."
+            if header_empty
+            else "Limit should be greater than or equal to zero.",
+        )
+    page_limit = None if upper is None else upper - lower + 1
+    if max_rows is not None:
+        page_limit = max_rows if page_limit is None else min(page_limit, max_rows)
+    return Page(lower, page_limit)
+
+
+def read_preferences(request: Request) -> Preferences:
+    chosen: dict[str, str] = {}
+    max_affected = None
+    invalid = []
+    for header in request.headers.getlist("prefer"):
+        for raw in header.split(","):
+            preference = raw.strip()
+            kind, _, value = preference.partition("=")
+            if kind in _PREFERENCES and value in _PREFERENCES[kind]:
+                chosen.setdefault(kind, value)
+            elif kind == "max-affected" and value.lstrip("-").isdigit():
+                max_affected = int(value) if max_affected is None else max_affected
+            elif kind != "timezone" and preference:
+                invalid.append(preference)
+    preferences = Preferences(chosen, max_affected, tuple(invalid))
+    if preferences.strict and invalid:
+        raise GatewayError(
+            400,
+            "PGRST122",
+            "Invalid preferences given with handling=strict",
+            f"Invalid preferences: {', '.join(invalid)}",
+        )
+    return preferences
+
+
+def negotiate(accept: str | None) -> Media:
+    """The first acceptable media type of Accept (by quality, then order); PGRST107 if none."""
+    if not accept or not accept.strip():
+        return Media("json")
+    ranked = []
+    for position, part in enumerate(accept.split(",")):
+        mime, *parameters = [p.strip() for p in part.split(";")]
+        options = dict(p.partition("=")[::2] for p in parameters)
+        try:
+            quality = float(options.get("q", "1"))
+        except ValueError:
+            quality = 1.0
+        ranked.append((-quality, position, mime.lower(), options.get("nulls") == "stripped"))
+    for _, _, mime, strip in sorted(ranked):
+        if mime in ("application/json", "*/*"):
+            return Media("json")
+        if mime == "application/vnd.pgrst.array+json":
+            return Media("json", strip)
+        if mime in ("application/vnd.pgrst.object+json", "application/vnd.pgrst.object"):
+            return Media("object", strip)
+        if mime == "text/csv":
+            return Media("csv")
+    listed = ", ".join(part.split(";")[0].strip() for part in accept.split(","))
+    raise GatewayError(406, "PGRST107", f"None of these media types are available: {listed}")
+
+
+async def read_payload(request: Request, limit: int, columns: tuple[str, ...] | None) -> Payload:
+    """The JSON body of POST and PATCH, and the columns it sets: `columns` when given, else the
+    keys of the object (or of every object of the array, which must all have the same)."""
+    raw = await read_body(request, limit)
+    content_type = (request.headers.get("content-type") or "application/json").split(";")[0]
+    if content_type.strip().lower() != "application/json":
+        raise GatewayError(400, "PGRST102", f"Content-Type not acceptable: {content_type}")
+    try:
+        text = raw.decode("utf-8")
+        value = json.loads(text)
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise GatewayError(400, "PGRST102", "Empty or invalid json") from error
+    if columns is not None:
+        return Payload(text, isinstance(value, list), columns)
+    if isinstance(value, dict):
+        return Payload(text, False, tuple(value))
+    if not isinstance(value, list) or not value:
+        return Payload("[]", True, ())
+    keys = set(value[0]) if isinstance(value[0], dict) else None
+    if keys is None or any(not isinstance(row, dict) or set(row) != keys for row in value):
+        raise GatewayError(400, "PGRST102", "All object keys must match")
+    return Payload(text, True, tuple(value[0]))
+
+
+def _select(text: str) -> list[SelectItem]:
+    items = parse_select(text)
+    selected: list[SelectItem] = []
+    for item in items:
+        if isinstance(item, Aggregate):
+            raise GatewayError(400, "PGRST123", "Use of aggregate functions is not allowed")
+        if isinstance(item, Embed):
+            raise embedding_not_supported(item.name)
+        selected.append(item)
+    return selected
+
+
+def _order(text: str) -> list[OrderTerm]:
+    terms = []
+    for term in parse_order(text):
+        if isinstance(term, Embed):
+            raise embedding_not_supported(term.name)
+        terms.append(term)
+    return terms
+
+
+def embedding_not_supported(name: str) -> GatewayError:
+    return GatewayError(
+        400,
+        "PGRST127",
+        "Feature not implemented",
+        f"Resource embedding ('{name}') is not supported by this gateway",
+        "Select the related table in a request of its own, or through a view or function.",
+    )
+
+
+def _refuse_embedded(path: list[str]) -> None:
+    if path:
+        raise GatewayError(
+            400,
+            "PGRST108",
+            f"'{path[0]}' is not an embedded resource in this request",
+            hint=f"Verify that '{path[0]}' is included in the 'select' query parameter.",
+        )
+
+
+def _integer(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None

@@ -1,0 +1,47 @@
+-- Fixture relations of the table API tests (tests/py/test_table_api_http.py): one table with a
+-- column of each kind the operators need (text for like and fts, arrays for cs/cd/ov, json
+-- paths, nulls for ordering), and hostile names that must only ever be quoted.
+
+create table public.tapi_items (
+    id integer primary key,
+    name text not null,
+    score numeric,
+    tags text[] not null default '{}',
+    data jsonb not null default '{}',
+    note text,
+    created_at timestamptz not null default '2026-01-01T00:00:00Z'
+);
+comment on table public.tapi_items is 'Table API test rows.';
+grant select, insert, update, delete on public.tapi_items to anon, authenticated, service_role;
+
+insert into public.tapi_items (id, name, score, tags, data, note) values
+(1, 'apple', 1.5, '{red,fruit}', '{"colour": "red", "size": {"cm": 8}, "list": [1, 2]}', 'the quick brown fox'),
+(2, 'banana', 2.5, '{yellow,fruit}', '{"colour": "yellow", "size": {"cm": 20}}', 'jumps over the lazy dog'),
+(3, 'cherry', null, '{red,fruit,small}', '{"colour": "red"}', null),
+(4, 'Durian', 4, '{green}', '{}', 'the smelly fruit'),
+(5, 'elder%berry', 5, '{}', '{"colour": "black"}', 'percent sign in the name');
+
+create table public.tapi_keyless (label text, amount integer);
+comment on table public.tapi_keyless is 'Table API test rows without a primary key.';
+grant select, insert, update, delete on public.tapi_keyless to service_role;
+
+create table public.tapi_defaults (
+    id integer primary key,
+    label text not null default 'unnamed',
+    amount integer default 7
+);
+comment on table public.tapi_defaults is 'Table API test rows with column defaults.';
+grant select, insert, update, delete on public.tapi_defaults to service_role;
+
+create table public."tapi odd ""name""; drop table public.tapi_items; --" (
+    id integer primary key,
+    "we""ird; col" text,
+    "naïve ünïcode" text,
+    "50%off" text
+);
+comment on table public."tapi odd ""name""; drop table public.tapi_items; --" is
+'Table API test table whose names are hostile SQL.';
+grant select, insert, update, delete
+on public."tapi odd ""name""; drop table public.tapi_items; --" to service_role;
+insert into public."tapi odd ""name""; drop table public.tapi_items; --"
+values (1, 'quoted', 'unicode', 'half');
