@@ -26,12 +26,15 @@ COUNTERPARTY = "d0000000-0000-4000-8000-000000000002"
 STRANGER = "d0000000-0000-4000-8000-000000000003"
 NEWCOMER = "d0000000-0000-4000-8000-000000000004"
 SECOND_NEWCOMER = "d0000000-0000-4000-8000-000000000005"
+THIRD_NEWCOMER = "d0000000-0000-4000-8000-000000000006"
 OWNER_HOME = "e0000000-0000-4000-8000-000000000001"
 OWNER_FAVOURITE = "e0000000-0000-4000-8000-000000000002"
 COUNTERPARTY_HOME = "e0000000-0000-4000-8000-000000000003"
 OWNER_CARD = "f0000000-0000-4000-8000-000000000001"
 OWNER_MOMO = "f0000000-0000-4000-8000-000000000002"
 COUNTERPARTY_MOMO = "f0000000-0000-4000-8000-000000000003"
+OWNER_CONVERSATION = "a0000000-0000-4000-8000-000000000001"
+COUNTERPARTY_CONVERSATION = "a0000000-0000-4000-8000-000000000002"
 JSON_UTF8 = "application/json; charset=utf-8"
 
 # Each table's rows in a fixed order, every column: what a refused write must leave as it was.
@@ -47,8 +50,9 @@ SNAPSHOT = {
 
 def seed(edge: Edge, database_url: str) -> dict[str, dict[str, Any]]:
     """Three users (the owner, who sent the counterparty a transfer, and a stranger with nothing
-    but their user row), preferences, wallets, locations, payment methods; the transactions
-    through the RPCs that own them. Returns the owner's and the counterparty's transactions by
+    but their user row), preferences, wallets, locations, payment methods, WhatsApp sessions,
+    conversations and messages; the transactions (and their events) through the RPCs that own
+    them. Returns the owner's and the counterparty's transactions by
     type."""
     query(
         database_url,
@@ -85,6 +89,34 @@ def seed(edge: Edge, database_url: str) -> dict[str, dict[str, Any]]:
         " (%s, %s, 'mobile_money', 'mtn', 'MTN **** 4567', '\\x00', 'local-1', false),"
         " (%s, %s, 'mobile_money', 'airtel', 'Airtel **** 1234', '\\x00', 'local-1', false)",
         (OWNER_CARD, OWNER, OWNER_MOMO, OWNER, COUNTERPARTY_MOMO, COUNTERPARTY),
+    )
+    query(
+        database_url,
+        "insert into public.whatsapp_sessions (user_id, phone_number) values"
+        " (%s, '+250788100001'), (%s, '+250788100002')",
+        (OWNER, COUNTERPARTY),
+    )
+    query(
+        database_url,
+        "insert into public.conversation_mappings (id, wa_id, user_id) values"
+        " (%s, '250788100001', %s), (%s, '250788100002', %s)",
+        (OWNER_CONVERSATION, OWNER, COUNTERPARTY_CONVERSATION, COUNTERPARTY),
+    )
+    query(
+        database_url,
+        "insert into public.message_tracking"
+        " (wamid, mapping_id, user_id, direction, message_type, status, body) values"
+        " ('wamid.owner.1', %s, %s, 'INBOUND', 'text', 'received', 'Muraho'),"
+        " ('wamid.owner.2', %s, %s, 'OUTBOUND', 'text', 'sent', 'Murakoze'),"
+        " ('wamid.counterparty.1', %s, %s, 'INBOUND', 'text', 'received', 'Bonjour')",
+        (
+            OWNER_CONVERSATION,
+            OWNER,
+            OWNER_CONVERSATION,
+            OWNER,
+            COUNTERPARTY_CONVERSATION,
+            COUNTERPARTY,
+        ),
     )
     made: dict[str, dict[str, Any]] = {}
     with RecordingClient(edge.url, edge.service_role_key) as service:
@@ -194,6 +226,18 @@ def test_owner_reads_own_rows_with_filters_order_range_count_single_and_csv(
             transactions.select("amount").not_.is_("counterparty_id", "null")
         )
         either = amounts(transactions.select("amount").or_("amount.gt.1000,type.eq.transfer"))
+        quoted_in = (
+            owner.supabase.table("users")
+            .select("id")
+            .in_("display_name", ["Amina K", 'a,"b)', "Jean"])
+            .execute()
+        )
+        nested = amounts(
+            transactions.select("amount").or_("and(amount.gte.300,amount.lte.700),type.eq.credit")
+        )
+        starred = amounts(transactions.select("amount").like("type", "*it"))
+        any_of = amounts(transactions.select("amount").ilike_any_of("type", "DEB*,cred*"))
+        not_in = amounts(transactions.select("amount").not_.in_("type", ["debit", "credit"]))
         matched = amounts(transactions.select("amount").match({"type": "debit", "currency": "RWF"}))
         contains = amounts(transactions.select("amount").contains("metadata", {"channel": "momo"}))
         counterpartys_own = amounts(transactions.select("amount").eq("user_id", COUNTERPARTY))
@@ -246,6 +290,29 @@ def test_owner_reads_own_rows_with_filters_order_range_count_single_and_csv(
         locations = (
             owner.supabase.table("locations").select("id,location_type,place_name").order("id")
         ).execute()
+        events = (
+            owner.supabase.table("transaction_events")
+            .select("transaction_id,to_status", count=CountMethod.exact)
+            .not_.is_("from_status", "null")
+            .order("to_status")
+            .execute()
+        )
+        events_total = (
+            owner.supabase.table("transaction_events")
+            .select("id", count=CountMethod.exact, head=True)
+            .execute()
+            .count
+        )
+        sessions = (
+            owner.supabase.table("whatsapp_sessions").select("user_id,phone_number").execute()
+        )
+        conversations = owner.supabase.table("conversation_mappings").select("id,wa_id").execute()
+        messages = (
+            owner.supabase.table("message_tracking")
+            .select("wamid,direction,body")
+            .order("wamid")
+            .execute()
+        )
         summary = (
             owner.supabase.table("user_recent_transactions")
             .select("user_id,currency,transaction_count,credits,debits,payments,transfers")
@@ -316,6 +383,11 @@ def test_owner_reads_own_rows_with_filters_order_range_count_single_and_csv(
     assert without_counterparty == [200, 700, 1500]
     assert with_counterparty == [300]
     assert either == [300, 1500]
+    assert quoted_in.data == [{"id": OWNER}]
+    assert nested == [300, 700, 1500]
+    assert starred == [200, 1500]
+    assert any_of == [200, 1500]
+    assert not_in == [300, 700]
     assert matched == [200]
     assert contains == [1500]
     assert counterpartys_own == []
@@ -356,6 +428,19 @@ def test_owner_reads_own_rows_with_filters_order_range_count_single_and_csv(
         {"id": OWNER_HOME, "location_type": "home", "place_name": "Home"},
         {"id": OWNER_FAVOURITE, "location_type": "favorite", "place_name": "Convention Centre"},
     ]
+    # Every creation and move writes an event: four created, two moved.
+    assert events.count == 2
+    assert events.data == [
+        {"transaction_id": made["debit"]["id"], "to_status": "cancelled"},
+        {"transaction_id": made["payment"]["id"], "to_status": "failed"},
+    ]
+    assert events_total == 6
+    assert sessions.data == [{"user_id": OWNER, "phone_number": "+250788100001"}]
+    assert conversations.data == [{"id": OWNER_CONVERSATION, "wa_id": "250788100001"}]
+    assert messages.data == [
+        {"wamid": "wamid.owner.1", "direction": "INBOUND", "body": "Muraho"},
+        {"wamid": "wamid.owner.2", "direction": "OUTBOUND", "body": "Murakoze"},
+    ]
     assert summary.data == [
         {
             "user_id": OWNER,
@@ -384,6 +469,10 @@ def test_counterparty_and_stranger_see_only_what_rls_gives_them(
         seen_range = counterparty.last.headers["content-range"]
         users = counterparty.supabase.table("users").select("id").execute()
         wallets = counterparty.supabase.table("wallets").select("user_id,balance").execute()
+        events = (
+            counterparty.supabase.table("transaction_events").select("transaction_id").execute()
+        )
+        messages = counterparty.supabase.table("message_tracking").select("wamid").execute()
 
     with RecordingClient(edge.url, edge.user_token(STRANGER)) as stranger:
         own = stranger.supabase.table("users").select("id,display_name").execute()
@@ -394,10 +483,15 @@ def test_counterparty_and_stranger_see_only_what_rls_gives_them(
                 ("wallets", "user_id"),
                 ("payment_methods", "id"),
                 ("locations", "id"),
+                ("transaction_events", "id"),
+                ("whatsapp_sessions", "id"),
+                ("conversation_mappings", "id"),
+                ("message_tracking", "id"),
                 ("user_recent_transactions", "user_id"),
             )
         }
         empty_response = stranger.last
+        empty_csv = stranger.supabase.table("transactions").select("id,amount").csv().execute()
         owner_by_id = stranger.supabase.table("users").select("id").eq("id", OWNER).execute()
         owner_single_status, owner_single = stranger.error(
             stranger.supabase.table("users").select("id").eq("id", OWNER).single()
@@ -434,12 +528,17 @@ def test_counterparty_and_stranger_see_only_what_rls_gives_them(
     assert seen_range == "0-1/2"
     assert users.data == [{"id": COUNTERPARTY}]
     assert wallets.data == [{"user_id": COUNTERPARTY, "balance": 900}]
+    # Events are the transaction owner's (policy: user_id only), not the counterparty's.
+    assert events.data == [{"transaction_id": made["counterparty_credit"]["id"]}]
+    assert messages.data == [{"wamid": "wamid.counterparty.1"}]
 
     assert own.data == [{"id": STRANGER, "display_name": "Stranger"}]
     for table, response in empty.items():
         assert (table, response.data, response.count) == (table, [], 0)
     assert empty_response.status_code == 200
     assert empty_response.headers["content-range"] == "*/0"
+    # PostgREST's CSV of no rows: no header (it comes from the first row), then the newline.
+    assert empty_csv.data == "\n"
     assert owner_by_id.data == []
     assert owner_single_status == 406
     assert owner_single["code"] == "PGRST116"
@@ -765,13 +864,22 @@ def test_service_role_reads_everything_and_writes_where_granted(
 
         inserted = service.supabase.table("users").insert(newcomer).execute()
         inserted_response = service.last
+        quiet = (
+            service.supabase.table("users")
+            .insert(
+                {"id": SECOND_NEWCOMER, "phone_number": "+250788100005"},
+                returning=ReturnMethod.minimal,
+            )
+            .execute()
+        )
+        quiet_response = service.last
         duplicate_status, duplicate = service.error(
             service.supabase.table("users").insert(
-                {"id": SECOND_NEWCOMER, "phone_number": newcomer["phone_number"]}
+                {"id": THIRD_NEWCOMER, "phone_number": newcomer["phone_number"]}
             )
         )
         bad_phone_status, bad_phone = service.error(
-            service.supabase.table("users").insert({"id": SECOND_NEWCOMER, "phone_number": "0788"})
+            service.supabase.table("users").insert({"id": THIRD_NEWCOMER, "phone_number": "0788"})
         )
         merged = (
             service.supabase.table("users")
@@ -891,6 +999,11 @@ def test_service_role_reads_everything_and_writes_where_granted(
     assert inserted.data[0]["display_name"] == "New"
     assert inserted_response.status_code == 201
     assert inserted_response.headers["content-range"] == "*/*"
+    assert quiet.data == []
+    assert quiet_response.status_code == 201
+    assert quiet_response.content == b""
+    assert quiet_response.headers["content-range"] == "*/*"
+    assert "content-type" not in quiet_response.headers
     assert duplicate_status == 409
     assert duplicate["code"] == "23505"
     assert duplicate["message"] == (
