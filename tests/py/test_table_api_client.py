@@ -27,6 +27,7 @@ STRANGER = "d0000000-0000-4000-8000-000000000003"
 NEWCOMER = "d0000000-0000-4000-8000-000000000004"
 SECOND_NEWCOMER = "d0000000-0000-4000-8000-000000000005"
 THIRD_NEWCOMER = "d0000000-0000-4000-8000-000000000006"
+FOURTH_NEWCOMER = "d0000000-0000-4000-8000-000000000007"
 OWNER_HOME = "e0000000-0000-4000-8000-000000000001"
 OWNER_FAVOURITE = "e0000000-0000-4000-8000-000000000002"
 COUNTERPARTY_HOME = "e0000000-0000-4000-8000-000000000003"
@@ -287,6 +288,14 @@ def test_owner_reads_own_rows_with_filters_order_range_count_single_and_csv(
             owner.supabase.table("payment_methods").select("*")
         )
         ciphertext_headers = owner.last.headers
+        probed = {
+            "filter": owner.error(
+                owner.supabase.table("payment_methods").select("id").eq("key_id", "local-1")
+            ),
+            "order": owner.error(
+                owner.supabase.table("payment_methods").select("id").order("account_details")
+            ),
+        }
         locations = (
             owner.supabase.table("locations").select("id,location_type,place_name").order("id")
         ).execute()
@@ -423,6 +432,14 @@ def test_owner_reads_own_rows_with_filters_order_range_count_single_and_csv(
         "message": "permission denied for table payment_methods",
     }
     assert ciphertext_headers["content-type"] == JSON_UTF8
+    # Nor may a filter or an order probe the columns the grant leaves out.
+    for use, (status, error) in probed.items():
+        assert (use, status, error["code"], error["message"]) == (
+            use,
+            403,
+            "42501",
+            "permission denied for table payment_methods",
+        )
     assert "www-authenticate" not in ciphertext_headers
     assert locations.data == [
         {"id": OWNER_HOME, "location_type": "home", "place_name": "Home"},
@@ -604,6 +621,12 @@ def test_owner_writes_what_grants_and_policies_allow_and_a_stranger_changes_noth
         others_name_response = owner.last
         others_place = owner.supabase.table("locations").delete().eq("id", COUNTERPARTY_HOME)
         others_place_deleted = others_place.execute().data
+        both_places_status, both_places = owner.error(
+            owner.supabase.table("locations")
+            .delete()
+            .in_("id", [OWNER_HOME, OWNER_FAVOURITE])
+            .single()
+        )
         after_refusals = snapshot(database_url)
 
         renamed = (
@@ -686,6 +709,10 @@ def test_owner_writes_what_grants_and_policies_allow_and_a_stranger_changes_noth
     assert others_name_response.status_code == 200
     assert others_name_response.headers["content-range"] == "*/*"
     assert others_place_deleted == []
+    # One object asked for, two deleted: PGRST116, and the delete is rolled back.
+    assert both_places_status == 406
+    assert both_places["code"] == "PGRST116"
+    assert both_places["details"] == "The result contains 2 rows"
     assert after_refusals == before
 
     assert renamed.data[0]["id"] == OWNER
@@ -867,19 +894,37 @@ def test_service_role_reads_everything_and_writes_where_granted(
         quiet = (
             service.supabase.table("users")
             .insert(
-                {"id": SECOND_NEWCOMER, "phone_number": "+250788100005"},
+                [
+                    {"id": SECOND_NEWCOMER, "phone_number": "+250788100005"},
+                    {"id": THIRD_NEWCOMER, "phone_number": "+250788100006"},
+                ],
                 returning=ReturnMethod.minimal,
             )
             .execute()
         )
         quiet_response = service.last
+        # A key some rows lack: null for them (a not-null violation here), or with
+        # missing=default the column's default.
+        two_preferences = [
+            {"user_id": SECOND_NEWCOMER},
+            {"user_id": THIRD_NEWCOMER, "language": "sw-KE"},
+        ]
+        nulls_status, nulls = service.error(
+            service.supabase.table("user_preferences").insert(two_preferences)
+        )
+        defaults = (
+            service.supabase.table("user_preferences")
+            .insert(two_preferences, default_to_null=False)
+            .select("user_id,language")
+            .execute()
+        )
         duplicate_status, duplicate = service.error(
             service.supabase.table("users").insert(
-                {"id": THIRD_NEWCOMER, "phone_number": newcomer["phone_number"]}
+                {"id": FOURTH_NEWCOMER, "phone_number": newcomer["phone_number"]}
             )
         )
         bad_phone_status, bad_phone = service.error(
-            service.supabase.table("users").insert({"id": THIRD_NEWCOMER, "phone_number": "0788"})
+            service.supabase.table("users").insert({"id": FOURTH_NEWCOMER, "phone_number": "0788"})
         )
         merged = (
             service.supabase.table("users")
@@ -1004,6 +1049,16 @@ def test_service_role_reads_everything_and_writes_where_granted(
     assert quiet_response.content == b""
     assert quiet_response.headers["content-range"] == "*/*"
     assert "content-type" not in quiet_response.headers
+    assert nulls_status == 400
+    assert nulls["code"] == "23502"
+    assert nulls["message"] == (
+        'null value in column "language" of relation "user_preferences" violates not-null '
+        "constraint"
+    )
+    assert sorted((row["user_id"], row["language"]) for row in defaults.data) == [
+        (SECOND_NEWCOMER, "en-GB"),
+        (THIRD_NEWCOMER, "sw-KE"),
+    ]
     assert duplicate_status == 409
     assert duplicate["code"] == "23505"
     assert duplicate["message"] == (
@@ -1036,6 +1091,8 @@ def test_service_role_reads_everything_and_writes_where_granted(
         (COUNTERPARTY, "fr-RW"),
         (STRANGER, "rw-RW"),
         (NEWCOMER, "sw-KE"),
+        (SECOND_NEWCOMER, "en-GB"),
+        (THIRD_NEWCOMER, "sw-KE"),
     ]
 
     # A singular request or a max-affected cap that the statement exceeds is rolled back.
