@@ -34,6 +34,7 @@ COUNTERPARTY_HOME = "e0000000-0000-4000-8000-000000000003"
 OWNER_CARD = "f0000000-0000-4000-8000-000000000001"
 OWNER_MOMO = "f0000000-0000-4000-8000-000000000002"
 COUNTERPARTY_MOMO = "f0000000-0000-4000-8000-000000000003"
+STRANGER_NAME = 'Ngabo "Ngabs", Jr'
 OWNER_CONVERSATION = "a0000000-0000-4000-8000-000000000001"
 COUNTERPARTY_CONVERSATION = "a0000000-0000-4000-8000-000000000002"
 JSON_UTF8 = "application/json; charset=utf-8"
@@ -59,7 +60,7 @@ def seed(edge: Edge, database_url: str) -> dict[str, dict[str, Any]]:
         database_url,
         "insert into public.users (id, phone_number, display_name) values"
         " (%s, '+250788100001', 'Amina K'), (%s, '+250788100002', 'Jean'),"
-        " (%s, '+250788100003', 'Stranger')",
+        " (%s, '+250788100003', 'Ngabo \"Ngabs\", Jr')",
         (OWNER, COUNTERPARTY, STRANGER),
     )
     query(
@@ -209,8 +210,16 @@ def test_owner_reads_own_rows_with_filters_order_range_count_single_and_csv(
         )
         past_the_end_uncounted = transactions.select("amount").range(10, 19).execute()
         past_the_end_uncounted_range = owner.last.headers.get("content-range")
+        # Below max_rows (1000 here, as Supabase's default) an estimated count is the exact
+        # one; a planned count is the planner's guess, whatever the page.
+        estimated = transactions.select("id", count=CountMethod.estimated).execute()
+        estimated_range = owner.last.headers["content-range"]
+        planned = transactions.select("id", count=CountMethod.planned).execute()
+        planned_range = owner.last.headers["content-range"]
         head = transactions.select("id", count=CountMethod.exact, head=True).execute()
         head_response = owner.last
+        none_counted = transactions.select("id", count=CountMethod.exact).limit(0).execute()
+        none_counted_response = owner.last
 
         def amounts(builder: Any) -> list[Any]:
             return [row["amount"] for row in builder.order("amount").execute().data]
@@ -241,6 +250,22 @@ def test_owner_reads_own_rows_with_filters_order_range_count_single_and_csv(
         not_in = amounts(transactions.select("amount").not_.in_("type", ["debit", "credit"]))
         matched = amounts(transactions.select("amount").match({"type": "debit", "currency": "RWF"}))
         contains = amounts(transactions.select("amount").contains("metadata", {"channel": "momo"}))
+        # isdistinct keeps the nulls that neq drops.
+        distinct = amounts(
+            transactions.select("amount").filter("counterparty_id", "isdistinct", COUNTERPARTY)
+        )
+        not_equal = amounts(transactions.select("amount").neq("counterparty_id", COUNTERPARTY))
+        contained = amounts(
+            transactions.select("amount").contained_by("metadata", {"channel": "momo", "x": 1})
+        )
+        by_channel = [
+            row["amount"]
+            for row in transactions.select("amount")
+            .order("metadata->>channel", nullsfirst=False)
+            .order("amount", desc=True)
+            .execute()
+            .data
+        ]
         counterpartys_own = amounts(transactions.select("amount").eq("user_id", COUNTERPARTY))
         widened = amounts(
             transactions.select("amount").or_(
@@ -380,6 +405,13 @@ def test_owner_reads_own_rows_with_filters_order_range_count_single_and_csv(
     }
     assert past_the_end_uncounted.data == []
     assert past_the_end_uncounted_range == "*/*"
+    assert (estimated.count, estimated_range) == (4, "0-3/4")
+    assert isinstance(planned.count, int)
+    assert planned_range == f"0-3/{planned.count}"
+    # limit=0 with a count: no rows, the total, and 206 as for any part of a counted result.
+    assert (none_counted.data, none_counted.count) == ([], 4)
+    assert none_counted_response.status_code == 206
+    assert none_counted_response.headers["content-range"] == "*/4"
     assert head.data == []
     assert head.count == 4
     assert head_response.status_code == 200
@@ -399,6 +431,10 @@ def test_owner_reads_own_rows_with_filters_order_range_count_single_and_csv(
     assert not_in == [300, 700]
     assert matched == [200]
     assert contains == [1500]
+    assert distinct == [200, 700, 1500]
+    assert not_equal == []
+    assert contained == [200, 300, 700, 1500]
+    assert by_channel == [1500, 700, 300, 200]
     assert counterpartys_own == []
     assert widened == [300]
     assert nulls_first == [200, 700, 1500, 300]
@@ -493,6 +529,9 @@ def test_counterparty_and_stranger_see_only_what_rls_gives_them(
 
     with RecordingClient(edge.url, edge.user_token(STRANGER)) as stranger:
         own = stranger.supabase.table("users").select("id,display_name").execute()
+        own_csv = (
+            stranger.supabase.table("users").select("display_name,terms_version").csv().execute()
+        )
         empty = {
             table: stranger.supabase.table(table).select(column, count=CountMethod.exact).execute()
             for table, column in (
@@ -549,7 +588,10 @@ def test_counterparty_and_stranger_see_only_what_rls_gives_them(
     assert events.data == [{"transaction_id": made["counterparty_credit"]["id"]}]
     assert messages.data == [{"wamid": "wamid.counterparty.1"}]
 
-    assert own.data == [{"id": STRANGER, "display_name": "Stranger"}]
+    assert own.data == [{"id": STRANGER, "display_name": STRANGER_NAME}]
+    # Quotes doubled and the value quoted, as Postgres writes a record; null an empty field.
+    assert own_csv.data == 'display_name,terms_version\n"Ngabo ""Ngabs"", Jr",'
+
     for table, response in empty.items():
         assert (table, response.data, response.count) == (table, [], 0)
     assert empty_response.status_code == 200
@@ -738,7 +780,7 @@ def test_owner_writes_what_grants_and_policies_allow_and_a_stranger_changes_noth
     assert query(
         database_url,
         "select id::text, display_name from public.users order by id",
-    ) == [(OWNER, "Amina Uwase"), (COUNTERPARTY, "Jean"), (STRANGER, "Stranger")]
+    ) == [(OWNER, "Amina Uwase"), (COUNTERPARTY, "Jean"), (STRANGER, STRANGER_NAME)]
     assert query(
         database_url,
         "select user_id::text, language, delay_threshold_minutes, notification_enabled"
