@@ -13,6 +13,7 @@ Whatever the edge refuses or filters out is checked unchanged in the database it
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from postgrest import CountMethod, ReturnMethod
@@ -842,6 +843,11 @@ def test_anon_is_refused_every_table_and_changes_nothing(edge: Edge, database_ur
         }
         write_headers = anon.last.headers
 
+    expired_token = edge.user_token(OWNER, exp=int(time.time()) - 3600)
+    with RecordingClient(edge.url, expired_token) as expired:
+        expired_status, expired_error = expired.error(expired.supabase.table("users").select("id"))
+        expired_headers = expired.last.headers
+
     for table, (status, error) in reads.items():
         assert (table, status, error) == (
             table,
@@ -869,6 +875,11 @@ def test_anon_is_refused_every_table_and_changes_nothing(edge: Edge, database_ur
             f"permission denied for table {table}",
         )
     assert write_headers["www-authenticate"] == "Bearer"
+    assert expired_status == 401
+    assert (expired_error["code"], expired_error["message"]) == ("PGRST303", "JWT expired")
+    assert expired_headers["www-authenticate"] == (
+        'Bearer error="invalid_token", error_description="JWT expired"'
+    )
     assert snapshot(database_url) == before
 
 
@@ -1159,3 +1170,69 @@ def test_service_role_reads_everything_and_writes_where_granted(
     assert deleted_response.status_code == 200
     assert deleted_response.headers["content-range"] == "*/1"
     assert query(database_url, "select 1 from public.users where id = %s", (NEWCOMER,)) == []
+
+
+def test_users_read_their_own_audit_entries_with_array_filters(
+    edge: Edge, database_url: str
+) -> None:
+    seed(edge, database_url)
+
+    with RecordingClient(edge.url, edge.user_token(OWNER)) as owner:
+        # Flipping the default updates both of the owner's methods: two audited rows by them.
+        owner.rpc("set_default_payment_method", {"p_payment_method_id": OWNER_MOMO}).execute()
+        audit = owner.supabase.table("system_audit_logs")
+        own_audit = (
+            audit.select("actor_type,actor_identifier,action,resource_id,changed_keys")
+            .order("resource_id")
+            .execute()
+        )
+
+        def resources(builder: Any) -> list[str]:
+            return [row["resource_id"] for row in builder.order("resource_id").execute().data]
+
+        containing = resources(audit.select("resource_id").contains("changed_keys", ["is_default"]))
+        overlapping = resources(
+            audit.select("resource_id").overlaps("changed_keys", ["masked_label", "is_default"])
+        )
+        contained = resources(
+            audit.select("resource_id").contained_by("changed_keys", ["is_default"])
+        )
+        contained_wider = resources(
+            audit.select("resource_id").contained_by(
+                "changed_keys", ["is_default", "updated_at", "verified_at"]
+            )
+        )
+    with RecordingClient(edge.url, edge.user_token(STRANGER)) as stranger:
+        strangers_audit = (
+            stranger.supabase.table("system_audit_logs").select("id", count=CountMethod.exact)
+        ).execute()
+    with RecordingClient(edge.url, edge.anon_key) as anon:
+        anon_status, anon_error = anon.error(anon.supabase.table("system_audit_logs").select("id"))
+    with RecordingClient(edge.url, edge.service_role_key) as service:
+        every_audit = (
+            service.supabase.table("system_audit_logs")
+            .select("id", count=CountMethod.exact, head=True)
+            .execute()
+        )
+
+    assert own_audit.data == [
+        {
+            "actor_type": "user",
+            "actor_identifier": OWNER,
+            "action": "update",
+            "resource_id": method,
+            "changed_keys": ["is_default", "updated_at"],
+        }
+        for method in (OWNER_CARD, OWNER_MOMO)
+    ]
+    assert containing == overlapping == contained_wider == [OWNER_CARD, OWNER_MOMO]
+    assert contained == []
+    assert (strangers_audit.data, strangers_audit.count) == ([], 0)
+    assert (anon_status, anon_error["message"]) == (
+        401,
+        "permission denied for table system_audit_logs",
+    )
+    # service_role reads the whole log: the transactions' and wallets' rows of the seed too.
+    total = query(database_url, "select count(*) from public.system_audit_logs")[0][0]
+    assert total > 2
+    assert every_audit.count == total
