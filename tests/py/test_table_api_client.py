@@ -1,14 +1,17 @@
 """The table API (/rest/v1/<table>) through supabase-py's own query builder against the edge, per
-role, on the tables whose RLS README promises: users, user_preferences, transactions (as user and
-as transfer counterparty), wallets, payment_methods (a column grant that leaves out the
-ciphertext), locations and the security_invoker view user_recent_transactions.
+role (anon, the owner, a transfer's counterparty, a stranger, service_role), on the tables whose
+RLS README promises: users, user_preferences, transactions, transaction_events, wallets,
+payment_methods (a column grant that leaves out the ciphertext), locations, WhatsApp sessions,
+conversations and messages, the audit log, feature_flags (no API user reads target lists) and
+the security_invoker view user_recent_transactions.
 
 Every expectation is PostgREST's: the rows RLS lets through (a filter never widens them), the
 Content-Range and status of a page (206 for part of a counted result, 416 past its end), a
 single object or PGRST116 (406), CSV as PostgREST writes it, a write the grants refuse as 42501
 (401 for anon, 403 for a signed-in role, with PostgREST's JSON body), a write the policies
 filter out as 0 rows, upserts 201 or 200 (PostgREST 12: 200 when nothing was inserted), the
-singular and max-affected refusals rolled back, and PGRST205 for a table outside the schema.
+singular and max-affected refusals rolled back, PGRST205 for a table outside the schema, and an
+expired token refused before any of it.
 Whatever the edge refuses or filters out is checked unchanged in the database itself."""
 
 from __future__ import annotations
@@ -314,6 +317,7 @@ def test_owner_reads_own_rows_with_filters_order_range_count_single_and_csv(
             owner.supabase.table("payment_methods").select("*")
         )
         ciphertext_headers = owner.last.headers
+        flags_status, flags = owner.error(owner.supabase.table("feature_flags").select("key"))
         probed = {
             "filter": owner.error(
                 owner.supabase.table("payment_methods").select("id").eq("key_id", "local-1")
@@ -469,6 +473,12 @@ def test_owner_reads_own_rows_with_filters_order_range_count_single_and_csv(
         "message": "permission denied for table payment_methods",
     }
     assert ciphertext_headers["content-type"] == JSON_UTF8
+    # Target lists are private: a signed-in user reads no flag.
+    assert (flags_status, flags["code"], flags["message"]) == (
+        403,
+        "42501",
+        "permission denied for table feature_flags",
+    )
     # Nor may a filter or an order probe the columns the grant leaves out.
     for use, (status, error) in probed.items():
         assert (use, status, error["code"], error["message"]) == (
@@ -814,6 +824,7 @@ def test_anon_is_refused_every_table_and_changes_nothing(edge: Edge, database_ur
                 ("wallets", "user_id"),
                 ("payment_methods", "id"),
                 ("locations", "id"),
+                ("feature_flags", "key"),
             )
         }
         read_headers = anon.last.headers
