@@ -7,9 +7,13 @@ Nothing here is ever written into SQL: names become identifiers and values liter
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from app.gateway.errors import GatewayError
+
+T = TypeVar("T")
 
 QUANTIFIABLE = ("eq", "gte", "gt", "lte", "lt", "like", "ilike", "match", "imatch")
 SIMPLE = ("neq", "cs", "cd", "ov", "sl", "sr", "nxr", "nxl", "adj")
@@ -118,12 +122,12 @@ def parse_columns(value: str, parameter: str) -> list[str]:
     return _parse(value, f"failed to parse {parameter} parameter ({value})", _Parser.columns)
 
 
-def _parse(text: str, source: str, rule):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
-    parser = _Parser(text)
-    return _run(parser, source, lambda p: rule(p, True))
+def _parse(text: str, source: str, rule: Callable[[_Parser, bool], T]) -> T:
+    """The whole of `text` by `rule` (True: nothing may follow)."""
+    return _run(_Parser(text), source, lambda parser: rule(parser, True))
 
 
-def _run(parser: _Parser, source: str, rule):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
+def _run(parser: _Parser, source: str, rule: Callable[[_Parser], T]) -> T:
     try:
         return rule(parser)
     except _Failure as failure:
