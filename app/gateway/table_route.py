@@ -61,6 +61,8 @@ class TableGateway:
         headers = request.headers
         caller = identify(headers.get("authorization"), headers.get("apikey"), self.secret)
         schema, profile_sent = requested_schema(request, self.settings.api_schemas)
+        if request.method == "OPTIONS":
+            return await self._options(schema, request.path_params["table"])
         asked = await read_table_request(
             request,
             max_rows=self.settings.api_max_rows,
@@ -79,6 +81,20 @@ class TableGateway:
         if profile_sent or len(self.settings.api_schemas) > 1:
             response.headers["Content-Profile"] = schema
         return response
+
+    async def _options(self, schema: str, table: str) -> Response:
+        """What may be asked of the table, as PostgREST answers OPTIONS (whether the caller may
+        is for the request itself to find out)."""
+        try:
+            async with self.pool.connection(timeout=self.settings.pool_timeout_seconds) as conn:
+                await self.catalog.find_relation(conn, schema, table)
+        except PoolTimeout as error:
+            raise errors.pool_exhausted() from error
+        allowed = {
+            "Allow": "OPTIONS,GET,HEAD,POST,PATCH,DELETE",
+            "Access-Control-Allow-Origin": "*",
+        }
+        return Response(b"", 200, allowed)
 
     def _request_settings(
         self, request: Request, caller: Caller, relation: Relation, asked: TableRequest

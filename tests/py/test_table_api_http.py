@@ -879,3 +879,10 @@ def test_metrics_count_tables_under_one_route(api: Api):
     text = httpx.get(api.edge.url + "/metrics").text
     assert 'route="/rest/v1/{table}",status="404"' in text
     assert "no_such_table" not in text
+
+
+def test_options_says_what_a_table_takes(api: Api):
+    response = api.send("OPTIONS", "tapi_items")
+    assert (response.status_code, response.content) == (200, b"")
+    assert response.headers["allow"] == "OPTIONS,GET,HEAD,POST,PATCH,DELETE"
+    assert api.send("OPTIONS", "tapi_itemz").json()["code"] == "PGRST205"
