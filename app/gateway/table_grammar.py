@@ -21,6 +21,8 @@ FULL_TEXT = ("fts", "plfts", "phfts", "wfts")
 IS_VALUES = ("null", "not_null", "true", "false", "unknown")
 _FIELD_NAME = "field name (* or [a..z0..9_$])"
 _OPERATOR = "operator (eq, gt, ...)"
+# Deeper trees are refused before they exhaust the parser's (or Postgres's) stack.
+MAX_LOGIC_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,10 @@ class _Failure(Exception):
         self.position = position
         self.expecting = expecting
         self.unexpected = unexpected
+
+
+class _TooDeep(_Failure):
+    """Not a wrong turn to back out of: the whole text is refused."""
 
 
 def parse_select(text: str) -> list[SelectItem | Embed | Aggregate]:
@@ -165,6 +171,7 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.at = 0
+        self.depth = 0
 
     # Characters -------------------------------------------------------------------------------
 
@@ -476,6 +483,15 @@ class _Parser:
         return tree
 
     def logic_expression(self) -> Logic:
+        self.depth += 1
+        try:
+            return self.logic_operation()
+        finally:
+            self.depth -= 1
+
+    def logic_operation(self) -> Logic:
+        if self.depth > MAX_LOGIC_DEPTH:
+            raise _TooDeep(self.at, f"at most {MAX_LOGIC_DEPTH} nested logic trees")
         negated = self.take("not.")
         if self.take("and"):
             operator = "and"
@@ -506,6 +522,8 @@ class _Parser:
             self.at = start
             try:
                 return self.logic_expression()
+            except _TooDeep:
+                raise
             except _Failure as deeper:
                 if max(deeper.position, failure.position) == start:
                     raise _Failure(

@@ -886,3 +886,13 @@ def test_options_says_what_a_table_takes(api: Api):
     assert (response.status_code, response.content) == (200, b"")
     assert response.headers["allow"] == "OPTIONS,GET,HEAD,POST,PATCH,DELETE"
     assert api.send("OPTIONS", "tapi_itemz").json()["code"] == "PGRST205"
+
+
+def test_logic_nested_past_the_limit_is_a_parse_error(api: Api):
+    deep = "(" + "or(" * 100 + "id.eq.1" + ")" * 101
+    response = api.get(f"tapi_items?or={deep}")
+    assert response.status_code == 400
+    assert response.json()["code"] == "PGRST100"
+    assert response.json()["details"].endswith("expecting at most 64 nested logic trees")
+    shallow = "(" + "or(" * 60 + "id.eq.1" + ")" * 61
+    assert ids(api.get(f"tapi_items?select=id&or={shallow}")) == [1]
