@@ -9,6 +9,7 @@ Tests that write use rows (ids, users) of their own.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -896,3 +897,34 @@ def test_logic_nested_past_the_limit_is_a_parse_error(api: Api):
     assert response.json()["details"].endswith("expecting at most 64 nested logic trees")
     shallow = "(" + "or(" * 60 + "id.eq.1" + ")" * 61
     assert ids(api.get(f"tapi_items?select=id&or={shallow}")) == [1]
+
+
+def test_profile_headers_name_the_schema(api: Api):
+    read = api.get("tapi_items?select=id&id=eq.1", accept_profile="public")
+    assert (read.status_code, read.headers["content-profile"]) == (200, "public")
+    assert "content-profile" not in api.get("tapi_items?select=id&id=eq.1").headers
+    write = api.send("DELETE", "tapi_items?id=eq.999", content_profile="nope")
+    assert write.status_code == 406
+    assert write.json() == error_body(
+        "PGRST106", "Invalid schema: nope", hint="Only the following schemas are exposed: public"
+    )
+
+
+def test_a_bad_token_is_refused_before_any_query(api: Api):
+    response = api.http.get("tapi_items", headers={"Authorization": "Bearer not.a.jwt"})
+    assert response.status_code == 401
+    assert response.json()["code"] == "PGRST301"
+
+
+def test_a_table_created_later_is_found_after_the_reload(api: Api):
+    api.query(
+        "create table public.tapi_later (id integer primary key);"
+        "grant select on public.tapi_later to service_role;"
+        "insert into public.tapi_later values (7);"
+        "notify pgrst, 'reload schema'"
+    )
+    deadline = time.monotonic() + 10
+    while (response := api.get("tapi_later")).status_code == 404:
+        assert time.monotonic() < deadline, response.text
+        time.sleep(0.1)
+    assert response.json() == [{"id": 7}]
