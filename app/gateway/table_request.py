@@ -27,7 +27,7 @@ from app.gateway.table_grammar import (
     parse_select,
 )
 
-WRITES = ("POST", "PATCH", "DELETE")
+WRITES = ("POST", "PUT", "PATCH", "DELETE")
 _RESERVED = frozenset({"select", "columns", "on_conflict"})
 _RESERVED_LAST_WORD = frozenset({"order", "limit", "offset", "and", "or"})
 _RANGE_HEADER = re.compile(r"^([0-9]+)-([0-9]*)$")
@@ -131,9 +131,13 @@ async def read_table_request(
     preferences = read_preferences(request)
     media = negotiate(request.headers.get("accept"))
     query = read_query(request)
+    if method == "PUT" and ("limit" in request.query_params or "offset" in request.query_params):
+        raise GatewayError(
+            400, "PGRST114", "limit/offset querystring parameters are not allowed for PUT"
+        )
     page = Page() if method in WRITES else read_page(request, max_rows)
     payload = None
-    if method in ("POST", "PATCH"):
+    if method in ("POST", "PUT", "PATCH"):
         payload = await read_payload(request, body_limit, query.columns)
     table = request.path_params["table"]
     return TableRequest(method, table, query, page, payload, preferences, media)
@@ -264,7 +268,7 @@ def negotiate(accept: str | None) -> Media:
 
 
 async def read_payload(request: Request, limit: int, columns: tuple[str, ...] | None) -> Payload:
-    """The JSON body of POST and PATCH, and the columns it sets: `columns` when given, else the
+    """The JSON body of POST, PUT and PATCH, and the columns it sets: `columns` when given, else the
     keys of the object (or of every object of the array, which must all have the same)."""
     raw = await read_body(request, limit)
     content_type = (request.headers.get("content-type") or "application/json").split(";")[0]

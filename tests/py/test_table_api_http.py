@@ -666,9 +666,44 @@ def test_rpc_with_another_method_is_pgrst101(api: Api):
 
 
 def test_unsupported_method_on_a_table_is_pgrst117(api: Api):
-    response = api.send("PUT", "tapi_items?id=eq.1", {"id": 1, "name": "apple"})
+    response = api.send("TRACE", "tapi_items")
     assert response.status_code == 405
-    assert response.json() == error_body("PGRST117", "Unsupported HTTP method: PUT")
+    assert response.json() == error_body("PGRST117", "Unsupported HTTP method: TRACE")
+
+
+def test_put_inserts_or_replaces_the_row_its_key_names(api: Api):
+    created = api.send(
+        "PUT", "tapi_items?id=eq.210", {"id": 210, "name": "new"}, prefer="return=representation"
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()[0]["name"] == "new"
+    replaced = api.send(
+        "PUT",
+        "tapi_items?id=eq.210&select=id,name",
+        {"id": 210, "name": "replaced"},
+        prefer="return=representation",
+    )
+    assert (replaced.status_code, replaced.json()) == (200, [{"id": 210, "name": "replaced"}])
+    minimal = api.send("PUT", "tapi_items?id=eq.210", {"id": 210, "name": "again"})
+    assert (minimal.status_code, minimal.content) == (204, b"")
+    assert item_names(api, 210, 210) == {210: "again"}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "code"),
+    [
+        ("tapi_items?id=eq.211", {"id": 212, "name": "other"}, 400, "PGRST115"),
+        ("tapi_items?name=eq.x", {"id": 211, "name": "x"}, 405, "PGRST105"),
+        ("tapi_items?id=gt.211", {"id": 212, "name": "x"}, 405, "PGRST105"),
+        ("tapi_items?id=eq.211&name=eq.x", {"id": 211, "name": "x"}, 405, "PGRST105"),
+        ("tapi_items?id=eq.211&limit=1", {"id": 211, "name": "x"}, 400, "PGRST114"),
+        ("tapi_keyless?label=eq.x", {"label": "x"}, 405, "PGRST105"),
+    ],
+)
+def test_put_refusals(api: Api, path: str, body: dict[str, Any], status: int, code: str):
+    response = api.send("PUT", path, body)
+    assert (response.status_code, response.json()["code"]) == (status, code)
+    assert item_names(api, 211, 212) == {}
 
 
 def test_embedding_and_aggregates_are_refused(api: Api):
@@ -885,7 +920,7 @@ def test_metrics_count_tables_under_one_route(api: Api):
 def test_options_says_what_a_table_takes(api: Api):
     response = api.send("OPTIONS", "tapi_items")
     assert (response.status_code, response.content) == (200, b"")
-    assert response.headers["allow"] == "OPTIONS,GET,HEAD,POST,PATCH,DELETE"
+    assert response.headers["allow"] == "OPTIONS,GET,HEAD,POST,PUT,PATCH,DELETE"
     assert api.send("OPTIONS", "tapi_itemz").json()["code"] == "PGRST205"
 
 
