@@ -31,6 +31,7 @@ WRITES = ("POST", "PUT", "PATCH", "DELETE")
 _RESERVED = frozenset({"select", "columns", "on_conflict"})
 _RESERVED_LAST_WORD = frozenset({"order", "limit", "offset", "and", "or"})
 _RANGE_HEADER = re.compile(r"^([0-9]+)-([0-9]*)$")
+_WHOLE_NUMBER = re.compile(r"^-?[0-9]+$")
 _PREFERENCES = {
     "resolution": ("merge-duplicates", "ignore-duplicates"),
     "return": ("representation", "minimal", "headers-only"),
@@ -218,7 +219,7 @@ def read_page(request: Request, max_rows: int | None) -> Page:
 
 def read_preferences(request: Request) -> Preferences:
     chosen: dict[str, str] = {}
-    max_affected = None
+    max_affected: list[int | None] = []  # the first max-affected, readable or not, decides
     invalid = []
     for header in request.headers.getlist("prefer"):
         for raw in header.split(","):
@@ -226,11 +227,11 @@ def read_preferences(request: Request) -> Preferences:
             kind, _, value = preference.partition("=")
             if kind in _PREFERENCES and value in _PREFERENCES[kind]:
                 chosen.setdefault(kind, value)
-            elif kind == "max-affected" and value.lstrip("-").isdigit():
-                max_affected = int(value) if max_affected is None else max_affected
+            elif kind == "max-affected":
+                max_affected.append(int(value) if _WHOLE_NUMBER.match(value) else None)
             elif kind != "timezone" and preference:
                 invalid.append(preference)
-    preferences = Preferences(chosen, max_affected, tuple(invalid))
+    preferences = Preferences(chosen, (max_affected or [None])[0], tuple(invalid))
     if preferences.strict and invalid:
         raise GatewayError(
             400,

@@ -522,6 +522,18 @@ def test_max_affected_refuses_and_rolls_back(api: Api):
     assert item_names(api, 170, 173) == {170: "yes"}
 
 
+@pytest.mark.parametrize("value", ["--5", "x", "", "1.5"])
+def test_unreadable_max_affected_is_no_limit(api: Api, value: str):
+    response = api.send(
+        "PATCH",
+        "tapi_items?id=eq.999",
+        {"name": "x"},
+        prefer=f"handling=strict,max-affected={value}",
+    )
+    assert response.status_code == 204
+    assert response.headers["preference-applied"] == "handling=strict"
+
+
 def test_invalid_preferences_with_handling_strict(api: Api):
     response = api.get("tapi_items", prefer="handling=strict, count=sometimes")
     assert response.status_code == 400
