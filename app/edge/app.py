@@ -24,7 +24,8 @@ from app.shared.metrics import EdgeMetrics
 from app.shared.request_context import RequestContext
 from app.webhooks.routes import webhook_routes
 
-ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+# Every method reaches the API's handlers, which refuse what they do not serve in PostgREST's JSON.
+ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
 
 
 def create_app(settings: Settings, sources: SqlSources | None = None) -> Starlette:

@@ -7,9 +7,13 @@ Nothing here is ever written into SQL: names become identifiers and values liter
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from app.gateway.errors import GatewayError
+
+T = TypeVar("T")
 
 QUANTIFIABLE = ("eq", "gte", "gt", "lte", "lt", "like", "ilike", "match", "imatch")
 SIMPLE = ("neq", "cs", "cd", "ov", "sl", "sr", "nxr", "nxl", "adj")
@@ -17,6 +21,8 @@ FULL_TEXT = ("fts", "plfts", "phfts", "wfts")
 IS_VALUES = ("null", "not_null", "true", "false", "unknown")
 _FIELD_NAME = "field name (* or [a..z0..9_$])"
 _OPERATOR = "operator (eq, gt, ...)"
+# Deeper trees are refused before they exhaust the parser's (or Postgres's) stack.
+MAX_LOGIC_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,10 @@ class _Failure(Exception):
         self.unexpected = unexpected
 
 
+class _TooDeep(_Failure):
+    """Not a wrong turn to back out of: the whole text is refused."""
+
+
 def parse_select(text: str) -> list[SelectItem | Embed | Aggregate]:
     return _parse(text, f"failed to parse select parameter ({text})", _Parser.select)
 
@@ -118,12 +128,12 @@ def parse_columns(value: str, parameter: str) -> list[str]:
     return _parse(value, f"failed to parse {parameter} parameter ({value})", _Parser.columns)
 
 
-def _parse(text: str, source: str, rule):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
-    parser = _Parser(text)
-    return _run(parser, source, lambda p: rule(p, True))
+def _parse(text: str, source: str, rule: Callable[[_Parser, bool], T]) -> T:
+    """The whole of `text` by `rule` (True: nothing may follow)."""
+    return _run(_Parser(text), source, lambda parser: rule(parser, True))
 
 
-def _run(parser: _Parser, source: str, rule):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
+def _run(parser: _Parser, source: str, rule: Callable[[_Parser], T]) -> T:
     try:
         return rule(parser)
     except _Failure as failure:
@@ -161,6 +171,7 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.at = 0
+        self.depth = 0
 
     # Characters -------------------------------------------------------------------------------
 
@@ -472,6 +483,15 @@ class _Parser:
         return tree
 
     def logic_expression(self) -> Logic:
+        self.depth += 1
+        try:
+            return self.logic_operation()
+        finally:
+            self.depth -= 1
+
+    def logic_operation(self) -> Logic:
+        if self.depth > MAX_LOGIC_DEPTH:
+            raise _TooDeep(self.at, f"at most {MAX_LOGIC_DEPTH} nested logic trees")
         negated = self.take("not.")
         if self.take("and"):
             operator = "and"
@@ -502,6 +522,8 @@ class _Parser:
             self.at = start
             try:
                 return self.logic_expression()
+            except _TooDeep:
+                raise
             except _Failure as deeper:
                 if max(deeper.position, failure.position) == start:
                     raise _Failure(

@@ -27,10 +27,11 @@ from app.gateway.table_grammar import (
     parse_select,
 )
 
-WRITES = ("POST", "PATCH", "DELETE")
+WRITES = ("POST", "PUT", "PATCH", "DELETE")
 _RESERVED = frozenset({"select", "columns", "on_conflict"})
 _RESERVED_LAST_WORD = frozenset({"order", "limit", "offset", "and", "or"})
 _RANGE_HEADER = re.compile(r"^([0-9]+)-([0-9]*)$")
+_WHOLE_NUMBER = re.compile(r"^-?[0-9]+$")
 _PREFERENCES = {
     "resolution": ("merge-duplicates", "ignore-duplicates"),
     "return": ("representation", "minimal", "headers-only"),
@@ -131,9 +132,13 @@ async def read_table_request(
     preferences = read_preferences(request)
     media = negotiate(request.headers.get("accept"))
     query = read_query(request)
+    if method == "PUT" and ("limit" in request.query_params or "offset" in request.query_params):
+        raise GatewayError(
+            400, "PGRST114", "limit/offset querystring parameters are not allowed for PUT"
+        )
     page = Page() if method in WRITES else read_page(request, max_rows)
     payload = None
-    if method in ("POST", "PATCH"):
+    if method in ("POST", "PUT", "PATCH"):
         payload = await read_payload(request, body_limit, query.columns)
     table = request.path_params["table"]
     return TableRequest(method, table, query, page, payload, preferences, media)
@@ -214,7 +219,7 @@ def read_page(request: Request, max_rows: int | None) -> Page:
 
 def read_preferences(request: Request) -> Preferences:
     chosen: dict[str, str] = {}
-    max_affected = None
+    max_affected: list[int | None] = []  # the first max-affected, readable or not, decides
     invalid = []
     for header in request.headers.getlist("prefer"):
         for raw in header.split(","):
@@ -222,11 +227,11 @@ def read_preferences(request: Request) -> Preferences:
             kind, _, value = preference.partition("=")
             if kind in _PREFERENCES and value in _PREFERENCES[kind]:
                 chosen.setdefault(kind, value)
-            elif kind == "max-affected" and value.lstrip("-").isdigit():
-                max_affected = int(value) if max_affected is None else max_affected
+            elif kind == "max-affected":
+                max_affected.append(int(value) if _WHOLE_NUMBER.match(value) else None)
             elif kind != "timezone" and preference:
                 invalid.append(preference)
-    preferences = Preferences(chosen, max_affected, tuple(invalid))
+    preferences = Preferences(chosen, (max_affected or [None])[0], tuple(invalid))
     if preferences.strict and invalid:
         raise GatewayError(
             400,
@@ -264,7 +269,7 @@ def negotiate(accept: str | None) -> Media:
 
 
 async def read_payload(request: Request, limit: int, columns: tuple[str, ...] | None) -> Payload:
-    """The JSON body of POST and PATCH, and the columns it sets: `columns` when given, else the
+    """The JSON body of POST, PUT and PATCH, and the columns it sets: `columns` when given, else the
     keys of the object (or of every object of the array, which must all have the same)."""
     raw = await read_body(request, limit)
     content_type = (request.headers.get("content-type") or "application/json").split(";")[0]

@@ -1,5 +1,5 @@
-"""`/rest/v1/{table}`: PostgREST's table dialect (GET, HEAD, POST, PATCH, DELETE), as the supabase
-client speaks it.
+"""`/rest/v1/{table}`: PostgREST's table dialect (GET, HEAD, POST, PUT, PATCH, DELETE), as the
+supabase client speaks it.
 
 As for RPCs: verify the JWT, pick the schema from Accept-Profile / Content-Profile, and run the
 statement in one round trip with the caller's role, claims and headers set as PostgREST sets
@@ -29,7 +29,8 @@ from app.gateway.errors import GatewayError
 from app.gateway.relations import Relation
 from app.gateway.request import requested_schema
 from app.gateway.route import error_response
-from app.gateway.table_request import TableRequest, read_table_request
+from app.gateway.table_grammar import Condition
+from app.gateway.table_request import TableQuery, TableRequest, read_table_request
 from app.gateway.table_sql import Shape, TableSql
 from app.settings import Settings
 from app.shared.request_settings import execute_as_request, request_settings
@@ -61,6 +62,8 @@ class TableGateway:
         headers = request.headers
         caller = identify(headers.get("authorization"), headers.get("apikey"), self.secret)
         schema, profile_sent = requested_schema(request, self.settings.api_schemas)
+        if request.method == "OPTIONS":
+            return await self._options(schema, request.path_params["table"])
         asked = await read_table_request(
             request,
             max_rows=self.settings.api_max_rows,
@@ -79,6 +82,20 @@ class TableGateway:
         if profile_sent or len(self.settings.api_schemas) > 1:
             response.headers["Content-Profile"] = schema
         return response
+
+    async def _options(self, schema: str, table: str) -> Response:
+        """What may be asked of the table, as PostgREST answers OPTIONS (whether the caller may
+        is for the request itself to find out)."""
+        try:
+            async with self.pool.connection(timeout=self.settings.pool_timeout_seconds) as conn:
+                await self.catalog.find_relation(conn, schema, table)
+        except PoolTimeout as error:
+            raise errors.pool_exhausted() from error
+        allowed = {
+            "Allow": "OPTIONS,GET,HEAD,POST,PUT,PATCH,DELETE",
+            "Access-Control-Allow-Origin": "*",
+        }
+        return Response(b"", 200, allowed)
 
     def _request_settings(
         self, request: Request, caller: Caller, relation: Relation, asked: TableRequest
@@ -107,7 +124,8 @@ class TableGateway:
         rollback = preferences.get("tx") == "rollback"
         capped = asked.method in ("PATCH", "DELETE") and preferences.strict
         max_affected = preferences.max_affected if capped else None
-        refusable = asked.writes and (asked.media.kind == "object" or max_affected is not None)
+        one_row = asked.media.kind == "object" or asked.method == "PUT"
+        refusable = asked.writes and (one_row or max_affected is not None)
         explains = count in ("planned", "estimated") and not asked.writes
         async with (
             conn.transaction() if refusable or rollback or explains else contextlib.nullcontext()
@@ -119,6 +137,10 @@ class TableGateway:
                 total = page_total
             if explains and (count == "planned" or total > self.settings.api_max_rows):
                 total = await _planned_count(conn, builder.planned_count(asked.query))
+            if asked.method == "PUT" and page_total != 1:
+                raise GatewayError(
+                    400, "PGRST115", "Payload values do not match URL in primary key column(s)"
+                )
             if asked.media.kind == "object" and page_total != 1:
                 raise GatewayError(
                     406,
@@ -153,6 +175,16 @@ class TableGateway:
         assert asked.payload is not None
         if asked.method == "PATCH":
             return builder.update(query, asked.payload, shape, returning=returning)
+        if asked.method == "PUT":
+            return builder.insert(
+                query,
+                asked.payload,
+                shape,
+                resolution="merge-duplicates",
+                returning=returning,
+                apply_defaults=False,
+                matching=_put_key(builder.relation, query),
+            )
         return builder.insert(
             query,
             asked.payload,
@@ -161,6 +193,26 @@ class TableGateway:
             returning=returning,
             apply_defaults=preferences.get("missing") == "default",
         )
+
+
+def _put_key(relation: Relation, query: TableQuery) -> tuple[tuple[str, str], ...]:
+    """PUT names one row by its whole primary key, each column `eq` a value, and nothing else."""
+    key = relation.primary_key
+    pairs = tuple(
+        (c.field.name, c.value)
+        for c in query.where
+        if isinstance(c, Condition)
+        and c.operator == "eq"
+        and not (c.negated or c.quantifier or c.field.path)
+        and isinstance(c.value, str)
+    )
+    if not key or len(pairs) != len(query.where) or sorted(n for n, _ in pairs) != sorted(key):
+        raise GatewayError(
+            405,
+            "PGRST105",
+            "Filters must include all and only primary key columns with 'eq' operators",
+        )
+    return pairs
 
 
 async def _planned_count(conn: psycopg.AsyncConnection[Any], explain: sql.Composed) -> int:
@@ -179,7 +231,13 @@ def _response(relation: Relation, asked: TableRequest, outcome: Outcome) -> Resp
         return _read_response(asked, outcome)
     headers: dict[str, str] = {}
     total = "*" if outcome.total is None else str(outcome.total)
-    if method == "POST":
+    if method == "PUT":
+        kinds = ("return", "count", "tx", "handling")
+        applied = preferences.applied(kinds)
+        status = 201 if (outcome.inserted or 0) > 0 else 200
+        if asked.returning != "representation":
+            status = 204
+    elif method == "POST":
         headers["Content-Range"] = f"*/{total}"
         keyed = bool(relation.primary_key) or asked.query.on_conflict is not None
         kinds = ("resolution", "missing", "return", "count", "tx", "handling")

@@ -124,7 +124,10 @@ class TableSql:
         resolution: str | None,
         returning: str,
         apply_defaults: bool,
+        matching: tuple[tuple[str, str], ...] = (),
     ) -> sql.Composed:
+        """`matching`: for PUT, the (key column, value) pairs of the URL that every row of the
+        body must have; a row that differs is not inserted."""
         self.require_columns(payload.keys)
         columns = sql.SQL(", ").join(sql.Identifier(c) for c in payload.keys)
         if payload.keys:
@@ -132,7 +135,15 @@ class TableSql:
         values = sql.SQL(", ").join(self.payload_value(c, apply_defaults) for c in payload.keys)
         conflict_columns = query.on_conflict or self.relation.primary_key
         merge = resolution == "merge-duplicates" and bool(conflict_columns)
-        counted = sql.SQL(" where {}").format(_count_inserted(+1)) if merge else sql.SQL("")
+        tests = [
+            sql.SQL("pgrst_body.{} = {}").format(sql.Identifier(column), sql.Literal(value))
+            for column, value in matching
+        ]
+        if merge:
+            tests.append(_count_inserted(+1))
+        counted = sql.SQL("")
+        if tests:
+            counted = sql.SQL(" where {}").format(sql.SQL(" and ").join(tests))
         statement = sql.SQL(
             "insert into {table} as {alias}{columns} select {values} from {rows}{counted}"
         ).format(

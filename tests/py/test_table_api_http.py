@@ -9,6 +9,7 @@ Tests that write use rows (ids, users) of their own.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -521,6 +522,18 @@ def test_max_affected_refuses_and_rolls_back(api: Api):
     assert item_names(api, 170, 173) == {170: "yes"}
 
 
+@pytest.mark.parametrize("value", ["--5", "x", "", "1.5"])
+def test_unreadable_max_affected_is_no_limit(api: Api, value: str):
+    response = api.send(
+        "PATCH",
+        "tapi_items?id=eq.999",
+        {"name": "x"},
+        prefer=f"handling=strict,max-affected={value}",
+    )
+    assert response.status_code == 204
+    assert response.headers["preference-applied"] == "handling=strict"
+
+
 def test_invalid_preferences_with_handling_strict(api: Api):
     response = api.get("tapi_items", prefer="handling=strict, count=sometimes")
     assert response.status_code == 400
@@ -665,9 +678,44 @@ def test_rpc_with_another_method_is_pgrst101(api: Api):
 
 
 def test_unsupported_method_on_a_table_is_pgrst117(api: Api):
-    response = api.send("PUT", "tapi_items?id=eq.1", {"id": 1, "name": "apple"})
+    response = api.send("TRACE", "tapi_items")
     assert response.status_code == 405
-    assert response.json() == error_body("PGRST117", "Unsupported HTTP method: PUT")
+    assert response.json() == error_body("PGRST117", "Unsupported HTTP method: TRACE")
+
+
+def test_put_inserts_or_replaces_the_row_its_key_names(api: Api):
+    created = api.send(
+        "PUT", "tapi_items?id=eq.210", {"id": 210, "name": "new"}, prefer="return=representation"
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()[0]["name"] == "new"
+    replaced = api.send(
+        "PUT",
+        "tapi_items?id=eq.210&select=id,name",
+        {"id": 210, "name": "replaced"},
+        prefer="return=representation",
+    )
+    assert (replaced.status_code, replaced.json()) == (200, [{"id": 210, "name": "replaced"}])
+    minimal = api.send("PUT", "tapi_items?id=eq.210", {"id": 210, "name": "again"})
+    assert (minimal.status_code, minimal.content) == (204, b"")
+    assert item_names(api, 210, 210) == {210: "again"}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "code"),
+    [
+        ("tapi_items?id=eq.211", {"id": 212, "name": "other"}, 400, "PGRST115"),
+        ("tapi_items?name=eq.x", {"id": 211, "name": "x"}, 405, "PGRST105"),
+        ("tapi_items?id=gt.211", {"id": 212, "name": "x"}, 405, "PGRST105"),
+        ("tapi_items?id=eq.211&name=eq.x", {"id": 211, "name": "x"}, 405, "PGRST105"),
+        ("tapi_items?id=eq.211&limit=1", {"id": 211, "name": "x"}, 400, "PGRST114"),
+        ("tapi_keyless?label=eq.x", {"label": "x"}, 405, "PGRST105"),
+    ],
+)
+def test_put_refusals(api: Api, path: str, body: dict[str, Any], status: int, code: str):
+    response = api.send("PUT", path, body)
+    assert (response.status_code, response.json()["code"]) == (status, code)
+    assert item_names(api, 211, 212) == {}
 
 
 def test_embedding_and_aggregates_are_refused(api: Api):
@@ -879,3 +927,51 @@ def test_metrics_count_tables_under_one_route(api: Api):
     text = httpx.get(api.edge.url + "/metrics").text
     assert 'route="/rest/v1/{table}",status="404"' in text
     assert "no_such_table" not in text
+
+
+def test_options_says_what_a_table_takes(api: Api):
+    response = api.send("OPTIONS", "tapi_items")
+    assert (response.status_code, response.content) == (200, b"")
+    assert response.headers["allow"] == "OPTIONS,GET,HEAD,POST,PUT,PATCH,DELETE"
+    assert api.send("OPTIONS", "tapi_itemz").json()["code"] == "PGRST205"
+
+
+def test_logic_nested_past_the_limit_is_a_parse_error(api: Api):
+    deep = "(" + "or(" * 100 + "id.eq.1" + ")" * 101
+    response = api.get(f"tapi_items?or={deep}")
+    assert response.status_code == 400
+    assert response.json()["code"] == "PGRST100"
+    assert response.json()["details"].endswith("expecting at most 64 nested logic trees")
+    shallow = "(" + "or(" * 60 + "id.eq.1" + ")" * 61
+    assert ids(api.get(f"tapi_items?select=id&or={shallow}")) == [1]
+
+
+def test_profile_headers_name_the_schema(api: Api):
+    read = api.get("tapi_items?select=id&id=eq.1", accept_profile="public")
+    assert (read.status_code, read.headers["content-profile"]) == (200, "public")
+    assert "content-profile" not in api.get("tapi_items?select=id&id=eq.1").headers
+    write = api.send("DELETE", "tapi_items?id=eq.999", content_profile="nope")
+    assert write.status_code == 406
+    assert write.json() == error_body(
+        "PGRST106", "Invalid schema: nope", hint="Only the following schemas are exposed: public"
+    )
+
+
+def test_a_bad_token_is_refused_before_any_query(api: Api):
+    response = api.http.get("tapi_items", headers={"Authorization": "Bearer not.a.jwt"})
+    assert response.status_code == 401
+    assert response.json()["code"] == "PGRST301"
+
+
+def test_a_table_created_later_is_found_after_the_reload(api: Api):
+    api.query(
+        "create table public.tapi_later (id integer primary key);"
+        "grant select on public.tapi_later to service_role;"
+        "insert into public.tapi_later values (7);"
+        "notify pgrst, 'reload schema'"
+    )
+    deadline = time.monotonic() + 10
+    while (response := api.get("tapi_later")).status_code == 404:
+        assert time.monotonic() < deadline, response.text
+        time.sleep(0.1)
+    assert response.json() == [{"id": 7}]
