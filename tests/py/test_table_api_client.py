@@ -680,6 +680,9 @@ def test_owner_writes_what_grants_and_policies_allow_and_a_stranger_changes_noth
             .in_("id", [OWNER_HOME, OWNER_FAVOURITE])
             .single()
         )
+        # An empty body updates nothing (PostgREST selects no row instead of an empty SET).
+        nothing = owner.supabase.table("users").update({}).eq("id", OWNER).execute()
+        nothing_response = owner.last
         after_refusals = snapshot(database_url)
 
         renamed = (
@@ -766,6 +769,9 @@ def test_owner_writes_what_grants_and_policies_allow_and_a_stranger_changes_noth
     assert both_places_status == 406
     assert both_places["code"] == "PGRST116"
     assert both_places["details"] == "The result contains 2 rows"
+    assert nothing.data == []
+    assert nothing_response.status_code == 200
+    assert nothing_response.headers["content-range"] == "*/*"
     assert after_refusals == before
 
     assert renamed.data[0]["id"] == OWNER
