@@ -1021,6 +1021,21 @@ def test_service_role_reads_everything_and_writes_where_granted(
             .execute()
         )
         bulk_response = service.last
+        by_phone = (
+            service.supabase.table("users")
+            .upsert(
+                {"phone_number": "+250788100001", "display_name": "By phone"},
+                on_conflict="phone_number",
+            )
+            .select("id,display_name")
+            .execute()
+        )
+        by_phone_status = service.last.status_code
+        no_such_key_status, no_such_key = service.error(
+            service.supabase.table("users").upsert(
+                {"id": OWNER, "display_name": "x"}, on_conflict="display_name"
+            )
+        )
         after_writes = snapshot(database_url)
         newcomer_name = query(
             database_url, "select display_name from public.users where id = %s", (NEWCOMER,)
@@ -1153,6 +1168,14 @@ def test_service_role_reads_everything_and_writes_where_granted(
         (NEWCOMER, "sw-KE"),
     ]
     assert bulk.count == 2
+    # on_conflict names any unique key; one that is none is Postgres's 42P10, a 400.
+    assert by_phone.data == [{"id": OWNER, "display_name": "By phone"}]
+    assert by_phone_status == 200
+    assert no_such_key_status == 400
+    assert no_such_key["code"] == "42P10"
+    assert no_such_key["message"] == (
+        "there is no unique or exclusion constraint matching the ON CONFLICT specification"
+    )
     assert bulk_response.status_code == 201
     assert bulk_response.headers["content-range"] == "*/2"
     assert newcomer_name == [("Merged",)]
