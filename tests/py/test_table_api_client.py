@@ -1368,3 +1368,74 @@ def test_every_table_reads_per_role_as_grants_and_policies_say(
         " and not c.relispartition order by 1",
     )
     assert {name for (name,) in served} == set(READS) | UNDECIDED
+
+
+# The owner's rows of each table with RLS that README promises, by a column that names them;
+# updates write that column's own value back (users and preferences: a column users may change).
+OWNED_BY: dict[str, tuple[str, dict[str, Any]]] = {
+    "users": ("id", {"display_name": "Written"}),
+    "user_preferences": ("user_id", {"language": "en-US"}),
+    "transactions": ("user_id", {"user_id": OWNER}),
+    "transaction_events": ("user_id", {"user_id": OWNER}),
+    "wallets": ("user_id", {"user_id": OWNER}),
+    "payment_methods": ("user_id", {"user_id": OWNER}),
+    "locations": ("user_id", {"user_id": OWNER}),
+    "whatsapp_sessions": ("user_id", {"user_id": OWNER}),
+    "conversation_mappings": ("user_id", {"user_id": OWNER}),
+    "message_tracking": ("user_id", {"user_id": OWNER}),
+    "system_audit_logs": ("actor_identifier", {"actor_identifier": OWNER}),
+}
+
+
+def test_every_write_to_an_owners_rows_per_role_as_grants_and_policies_say(
+    edge: Edge, database_url: str
+) -> None:
+    seed(edge, database_url)
+    before = snapshot(database_url)
+    seen: dict[tuple[str, str, str], int | str] = {}
+    # The owner last: their delete and updates must not hide what the others could do.
+    for role, key in (
+        ("anon", edge.anon_key),
+        ("stranger", edge.user_token(STRANGER)),
+        ("owner", edge.user_token(OWNER)),
+    ):
+        with RecordingClient(edge.url, key) as client:
+            for table, (column, change) in OWNED_BY.items():
+                rows = client.supabase.table(table)
+                for action, builder in (
+                    ("insert", rows.insert({column: OWNER})),
+                    ("update", rows.update(change).eq(column, OWNER)),
+                    ("delete", rows.delete().eq(column, OWNER)),
+                ):
+                    try:
+                        seen[role, action, table] = len(builder.execute().data)
+                    except APIError:
+                        seen[role, action, table] = str(client.last.status_code)
+
+    allowed = {
+        ("owner", "update", "users"): 1,
+        ("owner", "update", "user_preferences"): 1,
+        ("owner", "delete", "locations"): 2,
+        ("stranger", "update", "users"): 0,
+        ("stranger", "update", "user_preferences"): 0,
+        ("stranger", "delete", "locations"): 0,
+    }
+    expected = {
+        (role, action, table): allowed.get((role, action, table), refusal)
+        for role, refusal in (("anon", "401"), ("stranger", "403"), ("owner", "403"))
+        for action in ("insert", "update", "delete")
+        for table in OWNED_BY
+    }
+    assert seen == expected
+    after = snapshot(database_url)
+    for table in set(SNAPSHOT) - {"users", "user_preferences", "locations"}:
+        assert (table, after[table]) == (table, before[table])
+    assert query(database_url, "select id::text, display_name from public.users order by id") == [
+        (OWNER, "Written"),
+        (COUNTERPARTY, "Jean"),
+        (STRANGER, STRANGER_NAME),
+    ]
+    assert query(
+        database_url, "select user_id::text, language from public.user_preferences order by 1"
+    ) == [(OWNER, "en-US"), (COUNTERPARTY, "fr-RW"), (STRANGER, "rw-RW")]
+    assert query(database_url, "select id::text from public.locations") == [(COUNTERPARTY_HOME,)]
