@@ -543,6 +543,18 @@ def test_counterparty_and_stranger_see_only_what_rls_gives_them(
         own_csv = (
             stranger.supabase.table("users").select("display_name,terms_version").csv().execute()
         )
+        user_rows = stranger.supabase.table("users")
+        # A plain operator takes the rest of the value as it is, quotes and commas included; in
+        # a logic tree the value is quoted, with backslash escapes.
+        by_raw_name = user_rows.select("id").eq("display_name", STRANGER_NAME).execute()
+        by_quoted_name = (
+            user_rows.select("id")
+            .or_('display_name.eq."Ngabo \\"Ngabs\\", Jr",display_name.eq.nobody')
+            .execute()
+        )
+        not_either = (
+            user_rows.select("id").not_.or_("display_name.eq.nobody,display_name.is.null").execute()
+        )
         empty = {
             table: stranger.supabase.table(table).select(column, count=CountMethod.exact).execute()
             for table, column in (
@@ -600,6 +612,7 @@ def test_counterparty_and_stranger_see_only_what_rls_gives_them(
     assert messages.data == [{"wamid": "wamid.counterparty.1"}]
 
     assert own.data == [{"id": STRANGER, "display_name": STRANGER_NAME}]
+    assert by_raw_name.data == by_quoted_name.data == not_either.data == [{"id": STRANGER}]
     # Quotes doubled and the value quoted, as Postgres writes a record; null an empty field.
     assert own_csv.data == 'display_name,terms_version\n"Ngabo ""Ngabs"", Jr",'
 
@@ -961,6 +974,22 @@ def test_service_role_reads_everything_and_writes_where_granted(
 
         inserted = service.supabase.table("users").insert(newcomer).execute()
         inserted_response = service.last
+        unicode_name = "Uwase 🚕 ناصر & co/?#%"
+        renamed_unicode = (
+            service.supabase.table("users")
+            .update({"display_name": unicode_name})
+            .eq("id", NEWCOMER)
+            .select("display_name")
+            .single()
+            .execute()
+        )
+        found_unicode = (
+            service.supabase.table("users").select("id").eq("display_name", unicode_name).execute()
+        )
+        liked_unicode = (
+            service.supabase.table("users").select("id").like("display_name", "*🚕 ناصر*").execute()
+        )
+        service.supabase.table("users").update({"display_name": "New"}).eq("id", NEWCOMER).execute()
         quiet = (
             service.supabase.table("users")
             .insert(
@@ -1128,6 +1157,8 @@ def test_service_role_reads_everything_and_writes_where_granted(
     assert inserted.data[0]["id"] == NEWCOMER
     assert inserted.data[0]["display_name"] == "New"
     assert inserted_response.status_code == 201
+    assert renamed_unicode.data == {"display_name": unicode_name}
+    assert found_unicode.data == liked_unicode.data == [{"id": NEWCOMER}]
     assert inserted_response.headers["content-range"] == "*/*"
     assert quiet.data == []
     assert quiet_response.status_code == 201
