@@ -975,3 +975,12 @@ def test_a_table_created_later_is_found_after_the_reload(api: Api):
         assert time.monotonic() < deadline, response.text
         time.sleep(0.1)
     assert response.json() == [{"id": 7}]
+
+
+def test_empty_bodies_insert_nothing_or_a_row_of_defaults(api: Api):
+    nothing = api.send("POST", "tapi_keyless", [], prefer="return=representation")
+    assert (nothing.status_code, nothing.json()) == (201, [])
+    defaults = api.send("POST", "tapi_keyless", {}, prefer="return=representation,tx=rollback")
+    assert (defaults.status_code, defaults.json()) == (201, [{"label": None, "amount": None}])
+    unset = api.send("PATCH", "tapi_items?id=eq.1", {}, prefer="return=representation")
+    assert (unset.status_code, unset.json()) == (200, [])
