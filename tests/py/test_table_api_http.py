@@ -390,6 +390,24 @@ def test_missing_default_applies_column_defaults(api: Api):
     assert response.headers["preference-applied"] == "missing=default, return=representation"
 
 
+def test_missing_default_on_update_sets_what_the_body_leaves_out_to_its_default(api: Api):
+    api.send("POST", "tapi_defaults", {"id": 10, "label": "set", "amount": 1})
+    response = api.send(
+        "PATCH",
+        "tapi_defaults?id=eq.10&columns=label,amount",
+        {"label": "changed"},
+        prefer="return=representation,missing=default",
+    )
+    assert response.json() == [{"id": 10, "label": "changed", "amount": 7}]
+    nulls = api.send(
+        "PATCH",
+        "tapi_defaults?id=eq.10&columns=label,amount",
+        {"label": "again"},
+        prefer="return=representation",
+    )
+    assert nulls.json() == [{"id": 10, "label": "again", "amount": None}]
+
+
 def test_uneven_bulk_keys_are_refused(api: Api):
     response = api.send("POST", "tapi_items", [{"id": 120, "name": "a"}, {"id": 121}])
     assert response.status_code == 400
