@@ -322,6 +322,8 @@ class _Parser:
         field = self.field()
         cast = self.cast_name() if self.take("::") else None
         if self.peek() == "." and self.aggregate_follows():
+            self.at = self.text.index("()", self.at) + 2
+            self.skip_cast()
             return Aggregate()
         self.spaces()
         if not self.at_end_of_item(",)"):

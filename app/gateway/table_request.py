@@ -29,7 +29,6 @@ from app.gateway.table_grammar import (
 
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
 _RESERVED = frozenset({"select", "columns", "on_conflict"})
-_RESERVED_LAST_WORD = frozenset({"order", "limit", "offset", "and", "or"})
 _RANGE_HEADER = re.compile(r"^([0-9]+)-([0-9]*)$")
 _WHOLE_NUMBER = re.compile(r"^-?[0-9]+$")
 _PREFERENCES = {

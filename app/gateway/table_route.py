@@ -174,7 +174,13 @@ class TableGateway:
             return builder.delete(query, shape, returning=returning)
         assert asked.payload is not None
         if asked.method == "PATCH":
-            return builder.update(query, asked.payload, shape, returning=returning)
+            return builder.update(
+                query,
+                asked.payload,
+                shape,
+                returning=returning,
+                apply_defaults=preferences.get("missing") == "default",
+            )
         if asked.method == "PUT":
             return builder.insert(
                 query,

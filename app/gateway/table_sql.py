@@ -176,7 +176,13 @@ class TableSql:
         return self._write(statement, query, shape, returning, inserted=inserted)
 
     def update(
-        self, query: TableQuery, payload: Payload, shape: Shape, *, returning: str
+        self,
+        query: TableQuery,
+        payload: Payload,
+        shape: Shape,
+        *,
+        returning: str,
+        apply_defaults: bool = False,
     ) -> sql.Composed:
         self.require_columns(payload.keys)
         if not payload.keys:
@@ -186,7 +192,7 @@ class TableSql:
             )
             return self._write(statement, query, shape, returning, returns=False)
         assignments = sql.SQL(", ").join(
-            sql.SQL("{} = pgrst_body.{}").format(sql.Identifier(c), sql.Identifier(c))
+            sql.SQL("{} = {}").format(sql.Identifier(c), self.payload_value(c, apply_defaults))
             for c in payload.keys
         )
         statement = sql.SQL(
@@ -195,7 +201,7 @@ class TableSql:
             table=self.table,
             alias=self.alias,
             assignments=assignments,
-            rows=self.payload_rows(payload, apply_defaults=False),
+            rows=self.payload_rows(payload, apply_defaults),
             where=self.where(query.where),
         )
         return self._write(statement, query, shape, returning)

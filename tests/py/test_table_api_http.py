@@ -390,6 +390,24 @@ def test_missing_default_applies_column_defaults(api: Api):
     assert response.headers["preference-applied"] == "missing=default, return=representation"
 
 
+def test_missing_default_on_update_sets_what_the_body_leaves_out_to_its_default(api: Api):
+    api.send("POST", "tapi_defaults", {"id": 10, "label": "set", "amount": 1})
+    response = api.send(
+        "PATCH",
+        "tapi_defaults?id=eq.10&columns=label,amount",
+        {"label": "changed"},
+        prefer="return=representation,missing=default",
+    )
+    assert response.json() == [{"id": 10, "label": "changed", "amount": 7}]
+    nulls = api.send(
+        "PATCH",
+        "tapi_defaults?id=eq.10&columns=label,amount",
+        {"label": "again"},
+        prefer="return=representation",
+    )
+    assert nulls.json() == [{"id": 10, "label": "again", "amount": None}]
+
+
 def test_uneven_bulk_keys_are_refused(api: Api):
     response = api.send("POST", "tapi_items", [{"id": 120, "name": "a"}, {"id": 121}])
     assert response.status_code == 400
@@ -975,3 +993,12 @@ def test_a_table_created_later_is_found_after_the_reload(api: Api):
         assert time.monotonic() < deadline, response.text
         time.sleep(0.1)
     assert response.json() == [{"id": 7}]
+
+
+def test_empty_bodies_insert_nothing_or_a_row_of_defaults(api: Api):
+    nothing = api.send("POST", "tapi_keyless", [], prefer="return=representation")
+    assert (nothing.status_code, nothing.json()) == (201, [])
+    defaults = api.send("POST", "tapi_keyless", {}, prefer="return=representation,tx=rollback")
+    assert (defaults.status_code, defaults.json()) == (201, [{"label": None, "amount": None}])
+    unset = api.send("PATCH", "tapi_items?id=eq.1", {}, prefer="return=representation")
+    assert (unset.status_code, unset.json()) == (200, [])
