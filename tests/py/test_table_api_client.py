@@ -32,6 +32,7 @@ NEWCOMER = "d0000000-0000-4000-8000-000000000004"
 SECOND_NEWCOMER = "d0000000-0000-4000-8000-000000000005"
 THIRD_NEWCOMER = "d0000000-0000-4000-8000-000000000006"
 FOURTH_NEWCOMER = "d0000000-0000-4000-8000-000000000007"
+FIFTH_NEWCOMER = "d0000000-0000-4000-8000-000000000008"
 OWNER_HOME = "e0000000-0000-4000-8000-000000000001"
 OWNER_FAVOURITE = "e0000000-0000-4000-8000-000000000002"
 COUNTERPARTY_HOME = "e0000000-0000-4000-8000-000000000003"
@@ -1025,6 +1026,14 @@ def test_service_role_reads_everything_and_writes_where_granted(
         bad_phone_status, bad_phone = service.error(
             service.supabase.table("users").insert({"id": FOURTH_NEWCOMER, "phone_number": "0788"})
         )
+        half_bad_status, half_bad = service.error(
+            service.supabase.table("users").insert(
+                [
+                    {"id": FOURTH_NEWCOMER, "phone_number": "+250788100007"},
+                    {"id": FIFTH_NEWCOMER, "phone_number": "0788"},
+                ]
+            )
+        )
         merged = (
             service.supabase.table("users")
             .upsert(newcomer | {"display_name": "Merged"}, on_conflict="id")
@@ -1185,6 +1194,16 @@ def test_service_role_reads_everything_and_writes_where_granted(
     assert bad_phone["code"] == "23514"
     assert bad_phone["message"] == (
         'new row for relation "users" violates check constraint "users_phone_number_e164"'
+    )
+    # A bulk insert is one statement: one bad row and none is kept.
+    assert (half_bad_status, half_bad["code"]) == (400, "23514")
+    assert (
+        query(
+            database_url,
+            "select id from public.users where id in (%s, %s)",
+            (FOURTH_NEWCOMER, FIFTH_NEWCOMER),
+        )
+        == []
     )
     # PostgREST 12: merge-duplicates that inserts nothing is 200; ignore-duplicates stays 201.
     assert merged.data[0]["display_name"] == "Merged"
