@@ -853,6 +853,10 @@ def test_service_role_reads_everything_and_writes_where_granted(
             service.supabase.table("zzqx_nothing_here").select("*")
         )
         unknown_table_headers = service.last.headers
+        near_misses = {
+            name: service.error(service.supabase.table(name).select("*"))[1]["hint"]
+            for name in ("user", "wallet", "transaction")
+        }
         private_table_status, private_table = service.error(
             service.supabase.table("otp_codes").select("*")
         )
@@ -1046,6 +1050,12 @@ def test_service_role_reads_everything_and_writes_where_granted(
     }
     assert unknown_table_headers["content-type"] == JSON_UTF8
     assert unknown_table_headers["proxy-status"] == "PostgREST; error=PGRST205"
+    # A name close to one the schema has gets PostgREST's fuzzy hint.
+    assert near_misses == {
+        "user": "Perhaps you meant the table 'public.users'",
+        "wallet": "Perhaps you meant the table 'public.wallets'",
+        "transaction": "Perhaps you meant the table 'public.transactions'",
+    }
     assert private_table_status == 404
     assert private_table["code"] == "PGRST205"
     assert private_table["message"] == (
