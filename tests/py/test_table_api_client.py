@@ -857,6 +857,9 @@ def test_service_role_reads_everything_and_writes_where_granted(
             name: service.error(service.supabase.table(name).select("*"))[1]["hint"]
             for name in ("user", "wallet", "transaction")
         }
+        other_schema_status, other_schema = service.error(
+            service.supabase.schema("monitoring").table("transaction_summary").select("*")
+        )
         private_table_status, private_table = service.error(
             service.supabase.table("otp_codes").select("*")
         )
@@ -1055,6 +1058,14 @@ def test_service_role_reads_everything_and_writes_where_granted(
         "user": "Perhaps you meant the table 'public.users'",
         "wallet": "Perhaps you meant the table 'public.wallets'",
         "transaction": "Perhaps you meant the table 'public.transactions'",
+    }
+    # Only the exposed schema is served: monitoring's views are the analyst's, not the API's.
+    assert other_schema_status == 406
+    assert other_schema == {
+        "code": "PGRST106",
+        "details": None,
+        "hint": "Only the following schemas are exposed: public",
+        "message": "Invalid schema: monitoring",
     }
     assert private_table_status == 404
     assert private_table["code"] == "PGRST205"
