@@ -259,6 +259,16 @@ def test_owner_reads_own_rows_with_filters_order_range_count_single_and_csv(
     # users: the owner's row alone, with PostgREST's headers.
     assert [row["id"] for row in users.data] == [OWNER]
     assert users.data[0]["phone_number"] == "+250788100001"
+    # `*` is every column, in the table's order.
+    assert list(users.data[0]) == [
+        name
+        for (name,) in query(
+            database_url,
+            "select attname::text from pg_catalog.pg_attribute"
+            " where attrelid = 'public.users'::regclass and attnum > 0 and not attisdropped"
+            " order by attnum",
+        )
+    ]
     assert users_response.status_code == 200
     assert users_response.headers["content-type"] == JSON_UTF8
     assert users_response.headers["content-range"] == "0-0/*"
