@@ -259,6 +259,15 @@ def test_owner_reads_own_rows_with_filters_order_range_count_single_and_csv(
     # users: the owner's row alone, with PostgREST's headers.
     assert [row["id"] for row in users.data] == [OWNER]
     assert users.data[0]["phone_number"] == "+250788100001"
+    # Values as Postgres writes them in JSON (timestamps with their offset).
+    assert [users.data[0]["created_at"]] == [
+        text
+        for (text,) in query(
+            database_url,
+            "select to_json(created_at) #>> '{}' from public.users where id = %s",
+            (OWNER,),
+        )
+    ]
     # `*` is every column, in the table's order.
     assert list(users.data[0]) == [
         name
