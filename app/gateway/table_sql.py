@@ -398,7 +398,8 @@ class TableSql:
         self, embed: Embed, relationship: Relationship, outer: TableSql
     ) -> sql.Composable:
         scope = self.embedded.get(self.path) or Scope()
-        conditions = [self.joined_to(relationship, outer), *map(self.condition, scope.where)]
+        conditions = [self.joined_to(relationship, outer)]
+        conditions += [self.condition(c, embed.items) for c in scope.where]
         conditions += self.inner_joins(embed.items)
         return sql.SQL(
             "select {items} from {table} as {alias} where {where}{order}{window}"
@@ -429,6 +430,26 @@ class TableSql:
                 rows = inner.embedded_rows(embed, relationship, self)
                 conditions.append(sql.SQL("exists ({})").format(rows))
         return conditions
+
+    def embedded_existence(
+        self, condition: Condition, items: tuple[SelectItem | Embed, ...]
+    ) -> sql.Composable | None:
+        """`pets=not.is.null` (or `is.null`): whether the row has the embedded resource, as it
+        is filtered; None when the filter names no embedded resource."""
+        if condition.operator != "is" or condition.value not in ("null", "not_null"):
+            return None
+        if condition.field.path:
+            return None
+        named = condition.field.name
+        embed = next(
+            (i for i in items if isinstance(i, Embed) and (i.alias or i.name) == named), None
+        )
+        if embed is None:
+            return None
+        relationship, inner = self.embedded_resource(embed)
+        exists = sql.SQL("exists ({})").format(inner.embedded_rows(embed, relationship, self))
+        wanted = (condition.value == "not_null") != condition.negated
+        return exists if wanted else sql.SQL("not {}").format(exists)
 
     def relationship(self, embed: Embed) -> Relationship:
         found = self.relations.relationships(self.relation, embed.name, embed.hint)
@@ -468,17 +489,23 @@ class TableSql:
         items: tuple[SelectItem | Embed, ...] = (),
     ) -> sql.Composable:
         """The filters, and for a read the `!inner` embedded resources the rows must have."""
-        tests = [self.condition(c) for c in conditions] + self.inner_joins(items)
+        tests = [self.condition(c, items) for c in conditions] + self.inner_joins(items)
         if not tests:
             return sql.SQL("")
         return sql.SQL(" where {}").format(sql.SQL(" and ").join(tests))
 
-    def condition(self, condition: Condition | Logic) -> sql.Composable:
+    def condition(
+        self, condition: Condition | Logic, items: tuple[SelectItem | Embed, ...] = ()
+    ) -> sql.Composable:
+        """`items`: what is selected here, whose embedded resources a filter may name."""
         if isinstance(condition, Logic):
             joined = sql.SQL(f" {condition.operator} ").join(
-                self.condition(c) for c in condition.children
+                self.condition(c, items) for c in condition.children
             )
             return sql.SQL("{}({})").format(sql.SQL("not " if condition.negated else ""), joined)
+        embedded = self.embedded_existence(condition, items)
+        if embedded is not None:
+            return embedded
         expression = sql.SQL("{} {}").format(self.field(condition.field), self.test(condition))
         if condition.negated:
             return sql.SQL("not ({})").format(expression)

@@ -804,6 +804,26 @@ def test_embedded_filters_order_and_limit_and_inner(api: Api):
     assert to_one.json() == [{"name": "kit", "o": {"name": "bob"}}]
 
 
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
+        ("pets=not.is.null", ["ann", "bob"]),
+        ("pets=is.null", ["cy"]),
+        ("pets=not.is.null&pets.name=eq.kit", ["bob"]),
+        ("or=(pets.is.null,name.eq.ann)", ["ann", "cy"]),
+    ],
+)
+def test_filters_on_whether_an_embedded_resource_exists(
+    api: Api, condition: str, expected: list[str]
+):
+    response = api.get(
+        f"tapi_owners?select=name,pets:tapi_pets!owner_id(name)&order=id&{condition}",
+        prefer="count=exact",
+    )
+    assert [row["name"] for row in response.json()] == expected, response.text
+    assert response.headers["content-range"].endswith(f"/{len(expected)}")
+
+
 def test_an_embedded_unique_key_is_one_object(api: Api):
     response = api.get("users?select=display_name,user_preferences(language)", role="owner")
     assert response.json() == [{"display_name": "Owner", "user_preferences": {"language": "en-GB"}}]
