@@ -45,10 +45,50 @@ select
         inner join pg_catalog.pg_attribute as a on a.attrelid = c.oid and a.attnum = key.attnum
         where k.conrelid = c.oid and k.contype = 'p'
         order by key.i
-    ) as primary_key
+    ) as primary_key,
+    array(
+        select pg_catalog.array_to_string(array(
+            select a.attname
+            from unnest(k.conkey) as key (attnum)
+            inner join pg_catalog.pg_attribute as a
+                on a.attrelid = c.oid and a.attnum = key.attnum
+            order by a.attname
+        ), ',')
+        from pg_catalog.pg_constraint as k
+        where k.conrelid = c.oid and k.contype in ('p', 'u')
+    ) as unique_keys
 from pg_catalog.pg_class as c
 inner join pg_catalog.pg_namespace as n on c.relnamespace = n.oid
 where n.nspname = any(%s) and c.relkind in ('r', 'v', 'm', 'f', 'p')
+"""
+
+FOREIGN_KEYS_SQL = """
+select
+    k.conname as name,
+    n.nspname as schema,
+    c.relname as table,
+    array(
+        select a.attname
+        from unnest(k.conkey) with ordinality as key (attnum, i)
+        inner join pg_catalog.pg_attribute as a
+            on a.attrelid = k.conrelid and a.attnum = key.attnum
+        order by key.i
+    ) as columns,
+    fn.nspname as ref_schema,
+    f.relname as ref_table,
+    array(
+        select a.attname
+        from unnest(k.confkey) with ordinality as key (attnum, i)
+        inner join pg_catalog.pg_attribute as a
+            on a.attrelid = k.confrelid and a.attnum = key.attnum
+        order by key.i
+    ) as ref_columns
+from pg_catalog.pg_constraint as k
+inner join pg_catalog.pg_class as c on k.conrelid = c.oid
+inner join pg_catalog.pg_namespace as n on c.relnamespace = n.oid
+inner join pg_catalog.pg_class as f on k.confrelid = f.oid
+inner join pg_catalog.pg_namespace as fn on f.relnamespace = fn.oid
+where k.contype = 'f' and k.conparentid = 0 and n.nspname = any(%s) and fn.nspname = any(%s)
 """
 
 TYPES_SQL = """
@@ -89,6 +129,10 @@ class Relation:
     types: tuple[str, ...]  # as pg_catalog.format_type writes them
     defaults: tuple[str, ...]  # each column's default expression, '' when it has none
     primary_key: tuple[str, ...]
+    unique_keys: tuple[frozenset[str], ...] = ()  # the primary key's and each unique key's
+
+    def is_unique(self, columns: Iterable[str]) -> bool:
+        return frozenset(columns) in self.unique_keys
 
     def is_json(self, column: str) -> bool:
         """Whether the column holds json: a json path on any other column reads it as jsonb."""
@@ -102,15 +146,86 @@ class Relation:
         return self.defaults[self.columns.index(column)] or None
 
 
+@dataclass(frozen=True)
+class ForeignKey:
+    name: str
+    schema: str
+    table: str
+    columns: tuple[str, ...]
+    ref_schema: str
+    ref_table: str
+    ref_columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Relationship:
+    """How `origin` reaches `target` through a foreign key: to one (the origin holds the key)
+    or to many (the target holds it)."""
+
+    origin: Relation
+    target: Relation
+    key: ForeignKey
+    origin_holds_key: bool
+
+    @property
+    def one_to_one(self) -> bool:
+        """The key's columns are unique where they are held: one row on each side at most."""
+        holder = self.origin if self.origin_holds_key else self.target
+        return holder.is_unique(self.key.columns)
+
+    @property
+    def to_one(self) -> bool:
+        return self.origin_holds_key or self.one_to_one
+
+    def join_pairs(self) -> list[tuple[str, str]]:
+        """(origin column, target column) pairs the join matches."""
+        if self.origin_holds_key:
+            return list(zip(self.key.columns, self.key.ref_columns, strict=True))
+        return list(zip(self.key.ref_columns, self.key.columns, strict=True))
+
+    def described(self) -> dict[str, str]:
+        """As PostgREST lists each candidate of an ambiguous embedding."""
+        origin_columns, target_columns = zip(*self.join_pairs(), strict=True)
+        cardinality = "many-to-one" if self.origin_holds_key else "one-to-many"
+        return {
+            "cardinality": "one-to-one" if self.one_to_one else cardinality,
+            "embedding": f"{self.origin.name} with {self.target.name}",
+            "relationship": f"{self.key.name} using {self.origin.name}"
+            f"({', '.join(origin_columns)}) and {self.target.name}({', '.join(target_columns)})",
+        }
+
+
 class Relations:
     def __init__(self, schemas: Iterable[str], type_schemas: Iterable[str]) -> None:
         self.schemas = tuple(schemas)
         self.type_schemas = ("pg_catalog", *type_schemas, *self.schemas)
         self._relations: dict[tuple[str, str], Relation] = {}
         self._types: dict[str, tuple[str, str]] = {}
+        self._keys: tuple[ForeignKey, ...] = ()
 
     def find(self, schema: str, name: str) -> Relation | None:
         return self._relations.get((schema, name))
+
+    def relationships(self, origin: Relation, name: str, hint: str | None) -> list[Relationship]:
+        """The foreign keys by which `origin` may embed `name` (a table, or a key's name, or for
+        a key the origin holds, its one column), narrowed by a hint (a key's name or column)."""
+        found = []
+        for key in self._keys:
+            holds = (key.schema, key.table) == (origin.schema, origin.name)
+            held = (key.ref_schema, key.ref_table) == (origin.schema, origin.name)
+            by_key = name == key.name
+            if holds and (name == key.ref_table or by_key or key.columns == (name,)):
+                target = self.find(key.ref_schema, key.ref_table)
+                holds_key = True
+            elif held and key.schema == origin.schema and (name == key.table or by_key):
+                target = self.find(key.schema, key.table)
+                holds_key = False
+            else:
+                continue
+            if target is None or (hint is not None and hint not in (key.name, *key.columns)):
+                continue
+            found.append(Relationship(origin, target, key, holds_key))
+        return found
 
     def suggestion(self, schema: str, name: str) -> str | None:
         """The closest table name of the schema, for PGRST205's hint."""
@@ -137,13 +252,28 @@ class Relations:
                 types=tuple(row["types"]),
                 defaults=tuple(row["defaults"]),
                 primary_key=tuple(row["primary_key"]),
+                # Joined by commas in SQL: Postgres arrays cannot hold arrays of other lengths.
+                unique_keys=tuple(frozenset(k.split(",")) for k in row["unique_keys"]),
             )
             for row in await cur.fetchall()
         }
+        await cur.execute(FOREIGN_KEYS_SQL, (list(self.schemas), list(self.schemas)))
+        keys = tuple(
+            ForeignKey(
+                name=row["name"],
+                schema=row["schema"],
+                table=row["table"],
+                columns=tuple(row["columns"]),
+                ref_schema=row["ref_schema"],
+                ref_table=row["ref_table"],
+                ref_columns=tuple(row["ref_columns"]),
+            )
+            for row in await cur.fetchall()
+        )
         await cur.execute(TYPES_SQL, (list(self.type_schemas),))
         types: dict[str, tuple[str, str]] = {}
         for row in await cur.fetchall():
             # pg_catalog's names win over a schema's type of the same name, as on search_path.
             if row["name"] not in types or row["schema"] == "pg_catalog":
                 types[row["name"]] = (row["schema"], row["name"])
-        self._relations, self._types = relations, types
+        self._relations, self._types, self._keys = relations, types, keys

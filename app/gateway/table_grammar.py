@@ -52,9 +52,15 @@ class SelectItem:
 
 @dataclass(frozen=True)
 class Embed:
-    """A related resource named in `select` (`clients(*)`, `...clients(*)`): refused later."""
+    """A related resource named in `select`: `alias:clients!hint!inner(id,name)`. A spread
+    (`...clients(*)`) and an order by a related column are recognised to be refused."""
 
     name: str
+    alias: str | None = None
+    hint: str | None = None
+    join: str | None = None  # inner or left
+    spread: bool = False
+    items: tuple[SelectItem | Embed | Aggregate, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -303,7 +309,7 @@ class _Parser:
     def select_item(self) -> SelectItem | Embed | Aggregate:
         self.spaces()
         if self.take("..."):
-            return self.embedded(self.field_name())
+            return self.embedded(self.field_name(), None, spread=True)
         if self.peek() == "*":
             self.at += 1
             self.spaces()
@@ -316,8 +322,8 @@ class _Parser:
             return Aggregate()
         start = self.at
         name = self.field_name()
-        if self.peek() in ("!", "("):
-            return self.embedded(name)
+        if self.peek() in ("!", "(") and name != "count":
+            return self.embedded(name, alias)
         self.at = start
         field = self.field()
         cast = self.cast_name() if self.take("::") else None
@@ -351,18 +357,25 @@ class _Parser:
         if self.take("::"):
             self.cast_name()
 
-    def embedded(self, name: str) -> Embed:
-        while self.take("!"):
-            self.field_name()
+    def embedded(self, name: str, alias: str | None, *, spread: bool = False) -> Embed:
+        hint = join = None
+        for _ in range(2):
+            if not self.take("!"):
+                break
+            word = self.field_name()
+            if word in ("inner", "left"):
+                join = word
+            else:
+                hint = word
         self.expect("(", '"("')
-        depth = 1
-        while depth and not self.done():
-            char = self.text[self.at]
-            self.at += 1
-            depth += {"(": 1, ")": -1}.get(char, 0)
-        if depth:
-            raise _Failure(self.at, '")"')
-        return Embed(name)
+        self.depth += 1
+        if self.depth > MAX_LOGIC_DEPTH:
+            raise _TooDeep(self.at, f"at most {MAX_LOGIC_DEPTH} nested embedded resources")
+        items = self.select(False)
+        self.depth -= 1
+        self.spaces()
+        self.expect(")", '")" or ","')
+        return Embed(name, alias, hint, join, spread, tuple(items))
 
     # filters ----------------------------------------------------------------------------------
 

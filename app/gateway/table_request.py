@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from starlette.requests import Request
@@ -41,13 +42,28 @@ _PREFERENCES = {
 }
 
 
+@dataclass
+class Scope:
+    """Filters, order and page of one embedded resource (`clients.id=eq.1`, `clients.order=id`,
+    `clients.limit=2`), by its path of names (or aliases) from the table."""
+
+    where: list[Condition | Logic] = field(default_factory=list)
+    order: list[OrderTerm] = field(default_factory=list)
+    limit: int | None = None
+    offset: int | None = None
+
+
 @dataclass(frozen=True)
 class TableQuery:
-    select: tuple[SelectItem, ...]
+    select: tuple[SelectItem | Embed, ...]
     where: tuple[Condition | Logic, ...]
     order: tuple[OrderTerm, ...]
     on_conflict: tuple[str, ...] | None
     columns: tuple[str, ...] | None
+    embedded: dict[tuple[str, ...], Scope] = field(default_factory=dict)
+
+    def scope(self, path: tuple[str, ...]) -> Scope:
+        return self.embedded.get(path) or Scope()
 
 
 @dataclass(frozen=True)
@@ -152,31 +168,36 @@ def read_query(request: Request) -> TableQuery:
     for key, value in params:
         first.setdefault(key, value)
     select = _select(first.get("select", "*"))
-    where: list[Condition | Logic] = []
-    order: list[OrderTerm] = []
+    root = Scope()
+    embedded: dict[tuple[str, ...], Scope] = {}
+
+    def scope(path: list[str]) -> Scope:
+        return embedded.setdefault(tuple(path), Scope()) if path else root
+
     for key, value in params:
-        last_word = key.rsplit(".", 1)[-1]
-        if key in _RESERVED or last_word in ("limit", "offset"):
+        *words, last_word = key.split(".")
+        if key in _RESERVED or (not words and last_word in ("limit", "offset")):
             continue
-        if last_word in ("and", "or"):
+        if last_word in ("limit", "offset"):
+            setattr(scope(words), last_word, _integer(value))
+        elif last_word in ("and", "or"):
             path, tree = parse_logic(key, value)
-            _refuse_embedded(path)
-            where.append(tree)
+            scope(path).where.append(tree)
         elif last_word == "order":
-            _refuse_embedded(key.split(".")[:-1])
-            order.extend(_order(value))
+            scope(words).order.extend(_order(value))
         else:
             path, condition = parse_filter(key, value)
-            _refuse_embedded(path)
-            where.append(condition)
+            scope(path).where.append(condition)
+    _require_embedded(embedded, _embed_paths(select, ()))
     on_conflict = first.get("on_conflict")
     columns = first.get("columns")
     return TableQuery(
         select=tuple(select),
-        where=tuple(where),
-        order=tuple(order),
+        where=tuple(root.where),
+        order=tuple(root.order),
         on_conflict=tuple(parse_columns(on_conflict, "on_conflict")) if on_conflict else None,
         columns=tuple(parse_columns(columns, "columns")) if columns else None,
+        embedded=embedded,
     )
 
 
@@ -291,45 +312,63 @@ async def read_payload(request: Request, limit: int, columns: tuple[str, ...] | 
     return Payload(text, True, tuple(value[0]))
 
 
-def _select(text: str) -> list[SelectItem]:
-    items = parse_select(text)
-    selected: list[SelectItem] = []
+def _select(text: str) -> list[SelectItem | Embed]:
+    return _checked(parse_select(text))
+
+
+def _checked(
+    items: list[SelectItem | Embed | Aggregate] | tuple[SelectItem | Embed | Aggregate, ...],
+) -> list[SelectItem | Embed]:
+    """Aggregates refused (PostgREST's default), spreads refused (not served), at any depth."""
+    selected: list[SelectItem | Embed] = []
     for item in items:
         if isinstance(item, Aggregate):
             raise GatewayError(400, "PGRST123", "Use of aggregate functions is not allowed")
         if isinstance(item, Embed):
-            raise embedding_not_supported(item.name)
+            if item.spread:
+                raise not_supported(f"Spreading an embedded resource ('...{item.name}')")
+            _checked(item.items)
         selected.append(item)
     return selected
+
+
+def _embed_paths(
+    items: Iterable[SelectItem | Embed | Aggregate], path: tuple[str, ...]
+) -> set[tuple[str, ...]]:
+    paths = set()
+    for item in items:
+        if isinstance(item, Embed):
+            inner = (*path, item.alias or item.name)
+            paths |= {inner} | _embed_paths(item.items, inner)
+    return paths
+
+
+def _require_embedded(embedded: dict[tuple[str, ...], Scope], known: set[tuple[str, ...]]) -> None:
+    for path in embedded:
+        if path not in known:
+            depth = next(i for i in range(1, len(path) + 1) if path[:i] not in known)
+            name = path[depth - 1]
+            raise GatewayError(
+                400,
+                "PGRST108",
+                f"'{name}' is not an embedded resource in this request",
+                hint=f"Verify that '{name}' is included in the 'select' query parameter.",
+            )
 
 
 def _order(text: str) -> list[OrderTerm]:
     terms = []
     for term in parse_order(text):
         if isinstance(term, Embed):
-            raise embedding_not_supported(term.name)
+            raise not_supported(f"Ordering by a related resource's column ('{term.name}')")
         terms.append(term)
     return terms
 
 
-def embedding_not_supported(name: str) -> GatewayError:
+def not_supported(what: str) -> GatewayError:
     return GatewayError(
-        400,
-        "PGRST127",
-        "Feature not implemented",
-        f"Resource embedding ('{name}') is not supported by this gateway",
-        "Select the related table in a request of its own, or through a view or function.",
+        400, "PGRST127", "Feature not implemented", f"{what} is not supported by this gateway"
     )
-
-
-def _refuse_embedded(path: list[str]) -> None:
-    if path:
-        raise GatewayError(
-            400,
-            "PGRST108",
-            f"'{path[0]}' is not an embedded resource in this request",
-            hint=f"Verify that '{path[0]}' is included in the 'select' query parameter.",
-        )
 
 
 def _integer(text: str) -> int | None:

@@ -119,7 +119,7 @@ class TableGateway:
     ) -> Outcome:
         preferences = asked.preferences
         count = preferences.get("count")
-        builder = TableSql(relation, self.catalog.relations)
+        builder = TableSql(relation, self.catalog.relations, asked.query.embedded)
         statement = self._statement(builder, asked)
         rollback = preferences.get("tx") == "rollback"
         capped = asked.method in ("PATCH", "DELETE") and preferences.strict

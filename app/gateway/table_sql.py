@@ -10,14 +10,16 @@ an unknown column is its error, a column the role may not read its refusal.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from psycopg import sql
 
 from app.gateway.errors import GatewayError
-from app.gateway.relations import Relation, Relations
-from app.gateway.table_grammar import Condition, Field, Logic, OrderTerm, SelectItem
-from app.gateway.table_request import Media, Page, Payload, TableQuery
+from app.gateway.relations import Relation, Relations, Relationship
+from app.gateway.table_grammar import Condition, Embed, Field, Logic, OrderTerm, SelectItem
+from app.gateway.table_request import Media, Page, Payload, Scope, TableQuery
 
 _OPERATORS = {
     "eq": "=",
@@ -67,11 +69,27 @@ class Shape:
 class TableSql:
     """The SQL of one request on one relation."""
 
-    def __init__(self, relation: Relation, types: Relations) -> None:
+    def __init__(
+        self,
+        relation: Relation,
+        relations: Relations,
+        embedded: dict[tuple[str, ...], Scope] | None = None,
+        *,
+        alias: str | None = None,
+        path: tuple[str, ...] = (),
+        numbers: Iterator[int] | None = None,
+    ) -> None:
+        """`embedded`: the filters, order and page of each embedded resource, by path; `alias`,
+        `path`, `numbers`: an embedded resource's own name in the SQL, its path, and the counter
+        that keeps every embedded alias of one request distinct."""
         self.relation = relation
-        self.types = types
+        self.relations = relations
+        self.embedded = embedded or {}
+        self.alias_name = alias or relation.name
+        self.path = path
+        self.numbers = numbers or itertools.count(1)
         self.table = sql.Identifier(relation.schema, relation.name)
-        self.alias = sql.Identifier(relation.name)
+        self.alias = sql.Identifier(self.alias_name)
 
     # Reads ------------------------------------------------------------------------------------
 
@@ -87,7 +105,7 @@ class TableSql:
             items=self.select_list(query.select),
             table=self.table,
             alias=self.alias,
-            where=self.where(query.where),
+            where=self.where(query.where, query.select),
             order=self.order(query.order),
             window=_window(page),
         )
@@ -107,7 +125,10 @@ class TableSql:
         """The rows a count counts: the filters without the page (capped for `estimated`)."""
         limit = sql.SQL("") if cap is None else sql.SQL(" limit {}").format(sql.Literal(cap))
         return sql.SQL("select 1 from {table} as {alias}{where}{limit}").format(
-            table=self.table, alias=self.alias, where=self.where(query.where), limit=limit
+            table=self.table,
+            alias=self.alias,
+            where=self.where(query.where, query.select),
+            limit=limit,
         )
 
     def planned_count(self, query: TableQuery) -> sql.Composed:
@@ -256,19 +277,19 @@ class TableSql:
         """What the statement returns: the columns the answer selects (and the key, for a
         Location), or a constant when only the count matters."""
         if returning == "representation":
-            if any(item.field.name == "*" for item in query.select):
+            # An embedded resource may join on any column: every one is returned then.
+            if any(isinstance(i, Embed) or i.field.name == "*" for i in query.select):
                 return sql.SQL("{}.*").format(self.alias)
-            names = dict.fromkeys(
-                [item.field.name for item in query.select] + list(self.relation.primary_key)
-            )
-            return sql.SQL(", ").join(sql.Identifier(self.relation.name, n) for n in names)
+            columns = [i.field.name for i in query.select if isinstance(i, SelectItem)]
+            names = dict.fromkeys(columns + list(self.relation.primary_key))
+            return sql.SQL(", ").join(sql.Identifier(self.alias_name, n) for n in names)
         if returning == "headers-only" and self.relation.primary_key:
             return self.key_columns()
         return sql.SQL("1")
 
     def key_columns(self) -> sql.Composable:
         return sql.SQL(", ").join(
-            sql.Identifier(self.relation.name, c) for c in self.relation.primary_key
+            sql.Identifier(self.alias_name, c) for c in self.relation.primary_key
         )
 
     def require_columns(self, names: tuple[str, ...]) -> None:
@@ -315,7 +336,7 @@ class TableSql:
     def column(self, name: str) -> sql.Composable:
         if name == "*":
             return sql.SQL("{}.*").format(self.alias)
-        return sql.Identifier(self.relation.name, name)
+        return sql.Identifier(self.alias_name, name)
 
     def field(self, field: Field) -> sql.Composable:
         expression = self.column(field.name)
@@ -327,12 +348,14 @@ class TableSql:
             expression = sql.SQL("{}{}{}").format(expression, sql.SQL(step.arrow), operand)
         return expression
 
-    def select_list(self, items: tuple[SelectItem, ...]) -> sql.Composable:
+    def select_list(self, items: tuple[SelectItem | Embed, ...]) -> sql.Composable:
         if not items:
             return sql.SQL("{}.*").format(self.alias)
         return sql.SQL(", ").join(self.select_item(item) for item in items)
 
-    def select_item(self, item: SelectItem) -> sql.Composable:
+    def select_item(self, item: SelectItem | Embed) -> sql.Composable:
+        if isinstance(item, Embed):
+            return self.embedding(item)
         if item.field.name == "*":
             return self.column("*")
         expression = self.field(item.field)
@@ -341,25 +364,148 @@ class TableSql:
         name = item.alias or item.field.output_name()
         return sql.SQL("{} as {}").format(expression, sql.Identifier(name))
 
+    # Embedded resources -----------------------------------------------------------------------
+
+    def embedding(self, embed: Embed) -> sql.Composable:
+        """The related rows as JSON, by a correlated subquery: one object (or null) for a
+        resource this one points to, an array for the rows that point to this one."""
+        relationship, inner = self.embedded_resource(embed)
+        rows = inner.embedded_rows(embed, relationship, self)
+        if relationship.to_one:
+            value = sql.SQL("(select pg_catalog.row_to_json(pgrst_row) from ({}) as pgrst_row)")
+        else:
+            value = sql.SQL(
+                "coalesce((select pg_catalog.json_agg(pgrst_row) from ({}) as pgrst_row), '[]')"
+            )
+        return sql.SQL("{} as {}").format(
+            value.format(rows), sql.Identifier(embed.alias or embed.name)
+        )
+
+    def embedded_resource(self, embed: Embed) -> tuple[Relationship, TableSql]:
+        relationship = self.relationship(embed)
+        target = relationship.target
+        inner = TableSql(
+            target,
+            self.relations,
+            self.embedded,
+            alias=f"{target.name}_{next(self.numbers)}",
+            path=(*self.path, embed.alias or embed.name),
+            numbers=self.numbers,
+        )
+        return relationship, inner
+
+    def embedded_rows(
+        self, embed: Embed, relationship: Relationship, outer: TableSql
+    ) -> sql.Composable:
+        scope = self.embedded.get(self.path) or Scope()
+        conditions = [self.joined_to(relationship, outer)]
+        conditions += [self.condition(c, embed.items) for c in scope.where]
+        conditions += self.inner_joins(embed.items)
+        return sql.SQL(
+            "select {items} from {table} as {alias} where {where}{order}{window}"
+        ).format(
+            items=self.select_list(embed.items),
+            table=self.table,
+            alias=self.alias,
+            where=sql.SQL(" and ").join(conditions),
+            order=self.order(tuple(scope.order)),
+            window=_window(Page(scope.offset or 0, scope.limit)),
+        )
+
+    def joined_to(self, relationship: Relationship, outer: TableSql) -> sql.Composable:
+        return sql.SQL(" and ").join(
+            sql.SQL("{} = {}").format(
+                sql.Identifier(self.alias_name, target_column),
+                sql.Identifier(outer.alias_name, origin_column),
+            )
+            for origin_column, target_column in relationship.join_pairs()
+        )
+
+    def inner_joins(self, items: tuple[SelectItem | Embed, ...]) -> list[sql.Composable]:
+        """`!inner`: only the rows that have the embedded resource (as it is filtered)."""
+        conditions: list[sql.Composable] = []
+        for embed in items:
+            if isinstance(embed, Embed) and embed.join == "inner":
+                relationship, inner = self.embedded_resource(embed)
+                rows = inner.embedded_rows(embed, relationship, self)
+                conditions.append(sql.SQL("exists ({})").format(rows))
+        return conditions
+
+    def embedded_existence(
+        self, condition: Condition, items: tuple[SelectItem | Embed, ...]
+    ) -> sql.Composable | None:
+        """`pets=not.is.null` (or `is.null`): whether the row has the embedded resource, as it
+        is filtered; None when the filter names no embedded resource."""
+        if condition.operator != "is" or condition.value not in ("null", "not_null"):
+            return None
+        if condition.field.path:
+            return None
+        named = condition.field.name
+        embed = next(
+            (i for i in items if isinstance(i, Embed) and (i.alias or i.name) == named), None
+        )
+        if embed is None:
+            return None
+        relationship, inner = self.embedded_resource(embed)
+        exists = sql.SQL("exists ({})").format(inner.embedded_rows(embed, relationship, self))
+        wanted = (condition.value == "not_null") != condition.negated
+        return exists if wanted else sql.SQL("not {}").format(exists)
+
+    def relationship(self, embed: Embed) -> Relationship:
+        found = self.relations.relationships(self.relation, embed.name, embed.hint)
+        origin, schema = self.relation.name, self.relation.schema
+        if not found:
+            using = f"' using the hint '{embed.hint}" if embed.hint else ""
+            raise GatewayError(
+                400,
+                "PGRST200",
+                f"Could not find a relationship between '{origin}' and '{embed.name}' in the "
+                "schema cache",
+                f"Searched for a foreign key relationship between '{origin}' and "
+                f"'{embed.name}{using}' in the schema '{schema}', but no matches were found.",
+            )
+        if len(found) > 1:
+            options = ", ".join(f"'{embed.name}!{r.key.name}'" for r in found)
+            raise GatewayError(
+                300,
+                "PGRST201",
+                "Could not embed because more than one relationship was found for "
+                f"'{origin}' and '{embed.name}'",
+                [r.described() for r in found],
+                f"Try changing '{embed.name}' to one of the following: {options}. Find the "
+                "desired relationship in the 'details' key.",
+            )
+        return found[0]
+
     def cast_type(self, requested: str) -> sql.Composable:
-        found = self.types.cast_type(requested)
+        found = self.relations.cast_type(requested)
         if found is None:
             raise GatewayError(400, "42704", f'type "{requested}" does not exist')
         return sql.Identifier(*found)
 
-    def where(self, conditions: tuple[Condition | Logic, ...]) -> sql.Composable:
-        if not conditions:
+    def where(
+        self,
+        conditions: tuple[Condition | Logic, ...],
+        items: tuple[SelectItem | Embed, ...] = (),
+    ) -> sql.Composable:
+        """The filters, and for a read the `!inner` embedded resources the rows must have."""
+        tests = [self.condition(c, items) for c in conditions] + self.inner_joins(items)
+        if not tests:
             return sql.SQL("")
-        return sql.SQL(" where {}").format(
-            sql.SQL(" and ").join(self.condition(c) for c in conditions)
-        )
+        return sql.SQL(" where {}").format(sql.SQL(" and ").join(tests))
 
-    def condition(self, condition: Condition | Logic) -> sql.Composable:
+    def condition(
+        self, condition: Condition | Logic, items: tuple[SelectItem | Embed, ...] = ()
+    ) -> sql.Composable:
+        """`items`: what is selected here, whose embedded resources a filter may name."""
         if isinstance(condition, Logic):
             joined = sql.SQL(f" {condition.operator} ").join(
-                self.condition(c) for c in condition.children
+                self.condition(c, items) for c in condition.children
             )
             return sql.SQL("{}({})").format(sql.SQL("not " if condition.negated else ""), joined)
+        embedded = self.embedded_existence(condition, items)
+        if embedded is not None:
+            return embedded
         expression = sql.SQL("{} {}").format(self.field(condition.field), self.test(condition))
         if condition.negated:
             return sql.SQL("not ({})").format(expression)

@@ -51,11 +51,17 @@ def test_json_output_names_are_the_last_key():
     assert Field("data", (JsonStep("->", None, -1),)).output_name() == "data"
 
 
-def test_embedding_and_aggregates_are_recognised_to_be_refused():
-    assert parse_select("id,clients(*),...owner!inner(name),c:count()") == [
+def test_embedded_resources_and_aggregates():
+    assert parse_select("id,c:clients!fk!inner(*, t:tags(n)),...owner(name),c:count()") == [
         SelectItem(Field("id")),
-        Embed("clients"),
-        Embed("owner"),
+        Embed(
+            "clients",
+            "c",
+            "fk",
+            "inner",
+            items=(SelectItem(Field("*")), Embed("tags", "t", items=(SelectItem(Field("n")),))),
+        ),
+        Embed("owner", spread=True, items=(SelectItem(Field("name")),)),
         Aggregate(),
     ]
     assert parse_select("score.sum()") == [Aggregate()]

@@ -45,3 +45,29 @@ grant select, insert, update, delete
 on public."tapi odd ""name""; drop table public.tapi_items; --" to service_role;
 insert into public."tapi odd ""name""; drop table public.tapi_items; --"
 values (1, 'quoted', 'unicode', 'half');
+
+-- Related tables, for embedding: a pet has an owner, and maybe a carer (a second key to owners).
+create table public.tapi_owners (
+    id integer primary key,
+    name text not null
+);
+comment on table public.tapi_owners is 'Table API test owners.';
+create table public.tapi_pets (
+    id integer primary key,
+    name text not null,
+    owner_id integer not null constraint tapi_pets_owner references public.tapi_owners (id),
+    carer_id integer constraint tapi_pets_carer references public.tapi_owners (id)
+);
+comment on table public.tapi_pets is 'Table API test pets, each with an owner.';
+create table public.tapi_toys (
+    id integer primary key,
+    pet_id integer not null references public.tapi_pets (id),
+    name text not null
+);
+comment on table public.tapi_toys is 'Table API test toys, each of a pet.';
+grant select, insert, update, delete on public.tapi_owners, public.tapi_pets, public.tapi_toys
+to service_role;
+insert into public.tapi_owners values (1, 'ann'), (2, 'bob'), (3, 'cy');
+insert into public.tapi_pets values
+(1, 'rex', 1, 2), (2, 'tom', 1, null), (3, 'kit', 2, null);
+insert into public.tapi_toys values (1, 1, 'ball'), (2, 1, 'bone'), (3, 3, 'mouse');
