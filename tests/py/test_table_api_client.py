@@ -2,8 +2,9 @@
 role (anon, the owner, a transfer's counterparty, a stranger, service_role), on the tables whose
 RLS README promises: users, user_preferences, transactions, transaction_events, wallets,
 payment_methods (a column grant that leaves out the ciphertext), locations, WhatsApp sessions,
-conversations and messages, the audit log, feature_flags (no API user reads target lists) and
-the security_invoker view user_recent_transactions.
+conversations and messages, the audit log, feature_flags (no signed-in user reads target lists)
+and the security_invoker view user_recent_transactions; every other table and view of the schema
+in a matrix of who reads it, and resources embedded along foreign keys, RLS applying inside.
 
 Every expectation is PostgREST's: the rows RLS lets through (a filter never widens them), the
 Content-Range and status of a page (206 for part of a counted result, 416 past its end), a
