@@ -1556,3 +1556,37 @@ def test_embedded_resources_obey_each_tables_grants_and_policies(
         "sender": {"display_name": "Amina K"},
         "recipient": {"display_name": "Jean"},
     }
+
+
+def test_a_page_holds_at_most_max_rows(edge: Edge, database_url: str) -> None:
+    query(
+        database_url,
+        "insert into public.users (phone_number)"
+        " select '+25078830' || lpad(n::text, 4, '0') from generate_series(1, 1005) as n",
+    )
+    with RecordingClient(edge.url, edge.service_role_key) as service:
+        table = service.supabase.table("users")
+        first = table.select("id", count=CountMethod.exact).execute()
+        first_response = service.last
+        asked_more = table.select("id").limit(2000).execute()
+        asked_more_range = service.last.headers["content-range"]
+        rest = table.select("id", count=CountMethod.exact).range(1000, 1099).execute()
+        rest_response = service.last
+        estimated = table.select("id", count=CountMethod.estimated, head=True).execute()
+        estimated_range = service.last.headers["content-range"]
+        planned = table.select("id", count=CountMethod.planned, head=True).execute()
+
+    # max_rows (1000, Supabase's default) caps every page, whatever limit was asked.
+    assert (len(first.data), first.count) == (1000, 1005)
+    assert first_response.status_code == 206
+    assert first_response.headers["content-range"] == "0-999/1005"
+    assert len(asked_more.data) == 1000
+    assert asked_more_range == "0-999/*"
+    assert (len(rest.data), rest.count) == (5, 1005)
+    assert rest_response.status_code == 206
+    assert rest_response.headers["content-range"] == "1000-1004/1005"
+    # Past max_rows an estimated count is the planner's guess, but never below what was counted
+    # (the exact count stops at max_rows + 1): PostgREST takes the greater of the two.
+    assert planned.count is not None
+    assert estimated.count == max(1001, planned.count)
+    assert estimated_range == f"0-999/{estimated.count}"
