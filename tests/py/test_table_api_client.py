@@ -111,6 +111,7 @@ def test_owner_reads_own_rows_with_filters_order_range_count_single_and_csv(
         past_the_end_status, past_the_end = owner.error(
             transactions.select("amount", count=CountMethod.exact).order("amount").range(10, 19)
         )
+        past_the_end_range = owner.last.headers["content-range"]
         past_the_end_uncounted = transactions.select("amount").range(10, 19).execute()
         past_the_end_uncounted_range = owner.last.headers.get("content-range")
         # Below max_rows (1000 here, as Supabase's default) an estimated count is the exact
@@ -320,6 +321,7 @@ def test_owner_reads_own_rows_with_filters_order_range_count_single_and_csv(
     assert uncounted_response.status_code == 200
     assert uncounted_response.headers["content-range"] == "0-1/*"
     assert past_the_end_status == 416
+    assert past_the_end_range == "*/4"
     assert past_the_end == {
         "code": "PGRST103",
         "details": "An offset of 10 was requested, but there are only 4 rows.",
@@ -1107,6 +1109,8 @@ def test_service_role_reads_everything_and_writes_where_granted(
     assert renamed_unicode.data == {"display_name": unicode_name}
     assert found_unicode.data == liked_unicode.data == [{"id": NEWCOMER}]
     assert inserted_response.headers["content-range"] == "*/*"
+    # PostgREST names the new row in Location only for return=headers-only.
+    assert "location" not in inserted_response.headers
     assert quiet.data == []
     assert quiet_response.status_code == 201
     assert quiet_response.content == b""
