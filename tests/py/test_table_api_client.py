@@ -81,6 +81,21 @@ def test_owner_reads_own_rows_with_filters_order_range_count_single_and_csv(
             .maybe_single()
             .execute()
         )
+        stripped = (
+            owner.supabase.table("users")
+            .select("display_name,terms_version")
+            .strip_nulls()
+            .execute()
+        )
+        stripped_type = owner.last.headers["content-type"]
+        stripped_single = (
+            owner.supabase.table("users")
+            .select("id,terms_accepted_at")
+            .strip_nulls()
+            .single()
+            .execute()
+        )
+        stripped_single_type = owner.last.headers["content-type"]
         searched = (
             owner.supabase.table("users")
             .select("id")
@@ -297,6 +312,13 @@ def test_owner_reads_own_rows_with_filters_order_range_count_single_and_csv(
         "message": "Cannot coerce the result to a single JSON object",
     }
     assert searched.data == [{"id": OWNER}]
+    # nulls=stripped leaves out the keys whose value is null, and says so in the media type.
+    assert stripped.data == [{"display_name": "Amina K"}]
+    assert stripped_type == "application/vnd.pgrst.array+json;nulls=stripped; charset=utf-8"
+    assert stripped_single.data == {"id": OWNER}
+    assert stripped_single_type == (
+        "application/vnd.pgrst.object+json;nulls=stripped; charset=utf-8"
+    )
     assert maybe_own is not None
     assert maybe_own.data == {"id": OWNER}
     assert maybe_other is None
