@@ -1616,3 +1616,19 @@ def test_a_page_holds_at_most_max_rows(edge: Edge, database_url: str) -> None:
     assert planned.count is not None
     assert estimated.count == max(1001, planned.count)
     assert estimated_range == f"0-999/{estimated.count}"
+
+
+def test_a_query_plan_is_not_served(edge: Edge) -> None:
+    """db-plan-enabled is off, as on Supabase: the plan media type is not available."""
+    with RecordingClient(edge.url, edge.service_role_key) as service:
+        status, error = service.error(service.supabase.table("users").select("id").explain())
+
+    assert status == 406
+    # PostgREST names the media type as it read it: the plan of (by default) application/json.
+    assert error == {
+        "code": "PGRST107",
+        "details": None,
+        "hint": None,
+        "message": "None of these media types are available: application/vnd.pgrst.plan+text; "
+        'for="application/json"',
+    }
