@@ -114,6 +114,7 @@ def test_owner_reads_own_rows_with_filters_order_range_count_single_and_csv(
         transactions = owner.supabase.table("transactions")
         everything = transactions.select("reference", count=CountMethod.exact).execute()
         everything_range = owner.last.headers.get("content-range")
+        everything_applied = owner.last.headers.get("preference-applied")
         page = (
             transactions.select("reference,amount", count=CountMethod.exact)
             .order("amount", desc=True)
@@ -331,6 +332,7 @@ def test_owner_reads_own_rows_with_filters_order_range_count_single_and_csv(
     assert {row["reference"] for row in everything.data} == own_references
     assert everything.count == 4
     assert everything_range == "0-3/4"
+    assert everything_applied == "count=exact"
     assert page.data == [
         {"reference": made["payment"]["reference"], "amount": 700},
         {"reference": made["transfer"]["reference"], "amount": 300},
@@ -654,6 +656,7 @@ def test_owner_writes_what_grants_and_policies_allow_and_a_stranger_changes_noth
             .execute()
         )
         preferences_range = owner.last.headers["content-range"]
+        preferences_applied = owner.last.headers["preference-applied"]
         quiet = (
             owner.supabase.table("user_preferences")
             .update({"notification_enabled": False}, returning=ReturnMethod.minimal)
@@ -738,6 +741,7 @@ def test_owner_writes_what_grants_and_policies_allow_and_a_stranger_changes_noth
     assert preferences.data[0]["delay_threshold_minutes"] == 30
     assert preferences.count == 1
     assert preferences_range == "0-0/1"
+    assert preferences_applied == "return=representation, count=exact"
     assert quiet.data == []
     assert quiet_response.status_code == 204
     assert quiet_response.content == b""
@@ -1223,6 +1227,7 @@ def test_service_role_reads_everything_and_writes_where_granted(
     assert deleted.count == 1
     assert deleted_response.status_code == 200
     assert deleted_response.headers["content-range"] == "*/1"
+    assert deleted_response.headers["preference-applied"] == "return=representation, count=exact"
     assert query(database_url, "select 1 from public.users where id = %s", (NEWCOMER,)) == []
 
 
