@@ -1623,17 +1623,46 @@ def test_a_page_holds_at_most_max_rows(edge: Edge, database_url: str) -> None:
     assert estimated_range == f"0-999/{estimated.count}"
 
 
-def test_a_query_plan_is_not_served(edge: Edge) -> None:
-    """db-plan-enabled is off, as on Supabase: the plan media type is not available."""
+def test_requests_postgrest_refuses_before_reading_anything(edge: Edge) -> None:
+    """A bad operator or a plan asked for (db-plan-enabled is off, as on Supabase) is refused
+    from the request alone, with PostgREST's code and words (its parser's, for the operator:
+    the example of its own documentation)."""
     with RecordingClient(edge.url, edge.service_role_key) as service:
-        status, error = service.error(service.supabase.table("users").select("id").explain())
+        users = service.supabase.table("users")
+        refused = {
+            "operator": service.error(users.select("id").filter("id", "noop", "0")),
+            "unknown operator": service.error(users.select("id").filter("id", "xx", "1")),
+            "plan": service.error(users.select("id").explain()),
+        }
 
-    assert status == 406
-    # PostgREST names the media type as it read it: the plan of (by default) application/json.
-    assert error == {
-        "code": "PGRST107",
-        "details": None,
-        "hint": None,
-        "message": "None of these media types are available: application/vnd.pgrst.plan+text; "
-        'for="application/json"',
+    assert refused == {
+        "operator": (
+            400,
+            {
+                "code": "PGRST100",
+                "details": 'unexpected "o" expecting "not" or operator (eq, gt, ...)',
+                "hint": None,
+                "message": '"failed to parse filter (noop.0)" (line 1, column 1)',
+            },
+        ),
+        "unknown operator": (
+            400,
+            {
+                "code": "PGRST100",
+                "details": 'unexpected "x" expecting "not" or operator (eq, gt, ...)',
+                "hint": None,
+                "message": '"failed to parse filter (xx.1)" (line 1, column 1)',
+            },
+        ),
+        # The media type as PostgREST reads it: the plan of (by default) application/json.
+        "plan": (
+            406,
+            {
+                "code": "PGRST107",
+                "details": None,
+                "hint": None,
+                "message": "None of these media types are available: "
+                'application/vnd.pgrst.plan+text; for="application/json"',
+            },
+        ),
     }
