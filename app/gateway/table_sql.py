@@ -18,7 +18,15 @@ from psycopg import sql
 
 from app.gateway.errors import GatewayError
 from app.gateway.relations import Relation, Relations, Relationship
-from app.gateway.table_grammar import Condition, Embed, Field, Logic, OrderTerm, SelectItem
+from app.gateway.table_grammar import (
+    Condition,
+    Embed,
+    Field,
+    Logic,
+    OrderTerm,
+    RelatedOrder,
+    SelectItem,
+)
 from app.gateway.table_request import Media, Page, Payload, Scope, TableQuery
 
 _OPERATORS = {
@@ -106,7 +114,7 @@ class TableSql:
             table=self.table,
             alias=self.alias,
             where=self.where(query.where, query.select),
-            order=self.order(query.order),
+            order=self.order(query.order, query.select),
             window=_window(page),
         )
         total = _NO_TOTAL
@@ -354,15 +362,25 @@ class TableSql:
         return sql.SQL(", ").join(self.select_item(item) for item in items)
 
     def select_item(self, item: SelectItem | Embed) -> sql.Composable:
-        if isinstance(item, Embed):
-            return self.embedding(item)
-        if item.field.name == "*":
+        if isinstance(item, SelectItem) and item.field.name == "*":
             return self.column("*")
+        return sql.SQL(", ").join(
+            sql.SQL("{} as {}").format(expression, sql.Identifier(name))
+            for expression, name in self.named_values(item)
+        )
+
+    def named_values(self, item: SelectItem | Embed) -> list[tuple[sql.Composable, str]]:
+        """Each value an item selects and the name it answers under."""
+        if isinstance(item, Embed):
+            if item.spread:
+                return self.spread(item)
+            return [(self.embedding(item), item.alias or item.name)]
+        if item.field.name == "*":
+            return [(self.column(c), c) for c in self.relation.columns]
         expression = self.field(item.field)
         if item.cast is not None:
             expression = sql.SQL("cast({} as {})").format(expression, self.cast_type(item.cast))
-        name = item.alias or item.field.output_name()
-        return sql.SQL("{} as {}").format(expression, sql.Identifier(name))
+        return [(expression, item.alias or item.field.output_name())]
 
     # Embedded resources -----------------------------------------------------------------------
 
@@ -377,9 +395,30 @@ class TableSql:
             value = sql.SQL(
                 "coalesce((select pg_catalog.json_agg(pgrst_row) from ({}) as pgrst_row), '[]')"
             )
-        return sql.SQL("{} as {}").format(
-            value.format(rows), sql.Identifier(embed.alias or embed.name)
-        )
+        return value.format(rows)
+
+    def spread(self, embed: Embed) -> list[tuple[sql.Composable, str]]:
+        """`...owner(name)`: the columns of a resource this one points to, as this one's own."""
+        relationship, inner = self.embedded_resource(embed)
+        if not relationship.to_one:
+            raise GatewayError(
+                400,
+                "PGRST127",
+                "Feature not implemented",
+                f"Spreading '{embed.name}', of which there may be many, is not supported by this "
+                "gateway",
+            )
+        where = inner.embedded_conditions(embed, relationship, self)
+        return [
+            (
+                sql.SQL("(select {} from {} as {} where {})").format(
+                    value, inner.table, inner.alias, where
+                ),
+                name,
+            )
+            for item in (embed.items or (SelectItem(Field("*")),))
+            for value, name in inner.named_values(item)
+        ]
 
     def embedded_resource(self, embed: Embed) -> tuple[Relationship, TableSql]:
         relationship = self.relationship(embed)
@@ -398,19 +437,26 @@ class TableSql:
         self, embed: Embed, relationship: Relationship, outer: TableSql
     ) -> sql.Composable:
         scope = self.embedded.get(self.path) or Scope()
-        conditions = [self.joined_to(relationship, outer)]
-        conditions += [self.condition(c, embed.items) for c in scope.where]
-        conditions += self.inner_joins(embed.items)
         return sql.SQL(
             "select {items} from {table} as {alias} where {where}{order}{window}"
         ).format(
             items=self.select_list(embed.items),
             table=self.table,
             alias=self.alias,
-            where=sql.SQL(" and ").join(conditions),
-            order=self.order(tuple(scope.order)),
+            where=self.embedded_conditions(embed, relationship, outer),
+            order=self.order(tuple(scope.order), embed.items),
             window=_window(Page(scope.offset or 0, scope.limit)),
         )
+
+    def embedded_conditions(
+        self, embed: Embed, relationship: Relationship, outer: TableSql
+    ) -> sql.Composable:
+        """The join to the outer row, the filters on this path, and its own `!inner` ones."""
+        scope = self.embedded.get(self.path) or Scope()
+        conditions = [self.joined_to(relationship, outer)]
+        conditions += [self.condition(c, embed.items) for c in scope.where]
+        conditions += self.inner_joins(embed.items)
+        return sql.SQL(" and ").join(conditions)
 
     def joined_to(self, relationship: Relationship, outer: TableSql) -> sql.Composable:
         return sql.SQL(" and ").join(
@@ -536,17 +582,57 @@ class TableSql:
             operand = sql.SQL("{}({})").format(sql.SQL(condition.quantifier), operand)
         return sql.SQL("{} {}").format(sql.SQL(_OPERATORS[operator]), operand)
 
-    def order(self, terms: tuple[OrderTerm, ...]) -> sql.Composable:
+    def order(
+        self,
+        terms: tuple[OrderTerm | RelatedOrder, ...],
+        items: tuple[SelectItem | Embed, ...] = (),
+    ) -> sql.Composable:
+        """`items`: what is selected here, whose embedded resources a term may order by."""
         if not terms:
             return sql.SQL("")
         return sql.SQL(" order by {}").format(
-            sql.SQL(", ").join(self.order_term(term) for term in terms)
+            sql.SQL(", ").join(self.order_term(term, items) for term in terms)
         )
 
-    def order_term(self, term: OrderTerm) -> sql.Composable:
+    def order_term(
+        self, term: OrderTerm | RelatedOrder, items: tuple[SelectItem | Embed, ...]
+    ) -> sql.Composable:
         direction = {"asc": " asc", "desc": " desc", None: ""}[term.direction]
         nulls = {"nullsfirst": " nulls first", "nullslast": " nulls last", None: ""}[term.nulls]
-        return sql.SQL("{}{}{}").format(self.field(term.field), sql.SQL(direction), sql.SQL(nulls))
+        value = self.related_value(term, items) if isinstance(term, RelatedOrder) else None
+        expression = value if value is not None else self.field(term.field)
+        return sql.SQL("{}{}{}").format(expression, sql.SQL(direction), sql.SQL(nulls))
+
+    def related_value(
+        self, term: RelatedOrder, items: tuple[SelectItem | Embed, ...]
+    ) -> sql.Composable:
+        """The column of the one related row a term orders by (PGRST108 if that resource is not
+        embedded, PGRST118 if there may be many)."""
+        embed = next(
+            (i for i in items if isinstance(i, Embed) and (i.alias or i.name) == term.name), None
+        )
+        if embed is None:
+            raise GatewayError(
+                400,
+                "PGRST108",
+                f"'{term.name}' is not an embedded resource in this request",
+                hint=f"Verify that '{term.name}' is included in the 'select' query parameter.",
+            )
+        relationship, inner = self.embedded_resource(embed)
+        if not relationship.to_one:
+            raise GatewayError(
+                400,
+                "PGRST118",
+                f"A related order on '{term.name}' is not possible",
+                f"'{self.relation.name}' and '{term.name}' do not form a many-to-one or "
+                "one-to-one relationship",
+            )
+        return sql.SQL("(select {} from {} as {} where {})").format(
+            inner.field(term.field),
+            inner.table,
+            inner.alias,
+            inner.embedded_conditions(embed, relationship, self),
+        )
 
 
 def _window(page: Page) -> sql.Composable:
