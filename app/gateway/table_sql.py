@@ -459,6 +459,25 @@ class TableSql:
         return sql.SQL(" and ").join(conditions)
 
     def joined_to(self, relationship: Relationship, outer: TableSql) -> sql.Composable:
+        junction, via = relationship.junction, relationship.via
+        if junction is not None and via is not None:
+            name = f"{junction.name}_{next(self.numbers)}"
+            pairs = [
+                (name, column, outer.alias_name, referenced)
+                for column, referenced in zip(via.columns, via.ref_columns, strict=True)
+            ] + [
+                (name, column, self.alias_name, referenced)
+                for column, referenced in zip(
+                    relationship.key.columns, relationship.key.ref_columns, strict=True
+                )
+            ]
+            matches = sql.SQL(" and ").join(
+                sql.SQL("{} = {}").format(sql.Identifier(a, b), sql.Identifier(c, d))
+                for a, b, c, d in pairs
+            )
+            return sql.SQL("exists (select from {} as {} where {})").format(
+                sql.Identifier(junction.schema, junction.name), sql.Identifier(name), matches
+            )
         return sql.SQL(" and ").join(
             sql.SQL("{} = {}").format(
                 sql.Identifier(self.alias_name, target_column),

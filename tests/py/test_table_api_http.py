@@ -851,6 +851,20 @@ def test_order_by_a_column_of_a_resource_this_one_points_to(api: Api):
     assert unselected.json()["code"] == "PGRST108"
 
 
+def test_embed_many_to_many_through_a_junction_table(api: Api):
+    response = api.get("tapi_owners?select=name,tapi_clubs(name)&order=id&tapi_clubs.order=name")
+    assert response.json() == [
+        {"name": "ann", "tapi_clubs": [{"name": "chess"}, {"name": "rowing"}]},
+        {"name": "bob", "tapi_clubs": [{"name": "rowing"}]},
+        {"name": "cy", "tapi_clubs": []},
+    ]
+    members = api.get(
+        "tapi_clubs?select=name,tapi_owners!tapi_memberships(name)&id=eq.2"
+        "&tapi_owners.order=name.desc"
+    )
+    assert members.json() == [{"name": "rowing", "tapi_owners": [{"name": "bob"}, {"name": "ann"}]}]
+
+
 def test_an_embedded_unique_key_is_one_object(api: Api):
     response = api.get("users?select=display_name,user_preferences(language)", role="owner")
     assert response.json() == [{"display_name": "Owner", "user_preferences": {"language": "en-GB"}}]
