@@ -166,10 +166,16 @@ class Relationship:
     target: Relation
     key: ForeignKey
     origin_holds_key: bool
+    # Many to many: the junction table, whose `via` key points to the origin and `key` to the
+    # target.
+    junction: Relation | None = None
+    via: ForeignKey | None = None
 
     @property
     def one_to_one(self) -> bool:
         """The key's columns are unique where they are held: one row on each side at most."""
+        if self.junction is not None:
+            return False
         holder = self.origin if self.origin_holds_key else self.target
         return holder.is_unique(self.key.columns)
 
@@ -185,6 +191,14 @@ class Relationship:
 
     def described(self) -> dict[str, str]:
         """As PostgREST lists each candidate of an ambiguous embedding."""
+        if self.junction is not None and self.via is not None:
+            return {
+                "cardinality": "many-to-many",
+                "embedding": f"{self.origin.name} with {self.target.name}",
+                "relationship": f"{self.junction.name} using {self.via.name}"
+                f"({', '.join(self.via.columns)}) and {self.key.name}"
+                f"({', '.join(self.key.columns)})",
+            }
         origin_columns, target_columns = zip(*self.join_pairs(), strict=True)
         cardinality = "many-to-one" if self.origin_holds_key else "one-to-many"
         return {
@@ -225,6 +239,29 @@ class Relations:
             if target is None or (hint is not None and hint not in (key.name, *key.columns)):
                 continue
             found.append(Relationship(origin, target, key, holds_key))
+        return found + self._through_junctions(origin, name, hint)
+
+    def _through_junctions(
+        self, origin: Relation, name: str, hint: str | None
+    ) -> list[Relationship]:
+        """Many to many, as PostgREST finds it: a table with keys to the origin and to `name`,
+        both within its primary key (a hint names the junction table)."""
+        found = []
+        for via in self._keys:
+            if (via.ref_schema, via.ref_table) != (origin.schema, origin.name):
+                continue
+            junction = self.find(via.schema, via.table)
+            for key in self._keys:
+                if key == via or (key.schema, key.table) != (via.schema, via.table):
+                    continue
+                target = self.find(key.ref_schema, key.ref_table)
+                if junction is None or target is None or key.ref_table != name:
+                    continue
+                if not set(via.columns) | set(key.columns) <= set(junction.primary_key):
+                    continue
+                if hint is not None and hint not in (junction.name, via.name, key.name):
+                    continue
+                found.append(Relationship(origin, target, key, False, junction, via))
         return found
 
     def suggestion(self, schema: str, name: str) -> str | None:

@@ -92,6 +92,16 @@ class OrderTerm:
     nulls: str | None  # nullsfirst, nullslast
 
 
+@dataclass(frozen=True)
+class RelatedOrder:
+    """`order=owner(name).desc`: by a column of an embedded resource this one points to."""
+
+    name: str  # the embedded resource's name or alias
+    field: Field
+    direction: str | None
+    nulls: str | None
+
+
 class _Failure(Exception):
     def __init__(self, position: int, expecting: str, unexpected: str | None = None) -> None:
         super().__init__(expecting)
@@ -126,7 +136,7 @@ def parse_logic(key: str, value: str) -> tuple[list[str], Logic]:
     return path, tree
 
 
-def parse_order(value: str) -> list[OrderTerm | Embed]:
+def parse_order(value: str) -> list[OrderTerm | RelatedOrder]:
     return _parse(value, f"failed to parse order ({value})", _Parser.order)
 
 
@@ -550,18 +560,17 @@ class _Parser:
 
     # order, columns ---------------------------------------------------------------------------
 
-    def order(self, whole: bool) -> list[OrderTerm | Embed]:
-        terms: list[OrderTerm | Embed] = []
+    def order(self, whole: bool) -> list[OrderTerm | RelatedOrder]:
+        terms: list[OrderTerm | RelatedOrder] = []
         while True:
             self.spaces()
             start = self.at
             name = self.field_name()
             if self.peek() == "(":
                 self.expect("(")
-                self.field()
+                field = self.field()
                 self.expect(")", '")"')
-                self.order_modifiers()
-                terms.append(Embed(name))
+                terms.append(RelatedOrder(name, field, *self.order_modifiers()))
             else:
                 self.at = start
                 field = self.field()

@@ -20,6 +20,7 @@ from app.gateway.table_grammar import (
     Embed,
     Logic,
     OrderTerm,
+    RelatedOrder,
     SelectItem,
     parse_columns,
     parse_filter,
@@ -48,7 +49,7 @@ class Scope:
     `clients.limit=2`), by its path of names (or aliases) from the table."""
 
     where: list[Condition | Logic] = field(default_factory=list)
-    order: list[OrderTerm] = field(default_factory=list)
+    order: list[OrderTerm | RelatedOrder] = field(default_factory=list)
     limit: int | None = None
     offset: int | None = None
 
@@ -57,7 +58,7 @@ class Scope:
 class TableQuery:
     select: tuple[SelectItem | Embed, ...]
     where: tuple[Condition | Logic, ...]
-    order: tuple[OrderTerm, ...]
+    order: tuple[OrderTerm | RelatedOrder, ...]
     on_conflict: tuple[str, ...] | None
     columns: tuple[str, ...] | None
     embedded: dict[tuple[str, ...], Scope] = field(default_factory=dict)
@@ -325,8 +326,6 @@ def _checked(
         if isinstance(item, Aggregate):
             raise GatewayError(400, "PGRST123", "Use of aggregate functions is not allowed")
         if isinstance(item, Embed):
-            if item.spread:
-                raise not_supported(f"Spreading an embedded resource ('...{item.name}')")
             _checked(item.items)
         selected.append(item)
     return selected
@@ -356,19 +355,8 @@ def _require_embedded(embedded: dict[tuple[str, ...], Scope], known: set[tuple[s
             )
 
 
-def _order(text: str) -> list[OrderTerm]:
-    terms = []
-    for term in parse_order(text):
-        if isinstance(term, Embed):
-            raise not_supported(f"Ordering by a related resource's column ('{term.name}')")
-        terms.append(term)
-    return terms
-
-
-def not_supported(what: str) -> GatewayError:
-    return GatewayError(
-        400, "PGRST127", "Feature not implemented", f"{what} is not supported by this gateway"
-    )
+def _order(text: str) -> list[OrderTerm | RelatedOrder]:
+    return parse_order(text)
 
 
 def _integer(text: str) -> int | None:

@@ -4,56 +4,21 @@ size and the body, made into JSON (or CSV) by Postgres itself.
 
 Nothing from the request is written into the text: names are sql.Identifier, values are
 sql.Literal (quoted by psycopg's adapters, as client-side binding does), operators and keywords
-come from the fixed tables below, and types from the catalog. Postgres then judges every name:
+come from fixed tables (table_terms), and types from the catalog. Postgres then judges every name:
 an unknown column is its error, a column the role may not read its refusal.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from psycopg import sql
 
 from app.gateway.errors import GatewayError
-from app.gateway.relations import Relation, Relations, Relationship
-from app.gateway.table_grammar import Condition, Embed, Field, Logic, OrderTerm, SelectItem
-from app.gateway.table_request import Media, Page, Payload, Scope, TableQuery
+from app.gateway.table_grammar import Embed, SelectItem
+from app.gateway.table_request import Media, Page, Payload, TableQuery
+from app.gateway.table_terms import Terms, page_window
 
-_OPERATORS = {
-    "eq": "=",
-    "neq": "<>",
-    "gt": ">",
-    "gte": ">=",
-    "lt": "<",
-    "lte": "<=",
-    "like": "like",
-    "ilike": "ilike",
-    "match": "~",
-    "imatch": "~*",
-    "cs": "@>",
-    "cd": "<@",
-    "ov": "&&",
-    "sl": "<<",
-    "sr": ">>",
-    "nxr": "&<",
-    "nxl": "&>",
-    "adj": "-|-",
-}
-_FULL_TEXT = {
-    "fts": "to_tsquery",
-    "plfts": "plainto_tsquery",
-    "phfts": "phraseto_tsquery",
-    "wfts": "websearch_to_tsquery",
-}
-_IS = {
-    "null": "null",
-    "not_null": "not null",
-    "true": "true",
-    "false": "false",
-    "unknown": "unknown",
-}
 _NO_TOTAL = sql.SQL("null::bigint")
 _NO_INSERTED_COUNT = sql.SQL("null::int")
 
@@ -66,30 +31,8 @@ class Shape:
     body: bool = True
 
 
-class TableSql:
+class TableSql(Terms):
     """The SQL of one request on one relation."""
-
-    def __init__(
-        self,
-        relation: Relation,
-        relations: Relations,
-        embedded: dict[tuple[str, ...], Scope] | None = None,
-        *,
-        alias: str | None = None,
-        path: tuple[str, ...] = (),
-        numbers: Iterator[int] | None = None,
-    ) -> None:
-        """`embedded`: the filters, order and page of each embedded resource, by path; `alias`,
-        `path`, `numbers`: an embedded resource's own name in the SQL, its path, and the counter
-        that keeps every embedded alias of one request distinct."""
-        self.relation = relation
-        self.relations = relations
-        self.embedded = embedded or {}
-        self.alias_name = alias or relation.name
-        self.path = path
-        self.numbers = numbers or itertools.count(1)
-        self.table = sql.Identifier(relation.schema, relation.name)
-        self.alias = sql.Identifier(self.alias_name)
 
     # Reads ------------------------------------------------------------------------------------
 
@@ -106,8 +49,8 @@ class TableSql:
             table=self.table,
             alias=self.alias,
             where=self.where(query.where, query.select),
-            order=self.order(query.order),
-            window=_window(page),
+            order=self.order(query.order, query.select),
+            window=page_window(page),
         )
         total = _NO_TOTAL
         if count in ("exact", "estimated"):
@@ -331,232 +274,6 @@ class TableSql:
             sql.Literal(column), value, sql.SQL(default)
         )
 
-    # Pieces -----------------------------------------------------------------------------------
-
-    def column(self, name: str) -> sql.Composable:
-        if name == "*":
-            return sql.SQL("{}.*").format(self.alias)
-        return sql.Identifier(self.alias_name, name)
-
-    def field(self, field: Field) -> sql.Composable:
-        expression = self.column(field.name)
-        if field.path and not self.relation.is_json(field.name):
-            # An array or composite column is read as jsonb, as PostgREST reads it.
-            expression = sql.SQL("pg_catalog.to_jsonb({})").format(expression)
-        for step in field.path:
-            operand = sql.Literal(step.index) if step.key is None else sql.Literal(step.key)
-            expression = sql.SQL("{}{}{}").format(expression, sql.SQL(step.arrow), operand)
-        return expression
-
-    def select_list(self, items: tuple[SelectItem | Embed, ...]) -> sql.Composable:
-        if not items:
-            return sql.SQL("{}.*").format(self.alias)
-        return sql.SQL(", ").join(self.select_item(item) for item in items)
-
-    def select_item(self, item: SelectItem | Embed) -> sql.Composable:
-        if isinstance(item, Embed):
-            return self.embedding(item)
-        if item.field.name == "*":
-            return self.column("*")
-        expression = self.field(item.field)
-        if item.cast is not None:
-            expression = sql.SQL("cast({} as {})").format(expression, self.cast_type(item.cast))
-        name = item.alias or item.field.output_name()
-        return sql.SQL("{} as {}").format(expression, sql.Identifier(name))
-
-    # Embedded resources -----------------------------------------------------------------------
-
-    def embedding(self, embed: Embed) -> sql.Composable:
-        """The related rows as JSON, by a correlated subquery: one object (or null) for a
-        resource this one points to, an array for the rows that point to this one."""
-        relationship, inner = self.embedded_resource(embed)
-        rows = inner.embedded_rows(embed, relationship, self)
-        if relationship.to_one:
-            value = sql.SQL("(select pg_catalog.row_to_json(pgrst_row) from ({}) as pgrst_row)")
-        else:
-            value = sql.SQL(
-                "coalesce((select pg_catalog.json_agg(pgrst_row) from ({}) as pgrst_row), '[]')"
-            )
-        return sql.SQL("{} as {}").format(
-            value.format(rows), sql.Identifier(embed.alias or embed.name)
-        )
-
-    def embedded_resource(self, embed: Embed) -> tuple[Relationship, TableSql]:
-        relationship = self.relationship(embed)
-        target = relationship.target
-        inner = TableSql(
-            target,
-            self.relations,
-            self.embedded,
-            alias=f"{target.name}_{next(self.numbers)}",
-            path=(*self.path, embed.alias or embed.name),
-            numbers=self.numbers,
-        )
-        return relationship, inner
-
-    def embedded_rows(
-        self, embed: Embed, relationship: Relationship, outer: TableSql
-    ) -> sql.Composable:
-        scope = self.embedded.get(self.path) or Scope()
-        conditions = [self.joined_to(relationship, outer)]
-        conditions += [self.condition(c, embed.items) for c in scope.where]
-        conditions += self.inner_joins(embed.items)
-        return sql.SQL(
-            "select {items} from {table} as {alias} where {where}{order}{window}"
-        ).format(
-            items=self.select_list(embed.items),
-            table=self.table,
-            alias=self.alias,
-            where=sql.SQL(" and ").join(conditions),
-            order=self.order(tuple(scope.order)),
-            window=_window(Page(scope.offset or 0, scope.limit)),
-        )
-
-    def joined_to(self, relationship: Relationship, outer: TableSql) -> sql.Composable:
-        return sql.SQL(" and ").join(
-            sql.SQL("{} = {}").format(
-                sql.Identifier(self.alias_name, target_column),
-                sql.Identifier(outer.alias_name, origin_column),
-            )
-            for origin_column, target_column in relationship.join_pairs()
-        )
-
-    def inner_joins(self, items: tuple[SelectItem | Embed, ...]) -> list[sql.Composable]:
-        """`!inner`: only the rows that have the embedded resource (as it is filtered)."""
-        conditions: list[sql.Composable] = []
-        for embed in items:
-            if isinstance(embed, Embed) and embed.join == "inner":
-                relationship, inner = self.embedded_resource(embed)
-                rows = inner.embedded_rows(embed, relationship, self)
-                conditions.append(sql.SQL("exists ({})").format(rows))
-        return conditions
-
-    def embedded_existence(
-        self, condition: Condition, items: tuple[SelectItem | Embed, ...]
-    ) -> sql.Composable | None:
-        """`pets=not.is.null` (or `is.null`): whether the row has the embedded resource, as it
-        is filtered; None when the filter names no embedded resource."""
-        if condition.operator != "is" or condition.value not in ("null", "not_null"):
-            return None
-        if condition.field.path:
-            return None
-        named = condition.field.name
-        embed = next(
-            (i for i in items if isinstance(i, Embed) and (i.alias or i.name) == named), None
-        )
-        if embed is None:
-            return None
-        relationship, inner = self.embedded_resource(embed)
-        exists = sql.SQL("exists ({})").format(inner.embedded_rows(embed, relationship, self))
-        wanted = (condition.value == "not_null") != condition.negated
-        return exists if wanted else sql.SQL("not {}").format(exists)
-
-    def relationship(self, embed: Embed) -> Relationship:
-        found = self.relations.relationships(self.relation, embed.name, embed.hint)
-        origin, schema = self.relation.name, self.relation.schema
-        if not found:
-            using = f"' using the hint '{embed.hint}" if embed.hint else ""
-            raise GatewayError(
-                400,
-                "PGRST200",
-                f"Could not find a relationship between '{origin}' and '{embed.name}' in the "
-                "schema cache",
-                f"Searched for a foreign key relationship between '{origin}' and "
-                f"'{embed.name}{using}' in the schema '{schema}', but no matches were found.",
-            )
-        if len(found) > 1:
-            options = ", ".join(f"'{embed.name}!{r.key.name}'" for r in found)
-            raise GatewayError(
-                300,
-                "PGRST201",
-                "Could not embed because more than one relationship was found for "
-                f"'{origin}' and '{embed.name}'",
-                [r.described() for r in found],
-                f"Try changing '{embed.name}' to one of the following: {options}. Find the "
-                "desired relationship in the 'details' key.",
-            )
-        return found[0]
-
-    def cast_type(self, requested: str) -> sql.Composable:
-        found = self.relations.cast_type(requested)
-        if found is None:
-            raise GatewayError(400, "42704", f'type "{requested}" does not exist')
-        return sql.Identifier(*found)
-
-    def where(
-        self,
-        conditions: tuple[Condition | Logic, ...],
-        items: tuple[SelectItem | Embed, ...] = (),
-    ) -> sql.Composable:
-        """The filters, and for a read the `!inner` embedded resources the rows must have."""
-        tests = [self.condition(c, items) for c in conditions] + self.inner_joins(items)
-        if not tests:
-            return sql.SQL("")
-        return sql.SQL(" where {}").format(sql.SQL(" and ").join(tests))
-
-    def condition(
-        self, condition: Condition | Logic, items: tuple[SelectItem | Embed, ...] = ()
-    ) -> sql.Composable:
-        """`items`: what is selected here, whose embedded resources a filter may name."""
-        if isinstance(condition, Logic):
-            joined = sql.SQL(f" {condition.operator} ").join(
-                self.condition(c, items) for c in condition.children
-            )
-            return sql.SQL("{}({})").format(sql.SQL("not " if condition.negated else ""), joined)
-        embedded = self.embedded_existence(condition, items)
-        if embedded is not None:
-            return embedded
-        expression = sql.SQL("{} {}").format(self.field(condition.field), self.test(condition))
-        if condition.negated:
-            return sql.SQL("not ({})").format(expression)
-        return sql.SQL("({})").format(expression)
-
-    def test(self, condition: Condition) -> sql.Composable:
-        operator, value = condition.operator, condition.value
-        if operator == "in":
-            assert isinstance(value, tuple)
-            items = () if value == ("",) else value
-            return sql.SQL("= any({})").format(sql.Literal(_array_literal(items)))
-        assert isinstance(value, str)
-        if operator == "is":
-            return sql.SQL("is {}").format(sql.SQL(_IS[value]))
-        if operator == "isdistinct":
-            return sql.SQL("is distinct from {}").format(sql.Literal(value))
-        if operator in _FULL_TEXT:
-            function = sql.SQL("pg_catalog.{}").format(sql.Identifier(_FULL_TEXT[operator]))
-            if condition.language is None:
-                return sql.SQL("@@ {}({})").format(function, sql.Literal(value))
-            return sql.SQL("@@ {}({}::regconfig, {})").format(
-                function, sql.Literal(condition.language), sql.Literal(value)
-            )
-        if operator in ("like", "ilike"):
-            value = value.replace("*", "%")
-        operand: sql.Composable = sql.Literal(value)
-        if condition.quantifier is not None:
-            operand = sql.SQL("{}({})").format(sql.SQL(condition.quantifier), operand)
-        return sql.SQL("{} {}").format(sql.SQL(_OPERATORS[operator]), operand)
-
-    def order(self, terms: tuple[OrderTerm, ...]) -> sql.Composable:
-        if not terms:
-            return sql.SQL("")
-        return sql.SQL(" order by {}").format(
-            sql.SQL(", ").join(self.order_term(term) for term in terms)
-        )
-
-    def order_term(self, term: OrderTerm) -> sql.Composable:
-        direction = {"asc": " asc", "desc": " desc", None: ""}[term.direction]
-        nulls = {"nullsfirst": " nulls first", "nullslast": " nulls last", None: ""}[term.nulls]
-        return sql.SQL("{}{}{}").format(self.field(term.field), sql.SQL(direction), sql.SQL(nulls))
-
-
-def _window(page: Page) -> sql.Composable:
-    window = sql.SQL("")
-    if page.limit is not None:
-        window += sql.SQL(" limit {}").format(sql.Literal(page.limit))
-    if page.offset:
-        window += sql.SQL(" offset {}").format(sql.Literal(page.offset))
-    return window
-
 
 def _body(shape: Shape) -> sql.Composable:
     if not shape.body:
@@ -586,9 +303,3 @@ def _count_inserted(step: int) -> sql.Composable:
         "pg_catalog.set_config('pgrst.inserted', (coalesce(nullif(pg_catalog.current_setting("
         "'pgrst.inserted', true), '')::int, 0) {} 1)::text, true) <> {}"
     ).format(sql.SQL("+" if step > 0 else "-"), sql.Literal("0" if step > 0 else "-1"))
-
-
-def _array_literal(values: tuple[str, ...]) -> str:
-    """A Postgres array literal of text values, every element quoted and escaped."""
-    quoted = ('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"' for value in values)
-    return "{" + ",".join(quoted) + "}"

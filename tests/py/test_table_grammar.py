@@ -14,6 +14,7 @@ from app.gateway.table_grammar import (
     JsonStep,
     Logic,
     OrderTerm,
+    RelatedOrder,
     SelectItem,
     parse_columns,
     parse_filter,
@@ -116,7 +117,9 @@ def test_order_terms():
         OrderTerm(Field("c"), None, "nullsfirst"),
         OrderTerm(Field("d", (JsonStep("->", "e"),)), "asc", "nullslast"),
     ]
-    assert parse_order("clients(name).desc") == [Embed("clients")]
+    assert parse_order("clients(name->x).desc.nullsfirst") == [
+        RelatedOrder("clients", Field("name", (JsonStep("->", "x"),)), "desc", "nullsfirst")
+    ]
 
 
 def test_columns():

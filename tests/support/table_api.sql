@@ -71,3 +71,16 @@ insert into public.tapi_owners values (1, 'ann'), (2, 'bob'), (3, 'cy');
 insert into public.tapi_pets values
 (1, 'rex', 1, 2), (2, 'tom', 1, null), (3, 'kit', 2, null);
 insert into public.tapi_toys values (1, 1, 'ball'), (2, 1, 'bone'), (3, 3, 'mouse');
+
+-- Many to many: owners belong to clubs through memberships (both keys in its primary key).
+create table public.tapi_clubs (id integer primary key, name text not null);
+comment on table public.tapi_clubs is 'Table API test clubs.';
+create table public.tapi_memberships (
+    owner_id integer references public.tapi_owners (id),
+    club_id integer references public.tapi_clubs (id),
+    primary key (owner_id, club_id)
+);
+comment on table public.tapi_memberships is 'Table API test owners in clubs.';
+grant select on public.tapi_clubs, public.tapi_memberships to service_role;
+insert into public.tapi_clubs values (1, 'chess'), (2, 'rowing');
+insert into public.tapi_memberships values (1, 1), (1, 2), (2, 2);
