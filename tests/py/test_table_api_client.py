@@ -1668,3 +1668,31 @@ def test_requests_postgrest_refuses_before_reading_anything(edge: Edge) -> None:
             },
         ),
     }
+
+
+def test_limit_and_offset_do_not_narrow_a_write(edge: Edge, database_url: str) -> None:
+    """PostgREST 13 dropped limited updates and deletes: on PATCH and DELETE, limit and offset
+    are ignored, so every row the filters match is changed (and returned)."""
+    query(
+        database_url,
+        "insert into public.users (id, phone_number) values"
+        " (%s, '+250788100001'), (%s, '+250788100002'), (%s, '+250788100003')",
+        (OWNER, COUNTERPARTY, STRANGER),
+    )
+    with RecordingClient(edge.url, edge.service_role_key) as service:
+        users = service.supabase.table("users")
+        renamed = (
+            users.update({"display_name": "Renamed"})
+            .in_("id", [OWNER, COUNTERPARTY])
+            .limit(1)
+            .offset(1)
+            .select("id")
+            .execute()
+        )
+        deleted = users.delete().in_("id", [COUNTERPARTY, STRANGER]).limit(1).execute()
+
+    assert sorted(row["id"] for row in renamed.data) == [OWNER, COUNTERPARTY]
+    assert sorted(row["id"] for row in deleted.data) == [COUNTERPARTY, STRANGER]
+    assert query(database_url, "select id::text, display_name from public.users") == [
+        (OWNER, "Renamed")
+    ]
