@@ -100,7 +100,7 @@ class TableGateway:
     def _request_settings(
         self, request: Request, caller: Caller, relation: Relation, asked: TableRequest
     ) -> list[tuple[str, str]]:
-        return request_settings(
+        settings = request_settings(
             request,
             role=caller.role,
             claims=caller.claims,
@@ -109,6 +109,9 @@ class TableGateway:
             role_settings=self.catalog.role_settings.of(caller.role),
             read_only=not asked.writes,
         )
+        if asked.preferences.timezone is not None:  # Prefer: timezone=..., as PostgREST
+            settings.append(("timezone", asked.preferences.timezone))
+        return settings
 
     async def _run(
         self,

@@ -534,10 +534,48 @@ def test_one_object_write_refused_rolls_back(api: Api):
     assert single.json()["id"] == 192
 
 
-def test_invalid_json_body(api: Api):
+def test_csv_and_form_bodies(api: Api):
+    csv_body = 'id,name,note\n230,"a, b",NULL\n231,c,"line\nbreak"\n'
     response = api.http.post(
         "tapi_items",
-        content=b"{not json",
+        content=csv_body.encode(),
+        headers=api.headers("service")
+        | {"content-type": "text/csv", "prefer": "return=representation"},
+    )
+    assert response.status_code == 201, response.text
+    assert [(r["id"], r["name"], r["note"]) for r in response.json()] == [
+        (230, "a, b", None),
+        (231, "c", "line\nbreak"),
+    ]
+    uneven = api.http.post(
+        "tapi_items",
+        content=b"id,name\n232\n",
+        headers=api.headers("service") | {"content-type": "text/csv"},
+    )
+    assert uneven.json() == error_body("PGRST102", "All lines must have same number of fields")
+    form = api.http.post(
+        "tapi_items",
+        content=b"id=233&name=d%26e",
+        headers=api.headers("service")
+        | {"content-type": "application/x-www-form-urlencoded", "prefer": "return=representation"},
+    )
+    assert (form.status_code, form.json()[0]["name"]) == (201, "d&e")
+
+
+def test_prefer_timezone_sets_the_requests_zone(api: Api):
+    response = api.get("tapi_items?select=created_at&id=eq.1", prefer="timezone=Africa/Kigali")
+    assert response.json() == [{"created_at": "2026-01-01T02:00:00+02:00"}]
+    assert response.headers["preference-applied"] == "timezone=Africa/Kigali"
+    unknown = api.get("tapi_items?select=created_at&id=eq.1", prefer="timezone=Mars/Olympus")
+    assert unknown.json() == [{"created_at": "2026-01-01T00:00:00+00:00"}]
+    assert "preference-applied" not in unknown.headers
+
+
+@pytest.mark.parametrize("body", [b"{not json", b'{"name": "\xff"}', b""])
+def test_invalid_json_body(api: Api, body: bytes):
+    response = api.http.post(
+        "tapi_items",
+        content=body,
         headers=api.headers("service") | {"content-type": "application/json"},
     )
     assert response.status_code == 400
