@@ -91,6 +91,8 @@ class TableGateway:
                 await self.catalog.find_relation(conn, schema, table)
         except PoolTimeout as error:
             raise errors.pool_exhausted() from error
+        except psycopg.Error as error:  # the schema cache could not be reloaded
+            raise errors.from_postgres(error, anonymous=False) from error
         allowed = {
             "Allow": "OPTIONS,GET,HEAD,POST,PUT,PATCH,DELETE",
             "Access-Control-Allow-Origin": "*",
