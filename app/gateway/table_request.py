@@ -5,10 +5,15 @@ here touches the database; anything malformed is a PGRST1xx error.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
+import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cache
+from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
@@ -78,6 +83,7 @@ class Preferences:
     chosen: dict[str, str] = field(default_factory=dict)  # kind -> value, the first of each
     max_affected: int | None = None
     invalid: tuple[str, ...] = ()
+    timezone: str | None = None  # a zone Postgres knows, for the request's `timezone` setting
 
     def get(self, kind: str) -> str | None:
         return self.chosen.get(kind)
@@ -90,6 +96,8 @@ class Preferences:
         """Preference-Applied: what was honoured, in PostgREST's order."""
         order = ("resolution", "missing", "return", "count", "tx", "handling")
         values = [f"{k}={self.chosen[k]}" for k in order if k in kinds and k in self.chosen]
+        if self.timezone is not None:
+            values.append(f"timezone={self.timezone}")
         if max_affected and self.strict and self.max_affected is not None:
             values.append(f"max-affected={self.max_affected}")
         return ", ".join(values) or None
@@ -241,6 +249,7 @@ def read_page(request: Request, max_rows: int | None) -> Page:
 def read_preferences(request: Request) -> Preferences:
     chosen: dict[str, str] = {}
     max_affected: list[int | None] = []  # the first max-affected, readable or not, decides
+    timezones: list[str] = []  # so does the first timezone, applied when it names a zone
     invalid = []
     for header in request.headers.getlist("prefer"):
         for raw in header.split(","):
@@ -250,9 +259,12 @@ def read_preferences(request: Request) -> Preferences:
                 chosen.setdefault(kind, value)
             elif kind == "max-affected":
                 max_affected.append(int(value) if _WHOLE_NUMBER.match(value) else None)
-            elif kind != "timezone" and preference:
+            elif kind == "timezone":
+                timezones.append(value)
+            elif preference:
                 invalid.append(preference)
-    preferences = Preferences(chosen, (max_affected or [None])[0], tuple(invalid))
+    zone = timezones[0] if timezones and timezones[0] in _known_zones() else None
+    preferences = Preferences(chosen, (max_affected or [None])[0], tuple(invalid), zone)
     if preferences.strict and invalid:
         raise GatewayError(
             400,
@@ -261,6 +273,12 @@ def read_preferences(request: Request) -> Preferences:
             f"Invalid preferences: {', '.join(invalid)}",
         )
     return preferences
+
+
+@cache
+def _known_zones() -> frozenset[str]:
+    """The IANA zones (what pg_timezone_names lists, from the same database), and UTC."""
+    return frozenset(zoneinfo.available_timezones() | {"UTC"})
 
 
 def negotiate(accept: str | None) -> Media:
@@ -290,16 +308,24 @@ def negotiate(accept: str | None) -> Media:
 
 
 async def read_payload(request: Request, limit: int, columns: tuple[str, ...] | None) -> Payload:
-    """The JSON body of POST, PUT and PATCH, and the columns it sets: `columns` when given, else the
-    keys of the object (or of every object of the array, which must all have the same)."""
+    """The body of POST, PUT and PATCH as JSON (a CSV or form body made into it, every value a
+    string), and the columns it sets: `columns` when given, else the keys of the object (or of
+    every object of the array, which must all have the same)."""
     raw = await read_body(request, limit)
     content_type = (request.headers.get("content-type") or "application/json").split(";")[0]
-    if content_type.strip().lower() != "application/json":
+    media = content_type.strip().lower()
+    if media == "text/csv":
+        text = json.dumps(_csv_rows(raw))
+    elif media == "application/x-www-form-urlencoded":
+        text = json.dumps(dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)))
+    elif media == "application/json":
+        text = raw.decode("utf-8", "surrogateescape")
+    else:
         raise GatewayError(400, "PGRST102", f"Content-Type not acceptable: {content_type}")
     try:
-        text = raw.decode("utf-8")
+        text.encode("utf-8")  # bytes that are not UTF-8 are no JSON
         value = json.loads(text)
-    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+    except (UnicodeEncodeError, ValueError, RecursionError) as error:
         raise GatewayError(400, "PGRST102", "Empty or invalid json") from error
     if columns is not None:
         return Payload(text, isinstance(value, list), columns)
@@ -311,6 +337,23 @@ async def read_payload(request: Request, limit: int, columns: tuple[str, ...] | 
     if keys is None or any(not isinstance(row, dict) or set(row) != keys for row in value):
         raise GatewayError(400, "PGRST102", "All object keys must match")
     return Payload(text, True, tuple(value[0]))
+
+
+def _csv_rows(raw: bytes) -> list[dict[str, str | None]]:
+    """A CSV body with a header line as PostgREST reads it: one object per line, NULL as null."""
+    try:
+        lines = list(csv.reader(io.StringIO(raw.decode("utf-8"), newline="")))
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise GatewayError(400, "PGRST102", str(error)) from error
+    if not lines:
+        return []
+    header, *rows = lines
+    if any(len(row) != len(header) for row in rows):
+        raise GatewayError(400, "PGRST102", "All lines must have same number of fields")
+    return [
+        {name: None if value == "NULL" else value for name, value in zip(header, row, strict=True)}
+        for row in rows
+    ]
 
 
 def _select(text: str) -> list[SelectItem | Embed]:

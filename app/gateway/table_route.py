@@ -91,6 +91,8 @@ class TableGateway:
                 await self.catalog.find_relation(conn, schema, table)
         except PoolTimeout as error:
             raise errors.pool_exhausted() from error
+        except psycopg.Error as error:  # the schema cache could not be reloaded
+            raise errors.from_postgres(error, anonymous=False) from error
         allowed = {
             "Allow": "OPTIONS,GET,HEAD,POST,PUT,PATCH,DELETE",
             "Access-Control-Allow-Origin": "*",
@@ -100,7 +102,7 @@ class TableGateway:
     def _request_settings(
         self, request: Request, caller: Caller, relation: Relation, asked: TableRequest
     ) -> list[tuple[str, str]]:
-        return request_settings(
+        settings = request_settings(
             request,
             role=caller.role,
             claims=caller.claims,
@@ -109,6 +111,9 @@ class TableGateway:
             role_settings=self.catalog.role_settings.of(caller.role),
             read_only=not asked.writes,
         )
+        if asked.preferences.timezone is not None:  # Prefer: timezone=..., as PostgREST
+            settings.append(("timezone", asked.preferences.timezone))
+        return settings
 
     async def _run(
         self,
