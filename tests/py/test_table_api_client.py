@@ -1696,3 +1696,45 @@ def test_limit_and_offset_do_not_narrow_a_write(edge: Edge, database_url: str) -
     assert query(database_url, "select id::text, display_name from public.users") == [
         (OWNER, "Renamed")
     ]
+
+
+def test_embedded_resources_are_written_as_postgrest_writes_them(
+    edge: Edge, database_url: str
+) -> None:
+    seed(edge, database_url)
+    with RecordingClient(edge.url, edge.user_token(OWNER)) as owner:
+        owner.supabase.table("users").select("id, wallets(currency,balance)").order(
+            "currency", foreign_table="wallets"
+        ).execute()
+        wallets_body = owner.last.content
+        owner.supabase.table("transactions").select("amount").order("amount").execute()
+        amounts_body = owner.last.content
+        senders_csv = (
+            owner.supabase.table("transactions")
+            .select("amount, sender:users!transactions_user_id_fkey(display_name)")
+            .order("amount")
+            .limit(2)
+            .csv()
+            .execute()
+            .data
+        )
+
+    # The rows as json_agg writes them.
+    assert (
+        amounts_body
+        == b'[{"amount":200}, \n {"amount":300}, \n {"amount":700}, \n {"amount":1500}]'
+    )
+    # PostgREST embeds as jsonb (row_to_json(...)::jsonb, json_agg(...)::jsonb): Postgres writes
+    # jsonb with its keys shortest first and a space after each colon and comma, inside the
+    # compact row of the table itself, and the same text lands in a CSV field.
+    assert (
+        wallets_body
+        == (
+            f'[{{"id":"{OWNER}","wallets":'
+            '[{"balance": 2500, "currency": "RWF"}, {"balance": 12.5, "currency": "USD"}]}]'
+        ).encode()
+    )
+    assert senders_csv == (
+        'amount,sender\n200,"{""display_name"": ""Amina K""}"\n'
+        '300,"{""display_name"": ""Amina K""}"'
+    )
