@@ -1626,15 +1626,20 @@ def test_a_page_holds_at_most_max_rows(edge: Edge, database_url: str) -> None:
 
 
 def test_requests_postgrest_refuses_before_reading_anything(edge: Edge) -> None:
-    """A bad operator or a plan asked for (db-plan-enabled is off, as on Supabase) is refused
-    from the request alone, with PostgREST's code and words (its parser's, for the operator:
-    the example of its own documentation)."""
+    """A bad operator, a plan (db-plan-enabled is off, as on Supabase), an aggregate (so is
+    db-aggregates-enabled) or an embedding no foreign key supports is refused from the request
+    alone, with PostgREST's code and words (its parser's, for the operator: the example of its
+    own documentation)."""
     with RecordingClient(edge.url, edge.service_role_key) as service:
         users = service.supabase.table("users")
         refused = {
             "operator": service.error(users.select("id").filter("id", "noop", "0")),
             "unknown operator": service.error(users.select("id").filter("id", "xx", "1")),
             "plan": service.error(users.select("id").explain()),
+            "aggregate": service.error(users.select("count()")),
+            "no relationship": service.error(
+                service.supabase.table("transactions").select("amount, wallets(balance)")
+            ),
         }
 
     assert refused == {
@@ -1654,6 +1659,26 @@ def test_requests_postgrest_refuses_before_reading_anything(edge: Edge) -> None:
                 "details": 'unexpected "x" expecting "not" or operator (eq, gt, ...)',
                 "hint": None,
                 "message": '"failed to parse filter (xx.1)" (line 1, column 1)',
+            },
+        ),
+        "aggregate": (
+            400,
+            {
+                "code": "PGRST123",
+                "details": None,
+                "hint": None,
+                "message": "Use of aggregate functions is not allowed",
+            },
+        ),
+        "no relationship": (
+            400,
+            {
+                "code": "PGRST200",
+                "details": "Searched for a foreign key relationship between 'transactions' and "
+                "'wallets' in the schema 'public', but no matches were found.",
+                "hint": None,
+                "message": "Could not find a relationship between 'transactions' and 'wallets' "
+                "in the schema cache",
             },
         ),
         # The media type as PostgREST reads it: the plan of (by default) application/json.
