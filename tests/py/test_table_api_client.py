@@ -18,6 +18,7 @@ Whatever the edge refuses or filters out is checked unchanged in the database it
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from postgrest import APIError, CountMethod, ReturnMethod
@@ -25,6 +26,7 @@ from postgrest import APIError, CountMethod, ReturnMethod
 from tests.support.client import RecordingClient
 from tests.support.db import query
 from tests.support.edge import Edge
+from tests.support.races import run_together
 from tests.support.rls_seed import (
     COUNTERPARTY,
     COUNTERPARTY_HOME,
@@ -1763,3 +1765,43 @@ def test_embedded_resources_are_written_as_postgrest_writes_them(
         'amount,sender\n200,"{""display_name"": ""Amina K""}"\n'
         '300,"{""display_name"": ""Amina K""}"'
     )
+
+
+def test_concurrent_callers_each_read_as_themselves(edge: Edge, database_url: str) -> None:
+    """Claims and role are the request's own, however the edge's few pooled connections are
+    shared: many callers at once each see exactly their rows."""
+    seed(edge, database_url)
+    callers = {
+        OWNER: edge.user_token(OWNER),
+        COUNTERPARTY: edge.user_token(COUNTERPARTY),
+        STRANGER: edge.user_token(STRANGER),
+        "anon": edge.anon_key,
+        "service": edge.service_role_key,
+    }
+    seen: list[tuple[str, Any]] = []
+
+    def read_as(caller: str) -> Callable[[], None]:
+        def read() -> None:
+            with RecordingClient(edge.url, callers[caller]) as client:
+                for _ in range(5):
+                    builder = client.supabase.table("users").select("id").order("id")
+                    try:
+                        ids = [row["id"] for row in builder.execute().data]
+                    except APIError:
+                        ids = [str(client.last.status_code)]
+                    seen.append((caller, ids))
+
+        return read
+
+    errors = run_together([read_as(caller) for caller in callers for _ in range(6)])
+
+    assert errors == []
+    expected = {
+        OWNER: [OWNER],
+        COUNTERPARTY: [COUNTERPARTY],
+        STRANGER: [STRANGER],
+        "anon": ["401"],
+        "service": [OWNER, COUNTERPARTY, STRANGER],
+    }
+    assert len(seen) == len(callers) * 6 * 5
+    assert [(caller, ids) for caller, ids in seen if ids != expected[caller]] == []
