@@ -1517,6 +1517,24 @@ def test_embedded_resources_obey_each_tables_grants_and_policies(
             .eq("type", "transfer")
             .execute()
         )
+        # Spread into the row, or ordered by: the sender the counterparty may not read is null.
+        spread = (
+            counterparty.supabase.table("transactions")
+            .select("amount, ...users!transactions_user_id_fkey(display_name)")
+            .order("amount")
+            .execute()
+        )
+        by_sender = (
+            counterparty.supabase.table("transactions")
+            .select("amount, sender:users!transactions_user_id_fkey(display_name)")
+            .order("sender(display_name)", nullsfirst=True)
+            .execute()
+        )
+        to_many_order_status, to_many_order = counterparty.error(
+            counterparty.supabase.table("users")
+            .select("id, wallets(currency)")
+            .order("wallets(currency)")
+        )
     with RecordingClient(edge.url, edge.user_token(STRANGER)) as stranger:
         strangers = stranger.supabase.table("users").select("id, wallets(currency)").execute()
     with RecordingClient(edge.url, edge.anon_key) as anon:
@@ -1582,6 +1600,21 @@ def test_embedded_resources_obey_each_tables_grants_and_policies(
         {"payment_methods": [{"masked_label": "MTN **** 4567"}, {"masked_label": "VISA **** 4242"}]}
     ]
     assert received.data == [{"amount": 300, "sender": None, "recipient": {"display_name": "Jean"}}]
+    assert spread.data == [
+        {"amount": 300, "display_name": None},
+        {"amount": 5000, "display_name": "Jean"},
+    ]
+    assert by_sender.data == [
+        {"amount": 300, "sender": None},
+        {"amount": 5000, "sender": {"display_name": "Jean"}},
+    ]
+    assert to_many_order_status == 400
+    assert to_many_order == {
+        "code": "PGRST118",
+        "details": "'users' and 'wallets' do not form a many-to-one or one-to-one relationship",
+        "hint": None,
+        "message": "A related order on 'wallets' is not possible",
+    }
     assert strangers.data == [{"id": STRANGER, "wallets": []}]
     assert (anon_status, anon_error["message"]) == (401, "permission denied for table users")
     assert transfer.data == {
