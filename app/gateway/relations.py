@@ -216,6 +216,7 @@ class Relations:
         self._relations: dict[tuple[str, str], Relation] = {}
         self._types: dict[str, tuple[str, str]] = {}
         self._keys: tuple[ForeignKey, ...] = ()
+        self.generation = 0  # counts the loads: what was composed from an older one is stale
 
     def find(self, schema: str, name: str) -> Relation | None:
         return self._relations.get((schema, name))
@@ -314,3 +315,4 @@ class Relations:
             if row["name"] not in types or row["schema"] == "pg_catalog":
                 types[row["name"]] = (row["schema"], row["name"])
         self._relations, self._types, self._keys = relations, types, keys
+        self.generation += 1

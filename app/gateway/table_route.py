@@ -30,6 +30,7 @@ from app.gateway.relations import Relation
 from app.gateway.request import requested_schema
 from app.gateway.route import error_response
 from app.gateway.table_grammar import Condition
+from app.gateway.table_plans import ReadPlans
 from app.gateway.table_request import TableQuery, TableRequest, read_table_request
 from app.gateway.table_sql import Shape, TableSql
 from app.settings import Settings
@@ -51,6 +52,7 @@ class TableGateway:
         self.pool = pool
         self.catalog = catalog
         self.secret = settings.supabase_jwt_secret.get_secret_value()
+        self.plans = ReadPlans()
 
     async def handle(self, request: Request) -> Response:
         try:
@@ -64,16 +66,31 @@ class TableGateway:
         schema, profile_sent = requested_schema(request, self.settings.api_schemas)
         if request.method == "OPTIONS":
             return await self._options(schema, request.path_params["table"])
-        asked = await read_table_request(
-            request,
-            max_rows=self.settings.api_max_rows,
-            body_limit=self.settings.rpc_max_body_bytes,
-        )
+        # A read asked before is neither parsed nor composed again (table_plans).
+        relations = self.catalog.relations
+        planned = self.plans.get(self.plans.key(request, schema, relations.generation))
+        if planned is None:  # the body is read before a connection is taken
+            asked = await read_table_request(
+                request,
+                max_rows=self.settings.api_max_rows,
+                body_limit=self.settings.rpc_max_body_bytes,
+            )
+        else:
+            asked = planned[0]
         try:
             async with self.pool.connection(timeout=self.settings.pool_timeout_seconds) as conn:
                 relation = await self.catalog.find_relation(conn, schema, asked.table)
+                if planned is None:
+                    text = self._statement(
+                        TableSql(relation, relations, asked.query.embedded), asked
+                    ).as_string(conn)
+                    self.plans.put(
+                        self.plans.key(request, schema, relations.generation), (asked, text)
+                    )
+                else:
+                    text = planned[1]
                 settings = self._request_settings(request, caller, relation, asked)
-                outcome = await self._run(conn, settings, relation, asked)
+                outcome = await self._run(conn, settings, relation, asked, text)
         except PoolTimeout as error:
             raise errors.pool_exhausted() from error
         except psycopg.Error as error:
@@ -121,11 +138,10 @@ class TableGateway:
         settings: list[tuple[str, str]],
         relation: Relation,
         asked: TableRequest,
+        statement: str,
     ) -> Outcome:
         preferences = asked.preferences
         count = preferences.get("count")
-        builder = TableSql(relation, self.catalog.relations, asked.query.embedded)
-        statement = self._statement(builder, asked)
         rollback = preferences.get("tx") == "rollback"
         capped = asked.method in ("PATCH", "DELETE") and preferences.strict
         max_affected = preferences.max_affected if capped else None
@@ -135,12 +151,13 @@ class TableGateway:
         async with (
             conn.transaction() if refusable or rollback or explains else contextlib.nullcontext()
         ):
-            row = await execute_as_request(conn, settings, statement.as_string(conn), None)
+            row = await execute_as_request(conn, settings, statement, None)
             assert row is not None  # an aggregate always returns one row
             total, page_total, body, location, inserted = row
             if asked.writes and count:
                 total = page_total
             if explains and (count == "planned" or total > self.settings.api_max_rows):
+                builder = TableSql(relation, self.catalog.relations, asked.query.embedded)
                 total = await _planned_count(conn, builder.planned_count(asked.query))
             if asked.method == "PUT" and page_total != 1:
                 raise GatewayError(

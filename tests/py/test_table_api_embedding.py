@@ -4,6 +4,7 @@ PostgREST's errors when a relationship is missing or ambiguous."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -200,3 +201,29 @@ def test_unknown_column_is_postgres_error(api: Api):
     assert response.json()["message"] == "column tapi_items.nope does not exist"
     unknown_type = api.get("tapi_items?select=id::nosuchtype")
     assert unknown_type.json() == error_body("42704", 'type "nosuchtype" does not exist')
+
+
+def test_a_read_asked_again_after_a_schema_change_is_composed_again(api: Api):
+    api.query(
+        "create table public.tapi_a (id integer primary key);"
+        "create table public.tapi_b (id integer primary key,"
+        " a_id integer references public.tapi_a (id), other_a integer);"
+        "grant select on public.tapi_a, public.tapi_b to service_role;"
+        "insert into public.tapi_a values (1); insert into public.tapi_b values (1, 1, 1);"
+        "notify pgrst, 'reload schema'"
+    )
+    path = "tapi_b?select=id,tapi_a(id)"
+    deadline = time.monotonic() + 10
+    while (first := api.get(path)).status_code != 200:
+        assert time.monotonic() < deadline, first.text
+        time.sleep(0.1)
+    assert first.json() == [{"id": 1, "tapi_a": {"id": 1}}]
+    assert api.get(path).json() == first.json()  # asked again: the same answer
+    api.query(
+        "alter table public.tapi_b add foreign key (other_a) references public.tapi_a (id);"
+        "notify pgrst, 'reload schema'"
+    )
+    while (again := api.get(path)).status_code == 200:
+        assert time.monotonic() < deadline + 10, again.text
+        time.sleep(0.1)
+    assert (again.status_code, again.json()["code"]) == (300, "PGRST201")

@@ -94,6 +94,24 @@ def test_each_filter_operator(api: Api, condition: str, expected: list[int]):
 
 
 @pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
+        ("span=sl.[10,20)", [1, 2]),
+        ("span=sr.[0,5)", [2, 3]),
+        ("span=nxr.[0,10)", [1, 2]),
+        ("span=nxl.[5,100)", [2, 3]),
+        ("span=adj.[10,20)", [2, 3]),
+        ("span=ov.[4,6)", [1, 2]),
+        ("span=cs.[6,8)", [2]),
+        ("span=cd.[0,10)", [1, 2]),
+        ("span=not.adj.[10,20)", [1]),
+    ],
+)
+def test_range_operators(api: Api, condition: str, expected: list[int]):
+    assert ids(api.get(f"tapi_spans?select=id&order=id&{condition}")) == expected
+
+
+@pytest.mark.parametrize(
     ("logic", "expected"),
     [
         ("or=(id.eq.1,name.eq.banana)", [1, 2]),

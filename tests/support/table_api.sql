@@ -84,3 +84,9 @@ comment on table public.tapi_memberships is 'Table API test owners in clubs.';
 grant select on public.tapi_clubs, public.tapi_memberships to service_role;
 insert into public.tapi_clubs values (1, 'chess'), (2, 'rowing');
 insert into public.tapi_memberships values (1, 1), (1, 2), (2, 2);
+
+-- Ranges, for the range operators (sl, sr, nxr, nxl, adj, ov, cs, cd).
+create table public.tapi_spans (id integer primary key, span int4range not null);
+comment on table public.tapi_spans is 'Table API test integer ranges.';
+grant select on public.tapi_spans to service_role;
+insert into public.tapi_spans values (1, '[1,5)'), (2, '[5,10)'), (3, '[20,30)');
