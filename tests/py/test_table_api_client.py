@@ -1838,3 +1838,67 @@ def test_concurrent_callers_each_read_as_themselves(edge: Edge, database_url: st
     }
     assert len(seen) == len(callers) * 6 * 5
     assert [(caller, ids) for caller, ids in seen if ids != expected[caller]] == []
+
+
+def owners_row(
+    client: RecordingClient, count: CountMethod | None = None, *, head: bool | None = None
+) -> Any:
+    """users?select=id,terms_version&id=eq.<owner>: one query string for every variant."""
+    return (
+        client.supabase.table("users")
+        .select("id,terms_version", count=count, head=head)
+        .eq("id", OWNER)
+    )
+
+
+def test_one_query_string_answers_each_requests_own_headers(edge: Edge, database_url: str) -> None:
+    """The same path and query string, asked again with another media type, preference, role
+    or method, is answered by what this request asked for, never by an earlier one."""
+    seed(edge, database_url)
+    owner_token = edge.user_token(OWNER)
+    answers: list[tuple[str, int, Any, str | None]] = []
+    for caller, key in (
+        ("service", edge.service_role_key),
+        ("owner", owner_token),
+        ("anon", edge.anon_key),
+        ("owner again", owner_token),
+    ):
+        with RecordingClient(edge.url, key) as client:
+            for kind, builder in (
+                ("json", owners_row(client)),
+                ("object", owners_row(client).single()),
+                ("csv", owners_row(client).csv()),
+                ("stripped", owners_row(client).strip_nulls()),
+                ("counted", owners_row(client, CountMethod.exact)),
+                ("head", owners_row(client, CountMethod.exact, head=True)),
+            ):
+                try:
+                    data = builder.execute().data
+                except APIError:
+                    data = None
+                answers.append(
+                    (
+                        f"{caller} {kind}",
+                        client.last.status_code,
+                        data,
+                        client.last.headers.get("content-range"),
+                    )
+                )
+
+    row = {"id": OWNER, "terms_version": None}
+    readers = {
+        caller: [
+            (f"{caller} json", 200, [row], "0-0/*"),
+            (f"{caller} object", 200, row, "0-0/*"),
+            (f"{caller} csv", 200, f"id,terms_version\n{OWNER},", "0-0/*"),
+            (f"{caller} stripped", 200, [{"id": OWNER}], "0-0/*"),
+            (f"{caller} counted", 200, [row], "0-0/1"),
+            (f"{caller} head", 200, [], "0-0/1"),
+        ]
+        for caller in ("service", "owner", "owner again")
+    }
+    refused = [
+        (f"anon {kind}", 401, None, None)
+        for kind in ("json", "object", "csv", "stripped", "counted", "head")
+    ]
+    assert answers == readers["service"] + readers["owner"] + refused + readers["owner again"]
