@@ -71,7 +71,7 @@ READS: dict[str, tuple[str, dict[str, int | str]]] = {
 # README: "Nobody but the table's owner reads feature_flags", yet service_role holds every table
 # privilege on it (reads work; writes fail inside the table's check and triggers, which use
 # schema private). Which one is meant is the project's call, so only the refusals of anon and
-# users are asserted (above), not service_role's read.
+# users are asserted (test_table_api_client.py), not service_role's read.
 UNDECIDED = {"feature_flags"}
 
 
