@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import uuid
 from collections.abc import Sequence
 
 import psycopg
 
-from app import keys
+from app import keys, paths
 from app.db.migrator import MigrationError, migrate
 from app.db.sql_files import SqlFileError
 from app.local import stack
@@ -54,9 +55,31 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "worker", help="the sender: sends queued WhatsApp messages (SIGTERM finishes in-flight)"
     ).set_defaults(handler=_worker)
-    commands.add_parser("keys", help="print the local API keys and JWT secret").set_defaults(
-        handler=_keys
+    keys_command = commands.add_parser(
+        "keys", help="print the local API keys and JWT secret, or a user's access token"
     )
+    keys_command.add_argument(
+        "--user",
+        type=uuid.UUID,
+        metavar="UUID",
+        help="print only an access token for this user (role authenticated, sub UUID), as "
+        "Supabase Auth would issue one",
+    )
+    keys_command.add_argument(
+        "--lifetime",
+        type=int,
+        default=3600,
+        metavar="SECONDS",
+        help="how long the user's token is valid (default 3600)",
+    )
+    keys_command.set_defaults(handler=_keys)
+    docs_command = commands.add_parser(
+        "docs", help="write docs/rpc.md, the API reference, from a migrated database"
+    )
+    docs_command.add_argument(
+        "--database-url", help="a migrated database (default: DATABASE_URL, else the local stack)"
+    )
+    docs_command.set_defaults(handler=_docs)
     commands.add_parser("psql", help="psql on the local database").set_defaults(
         handler=lambda _: stack.psql()
     )
@@ -109,13 +132,26 @@ def _worker(_: argparse.Namespace) -> None:
     run_worker()
 
 
-def _keys(_: argparse.Namespace) -> None:
+def _keys(args: argparse.Namespace) -> None:
     secret = setting("SUPABASE_JWT_SECRET")
     if not secret:
         raise stack.StackError("no JWT secret yet: `make run` or `make up` creates one")
+    if args.user is not None:
+        if args.lifetime < 1:
+            raise stack.StackError("--lifetime must be at least 1 second")
+        # Alone on stdout, so that TOKEN=$(python -m app keys --user ...) works.
+        print(keys.user_token(secret, str(args.user), lifetime_seconds=args.lifetime))
+        return
     print(f"SUPABASE_ANON_KEY={keys.api_key(secret, 'anon')}")
     print(f"SUPABASE_SERVICE_ROLE_KEY={keys.api_key(secret, 'service_role')}")
     print(f"SUPABASE_JWT_SECRET={secret}")
+
+
+def _docs(args: argparse.Namespace) -> None:
+    from app.docs.rpc_reference import write_reference  # noqa: PLC0415 - loads only for docs
+
+    written = write_reference(args.database_url or database_url())
+    print(f"wrote {paths.display(written)}")
 
 
 def _stack_status(_: argparse.Namespace) -> bool:
