@@ -49,7 +49,8 @@ unknown function or argument names, 401 for a bad token) are in README's *The RP
 """
 
 
-def write_reference(database_url: str, output: Path = RPC_REFERENCE) -> Path:
+def write_reference(database_url: str, output: Path | None = None) -> Path:
+    output = output or RPC_REFERENCE
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(render_reference(database_url), encoding="utf-8")
     return output
