@@ -115,3 +115,38 @@ def test_readme_quickstart_app_and_anon(
             anon.rpc("get_wallet_balance", {"p_user_id": RIDER, "p_currency": "RWF"})
         )
         assert (status, error["code"]) == (401, "42501")
+
+
+def readme_quickstart() -> str:
+    readme = (paths.REPO / "README.md").read_text(encoding="utf-8")
+    start = readme.index("```python\n", readme.index("Who may call what")) + len("```python\n")
+    return readme[start : readme.index("```", start)]
+
+
+def test_readme_quickstart_runs_as_written(
+    edge: Edge, database_url: str, capsys: pytest.CaptureFixture[str]
+):
+    query(
+        database_url,
+        "insert into public.users (id, phone_number) values (%s, '+250788199999')",
+        (RIDER,),
+    )
+    assert main(["keys", "--user", RIDER]) == 0
+    [token] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("eyJ")]
+    code = readme_quickstart()
+    assert '"http://127.0.0.1:54321"' in code
+    names = {
+        "SUPABASE_ANON_KEY": edge.anon_key,
+        "SUPABASE_SERVICE_ROLE_KEY": edge.service_role_key,
+        "USER_JWT": token,
+    }
+    try:
+        exec(code.replace('"http://127.0.0.1:54321"', repr(edge.url)), names)  # noqa: S102 - README's
+    finally:
+        for client in ("service", "rider", "anon"):
+            if client in names:
+                names[client].postgrest.session.close()
+    assert query(
+        database_url,
+        "select count(*) from public.system_metrics where service_name = 'dispatch'",
+    ) == [(1,)]
