@@ -24,9 +24,10 @@ def test_docs_rpc_md_is_current(database_url: str):
         )
         shown = "\n".join(list(diff)[:120])
         pytest.fail(
-            "docs/rpc.md is stale: run `make up` (or `make reset`) and then "
-            f"`{COMMAND}` (or `{COMMAND} --database-url <a migrated database>`), and commit "
-            f"it.\n{shown}"
+            "docs/rpc.md is stale: apply the definitions to the local stack "
+            "(`make up`, then `python -m app db migrate`), run "
+            f"`{COMMAND}` (or `{COMMAND} --database-url <a migrated database>`) and commit "
+            f"docs/rpc.md.\n{shown}"
         )
 
 
