@@ -17,6 +17,7 @@ import psycopg
 from app import paths
 from app.docs.catalog import ANALYST, API_ROLES, Catalog, Function, Relation, read_catalog
 from app.docs.raised_errors import BODY, COMMENT, RaisedError, raised_errors
+from app.docs.sources import SourceFiles, read_sources
 from app.gateway.errors import status_for
 from app.project_config import load_project_config
 
@@ -60,17 +61,19 @@ def render_reference(database_url: str, schemas: Sequence[str] | None = None) ->
     exposed = tuple(schemas or load_project_config().schemas)
     with psycopg.connect(database_url) as conn:
         catalog = read_catalog(conn, exposed)
-    return render(catalog, exposed)
+    return render(catalog, exposed, read_sources())
 
 
-def render(catalog: Catalog, schemas: Sequence[str]) -> str:
+def render(catalog: Catalog, schemas: Sequence[str], sources: SourceFiles) -> str:
     functions = catalog.exposed
     names = Counter(f.qualified_name for f in functions)
     listed = ", ".join(f"`{schema}`" for schema in sorted(set(schemas)))
     parts = [_PREAMBLE.format(command=COMMAND, schemas=listed)]
     parts.append(_function_index(functions))
-    parts.extend(_function_section(f, catalog, names[f.qualified_name] > 1) for f in functions)
-    parts.append(_relations_section(catalog.relations))
+    parts.extend(
+        _function_section(f, catalog, sources, names[f.qualified_name] > 1) for f in functions
+    )
+    parts.append(_relations_section(catalog.relations, sources))
     return "\n".join(parts).rstrip("\n") + "\n"
 
 
@@ -91,7 +94,9 @@ def _function_index(functions: Sequence[Function]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _function_section(function: Function, catalog: Catalog, overloaded: bool) -> str:
+def _function_section(
+    function: Function, catalog: Catalog, sources: SourceFiles, overloaded: bool
+) -> str:
     heading = function.qualified_name + (f"({function.identity})" if overloaded else "")
     lines = [f'<a id="{_anchor(function, overloaded)}"></a>', f"### `{heading}`", ""]
     lines += ["```sql", _signature(function), "```", ""]
@@ -112,7 +117,8 @@ def _function_section(function: Function, catalog: Catalog, overloaded: bool) ->
         lines += ["No arguments.", ""]
     security = "security definer" if function.security_definer else "security invoker"
     lines += [
-        f"Returns `{function.returns}`; {_VOLATILITY[function.volatility]}, {security}.",
+        f"Returns `{function.returns}`; {_VOLATILITY[function.volatility]}, {security}. "
+        f"Defined in {_file(sources.of('function', function.qualified_name))}.",
         "",
         f"Roles: {_roles(function.executable_by)}.",
         "",
@@ -163,7 +169,7 @@ def _http(sqlstate: str) -> str:
     return f"{anonymous} anon, {signed_in} others"
 
 
-def _relations_section(relations: Sequence[Relation]) -> str:
+def _relations_section(relations: Sequence[Relation], sources: SourceFiles) -> str:
     lines = ["## Tables and views", ""]
     lines.append(
         "Each table and view of the exposed schemas and of `monitoring`, with what each role may "
@@ -176,16 +182,21 @@ def _relations_section(relations: Sequence[Relation]) -> str:
         in_schema = [r for r in relations if r.schema == schema]
         roles = (ANALYST,) if schema == "monitoring" else API_ROLES
         lines += [f"### `{schema}`", ""]
-        lines.append("| name | kind | RLS | " + " | ".join(roles) + " | about |")
-        lines.append("|---|---|---|" + "---|" * len(roles) + "---|")
+        lines.append("| name | kind | RLS | " + " | ".join(roles) + " | defined in | about |")
+        lines.append("|---|---|---|" + "---|" * len(roles) + "---|---|")
         for r in in_schema:
             granted = " | ".join(", ".join(r.privileges.get(role, ())) for role in roles)
-            rls = "yes" if r.rls else ("" if r.kind.endswith("view") else "no")
-            lines.append(
-                f"| `{r.name}` | {r.kind} | {rls} | {granted} | {_cell(r.comment) or '*none*'} |"
-            )
+            is_view = r.kind.endswith("view")
+            rls = "yes" if r.rls else ("" if is_view else "no")
+            source = _file(sources.of("view" if is_view else "table", f"{r.schema}.{r.name}"))
+            about = _cell(r.comment) or "*none*"
+            lines.append(f"| `{r.name}` | {r.kind} | {rls} | {granted} | {source} | {about} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _file(path: str | None) -> str:
+    return f"`{path}`" if path else "no file of the repository (made by hand?)"
 
 
 def _anchor(function: Function, overloaded: bool) -> str:

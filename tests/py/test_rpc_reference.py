@@ -42,6 +42,7 @@ def test_a_function_shows_arguments_defaults_roles_and_errors(database_url: str)
     assert "| `p_user_id` | `uuid` | required |" in create_transaction
     assert "| `p_metadata` | `jsonb` | `'{}'::jsonb` |" in create_transaction
     assert "Roles: service_role." in create_transaction
+    assert "Defined in `supabase/functions-sql/70_transactions.sql`." in create_transaction
     # The HTTP column is the gateway's mapping: PTxyz is xyz, 22023 a 400.
     assert "| `22023` | 400 | invalid_parameter_value | comment," in create_transaction
     assert (
@@ -100,6 +101,7 @@ def test_errors_are_found_in_the_comment_the_body_its_callees_and_triggers(datab
     ]
     assert "| `p_note` | `text` | `'x'::text` |" in probe
     assert "Roles: service_role." in probe
+    assert "Defined in no file of the repository (made by hand?)." in probe
     quiet = section(render_reference(database_url), "public.docs_probe_quiet")
     assert "Errors: none found in its text." in quiet
     assert "Roles: anon, service_role." in quiet
