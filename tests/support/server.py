@@ -7,7 +7,6 @@ One template database is migrated once per session; each test gets a clone of it
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from app.db.migrator import migrate
-from app.local.cluster import Cluster, set_password
+from app.local.cluster import Cluster, free_port, set_password
 
 TEMPLATE = "easymo_template"
 PGTAP_HELPERS = Path(__file__).with_name("pgtap_helpers.sql")
@@ -142,9 +141,3 @@ def start_cluster_server(*, durable: bool = False) -> TestServer:
         server.close()
         raise
     return server
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
