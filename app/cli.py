@@ -122,7 +122,9 @@ def _schema_diff(args: argparse.Namespace) -> bool:
         survey = schema_diff.check()
         for line in survey.report():
             print(line)
-        if not survey.in_step:
+        if survey.in_step:
+            print("supabase/migrations/ defines what supabase/functions-sql/ does")
+        else:
             print(
                 "supabase/migrations/ lags supabase/functions-sql/: run `python -m app db diff "
                 "<name>` and commit the migration it writes",
