@@ -232,13 +232,12 @@ _QUERIES: tuple[str, ...] = (
     """,
 )
 
+# Not the job's database: cron.schedule names the one pg_cron serves, the same for both ways
+# to deploy, but not for a copy of a database (CREATE DATABASE ... TEMPLATE) such as a test's.
 _CRON_JOBS = """
     select 'cron job', coalesce(j.jobname, j.command) || ' as ' || j.username,
-        jsonb_build_object(
-            'schedule', j.schedule, 'command', j.command, 'database', j.database,
-            'active', j.active)
+        jsonb_build_object('schedule', j.schedule, 'command', j.command, 'active', j.active)
     from cron.job as j
-    where j.database = pg_catalog.current_database()
 """
 
 # Extensions a test harness installs (pgTAP) are not part of the project's definitions.
