@@ -60,7 +60,7 @@ def migration_text(drops: Sequence[Drop], files: Sequence[SqlFile]) -> str:
     if drops:
         parts.append(
             "-- Definitions that no file in supabase/functions-sql/ declares any longer.\n"
-            + "".join(f"-- {drop.reason}\n{drop.statement}\n" for drop in drops)
+            + "".join(f"{_fit(drop.statement)}\n" for drop in drops)
         )
     for file in files:
         parts.append(
@@ -69,3 +69,17 @@ def migration_text(drops: Sequence[Drop], files: Sequence[SqlFile]) -> str:
             + "\n"
         )
     return "\n".join(parts)
+
+
+MAX_LINE = 100  # .sqlfluff's max_line_length
+
+
+def _fit(statement: str) -> str:
+    """Within sqlfluff's line length: a long argument list or target on a line of its own."""
+    if len(statement) <= MAX_LINE:
+        return statement
+    if statement.endswith(");"):
+        head, _, arguments = statement[:-2].partition("(")
+        return f"{head}(\n    {arguments}\n);"
+    head, on, target = statement.rpartition(" on ")
+    return f"{head}\n{on.strip()} {target}" if on else statement

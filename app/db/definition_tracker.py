@@ -95,7 +95,11 @@ from stale as s join pg_catalog.pg_class as c
 union all
 select 4, 'function ' || p.oid::regprocedure::text,
     'drop ' || case p.prokind when 'p' then 'procedure' else 'function' end
-    || ' if exists ' || p.oid::regprocedure::text || ';'
+    || ' if exists ' || p.pronamespace::regnamespace::text || '.' || quote_ident(p.proname)
+    || '(' || coalesce((
+        select pg_catalog.string_agg(pg_catalog.format_type(a.t, null), ', ' order by a.n)
+        from unnest(p.proargtypes::oid[]) with ordinality as a (t, n)
+    ), '') || ');'
 from stale as s join pg_catalog.pg_proc as p
     on s.classid = 'pg_proc'::regclass and p.oid = s.objid
 order by 1, 2

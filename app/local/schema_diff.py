@@ -74,6 +74,8 @@ def diff(
     """Write supabase/migrations/<UTC timestamp>_<name>.sql when the builds differ."""
     sources = sources or SqlSources()
     migrations = sources.read_migrations()
+    path = sources.migrations / f"{_version(migrations, now)}_{name}.sql"
+    _check_name(path)
     with scratch_database() as (cluster, url):
         survey = survey_tree(url, sources)
         if survey.in_step:
@@ -83,8 +85,6 @@ def diff(
         # A difference no file's checksum explains (a carried text edited by hand, a
         # definition a later migration altered): carry every file, which sets all straight.
         carried = pending if pending else files
-        path = sources.migrations / f"{_version(migrations, now)}_{name}.sql"
-        _check_name(path)
         path.write_text(migration_text(survey.drops, carried), encoding="utf-8")
         log(f"wrote {path}: {len(carried)} files carried, {len(survey.drops)} drops")
         try:
@@ -124,6 +124,8 @@ def survey_tree(url: str, sources: SqlSources, *, track: bool = True) -> Survey:
             migrations_only = take_snapshot(conn, **ignored)
             migrate(url, sources, log=quiet)
         except MigrationError as error:
+            if not any(f"ERROR {code}" in str(error) for code in _REPLACE_REFUSED):
+                raise
             raise MigrationError(f"{error}\n{_REPLACE_HINT}") from error
         runner = take_snapshot(conn, **ignored)
         generated = [m.version for m in sources.read_migrations() if is_generated(m)]
@@ -131,9 +133,11 @@ def survey_tree(url: str, sources: SqlSources, *, track: bool = True) -> Survey:
     return Survey(compare(migrations_only, runner, MIGRATIONS_ONLY, RUNNER), drops)
 
 
+# CREATE OR REPLACE refused: a function's (42P13) or a view's (42P16) shape changed.
+_REPLACE_REFUSED = ("42P13", "42P16")
 _REPLACE_HINT = (
     "If a definition changed in a way CREATE OR REPLACE cannot (an argument's name, the result "
-    "type), drop the old one in a migration of its own (`drop function if exists "
+    "type, a view's columns), drop the old one in a migration of its own (`drop function if exists "
     "<old signature>;`), then run `python -m app db diff` again."
 )
 

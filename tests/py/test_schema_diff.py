@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from app import paths
+from app.db.carried import Drop, migration_text
 from app.db.migrator import migrate
-from app.db.sql_files import SqlSources
+from app.db.sql_files import SqlFile, SqlSources
 from app.local.schema_diff import SchemaDiffError, diff
 from tests.support.db import query
 from tests.support.server import TestServer
@@ -106,3 +107,25 @@ def test_diff_refuses_when_the_migrations_still_differ_and_writes_nothing(source
     with pytest.raises(SchemaDiffError, match=r"function public\.h\(\): body differs"):
         diff("broken", sources, log=quiet)
     assert [path.name for path in sources.migrations.glob("*.sql")] == ["20260101000001_t.sql"]
+
+
+def test_a_generated_migration_keeps_within_sqlfluffs_line_length(tmp_path):
+    file = tmp_path / "10_t.sql"
+    file.write_text("select 1;\n")
+    drops = [
+        Drop(
+            "drop function if exists private.touch_whatsapp_session(text, text, uuid,"
+            " timestamp with time zone, boolean, timestamp with time zone);",
+            "function private.touch_whatsapp_session: no longer declared",
+        ),
+        Drop(
+            "drop policy if exists whatsapp_message_queue_own_select_for_authenticated_users"
+            " on public.whatsapp_message_queue;",
+            "policy: no longer declared",
+        ),
+    ]
+    text = migration_text(drops, [SqlFile.read(file)])
+
+    assert max(len(line) for line in text.splitlines()) <= 100
+    assert "drop function if exists private.touch_whatsapp_session(\n    text, text" in text
+    assert "\non public.whatsapp_message_queue;\n" in text
