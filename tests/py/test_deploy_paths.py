@@ -3,8 +3,12 @@ the path every test's database is built by) and our runner (migrations, then fun
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import psycopg
 
+from app import paths
 from app.db.catalog_snapshot import compare, take_snapshot
 from app.db.migrator import migrate
 from app.local.schema_diff import MIGRATIONS_ONLY, RUNNER
@@ -63,3 +67,16 @@ def test_the_snapshot_notices_each_kind_of_difference(database_url):
         "relation monitoring.cron_job_health: view definition differs",
         "trigger feature_flags_updated_at on public.feature_flags: enabled differs",
     ]
+
+
+def test_db_diff_check_finds_the_repo_in_step():
+    # Fresh builds in a cluster of its own, which also catches a definition a migration carried
+    # and no file declares any longer (the runner's build keeps it, so the test above cannot).
+    command = [sys.executable, "-m", "app", "db", "diff", "--check"]
+    result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=paths.REPO)
+
+    assert (result.returncode, result.stdout, result.stderr) == (
+        0,
+        "supabase/migrations/ defines what supabase/functions-sql/ does\n",
+        "",
+    )

@@ -11,7 +11,7 @@ from app import paths
 from app.db.carried import Drop, migration_text
 from app.db.migrator import migrate
 from app.db.sql_files import SqlFile, SqlSources
-from app.local.schema_diff import SchemaDiffError, diff
+from app.local.schema_diff import SchemaDiffError, check, diff
 from tests.support.db import query
 from tests.support.server import TestServer
 
@@ -73,6 +73,15 @@ def test_diff_carries_changed_files_drops_what_is_gone_and_writes_nothing_when_i
     (sources.functions / "10_t.sql").write_text(
         "create or replace function public.f() returns integer language sql as 'select 2';\n"
     )
+    lagging = check(sources)
+    assert lagging.report() == [
+        "function public.f(): body differs",
+        "cron job tick: no longer declared",
+        "policy t_read on public.t: no longer declared",
+        "function public.g(): no longer declared",
+    ]
+    assert len(list(sources.migrations.glob("*.sql"))) == 2
+
     changed = diff("changed", sources, log=quiet)
     assert changed.written is not None
     assert [file.path.name for file in changed.carried] == ["10_t.sql"]
