@@ -84,7 +84,8 @@ def diff(
         pending = not_yet_carried(files, migrations)
         # A difference no file's checksum explains (a carried text edited by hand, a
         # definition a later migration altered): carry every file, which sets all straight.
-        carried = pending if pending else files
+        # Drops alone (a file deleted) need no file carried.
+        carried = pending or (files if survey.differences else [])
         path.write_text(migration_text(survey.drops, carried), encoding="utf-8")
         log(f"wrote {path}: {len(carried)} files carried, {len(survey.drops)} drops")
         try:
