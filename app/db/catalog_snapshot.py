@@ -250,9 +250,6 @@ class Snapshot:
 
     objects: dict[tuple[str, str], dict[str, Any]]
 
-    def keys(self, kind: str) -> set[str]:
-        return {key for object_kind, key in self.objects if object_kind == kind}
-
 
 def take_snapshot(
     conn: psycopg.Connection[Any],
