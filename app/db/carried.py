@@ -27,11 +27,11 @@ def is_generated(migration: Migration) -> bool:
 
 def carried(migrations: Sequence[Migration]) -> dict[str, str]:
     """functions-sql file name -> checksum of the text the newest migration carrying it holds."""
-    versions: dict[str, str] = {}
+    checksums: dict[str, str] = {}
     for migration in sorted(migrations, key=lambda m: m.version):
         for match in _CARRIED_LINES.finditer(migration.text):
-            versions[match["file"]] = match["sha256"]
-    return versions
+            checksums[match["file"]] = match["sha256"]
+    return checksums
 
 
 def not_yet_carried(files: Sequence[SqlFile], migrations: Sequence[Migration]) -> list[SqlFile]:
