@@ -12,7 +12,7 @@ import psycopg
 from app import keys, paths
 from app.db.migrator import MigrationError, migrate
 from app.db.sql_files import SqlFileError
-from app.local import stack
+from app.local import schema_diff, stack
 from app.local.cluster import ClusterError
 from app.settings import database_url, setting
 
@@ -22,7 +22,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.handler(args) is False:
             return 1
-    except (MigrationError, SqlFileError, ClusterError, stack.StackError) as error:
+    except (
+        MigrationError,
+        SqlFileError,
+        ClusterError,
+        stack.StackError,
+        schema_diff.SchemaDiffError,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except psycopg.OperationalError as error:
@@ -108,6 +114,20 @@ def _parser() -> argparse.ArgumentParser:
         "--no-emulation", action="store_true", help="skip the Supabase emulation"
     )
     run_migrations.set_defaults(handler=_migrate)
+    schema_diff_parser = db.add_parser(
+        "diff",
+        help="write a migration carrying what changed in supabase/functions-sql/ (for `supabase "
+        "db push`); --check only reports",
+    )
+    schema_diff_parser.add_argument(
+        "name", nargs="?", help="the migration's name, e.g. wallet_limits"
+    )
+    schema_diff_parser.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit non-zero when the migrations lag functions-sql/",
+    )
+    schema_diff_parser.set_defaults(handler=_schema_diff)
     return parser
 
 
@@ -118,6 +138,31 @@ def _migrate(args: argparse.Namespace) -> None:
     )
     if not report.changed_anything:
         print("database is up to date")
+
+
+def _schema_diff(args: argparse.Namespace) -> bool:
+    if args.check:
+        survey = schema_diff.check()
+        for line in survey.report():
+            print(line)
+        if survey.in_step:
+            print("supabase/migrations/ defines what supabase/functions-sql/ does")
+        else:
+            print(
+                "supabase/migrations/ lags supabase/functions-sql/: run `python -m app db diff "
+                "<name>` and commit the migration it writes",
+                file=sys.stderr,
+            )
+        return survey.in_step
+    if not args.name:
+        raise schema_diff.SchemaDiffError("name the migration: python -m app db diff <name>")
+    result = schema_diff.diff(args.name)
+    if result.written is None:
+        print(
+            "supabase/migrations/ already defines what supabase/functions-sql/ does: "
+            "nothing to write"
+        )
+    return True
 
 
 def _serve(_: argparse.Namespace) -> None:
