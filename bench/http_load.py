@@ -48,3 +48,12 @@ def post_json(host: str, port: int, path: str, payload: object, headers: dict[st
         *(f"{name}: {value}" for name, value in headers.items()),
     ]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def get(host: str, port: int, path: str, headers: dict[str, str]) -> bytes:
+    lines = [
+        f"GET {path} HTTP/1.1",
+        f"Host: {host}:{port}",
+        *(f"{name}: {value}" for name, value in headers.items()),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()

@@ -15,6 +15,8 @@ from app.edge.probes import Readiness, health
 from app.gateway.catalog import Catalog
 from app.gateway.reload_listener import listen_for_reloads
 from app.gateway.route import RpcGateway
+from app.gateway.table_route import TableGateway
+from app.gateway.unknown_path import unknown_path
 from app.keys import API_ROLES
 from app.registry.instance import ServiceInstance, app_version, registered
 from app.settings import Settings
@@ -22,14 +24,18 @@ from app.shared.metrics import EdgeMetrics
 from app.shared.request_context import RequestContext
 from app.webhooks.routes import webhook_routes
 
+# Every method reaches the API's handlers, which refuse what they do not serve in PostgREST's JSON.
+ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
+
 
 def create_app(settings: Settings, sources: SqlSources | None = None) -> Starlette:
     pool = edge_pool(settings)
-    catalog = Catalog(settings.api_schemas, API_ROLES)
+    catalog = Catalog(settings.api_schemas, API_ROLES, settings.api_extra_search_path)
     metrics = EdgeMetrics()
     metrics.watch_pool(pool.get_stats)
     expected_versions = [m.version for m in (sources or SqlSources()).read_migrations()]
     gateway = RpcGateway(settings, pool, catalog)
+    tables = TableGateway(settings, pool, catalog)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -61,7 +67,10 @@ def create_app(settings: Settings, sources: SqlSources | None = None) -> Starlet
             Route("/ready", Readiness(pool, expected_versions).check, methods=["GET"]),
             Route("/metrics", metrics.endpoint, methods=["GET"]),
             Route("/rest/v1/rpc/{function}", gateway.handle, methods=methods),
+            Route("/rest/v1/{table}", tables.handle, methods=ANY_METHOD),
             *webhook_routes(settings, pool, catalog.role_settings, metrics),
+            # Last: whatever else is asked under /rest/v1 answers in PostgREST's JSON.
+            Route("/rest/v1/{path:path}", unknown_path, methods=ANY_METHOD),
         ],
         lifespan=lifespan,
     )

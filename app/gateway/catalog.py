@@ -18,6 +18,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from app.gateway.errors import GatewayError
+from app.gateway.relations import Relation, Relations
 from app.shared.role_settings import RoleSettings
 
 MISS_RELOAD_INTERVAL_SECONDS = 1.0
@@ -88,9 +89,12 @@ class Routine:
 
 
 class Catalog:
-    def __init__(self, schemas: Iterable[str], api_roles: Iterable[str]) -> None:
+    def __init__(
+        self, schemas: Iterable[str], api_roles: Iterable[str], type_schemas: Iterable[str] = ()
+    ) -> None:
         self.schemas = tuple(schemas)
         self._routines: dict[tuple[str, str], list[Routine]] = {}
+        self.relations = Relations(self.schemas, type_schemas)
         self.role_settings = RoleSettings(api_roles)
         self._loaded_at = float("-inf")
         self._lock = asyncio.Lock()
@@ -116,6 +120,24 @@ class Catalog:
         if routine is None:
             raise self._not_found(schema, name, keys, json_body)
         return routine
+
+    async def find_relation(
+        self, conn: psycopg.AsyncConnection[Any], schema: str, name: str
+    ) -> Relation:
+        """The table or view, reloading once on a miss as for functions; PGRST205 when none."""
+        relation = self.relations.find(schema, name)
+        if relation is None and time.monotonic() - self._loaded_at > MISS_RELOAD_INTERVAL_SECONDS:
+            await self.reload(conn)
+            relation = self.relations.find(schema, name)
+        if relation is None:
+            close = self.relations.suggestion(schema, name)
+            raise GatewayError(
+                404,
+                "PGRST205",
+                f"Could not find the table '{schema}.{name}' in the schema cache",
+                hint=f"Perhaps you meant the table '{schema}.{close}'" if close else None,
+            )
+        return relation
 
     def _match(
         self, schema: str, name: str, keys: frozenset[str], json_body: bool
@@ -169,6 +191,7 @@ class Catalog:
             await cur.execute(CATALOG_SQL, (list(self.schemas),))
             rows = await cur.fetchall()
             await self.role_settings.load(cur)
+            await self.relations.load(cur)
         routines: dict[tuple[str, str], list[Routine]] = {}
         for row in rows:
             routine = _routine(row)

@@ -47,7 +47,7 @@ class GatewayError(Exception):
     status: int
     code: str
     message: str
-    details: str | None = None
+    details: str | list[dict[str, str]] | None = None  # a list: PGRST201's candidates
     hint: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
 

@@ -58,7 +58,7 @@ async def read_arguments(request: Request, body_limit: int) -> Arguments:
             if _is_argument(key, value):
                 values.setdefault(key, []).append(value)
         return Arguments(frozenset(values), values, None, page)
-    raw = await _bounded_body(request, body_limit)
+    raw = await read_body(request, body_limit)
     content_type = (request.headers.get("content-type") or "application/json").split(";")[0]
     if raw.strip() and content_type.strip().lower() != "application/json":
         raise GatewayError(400, "PGRST102", f"Content-Type not acceptable: {content_type}")
@@ -72,7 +72,8 @@ async def read_arguments(request: Request, body_limit: int) -> Arguments:
     return Arguments(keys, None, text, page)
 
 
-async def _bounded_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, bounded by `limit`: PGRST413 past it."""
     try:
         return await bounded_body(request, limit)
     except BodyTooLarge as error:

@@ -38,6 +38,8 @@ def route_label(path: str) -> str:
     """Bounded metric labels: a request for an unknown function must not add a series."""
     if path.startswith("/rest/v1/rpc/"):
         return "/rest/v1/rpc/{function}"
+    if path.startswith("/rest/v1/") and "/" not in path.removeprefix("/rest/v1/"):
+        return "/rest/v1/{table}"
     if path in _FIXED_ROUTES:
         return path
     return "other"

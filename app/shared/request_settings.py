@@ -52,7 +52,7 @@ async def execute_as_request(
     conn: psycopg.AsyncConnection[Any],
     settings: Sequence[tuple[str, str]],
     sql: str,
-    params: Sequence[Any] | Mapping[str, Any],
+    params: Sequence[Any] | Mapping[str, Any] | None,
 ) -> tuple[Any, ...] | None:
     """The settings and `sql` as one simple-protocol query, bound client-side: one round trip.
     On a connection outside a transaction, Postgres runs the two statements as one transaction
