@@ -53,6 +53,9 @@ MEDIA_TYPES = [
     "text/csv",
 ]
 RPC_MEDIA_TYPES = MEDIA_TYPES[:3]
+# What request bodies this edge reads: JSON only (PostgREST's list names every media type it
+# answers with; a client that believed it would send bodies that are refused).
+BODY_MEDIA_TYPES = ["application/json"]
 OPENAPI_MEDIA_TYPE = "application/openapi+json"
 
 
@@ -74,7 +77,7 @@ def describe(
         "host": host,
         "basePath": base_path,
         "schemes": [scheme],
-        "consumes": MEDIA_TYPES,
+        "consumes": BODY_MEDIA_TYPES,
         "produces": MEDIA_TYPES,
         "paths": {
             "/": _root_path(),

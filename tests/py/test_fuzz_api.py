@@ -21,6 +21,7 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi import unregister_string_format
 
@@ -28,7 +29,7 @@ from tests.support.db import query
 from tests.support.edge import Edge
 from tests.support.fingerprint import Fingerprints
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "6"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "4"))  # per operation, role and mode
 OWNER = "00000000-0000-4000-8000-0000000000f1"  # the signed-in user of the run
 STRANGER = (
     "00000000-0000-4000-8000-0000000000f2"  # another user, whose data the owner may not touch
@@ -76,11 +77,13 @@ class FuzzRun:
     statuses: Counter[int] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
 
-    def driver(self, operation: schemathesis.APIOperation) -> Callable[[], None]:
-        """A Hypothesis test of one operation: each generated case is sent once, checked for a
-        5xx and, when refused, for a change to any table."""
+    def driver(
+        self, operation: schemathesis.APIOperation, mode: GenerationMode
+    ) -> Callable[[], None]:
+        """A Hypothesis test of one operation: each generated case (valid by the description,
+        or not) is sent once, checked for a 5xx and, when refused, for a change to any table."""
 
-        @given(case=operation.as_strategy())
+        @given(case=operation.as_strategy(generation_mode=mode))
         @settings(
             max_examples=EXAMPLES,
             derandomize=True,
@@ -133,10 +136,11 @@ def test_no_generated_request_gets_a_server_error_or_changes_data_it_was_refused
             Fingerprints(database_url),
         )
         for operation in operations:
-            try:
-                run.driver(operation)()
-            except Exception as error:  # every operation's failure is reported, not the first
-                run.failures.append(f"{operation.label}: {error}")
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+                try:
+                    run.driver(operation, mode)()
+                except Exception as error:  # every operation's failure is reported
+                    run.failures.append(f"{operation.label} ({mode.value}): {error}")
         run.fingerprints.close()
     sent = sum(run.statuses.values())
     print(  # the figures the issue's closing note and `make fuzz` report
@@ -144,7 +148,7 @@ def test_no_generated_request_gets_a_server_error_or_changes_data_it_was_refused
         f"{time.monotonic() - started:.1f}s, tables read {run.fingerprints.full_reads} times; "
         f"by status: {dict(sorted(run.statuses.items()))}"
     )
-    assert sent >= len(operations) * min(EXAMPLES, 2)
+    assert sent >= len(operations) * 2 * min(EXAMPLES, 2)
     assert not run.failures, "\n\n".join(run.failures)
 
 
