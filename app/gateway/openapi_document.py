@@ -43,7 +43,7 @@ _INTEGER_RANGES = {
     "bigint": (-(2**63), 2**63 - 1),
 }
 _UNTYPED = frozenset({"json", "jsonb"})  # any JSON value
-_STRING_DEFAULT = re.compile(r"^'((?:[^']|'')*)'::[a-z ]+$")
+_STRING_DEFAULT = re.compile(r"^'((?:[^']|'')*)'::[\w .\"\[\]]+$")
 _NUMBER_DEFAULT = re.compile(r"^-?\d+(\.\d+)?$")
 
 MEDIA_TYPES = [
