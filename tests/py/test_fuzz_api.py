@@ -112,7 +112,7 @@ class FuzzRun:
 @pytest.mark.usefixtures("formats")
 @pytest.mark.parametrize("role", ["service_role", "authenticated"])
 def test_no_generated_request_gets_a_server_error_or_changes_data_it_was_refused(
-    edge: Edge, database_url: str, role: str
+    edge: Edge, database_url: str, role: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for user_id, phone in ((OWNER, "+250788000001"), (STRANGER, "+250788000002")):
         query(
@@ -143,11 +143,12 @@ def test_no_generated_request_gets_a_server_error_or_changes_data_it_was_refused
                     run.failures.append(f"{operation.label} ({mode.value}): {error}")
         run.fingerprints.close()
     sent = sum(run.statuses.values())
-    print(  # the figures the closing note and `make fuzz` report
-        f"\nfuzz as {role}: {sent} requests to {len(operations)} operations in "
-        f"{time.monotonic() - started:.1f}s, tables read {run.fingerprints.full_reads} times; "
-        f"by status: {dict(sorted(run.statuses.items()))}"
-    )
+    with capsys.disabled():  # the figures, shown by `make test` and `make fuzz` alike
+        print(
+            f"\nfuzz as {role}: {sent} requests to {len(operations)} operations in "
+            f"{time.monotonic() - started:.1f}s, tables read {run.fingerprints.full_reads} "
+            f"times; by status: {dict(sorted(run.statuses.items()))}"
+        )
     assert sent >= len(operations) * 2 * min(EXAMPLES, 2)
     assert not run.failures, "\n\n".join(run.failures)
 
