@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
+import psycopg
 import pytest
 import requests
 import schemathesis
@@ -23,6 +24,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import FailureGroup
 from schemathesis.specs.openapi import unregister_string_format
 
 from tests.support.db import query
@@ -128,20 +130,17 @@ def test_no_generated_request_gets_a_server_error_or_changes_data_it_was_refused
     if not _table_api_answers(base_url, service, operations):
         operations = [op for op in operations if op.path == "/" or op.path.startswith("/rpc/")]
     started = time.monotonic()
-    with requests.Session() as session:
-        run = FuzzRun(
-            base_url,
-            {"apikey": token, "Authorization": f"Bearer {token}"},
-            session,
-            Fingerprints(database_url),
-        )
+    headers = {"apikey": token, "Authorization": f"Bearer {token}"}
+    with requests.Session() as session, Fingerprints(database_url) as fingerprints:
+        run = FuzzRun(base_url, headers, session, fingerprints)
         for operation in operations:
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
                 try:
                     run.driver(operation, mode)()
-                except Exception as error:  # every operation's failure is reported
+                # Every operation's failure is reported, not only the first; schemathesis
+                # reports a failed check as a group, which is no Exception.
+                except (Exception, FailureGroup) as error:
                     run.failures.append(f"{operation.label} ({mode.value}): {error}")
-        run.fingerprints.close()
     sent = sum(run.statuses.values())
     with capsys.disabled():  # the figures, shown by `make test` and `make fuzz` alike
         print(
@@ -163,3 +162,34 @@ def _table_api_answers(
         return False
     response = requests.get(f"{base_url}{tables[0]}?limit=1", headers=headers, timeout=30)
     return response.headers.get("content-type", "").startswith("application/json")
+
+
+def test_the_data_check_sees_a_committed_change_and_nothing_else(database_url: str) -> None:
+    with Fingerprints(database_url) as fingerprints:
+        untouched = fingerprints.mark()
+        assert fingerprints.changed_since(untouched) == []
+
+        with psycopg.connect(database_url) as conn:  # a write rolled back changes nothing
+            conn.execute("insert into public.users (phone_number) values ('+250788000003')")
+            conn.rollback()
+        assert fingerprints.changed_since(untouched) == []
+
+        query(database_url, "insert into public.users (phone_number) values ('+250788000004')")
+        assert fingerprints.changed_since(untouched) == ["public.users"]
+        assert fingerprints.changed_since(fingerprints.mark()) == []
+
+
+@pytest.mark.usefixtures("formats")
+def test_the_fuzzer_reports_a_server_error(edge: Edge, database_url: str) -> None:
+    query(
+        database_url,
+        "create function public.fuzz_broken(p_n integer) returns integer language plpgsql as "
+        "$$ begin raise exception 'broken' using errcode = 'XX000'; end $$",
+    )
+    headers = {"Authorization": f"Bearer {edge.service_role_key}"}
+    schema = schemathesis.openapi.from_url(f"{edge.url}/rest/v1/", headers=headers)
+    with requests.Session() as session, Fingerprints(database_url) as fingerprints:
+        run = FuzzRun(f"{edge.url}/rest/v1", headers, session, fingerprints)
+        with pytest.raises(FailureGroup, match="Server error"):
+            run.driver(schema["/rpc/fuzz_broken"]["POST"], GenerationMode.POSITIVE)()
+    assert run.statuses[500] >= 1

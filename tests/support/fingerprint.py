@@ -77,6 +77,12 @@ class Fingerprints:
     def close(self) -> None:
         self._conn.close()
 
+    def __enter__(self) -> Fingerprints:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
     def _tables(self) -> dict[str, str]:
         self.full_reads += 1
         return dict(self._conn.execute(self._query).fetchall())  # type: ignore[arg-type]
