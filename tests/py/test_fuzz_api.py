@@ -205,3 +205,27 @@ def test_the_fuzzer_reports_a_server_error(edge: Edge, database_url: str) -> Non
         with pytest.raises(FailureGroup, match="Server error"):
             run.driver(schema["/rpc/fuzz_broken"]["POST"], GenerationMode.POSITIVE)()
     assert run.statuses[500] >= 1
+
+
+@pytest.mark.parametrize("role", ["service_role", "authenticated"])
+def test_no_fuzzed_call_can_outlast_the_clients_timeout(
+    edge: Edge, database_url: str, role: str
+) -> None:
+    """Every call runs under a statement timeout shorter than the fuzzer's 30 s wait: the role's
+    own (applied per request), else the one authenticator logged in with."""
+    query(
+        database_url,
+        "create function public.fuzz_statement_timeout() returns integer language sql stable as "
+        "$$ select extract(epoch from current_setting('statement_timeout')::interval)::int $$;"
+        "grant execute on function public.fuzz_statement_timeout() to service_role, authenticated",
+    )
+    token = edge.service_role_key if role == "service_role" else edge.user_token(OWNER)
+    response = requests.post(
+        f"{edge.url}/rest/v1/rpc/fuzz_statement_timeout",
+        headers={"Authorization": f"Bearer {token}"},
+        json={},
+        timeout=30,
+    )
+
+    assert response.status_code == 200
+    assert 0 < response.json() < 30
