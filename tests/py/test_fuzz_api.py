@@ -33,10 +33,9 @@ from tests.support.edge import Edge
 from tests.support.fingerprint import Fingerprints
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "4"))  # per operation, role and mode
-OWNER = "00000000-0000-4000-8000-0000000000f1"  # the signed-in user of the run
-STRANGER = (
-    "00000000-0000-4000-8000-0000000000f2"  # another user, whose data the owner may not touch
-)
+# The signed-in user of the run, and another user whose data the owner may not touch.
+OWNER = "00000000-0000-4000-8000-0000000000f1"
+STRANGER = "00000000-0000-4000-8000-0000000000f2"
 
 # Values Postgres reads for the types whose `format` schemathesis does not know, with the
 # edges a type has; ids are often the two users', so calls get past "unknown user".
