@@ -63,7 +63,7 @@ def describe(
     schema: ExposedSchema, *, version: str, host: str, scheme: str, base_path: str
 ) -> dict[str, Any]:
     title, description = _summary_and_description(schema.description)
-    document: dict[str, Any] = {
+    return {
         "swagger": "2.0",
         "info": {
             "title": title or "easymo API",
@@ -87,7 +87,6 @@ def describe(
         "definitions": {r.name: _definition(r) for r in schema.relations},
         "parameters": _shared_parameters(schema.relations),
     }
-    return document
 
 
 def _root_path() -> dict[str, Any]:
@@ -110,8 +109,7 @@ def _relation_path(relation: Relation) -> dict[str, Any]:
             **base,
             "parameters": [
                 *filters,
-                *(_ref(key) for key in ("select", "order", "range", "rangeUnit", "offset")),
-                _ref("limit"),
+                *map(_ref, ("select", "order", "range", "rangeUnit", "offset", "limit")),
                 _ref("preferCount"),
             ],
             "responses": {
@@ -129,7 +127,7 @@ def _relation_path(relation: Relation) -> dict[str, Any]:
     if relation.insertable:
         path["post"] = {
             **base,
-            "parameters": [body, _ref("select"), _ref("preferPost")],
+            "parameters": [body, _ref("select"), _ref("on_conflict"), _ref("preferPost")],
             "responses": {"201": {"description": "Created"}},
         }
     if relation.updatable:
