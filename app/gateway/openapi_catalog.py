@@ -12,7 +12,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 # One type as the description needs it: its name as Postgres spells it (PostgREST's `format`),
-# what a domain stands for, an array's element, an enum's labels.
+# what a domain stands for and the CHECKs it adds, an array's element, an enum's labels.
 _TYPE_INFO = """
 pg_catalog.jsonb_build_object(
     'name', pg_catalog.format_type(ty.oid, null),
@@ -23,6 +23,12 @@ pg_catalog.jsonb_build_object(
         select e.enumlabel from pg_catalog.pg_enum as e
         where e.enumtypid = coalesce(nullif(ty.typbasetype, 0), ty.oid)
         order by e.enumsortorder
+    ),
+    'checks', array(
+        select pg_catalog.pg_get_constraintdef(k.oid)
+        from pg_catalog.pg_constraint as k
+        where k.contypid = ty.oid and k.contype = 'c'
+        order by k.conname
     )
 )
 """
@@ -123,6 +129,7 @@ class TypeInfo:
     base: str  # a domain's base type, else the name
     element: str | None  # an array's element type
     labels: tuple[str, ...]  # an enum's labels, in order
+    checks: tuple[str, ...] = ()  # a domain's CHECK constraints, as pg_get_constraintdef
 
     @property
     def is_array(self) -> bool:
@@ -206,6 +213,7 @@ def _type(value: dict[str, Any]) -> TypeInfo:
         base=value["base"],
         element=value["element"] if value["is_array"] else None,
         labels=tuple(value["labels"]),
+        checks=tuple(value["checks"]),
     )
 
 

@@ -43,6 +43,14 @@ _INTEGER_RANGES = {
     "bigint": (-(2**63), 2**63 - 1),
 }
 _UNTYPED = frozenset({"json", "jsonb"})  # any JSON value
+_VALUE_BOUND = re.compile(r"\(VALUE (>=|<=) (-?\d+(?:\.\d+)?)\)")
+_BOUND_KEYWORDS = {">=": "minimum", "<=": "maximum"}
+_LENGTH_BOUND = re.compile(r"\(char_length\(VALUE\) (>=|<=) (\d+)\)")
+_LENGTH_KEYWORDS = {">=": "minLength", "<=": "maxLength"}
+_VALUE_LIST = re.compile(r"\(VALUE = ANY \(ARRAY\[(.*?)\]\)\)")
+_LISTED_TEXT = re.compile(r"'((?:[^']|'')*)'::text")
+_VALUE_PATTERN = re.compile(r"\(VALUE ~ '((?:[^']|'')*)'::text\)")
+_JSON_KIND = re.compile(r"jsonb?_typeof\(VALUE\) = '(object|array)'::text")
 _STRING_DEFAULT = re.compile(r"^'((?:[^']|'')*)'::[\w .\"\[\]]+$")
 _NUMBER_DEFAULT = re.compile(r"^-?\d+(\.\d+)?$")
 
@@ -222,17 +230,56 @@ def _type_schema(type_info: TypeInfo) -> dict[str, Any]:
 
 def _scalar_schema(type_info: TypeInfo) -> dict[str, Any]:
     base = type_info.base
-    if base in _UNTYPED:
-        return {"format": base}
-    json_type = _JSON_TYPES.get(base, "string")
-    schema: dict[str, Any] = {"type": json_type, "format": type_info.name}
+    json_type = None if base in _UNTYPED else _JSON_TYPES.get(base, "string")
+    schema: dict[str, Any] = {"format": type_info.name}
+    if json_type is not None:
+        schema["type"] = json_type
     if base in _INTEGER_RANGES:
         schema["minimum"], schema["maximum"] = _INTEGER_RANGES[base]
     if base == "uuid":
         schema["format"] = "uuid"
     if type_info.labels:
         schema["enum"] = list(type_info.labels)
+    for check in type_info.checks:
+        schema.update(domain_check_keywords(check, json_type))
     return schema
+
+
+def domain_check_keywords(check: str, json_type: str | None) -> dict[str, Any]:
+    """What a domain's CHECK says in JSON Schema, for the simple forms domains take here: bounds
+    on VALUE or on char_length(VALUE), a list of values, a regular expression that reads the
+    same in Python's dialect, a JSON type. Each is a condition of a conjunction, so any found
+    holds; a CHECK with OR says nothing certain about each part and is left out."""
+    if " OR " in check:
+        return {}
+    keywords: dict[str, Any] = {}
+    if json_type in ("integer", "number"):
+        for operator, bound in _VALUE_BOUND.findall(check):
+            keywords[_BOUND_KEYWORDS[operator]] = json.loads(bound)
+    if json_type == "string":
+        for operator, bound in _LENGTH_BOUND.findall(check):
+            keywords[_LENGTH_KEYWORDS[operator]] = int(bound)
+        listed = _VALUE_LIST.search(check)
+        if listed:
+            keywords["enum"] = [v.replace("''", "'") for v in _LISTED_TEXT.findall(listed[1])]
+        pattern = _VALUE_PATTERN.search(check)
+        if pattern and _same_in_python(pattern[1].replace("''", "'")):
+            keywords["pattern"] = pattern[1].replace("''", "'")
+    json_kind = _JSON_KIND.search(check)
+    if json_kind and json_type is None:
+        keywords["type"] = json_kind[1]
+    return keywords
+
+
+def _same_in_python(pattern: str) -> bool:
+    r"""POSIX classes and Postgres' own escapes (\m, \y) read differently, or not at all."""
+    if "[[:" in pattern or re.search(r"\\[mMyYAZ]", pattern):
+        return False
+    try:
+        re.compile(pattern)
+    except re.error:
+        return False
+    return True
 
 
 def _object_schema(

@@ -17,6 +17,9 @@ from tests.support.edge import Edge
 PROBE_SQL = """
 create type public.openapi_mood as enum ('calm', 'busy');
 create domain public.openapi_small as smallint check (value between 1 and 10);
+create domain public.openapi_code as text
+check (char_length(value) between 2 and 12 and value ~ '^[a-z]+$');
+create domain public.openapi_object as jsonb check (jsonb_typeof(value) = 'object');
 create function public.openapi_probe(
     p_count integer,
     p_id uuid,
@@ -41,6 +44,8 @@ revoke execute on function public.openapi_hidden from public, anon, authenticate
 create table public.openapi_things (
     id bigint generated always as identity primary key,
     code varchar(12) not null,
+    slug public.openapi_code,
+    extra public.openapi_object,
     mood public.openapi_mood not null default 'calm',
     label text not null default 'it''s',
     weight numeric not null,
@@ -150,11 +155,11 @@ def test_every_kind_of_argument_is_described_from_the_catalog(
             "items": {"type": "string", "format": "text"},
         },
         "p_mood": {"type": "string", "format": "openapi_mood", "enum": ["calm", "busy"]},
-        "p_small": {
+        "p_small": {  # the domain's CHECK narrows smallint's range
             "type": "integer",
             "format": "openapi_small",
-            "minimum": -(2**15),
-            "maximum": 2**15 - 1,
+            "minimum": 1,
+            "maximum": 10,
         },
         "p_note": {"type": "string", "format": "text"},
     }
@@ -198,6 +203,14 @@ def test_tables_and_views_are_described_with_their_columns(edge: Edge, database_
         "maxLength": 12,
         "description": "A short code.",
     }
+    assert things["properties"]["slug"] == {
+        "type": "string",
+        "format": "openapi_code",
+        "minLength": 2,
+        "maxLength": 12,
+        "pattern": "^[a-z]+$",
+    }
+    assert things["properties"]["extra"] == {"type": "object", "format": "openapi_object"}
     assert things["properties"]["mood"]["enum"] == ["calm", "busy"]
     assert things["properties"]["mood"]["default"] == "calm"
     assert things["properties"]["label"]["default"] == "it's"
