@@ -29,8 +29,9 @@ from schemathesis.core.failures import FailureGroup
 from schemathesis.specs.openapi import unregister_string_format
 
 from tests.support.db import query
-from tests.support.edge import Edge
+from tests.support.edge import Edge, edge_after
 from tests.support.fingerprint import Fingerprints
+from tests.support.server import TestServer
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "4"))  # per operation, role and mode
 # The signed-in user of the run, and another user whose data the owner may not touch.
@@ -191,40 +192,40 @@ def test_the_data_check_sees_a_committed_change_and_nothing_else(database_url: s
 
 
 @pytest.mark.usefixtures("formats")
-def test_the_fuzzer_reports_a_server_error(edge: Edge, database_url: str) -> None:
-    query(
-        database_url,
+def test_the_fuzzer_reports_a_server_error(server: TestServer, database: str) -> None:
+    broken = (
         "create function public.fuzz_broken(p_n integer) returns integer language plpgsql as "
-        "$$ begin raise exception 'broken' using errcode = 'XX000'; end $$",
+        "$$ begin raise exception 'broken' using errcode = 'XX000'; end $$"
     )
-    headers = {"Authorization": f"Bearer {edge.service_role_key}"}
-    schema = schemathesis.openapi.from_url(f"{edge.url}/rest/v1/", headers=headers)
-    with requests.Session() as session, Fingerprints(database_url) as fingerprints:
-        run = FuzzRun(f"{edge.url}/rest/v1", headers, session, fingerprints)
-        with pytest.raises(FailureGroup, match="Server error"):
-            run.driver(schema["/rpc/fuzz_broken"]["POST"], GenerationMode.POSITIVE)()
+    with edge_after(server, database, broken) as edge:
+        headers = {"Authorization": f"Bearer {edge.service_role_key}"}
+        schema = schemathesis.openapi.from_url(f"{edge.url}/rest/v1/", headers=headers)
+        with requests.Session() as session, Fingerprints(server.url(database)) as fingerprints:
+            run = FuzzRun(f"{edge.url}/rest/v1", headers, session, fingerprints)
+            with pytest.raises(FailureGroup, match="Server error"):
+                run.driver(schema["/rpc/fuzz_broken"]["POST"], GenerationMode.POSITIVE)()
     assert run.statuses[500] >= 1
 
 
 @pytest.mark.parametrize("role", ["service_role", "authenticated"])
 def test_no_fuzzed_call_can_outlast_the_clients_timeout(
-    edge: Edge, database_url: str, role: str
+    server: TestServer, database: str, role: str
 ) -> None:
     """Every call runs under a statement timeout shorter than the fuzzer's 30 s wait: the role's
     own (applied per request), else the one authenticator logged in with."""
-    query(
-        database_url,
+    reporter = (
         "create function public.fuzz_statement_timeout() returns integer language sql stable as "
         "$$ select extract(epoch from current_setting('statement_timeout')::interval)::int $$;"
-        "grant execute on function public.fuzz_statement_timeout() to service_role, authenticated",
+        "grant execute on function public.fuzz_statement_timeout() to service_role, authenticated"
     )
-    token = edge.service_role_key if role == "service_role" else edge.user_token(OWNER)
-    response = requests.post(
-        f"{edge.url}/rest/v1/rpc/fuzz_statement_timeout",
-        headers={"Authorization": f"Bearer {token}"},
-        json={},
-        timeout=30,
-    )
+    with edge_after(server, database, reporter) as edge:
+        token = edge.service_role_key if role == "service_role" else edge.user_token(OWNER)
+        response = requests.post(
+            f"{edge.url}/rest/v1/rpc/fuzz_statement_timeout",
+            headers={"Authorization": f"Bearer {token}"},
+            json={},
+            timeout=30,
+        )
 
     assert response.status_code == 200
     assert 0 < response.json() < 30
