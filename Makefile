@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help system-packages venv run up down status reset psql keys test lint format lock
+.PHONY: help system-packages venv run up down status reset psql keys test fuzz lint format lock
 
 help:
 	@echo "make run     start the local stack in the foreground (Ctrl-C stops it)"
@@ -16,6 +16,7 @@ help:
 	@echo "make reset   rebuild the local database (emulation, migrations, functions, seed)"
 	@echo "make psql    psql on the local database"
 	@echo "make test    every test (pgTAP and pytest) against a throwaway cluster"
+	@echo "make fuzz    schemathesis drives the whole API from its OpenAPI root, longer than in make test"
 	@echo "make lint    sqlfluff over supabase/, ruff over app/, tests/ and bench/, app/'s layers"
 
 system-packages:
@@ -53,6 +54,11 @@ keys: venv
 
 test: system-packages venv
 	@$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The fuzz test of `make test` with more examples per operation (FUZZ_EXAMPLES=N to choose).
+FUZZ_EXAMPLES ?= 40
+fuzz: system-packages venv
+	@FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q tests/py/test_fuzz_api.py $(PYTEST_ARGS)
 
 lint: venv
 	@$(BIN)/sqlfluff lint --processes 2 supabase

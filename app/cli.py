@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+import uuid
 from collections.abc import Sequence
 
 import psycopg
 
-from app import keys
+from app import keys, paths
 from app.db.migrator import MigrationError, migrate
 from app.db.sql_files import SqlFileError
-from app.local import stack
+from app.local import schema_diff, stack
 from app.local.cluster import ClusterError
 from app.settings import database_url, setting
 
@@ -21,7 +22,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.handler(args) is False:
             return 1
-    except (MigrationError, SqlFileError, ClusterError, stack.StackError) as error:
+    except (
+        MigrationError,
+        SqlFileError,
+        ClusterError,
+        stack.StackError,
+        schema_diff.SchemaDiffError,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except psycopg.OperationalError as error:
@@ -54,9 +61,31 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "worker", help="the sender: sends queued WhatsApp messages (SIGTERM finishes in-flight)"
     ).set_defaults(handler=_worker)
-    commands.add_parser("keys", help="print the local API keys and JWT secret").set_defaults(
-        handler=_keys
+    keys_command = commands.add_parser(
+        "keys", help="print the local API keys and JWT secret, or a user's access token"
     )
+    keys_command.add_argument(
+        "--user",
+        type=uuid.UUID,
+        metavar="UUID",
+        help="print only an access token for this user (role authenticated, sub UUID), as "
+        "Supabase Auth would issue one",
+    )
+    keys_command.add_argument(
+        "--lifetime",
+        type=int,
+        default=3600,
+        metavar="SECONDS",
+        help="how long the user's token is valid (default 3600)",
+    )
+    keys_command.set_defaults(handler=_keys)
+    docs_command = commands.add_parser(
+        "docs", help="write docs/rpc.md, the API reference, from a migrated database"
+    )
+    docs_command.add_argument(
+        "--database-url", help="a migrated database (default: DATABASE_URL, else the local stack)"
+    )
+    docs_command.set_defaults(handler=_docs)
     commands.add_parser("psql", help="psql on the local database").set_defaults(
         handler=lambda _: stack.psql()
     )
@@ -85,6 +114,20 @@ def _parser() -> argparse.ArgumentParser:
         "--no-emulation", action="store_true", help="skip the Supabase emulation"
     )
     run_migrations.set_defaults(handler=_migrate)
+    schema_diff_parser = db.add_parser(
+        "diff",
+        help="write a migration carrying what changed in supabase/functions-sql/ (for `supabase "
+        "db push`); --check only reports",
+    )
+    schema_diff_parser.add_argument(
+        "name", nargs="?", help="the migration's name, e.g. wallet_limits"
+    )
+    schema_diff_parser.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit non-zero when the migrations lag functions-sql/",
+    )
+    schema_diff_parser.set_defaults(handler=_schema_diff)
     return parser
 
 
@@ -95,6 +138,31 @@ def _migrate(args: argparse.Namespace) -> None:
     )
     if not report.changed_anything:
         print("database is up to date")
+
+
+def _schema_diff(args: argparse.Namespace) -> bool:
+    if args.check:
+        survey = schema_diff.check()
+        for line in survey.report():
+            print(line)
+        if survey.in_step:
+            print("supabase/migrations/ defines what supabase/functions-sql/ does")
+        else:
+            print(
+                "supabase/migrations/ lags supabase/functions-sql/: run `python -m app db diff "
+                "<name>` and commit the migration it writes",
+                file=sys.stderr,
+            )
+        return survey.in_step
+    if not args.name:
+        raise schema_diff.SchemaDiffError("name the migration: python -m app db diff <name>")
+    result = schema_diff.diff(args.name)
+    if result.written is None:
+        print(
+            "supabase/migrations/ already defines what supabase/functions-sql/ does: "
+            "nothing to write"
+        )
+    return True
 
 
 def _serve(_: argparse.Namespace) -> None:
@@ -109,13 +177,26 @@ def _worker(_: argparse.Namespace) -> None:
     run_worker()
 
 
-def _keys(_: argparse.Namespace) -> None:
+def _keys(args: argparse.Namespace) -> None:
     secret = setting("SUPABASE_JWT_SECRET")
     if not secret:
         raise stack.StackError("no JWT secret yet: `make run` or `make up` creates one")
+    if args.user is not None:
+        if args.lifetime < 1:
+            raise stack.StackError("--lifetime must be at least 1 second")
+        # Alone on stdout, so that TOKEN=$(python -m app keys --user ...) works.
+        print(keys.user_token(secret, str(args.user), lifetime_seconds=args.lifetime))
+        return
     print(f"SUPABASE_ANON_KEY={keys.api_key(secret, 'anon')}")
     print(f"SUPABASE_SERVICE_ROLE_KEY={keys.api_key(secret, 'service_role')}")
     print(f"SUPABASE_JWT_SECRET={secret}")
+
+
+def _docs(args: argparse.Namespace) -> None:
+    from app.docs.rpc_reference import write_reference  # noqa: PLC0415 - loads only for docs
+
+    written = write_reference(args.database_url or database_url())
+    print(f"wrote {paths.display(written)}")
 
 
 def _stack_status(_: argparse.Namespace) -> bool:

@@ -13,6 +13,7 @@ from app.db.sql_files import SqlSources
 from app.edge.pool import edge_pool
 from app.edge.probes import Readiness, health
 from app.gateway.catalog import Catalog
+from app.gateway.openapi_route import OpenApiRoot
 from app.gateway.reload_listener import listen_for_reloads
 from app.gateway.route import RpcGateway
 from app.gateway.table_route import TableGateway
@@ -36,6 +37,7 @@ def create_app(settings: Settings, sources: SqlSources | None = None) -> Starlet
     expected_versions = [m.version for m in (sources or SqlSources()).read_migrations()]
     gateway = RpcGateway(settings, pool, catalog)
     tables = TableGateway(settings, pool, catalog)
+    openapi = OpenApiRoot(settings, pool, app_version())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -66,6 +68,7 @@ def create_app(settings: Settings, sources: SqlSources | None = None) -> Starlet
             Route("/health", health, methods=["GET"]),
             Route("/ready", Readiness(pool, expected_versions).check, methods=["GET"]),
             Route("/metrics", metrics.endpoint, methods=["GET"]),
+            Route("/rest/v1/", openapi.handle, methods=["GET", "HEAD"]),
             Route("/rest/v1/rpc/{function}", gateway.handle, methods=methods),
             Route("/rest/v1/{table}", tables.handle, methods=ANY_METHOD),
             *webhook_routes(settings, pool, catalog.role_settings, metrics),

@@ -9,6 +9,16 @@ from psycopg import sql
 
 from app.gateway.catalog import Routine
 
+# Where the call's JSON body goes until `as_query` makes it psycopg's %(body)s: the SQL holds
+# names, and a `%` in a name would read as a placeholder unless doubled after composing. No name
+# can hold a NUL, so the marker never collides with one.
+BODY = "\x00body\x00"
+
+
+def as_query(composed: sql.Composed) -> str:
+    """A planned call as a query taking one parameter, `body`."""
+    return composed.as_string().replace("%", "%%").replace(BODY, "%(body)s")
+
 
 @dataclass(frozen=True)
 class Page:
@@ -65,7 +75,9 @@ def plan_void_call(routine: Routine, keys: frozenset[str]) -> sql.Composed:
 def _call_expression(routine: Routine, keys: frozenset[str]) -> sql.Composed:
     function = sql.SQL("{}.{}").format(sql.Identifier(routine.schema), sql.Identifier(routine.name))
     if routine.takes_whole_body and not routine.accepts(keys):
-        return sql.SQL("{}(%(body)s::{})").format(function, sql.SQL(routine.parameters[0].type))
+        return sql.SQL("{}({}::{})").format(
+            function, sql.SQL(BODY), sql.SQL(routine.parameters[0].type)
+        )
     arguments = [
         sql.SQL("{variadic}{name} := pgrst_body.{name}").format(
             variadic=sql.SQL("variadic " if parameter.variadic else ""),
@@ -91,5 +103,5 @@ def _source(routine: Routine, keys: frozenset[str], call: sql.Composed) -> sql.C
         sql.SQL("{} {}").format(sql.Identifier(p.name), sql.SQL(p.type)) for p in passed
     )
     return sql.SQL(
-        "pg_catalog.json_to_record(%(body)s::json) as pgrst_body ({columns}), {invocation}"
-    ).format(columns=columns, invocation=invocation)
+        "pg_catalog.json_to_record({body}::json) as pgrst_body ({columns}), {invocation}"
+    ).format(body=sql.SQL(BODY), columns=columns, invocation=invocation)

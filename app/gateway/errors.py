@@ -65,9 +65,18 @@ class GatewayError(Exception):
         return json.dumps(payload, separators=(",", ":")).encode()
 
 
-def status_for(sqlstate: str, *, anonymous: bool, message: str = "") -> int:
+# PostGIS reports a geometry it cannot read ('', 'POINT(1)', a short WKB) as XX000, internal
+# error, for want of an SQLSTATE of its own; raised from its input functions or from the hook
+# every liblwgeom complaint about a value goes through, it is the client's bad value, as
+# Postgres' own input errors (22P02) are.
+_CLIENT_VALUE_SOURCES = frozenset({"geography_inout.c", "lwgeom_inout.c", "lwgeom_pg.c"})
+
+
+def status_for(sqlstate: str, *, anonymous: bool, message: str = "", source_file: str = "") -> int:
     if sqlstate == "42501":
         return 401 if anonymous else 403
+    if sqlstate == "XX000" and source_file in _CLIENT_VALUE_SOURCES:
+        return 400
     if sqlstate == "21000":  # pg-safeupdate's refusal is the client's fault; the rest is ours
         return 400 if message.endswith("requires a WHERE clause") else 500
     if sqlstate.startswith("PT") and sqlstate[2:].isdigit():
@@ -85,7 +94,12 @@ def from_postgres(error: psycopg.Error, *, anonymous: bool) -> GatewayError:
         return connection_lost(str(error))
     if sqlstate == "PGRST":
         return _raised_pgrst(diag.message_primary or "", diag.message_detail)
-    status = status_for(sqlstate, anonymous=anonymous, message=diag.message_primary or "")
+    status = status_for(
+        sqlstate,
+        anonymous=anonymous,
+        message=diag.message_primary or "",
+        source_file=diag.source_file or "",
+    )
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
     return GatewayError(
         status,

@@ -22,7 +22,7 @@ from starlette.responses import Response
 
 from app.gateway import errors
 from app.gateway.auth import Caller, identify
-from app.gateway.call import Page, plan_call, plan_void_call
+from app.gateway.call import Page, as_query, plan_call, plan_void_call
 from app.gateway.catalog import Catalog, Routine
 from app.gateway.errors import GatewayError
 from app.gateway.request import Arguments, read_arguments, requested_schema, wants_object
@@ -174,13 +174,14 @@ class CallResult:
 def _rendered_call(
     routine: Routine, keys: frozenset[str], want_object: bool, want_count: bool, page: Page
 ) -> str:
-    query = plan_call(routine, keys, want_object=want_object, want_count=want_count, page=page)
-    return query.as_string()
+    return as_query(
+        plan_call(routine, keys, want_object=want_object, want_count=want_count, page=page)
+    )
 
 
 @lru_cache(maxsize=2048)
 def _rendered_void_call(routine: Routine, keys: frozenset[str]) -> str:
-    return plan_void_call(routine, keys).as_string()
+    return as_query(plan_void_call(routine, keys))
 
 
 def error_response(error: GatewayError) -> Response:

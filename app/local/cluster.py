@@ -196,6 +196,13 @@ class Cluster:
             return f"(no log at {self.log_file})"
 
 
+def free_port() -> int:
+    """A TCP port nothing listens on now, for a throwaway cluster or server."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def set_password(conninfo: str, role: str, password: str) -> None:
     """ALTER ROLE ... PASSWORD with both quoted: passwords are generated, roles are ours."""
     with psycopg.connect(conninfo, autocommit=True) as conn:

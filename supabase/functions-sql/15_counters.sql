@@ -176,9 +176,3 @@ comment on function private.sample_counters() is
 '30 days; returns how many counters were sampled.';
 
 select private.schedule_cron('sample-counters', '*/5 * * * *', 'select private.sample_counters()');
-
--- Each domain sampled its own counters until 2026-12.
-select private.unschedule_cron(j.job_name)
-from (
-    values ('sample-feature-flag-counts'), ('sample-cache-counts'), ('sample-route-cache-counts')
-) as j (job_name);

@@ -24,8 +24,6 @@ comment on function private.normalize_phone(text) is
 'A phone number in E.164 (+250788123456) from WhatsApp digits, a whatsapp: address or a '
 'written number; null when it cannot be one.';
 
--- It gained the argument's name (enqueue_whatsapp_message's is p_recipient_phone).
-drop function if exists private.required_phone(text, text);
 create or replace function private.required_phone(
     p_phone text,
     p_function text,
@@ -51,7 +49,6 @@ comment on function private.required_phone(text, text, text) is
 'p_phone in E.164, or 22023 naming p_function and its argument p_argument when it cannot be a '
 'phone number.';
 
-drop function if exists private.touch_whatsapp_session(text, text, uuid, timestamptz, boolean);
 create or replace function private.touch_whatsapp_session(
     p_phone_number text,
     p_wa_user_id text,

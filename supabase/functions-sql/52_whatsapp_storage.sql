@@ -113,9 +113,6 @@ comment on function private.find_or_register_user(text, text, text, timestamptz)
 'The user with this phone number or WhatsApp user id, registered (with default preferences) '
 'when there is none; registered says which.';
 
--- Replaced by the batch functions below.
-drop function if exists private.store_inbound_message(jsonb, text);
-
 create or replace function private.batch_contacts(p_messages jsonb[])
 returns private.inbound_contact[]
 language plpgsql

@@ -481,7 +481,6 @@ comment on function public.erase_user(uuid) is
 revoke all on function public.erase_user(uuid) from public, anon, authenticated;
 grant execute on function public.erase_user(uuid) to service_role;
 
-drop function if exists public.anonymize_inactive_users(integer);
 create or replace function public.anonymize_inactive_users(
     p_days integer default 180,
     p_limit integer default 1000

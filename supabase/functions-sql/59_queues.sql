@@ -22,9 +22,6 @@ comment on function private.retry_backoff(integer) is
 'How long a queue waits before retrying work that failed on delivery p_attempts: 2^attempts '
 'seconds, at most an hour, plus up to 20% jitter.';
 
--- Until 2026-11: a fourth argument named the lease argument, which every caller named alike.
-drop function if exists private.require_claim_arguments(integer, integer, text, text);
-
 create or replace function private.require_claim_arguments(
     p_batch_size integer,
     p_visibility_timeout_s integer,

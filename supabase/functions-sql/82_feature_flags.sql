@@ -50,11 +50,6 @@ for each row execute function private.feature_flags_announce_change();
 
 select private.enable_audit('public.feature_flags');
 
--- Until 2026-12 flags kept their own counter reader and sampler (now those of the counters file).
-drop function if exists private.feature_flag_count(bigint, text);
-drop function if exists private.sample_feature_flag_counts();
-drop function if exists private.feature_flag_counter(bigint, text);
-
 create or replace function private.feature_flags_keep_counters()
 returns trigger
 language plpgsql

@@ -4,10 +4,6 @@
 
 -- Counters ----------------------------------------------------------------------------------------
 
--- Until 2026-12 the cache kept its own counter reader and sampler (now those of the counters file).
-drop function if exists private.cache_count(text, text);
-drop function if exists private.sample_cache_counts();
-
 create or replace function private.cache_counter(p_cache_type text)
 returns text
 language sql

@@ -248,11 +248,6 @@ grant execute on function public.get_cached_route(
     double precision, double precision, double precision, double precision, integer, text, integer
 ) to service_role;
 
--- Until 2026-12 the route cache kept its own counter reader and sampler (now those of
--- the counters file: its counters are counters.route_cache_<profile>_hits and _misses).
-drop function if exists private.route_cache_count(text, text);
-drop function if exists private.sample_route_cache_counts();
-
 -- Cleanup -----------------------------------------------------------------------------------
 
 create or replace function private.cleanup_expired_routes()

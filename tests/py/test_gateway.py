@@ -91,6 +91,12 @@ def test_parameters_with_defaults_may_be_omitted(anon: RecordingClient):
     assert anon.rpc("gw_hello", get=True).execute().data == "hello world"
 
 
+def test_a_percent_sign_in_a_name_is_part_of_the_name(anon: RecordingClient):
+    assert anon.rpc("gw_100%_sure", {"p_%s": "%(body)s"}).execute().data == "sure: %(body)s"
+    assert anon.rpc("gw_100%_sure").execute().data == "sure: yes"
+    assert anon.rpc("gw_100%_sure", {"p_%s": "%s"}, get=True).execute().data == "sure: %s"
+
+
 def test_set_of_scalars_is_an_array(anon: RecordingClient):
     assert anon.rpc("gw_series", {"n": 3}).execute().data == [1, 2, 3]
     assert anon.last.headers["content-range"] == "0-2/*"

@@ -312,10 +312,14 @@ def test_the_cli_reports_success_and_failure_by_exit_code(server, database_url, 
         command = [sys.executable, "-m", "app", "db", "migrate", "--database-url", url]
         return subprocess.run(command, capture_output=True, text=True, check=False)
 
+    # The test's database is built from the migrations alone: the runner adds functions-sql/.
+    first = cli(database_url)
     current = cli(database_url)
     refused = cli(empty_url)  # pg_cron may only be created in the database it serves
     unreachable = cli("postgresql://postgres:postgres@127.0.0.1:1/postgres")
 
+    functions = len(list(paths.FUNCTIONS_SQL.glob("*.sql")))
+    assert (first.returncode, first.stdout) == (0, f"applied functions-sql/ ({functions} files)\n")
     assert (current.returncode, current.stdout) == (0, "database is up to date\n")
     foundation = "supabase/migrations/20260301000000_foundation.sql"
     lines = (paths.REPO / foundation).read_text().splitlines()

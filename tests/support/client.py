@@ -16,10 +16,11 @@ class RecordingClient:
     """The real supabase client, over an httpx client that keeps every raw response: a test sees
     what the client made of a response, and the status and headers it came with."""
 
-    def __init__(self, url: str, key: str) -> None:
+    def __init__(self, url: str, key: str, headers: dict[str, str] | None = None) -> None:
         self.responses: list[httpx.Response] = []
         self.http = httpx.Client(timeout=30, event_hooks={"response": [self.responses.append]})
         options = ClientOptions(httpx_client=self.http, postgrest_client_retry=False)
+        options.headers.update(headers or {})  # e.g. a user's Authorization beside the anon key
         self.supabase: Client = create_client(url, key, options)
 
     @property

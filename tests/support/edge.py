@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 from pydantic import SecretStr
 
 from app import keys
@@ -71,6 +72,16 @@ def running_edge(settings: Settings, sources: SqlSources | None = None) -> Itera
     app = create_app(settings, sources)
     with serve_on_loopback(app, "edge", **server_options(app, settings)) as url:
         yield Edge(url, settings)
+
+
+@contextmanager
+def edge_after(server: TestServer, database: str, setup_sql: str) -> Iterator[Edge]:
+    """An edge started once `setup_sql` (a test's own functions) ran on the database, so its
+    schema cache holds them from the first request."""
+    with psycopg.connect(server.url(database), autocommit=True) as conn:
+        conn.execute(setup_sql)  # type: ignore[arg-type]  # the test's own SQL
+    with running_edge(edge_settings(server, database)) as edge:
+        yield edge
 
 
 @dataclass(frozen=True)

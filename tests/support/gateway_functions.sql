@@ -59,6 +59,14 @@ immutable
 set search_path = ''
 as $$ select 'hello ' || p_name $$;
 
+-- A percent sign in a function's and an argument's name: psycopg would read it as a placeholder.
+create function public."gw_100%_sure"("p_%s" text default 'yes')
+returns text
+language sql
+immutable
+set search_path = ''
+as $$ select 'sure: ' || "p_%s" $$;
+
 create function public.gw_json()
 returns json
 language sql
@@ -383,6 +391,7 @@ $$;
 grant execute on function
 public.gw_add(integer, integer),
 public.gw_hello(text),
+public."gw_100%_sure"(text),
 public.gw_json(),
 public.gw_null(),
 public.gw_series(integer),

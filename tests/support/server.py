@@ -7,7 +7,6 @@ One template database is migrated once per session; each test gets a clone of it
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from app.db.migrator import migrate
-from app.local.cluster import Cluster, set_password
+from app.local.cluster import Cluster, free_port, set_password
 
 TEMPLATE = "easymo_template"
 PGTAP_HELPERS = Path(__file__).with_name("pgtap_helpers.sql")
@@ -42,7 +41,11 @@ class TestServer:
         return make_conninfo(**params)
 
     def build_template(self) -> None:
-        """Migrate the template once: emulation, migrations, functions, pgTAP."""
+        """Migrate the template once: emulation and migrations, then pgTAP.
+
+        The migrations alone, as `supabase db push` deploys a hosted project: every test runs on
+        what the migrations folder defines by itself. tests/py/test_deploy_paths.py proves the
+        runner's build (migrations, then functions-sql/) defines the same."""
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             conn.execute(f"drop database if exists {TEMPLATE} with (force)")
             conn.execute(f"create database {TEMPLATE}")
@@ -51,7 +54,7 @@ class TestServer:
             # on a hosted project: pgTAP callable by every role a test switches to.
             conn.execute("create schema extensions")
             conn.execute("create extension pgtap with schema extensions")
-        migrate(self.url(TEMPLATE), log=lambda _: None)
+        migrate(self.url(TEMPLATE), functions=False, log=lambda _: None)
         with psycopg.connect(self.url(TEMPLATE), autocommit=True) as conn:
             conn.execute(PGTAP_HELPERS.read_text())  # type: ignore[arg-type]  # our own file
             for fixture in sorted(PGTAP_FIXTURES.glob("*.sql")):
@@ -142,9 +145,3 @@ def start_cluster_server(*, durable: bool = False) -> TestServer:
         server.close()
         raise
     return server
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
