@@ -165,6 +165,14 @@ def _run(parser: _Parser, source: str, rule: Callable[[_Parser], T]) -> T:
         ) from None
 
 
+def _mismatch(text: str, keyword: str) -> str:
+    """What Parsec's `string keyword` says it found in `text`: the first differing character."""
+    for found, wanted in zip(text, keyword, strict=False):
+        if found != wanted:
+            return _haskell_show(found)
+    return "end of input" if len(text) < len(keyword) else _haskell_show(text[len(keyword)])
+
+
 def _haskell_show(text: str) -> str:
     """A string quoted as PostgREST's messages quote it (Haskell's `show`)."""
     out = ['"']
@@ -413,8 +421,12 @@ class _Parser:
             field, negated, in_logic
         )
         if condition is None:
-            expecting = _OPERATOR if negated else f'"not" or {_OPERATOR}'
-            raise _Failure(self.at, expecting)
+            if negated:
+                raise _Failure(self.at, _OPERATOR)
+            # Parsec tries "not." first and reports the first character that is not it.
+            raise _Failure(
+                self.at, f'"not" or {_OPERATOR}', _mismatch(self.text[self.at :], "not.")
+            )
         return condition
 
     def full_text(self, field: Field, negated: bool, in_logic: bool) -> Condition | None:

@@ -303,8 +303,18 @@ def negotiate(accept: str | None) -> Media:
             return Media("object", strip)
         if mime == "text/csv":
             return Media("csv")
-    listed = ", ".join(part.split(";")[0].strip() for part in accept.split(","))
+    listed = ", ".join(_shown_media(part) for part in accept.split(","))
     raise GatewayError(406, "PGRST107", f"None of these media types are available: {listed}")
+
+
+def _shown_media(part: str) -> str:
+    """A refused media type as PostgREST names it: a plan keeps the media type it is for."""
+    mime, *parameters = [p.strip() for p in part.split(";")]
+    if not mime.lower().startswith("application/vnd.pgrst.plan"):
+        return mime
+    options = dict(p.partition("=")[::2] for p in parameters)
+    target = options.get("for", "application/json").strip('"')
+    return f'{mime}; for="{target}"'
 
 
 async def read_payload(request: Request, limit: int, columns: tuple[str, ...] | None) -> Payload:

@@ -158,7 +158,9 @@ class TableGateway:
                 total = page_total
             if explains and (count == "planned" or total > self.settings.api_max_rows):
                 builder = TableSql(relation, self.catalog.relations, asked.query.embedded)
-                total = await _planned_count(conn, builder.planned_count(asked.query))
+                planned = await _planned_count(conn, builder.planned_count(asked.query))
+                # estimated: the planner's guess only when it beats the rows already counted
+                total = planned if count == "planned" else max(total, planned)
             if asked.method == "PUT" and page_total != 1:
                 raise GatewayError(
                     400, "PGRST115", "Payload values do not match URL in primary key column(s)"

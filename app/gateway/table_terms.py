@@ -131,11 +131,16 @@ class Terms:
         resource this one points to, an array for the rows that point to this one."""
         relationship, inner = self.embedded_resource(embed)
         rows = inner.embedded_rows(embed, relationship, self)
+        # As jsonb, as PostgREST embeds: its text (keys shortest first, spaced) is what clients
+        # and CSV fields see.
         if relationship.to_one:
-            value = sql.SQL("(select pg_catalog.row_to_json(pgrst_row) from ({}) as pgrst_row)")
+            value = sql.SQL(
+                "(select pg_catalog.row_to_json(pgrst_row)::jsonb from ({}) as pgrst_row)"
+            )
         else:
             value = sql.SQL(
-                "coalesce((select pg_catalog.json_agg(pgrst_row) from ({}) as pgrst_row), '[]')"
+                "coalesce((select pg_catalog.json_agg(pgrst_row)::jsonb from ({}) as pgrst_row),"
+                " '[]')"
             )
         return value.format(rows)
 
