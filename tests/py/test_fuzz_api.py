@@ -3,8 +3,8 @@ a throwaway database, as service_role and as a signed-in user: no generated requ
 5xx, and a refused one (4xx) may change no data, table by table.
 
 The description is read as service_role, the widest, so the signed-in user is also sent every
-call it may not make, tables and functions alike. `make test` runs a few examples per operation, derandomised, so a
-failure reproduces; `make fuzz` (FUZZ_EXAMPLES) runs many more."""
+call it may not make, tables and functions alike. `make test` runs a few examples per
+operation, derandomised, so a failure reproduces; `make fuzz` (FUZZ_EXAMPLES) runs many more."""
 
 from __future__ import annotations
 
