@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from pathlib import Path
 
 import httpx
@@ -94,9 +95,17 @@ def test_metrics_count_requests_by_route_without_one_series_per_function(edge):
 
 def test_logs_are_json_lines_with_the_request_id(edge, capsys: pytest.CaptureFixture[str]):
     configure_logging("info")
+    lines: list[dict[str, object]] = []
     try:
         httpx.get(edge.url + "/health", headers={"X-Request-Id": "log-me-1"})
-        lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+        # The line is written once the response has gone, so it may trail the answer a little.
+        deadline = time.monotonic() + 10
+        while not any(line.get("request_id") == "log-me-1" for line in lines):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+            out = capsys.readouterr().out
+            lines += [json.loads(line) for line in out.splitlines() if line]
     finally:
         logging.getLogger().handlers = []
     request_lines = [line for line in lines if line.get("request_id") == "log-me-1"]
