@@ -6,18 +6,16 @@ from __future__ import annotations
 import json
 from urllib.parse import urlsplit
 
-import psycopg
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.gateway import errors
 from app.gateway.auth import identify
+from app.gateway.endpoint import answering_errors, api_connection
 from app.gateway.errors import GatewayError
 from app.gateway.openapi_catalog import read_exposed_schema
 from app.gateway.openapi_document import OPENAPI_MEDIA_TYPE, describe
 from app.gateway.request import requested_schema
-from app.gateway.route import error_response
 from app.settings import Settings
 
 BASE_PATH = "/rest/v1"
@@ -30,25 +28,17 @@ class OpenApiRoot:
         self.pool = pool
         self.version = version
         self.secret = settings.supabase_jwt_secret.get_secret_value()
-
-    async def handle(self, request: Request) -> Response:
-        try:
-            return await self._handle(request)
-        except GatewayError as error:
-            return error_response(error)
+        self.handle = answering_errors(self._handle)
 
     async def _handle(self, request: Request) -> Response:
         headers = request.headers
         caller = identify(headers.get("authorization"), headers.get("apikey"), self.secret)
         schema, profile_sent = requested_schema(request, self.settings.api_schemas)
         _require_acceptable(headers.get("accept"))
-        try:
-            async with self.pool.connection(timeout=self.settings.pool_timeout_seconds) as conn:
-                exposed = await read_exposed_schema(conn, schema, caller.role)
-        except PoolTimeout as error:
-            raise errors.pool_exhausted() from error
-        except psycopg.Error as error:
-            raise errors.from_postgres(error, anonymous=caller.anonymous) from error
+        async with api_connection(
+            self.pool, self.settings.pool_timeout_seconds, anonymous=caller.anonymous
+        ) as conn:
+            exposed = await read_exposed_schema(conn, schema, caller.role)
         scheme, host = self._public_address(request)
         document = describe(
             exposed, version=self.version, host=host, scheme=scheme, base_path=BASE_PATH

@@ -16,14 +16,14 @@ from functools import lru_cache
 from typing import Any
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.gateway import errors
 from app.gateway.auth import Caller, identify
 from app.gateway.call import Page, as_query, plan_call, plan_void_call
 from app.gateway.catalog import Catalog, Routine
+from app.gateway.endpoint import answering_errors, api_connection
 from app.gateway.errors import GatewayError
 from app.gateway.request import Arguments, read_arguments, requested_schema, wants_object
 from app.settings import Settings
@@ -39,12 +39,7 @@ class RpcGateway:
         self.pool = pool
         self.catalog = catalog
         self.secret = settings.supabase_jwt_secret.get_secret_value()
-
-    async def handle(self, request: Request) -> Response:
-        try:
-            return await self._handle(request)
-        except GatewayError as error:
-            return error_response(error)
+        self.handle = answering_errors(self._handle)
 
     async def _handle(self, request: Request) -> Response:
         headers = request.headers
@@ -54,35 +49,32 @@ class RpcGateway:
         want_count = "count=" in (headers.get("prefer") or "")
         arguments = await read_arguments(request, self.settings.rpc_max_body_bytes)
         read_only = request.method in ("GET", "HEAD")
-        try:
-            async with self.pool.connection(timeout=self.settings.pool_timeout_seconds) as conn:
-                routine = await self.catalog.find(
+        async with api_connection(
+            self.pool, self.settings.pool_timeout_seconds, anonymous=caller.anonymous
+        ) as conn:
+            routine = await self.catalog.find(
+                conn,
+                schema,
+                request.path_params["function"],
+                arguments.keys,
+                json_body=arguments.values is None,
+            )
+            if routine.volatility != "v":
+                read_only = True  # STABLE and IMMUTABLE functions never need to write
+            settings = self._request_settings(request, caller, schema, read_only)
+            # An answer that may be refused after the call (not one object, a range past the
+            # count) keeps the transaction open until then, so that the refusal rolls back
+            # what the function did; any other call commits with its one round trip.
+            refusable = want_object or want_count
+            async with conn.transaction() if refusable else contextlib.nullcontext():
+                result = await self._call(
                     conn,
-                    schema,
-                    request.path_params["function"],
-                    arguments.keys,
-                    json_body=arguments.values is None,
+                    settings,
+                    routine,
+                    arguments,
+                    want_object=want_object,
+                    want_count=want_count,
                 )
-                if routine.volatility != "v":
-                    read_only = True  # STABLE and IMMUTABLE functions never need to write
-                settings = self._request_settings(request, caller, schema, read_only)
-                # An answer that may be refused after the call (not one object, a range past the
-                # count) keeps the transaction open until then, so that the refusal rolls back
-                # what the function did; any other call commits with its one round trip.
-                refusable = want_object or want_count
-                async with conn.transaction() if refusable else contextlib.nullcontext():
-                    result = await self._call(
-                        conn,
-                        settings,
-                        routine,
-                        arguments,
-                        want_object=want_object,
-                        want_count=want_count,
-                    )
-        except PoolTimeout as error:
-            raise errors.pool_exhausted() from error
-        except psycopg.Error as error:
-            raise errors.from_postgres(error, anonymous=caller.anonymous) from error
         response_headers = {"Content-Range": result.content_range(arguments.page)}
         if profile_sent or len(self.settings.api_schemas) > 1:
             response_headers["Content-Profile"] = schema
@@ -182,10 +174,6 @@ def _rendered_call(
 @lru_cache(maxsize=2048)
 def _rendered_void_call(routine: Routine, keys: frozenset[str]) -> str:
     return as_query(plan_void_call(routine, keys))
-
-
-def error_response(error: GatewayError) -> Response:
-    return Response(error.body(), error.status, error.response_headers(), JSON)
 
 
 def _json_arguments(routine: Routine, arguments: Arguments) -> str:

@@ -18,17 +18,16 @@ from urllib.parse import quote
 
 import psycopg
 from psycopg import sql
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.gateway import errors
 from app.gateway.auth import Caller, identify
 from app.gateway.catalog import Catalog
+from app.gateway.endpoint import answering_errors, api_connection
 from app.gateway.errors import GatewayError
 from app.gateway.relations import Relation
 from app.gateway.request import requested_schema
-from app.gateway.route import error_response
 from app.gateway.table_grammar import Condition
 from app.gateway.table_plans import ReadPlans
 from app.gateway.table_request import TableQuery, TableRequest, read_table_request
@@ -52,13 +51,8 @@ class TableGateway:
         self.pool = pool
         self.catalog = catalog
         self.secret = settings.supabase_jwt_secret.get_secret_value()
+        self.handle = answering_errors(self._handle)
         self.plans = ReadPlans()
-
-    async def handle(self, request: Request) -> Response:
-        try:
-            return await self._handle(request)
-        except GatewayError as error:
-            return error_response(error)
 
     async def _handle(self, request: Request) -> Response:
         headers = request.headers
@@ -77,24 +71,19 @@ class TableGateway:
             )
         else:
             asked = planned[0]
-        try:
-            async with self.pool.connection(timeout=self.settings.pool_timeout_seconds) as conn:
-                relation = await self.catalog.find_relation(conn, schema, asked.table)
-                if planned is None:
-                    text = self._statement(
-                        TableSql(relation, relations, asked.query.embedded), asked
-                    ).as_string(conn)
-                    self.plans.put(
-                        self.plans.key(request, schema, relations.generation), (asked, text)
-                    )
-                else:
-                    text = planned[1]
-                settings = self._request_settings(request, caller, relation, asked)
-                outcome = await self._run(conn, settings, relation, asked, text)
-        except PoolTimeout as error:
-            raise errors.pool_exhausted() from error
-        except psycopg.Error as error:
-            raise errors.from_postgres(error, anonymous=caller.anonymous) from error
+        async with api_connection(
+            self.pool, self.settings.pool_timeout_seconds, anonymous=caller.anonymous
+        ) as conn:
+            relation = await self.catalog.find_relation(conn, schema, asked.table)
+            if planned is None:
+                text = self._statement(
+                    TableSql(relation, relations, asked.query.embedded), asked
+                ).as_string(conn)
+                self.plans.put(self.plans.key(request, schema, relations.generation), (asked, text))
+            else:
+                text = planned[1]
+            settings = self._request_settings(request, caller, relation, asked)
+            outcome = await self._run(conn, settings, relation, asked, text)
         response = _response(relation, asked, outcome)
         if profile_sent or len(self.settings.api_schemas) > 1:
             response.headers["Content-Profile"] = schema
@@ -103,13 +92,10 @@ class TableGateway:
     async def _options(self, schema: str, table: str) -> Response:
         """What may be asked of the table, as PostgREST answers OPTIONS (whether the caller may
         is for the request itself to find out)."""
-        try:
-            async with self.pool.connection(timeout=self.settings.pool_timeout_seconds) as conn:
-                await self.catalog.find_relation(conn, schema, table)
-        except PoolTimeout as error:
-            raise errors.pool_exhausted() from error
-        except psycopg.Error as error:  # the schema cache could not be reloaded
-            raise errors.from_postgres(error, anonymous=False) from error
+        async with api_connection(
+            self.pool, self.settings.pool_timeout_seconds, anonymous=False
+        ) as conn:
+            await self.catalog.find_relation(conn, schema, table)
         allowed = {
             "Allow": "OPTIONS,GET,HEAD,POST,PUT,PATCH,DELETE",
             "Access-Control-Allow-Origin": "*",

@@ -6,8 +6,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app.gateway.endpoint import error_response
 from app.gateway.errors import GatewayError
-from app.gateway.route import error_response
 
 
 async def unknown_path(request: Request) -> Response:
