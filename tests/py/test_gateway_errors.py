@@ -94,7 +94,7 @@ def test_error_of_a_head_request_names_its_code_in_proxy_status(anon: RecordingC
     assert status == 400
     assert anon.last.content == b""
     assert anon.last.headers.get("proxy-status") == "PostgREST; error=P0001", (
-        "app/gateway/route.py error_response / errors.py: no Proxy-Status header on errors"
+        "app/gateway/endpoint.py error_response / errors.py: no Proxy-Status header on errors"
     )
     assert body["code"] == "P0001"
 
