@@ -160,7 +160,10 @@ begin
             'transaction',
             array[p_transaction.id::text],
             'transaction.'
-            || case when p_from_status is null then 'created' else p_transaction.status end,
+            || case
+                when p_from_status is null and p_transaction.status = 'pending' then 'created'
+                else p_transaction.status
+            end,
             array[pg_catalog.jsonb_build_object(
                 'id', p_transaction.id,
                 'reference', p_transaction.reference,
@@ -205,58 +208,68 @@ create or replace function private.require_transaction_arguments(
     p_currency text,
     p_metadata jsonb,
     p_counterparty_id uuid,
-    p_original_transaction_id uuid
+    p_original_transaction_id uuid,
+    p_function text
 )
 returns void
 language plpgsql
 stable
 set search_path = ''
 as $$
+-- p_function names the caller in its errors: create_transaction, or transfer_funds, whose
+-- p_from_user_id and p_to_user_id are the user and counterparty here.
 declare
     v_minor_units smallint := private.currency_minor_units(p_currency);
+    -- Unnamed in create_transaction's not-found error, as it always was.
+    v_user_argument text := case when p_function = 'transfer_funds' then 'p_from_user_id' end;
+    v_counterparty_argument text := case
+        when p_function = 'transfer_funds' then 'p_to_user_id' else 'p_counterparty_id'
+    end;
 begin
     if p_user_id is null then
-        raise exception 'create_transaction: p_user_id must be a user id' using errcode = '22023';
+        raise exception '%: % must be a user id',
+            p_function, coalesce(v_user_argument, 'p_user_id')
+        using errcode = '22023';
     end if;
     if p_type is null or p_type not in (
         'debit', 'credit', 'transfer', 'payment', 'refund', 'fee', 'commission'
     ) then
-        raise exception 'create_transaction: p_type must be debit, credit, transfer, payment, '
-            'refund, fee or commission (got %)', coalesce(p_type, 'null')
+        raise exception '%: p_type must be debit, credit, transfer, payment, '
+            'refund, fee or commission (got %)', p_function, coalesce(p_type, 'null')
         using errcode = '22023';
     end if;
     if v_minor_units is null then
-        raise exception 'create_transaction: p_currency must be an ISO 4217 code the platform '
-            'handles, in capitals (got %)', coalesce(p_currency, 'null')
+        raise exception '%: p_currency must be an ISO 4217 code the platform '
+            'handles, in capitals (got %)', p_function, coalesce(p_currency, 'null')
         using errcode = '22023';
     end if;
     if p_amount is null or p_amount <= 0 or p_amount >= 1e15 or p_amount = 'NaN' then
-        raise exception 'create_transaction: p_amount must be more than 0 and less than 10^15 '
-            '(got %)', coalesce(p_amount::text, 'null')
+        raise exception '%: p_amount must be more than 0 and less than 10^15 '
+            '(got %)', p_function, coalesce(p_amount::text, 'null')
         using errcode = '22023';
     end if;
     if p_amount <> pg_catalog.round(p_amount, v_minor_units) then
-        raise exception 'create_transaction: p_amount must have at most % decimals in % (got %)',
-            v_minor_units, p_currency, p_amount
+        raise exception '%: p_amount must have at most % decimals in % (got %)',
+            p_function, v_minor_units, p_currency, p_amount
         using errcode = '22023';
     end if;
     perform private.require_json_object(
-        coalesce(p_metadata, '{}'), 'create_transaction', 'p_metadata'
+        coalesce(p_metadata, '{}'), p_function, 'p_metadata'
     );
     -- Stored twice: on the transaction and in its audit row.
-    perform private.require_json_size(p_metadata, 16384, 'create_transaction', 'p_metadata');
+    perform private.require_json_size(p_metadata, 16384, p_function, 'p_metadata');
     if (p_type = 'transfer') <> (p_counterparty_id is not null) then
-        raise exception 'create_transaction: p_counterparty_id is required for a transfer and '
-            'only for one'
+        raise exception '%: % is required for a transfer and only for one',
+            p_function, v_counterparty_argument
         using errcode = '22023';
     end if;
     if p_counterparty_id = p_user_id then
-        raise exception 'create_transaction: a transfer needs a counterparty other than the user'
+        raise exception '%: a transfer needs a counterparty other than the user', p_function
         using errcode = '22023';
     end if;
     if (p_type = 'refund') <> (p_original_transaction_id is not null) then
-        raise exception 'create_transaction: p_original_transaction_id is required for a refund '
-            'and only for one'
+        raise exception '%: p_original_transaction_id is required for a refund '
+            'and only for one', p_function
         using errcode = '22023';
     end if;
     -- Both users in one read; which one is missing is asked only when one is.
@@ -264,20 +277,20 @@ begin
         select count(*) from public.users as u
         where u.id in (p_user_id, p_counterparty_id)
     ) < (case when p_counterparty_id is null then 1 else 2 end) then
-        perform private.require_user(p_user_id, 'create_transaction');
+        perform private.require_user(p_user_id, p_function, v_user_argument);
         if p_counterparty_id is not null then
             perform private.require_user(
-                p_counterparty_id, 'create_transaction', 'p_counterparty_id'
+                p_counterparty_id, p_function, v_counterparty_argument
             );
         end if;
     end if;
 end;
 $$;
 comment on function private.require_transaction_arguments(
-    uuid, text, numeric, text, jsonb, uuid, uuid
+    uuid, text, numeric, text, jsonb, uuid, uuid, text
 ) is
-'The checks of create_transaction''s arguments: 22023 for a bad value, PT404 for an unknown user '
-'or counterparty.';
+'The checks of create_transaction''s (or transfer_funds'', p_function) arguments: 22023 for a bad '
+'value, PT404 for an unknown user or counterparty.';
 
 create or replace function private.require_refundable(
     p_original_transaction_id uuid,
@@ -362,6 +375,58 @@ $$;
 comment on function private.replayed_transaction(private.transaction_directory, jsonb) is
 'The transaction an idempotency key made, when p_request is what it was made from; else PT409.';
 
+create or replace function private.claim_transaction_directory(
+    p_id uuid,
+    p_idempotency_key text,
+    p_request jsonb,
+    p_now timestamptz
+)
+returns private.transaction_directory
+language plpgsql
+volatile
+set search_path = ''
+as $$
+-- The directory row first: a retry, or a concurrent create with the same key (which waits here
+-- for this one), finds the first and replays it. A clash on the reference alone (30 random bits
+-- a day) draws again.
+declare
+    v_directory private.transaction_directory := (
+        p_id, null, p_idempotency_key, p_request, p_now
+    )::private.transaction_directory;
+    v_first private.transaction_directory;
+begin
+    loop
+        v_directory.reference := private.transaction_reference(p_now);
+        insert into private.transaction_directory (
+            id, reference, idempotency_key, request, created_at
+        )
+        values (
+            v_directory.id,
+            v_directory.reference,
+            v_directory.idempotency_key,
+            v_directory.request,
+            v_directory.created_at
+        )
+        on conflict do nothing;
+        exit when found;
+        if p_idempotency_key is not null then
+            -- Into its own variable: a miss would null every field of v_directory.
+            select d.* into v_first
+            from private.transaction_directory as d
+            where d.idempotency_key = p_idempotency_key;
+            if found then
+                return v_first;
+            end if;
+        end if;
+    end loop;
+    return v_directory;
+end;
+$$;
+comment on function private.claim_transaction_directory(uuid, text, jsonb, timestamptz) is
+'Enters transaction p_id (a new reference, p_idempotency_key, p_request) in the directory and '
+'returns its row; when p_idempotency_key is already there, returns that first row instead (its '
+'id is not p_id): the caller replays it.';
+
 create or replace function public.create_transaction(
     p_user_id uuid,
     p_type text,
@@ -381,14 +446,14 @@ set plan_cache_mode = force_generic_plan
 as $$
 declare
     v_request jsonb;
+    v_id uuid := pg_catalog.gen_random_uuid();
     v_directory private.transaction_directory;
-    v_first private.transaction_directory;
     v_transaction public.transactions;
     v_now timestamptz := pg_catalog.now();
 begin
     perform private.require_transaction_arguments(
         p_user_id, p_type, p_amount, p_currency, p_metadata, p_counterparty_id,
-        p_original_transaction_id
+        p_original_transaction_id, 'create_transaction'
     );
     perform private.require_idempotency_key(p_idempotency_key, 'create_transaction');
     v_request := pg_catalog.jsonb_build_object(
@@ -401,36 +466,12 @@ begin
         'original_transaction_id', p_original_transaction_id
     );
 
-    -- The directory row first: a retry, or a concurrent create with the same key (which waits
-    -- here for this one), finds the first and replays it. A clash on the reference alone (30
-    -- random bits a day) draws again.
-    v_directory := (
-        pg_catalog.gen_random_uuid(), null, p_idempotency_key, v_request, v_now
-    )::private.transaction_directory;
-    loop
-        v_directory.reference := private.transaction_reference(v_now);
-        insert into private.transaction_directory (
-            id, reference, idempotency_key, request, created_at
-        )
-        values (
-            v_directory.id,
-            v_directory.reference,
-            v_directory.idempotency_key,
-            v_directory.request,
-            v_directory.created_at
-        )
-        on conflict do nothing;
-        exit when found;
-        if p_idempotency_key is not null then
-            -- Into its own variable: a miss would null every field of v_directory.
-            select d.* into v_first
-            from private.transaction_directory as d
-            where d.idempotency_key = p_idempotency_key;
-            if found then
-                return private.replayed_transaction(v_first, v_request);
-            end if;
-        end if;
-    end loop;
+    v_directory := private.claim_transaction_directory(
+        v_id, p_idempotency_key, v_request, v_now
+    );
+    if v_directory.id <> v_id then
+        return private.replayed_transaction(v_directory, v_request);
+    end if;
 
     -- After the directory, so that a retry of a transaction made before its user was erased
     -- still replays it.
@@ -608,6 +649,120 @@ comment on function public.update_transaction_status(uuid, text, text, text) is
 revoke all on function public.update_transaction_status(uuid, text, text, text)
 from public, anon, authenticated;
 grant execute on function public.update_transaction_status(uuid, text, text, text)
+to service_role;
+
+create or replace function public.transfer_funds(
+    p_from_user_id uuid,
+    p_to_user_id uuid,
+    p_amount numeric,
+    p_currency text,
+    p_idempotency_key text default null,
+    p_metadata jsonb default '{}'
+)
+returns public.transactions
+language plpgsql
+volatile
+security definer
+set search_path = ''
+set plan_cache_mode = force_generic_plan
+as $$
+-- A wallet-to-wallet transfer waits on no provider: it is created completed, in one call, where
+-- create_transaction and two update_transaction_status calls would write the transaction three
+-- times with an event and an outbox row each.
+declare
+    v_id uuid := pg_catalog.gen_random_uuid();
+    v_request jsonb;
+    v_directory private.transaction_directory;
+    v_transaction public.transactions;
+    v_now timestamptz := pg_catalog.now();
+begin
+    perform private.require_transaction_arguments(
+        p_from_user_id, 'transfer', p_amount, p_currency, p_metadata,
+        p_to_user_id, null, 'transfer_funds'
+    );
+    perform private.require_idempotency_key(p_idempotency_key, 'transfer_funds');
+    -- Named apart from create_transaction's request: a key used there (a pending transfer) is
+    -- not replayed here as if it had completed.
+    v_request := pg_catalog.jsonb_build_object(
+        'user_id', p_from_user_id,
+        'type', 'transfer',
+        'amount', p_amount,
+        'currency', p_currency,
+        'metadata', coalesce(p_metadata, '{}'),
+        'counterparty_id', p_to_user_id,
+        'original_transaction_id', null,
+        'completed', true
+    );
+
+    v_directory := private.claim_transaction_directory(
+        v_id, p_idempotency_key, v_request, v_now
+    );
+    if v_directory.id <> v_id then
+        return private.replayed_transaction(v_directory, v_request);
+    end if;
+    perform private.require_not_erased(p_from_user_id, p_to_user_id, 'transfer_funds');
+
+    v_transaction.id := v_id;
+    v_transaction.reference := v_directory.reference;
+    v_transaction.user_id := p_from_user_id;
+    v_transaction.type := 'transfer';
+    v_transaction.amount := p_amount;
+    v_transaction.currency := p_currency;
+    v_transaction.counterparty_id := p_to_user_id;
+    -- PT402 here leaves nothing behind: the directory row goes with the failed statement.
+    perform private.move_wallets(v_transaction, 1);
+
+    insert into public.transactions (
+        id,
+        reference,
+        user_id,
+        type,
+        amount,
+        currency,
+        status,
+        counterparty_id,
+        idempotency_key,
+        correlation_id,
+        metadata,
+        created_at,
+        updated_at,
+        completed_at
+    )
+    values (
+        v_id,
+        v_directory.reference,
+        p_from_user_id,
+        'transfer',
+        p_amount,
+        p_currency,
+        'completed',
+        p_to_user_id,
+        p_idempotency_key,
+        private.request_correlation_id(),
+        coalesce(p_metadata, '{}'),
+        v_now,
+        v_now,
+        v_now
+    )
+    returning * into v_transaction;
+    perform private.record_transaction_move(v_transaction, null, null);
+    return v_transaction;
+end;
+$$;
+comment on function public.transfer_funds(uuid, uuid, numeric, text, text, jsonb) is
+'Moves p_amount in p_currency (ISO 4217, at most its minor units) from user p_from_user_id''s '
+'wallet to user p_to_user_id''s, as one completed transfer created in this call: for transfers '
+'between wallets, which wait on no provider (create_transaction and update_transaction_status '
+'remain for those that do). p_metadata a JSON object of at most 16 KB. Returns the transaction. '
+'The same p_idempotency_key (1 to 255 characters) with the same arguments returns the first '
+'transfer and moves nothing again, also when calls race; with other arguments (or a key used by '
+'create_transaction) PT409. Bad input (also the same user on both sides) 22023, unknown user '
+'PT404, an erased user PT410, a balance that would go negative PT402; each changes nothing. '
+'Writes one transaction_events row (null to completed) and the outbox event '
+'transaction.completed. service_role only.';
+revoke all on function public.transfer_funds(uuid, uuid, numeric, text, text, jsonb)
+from public, anon, authenticated;
+grant execute on function public.transfer_funds(uuid, uuid, numeric, text, text, jsonb)
 to service_role;
 
 -- Who reads --------------------------------------------------------------------------------------

@@ -82,3 +82,37 @@ def test_the_floor_writes_the_rows_a_transfer_writes(database_url: str) -> None:
         ("wallets", 0, 2),
     ]
     assert by_floor == by_transfer
+
+
+def test_the_floor_of_transfer_funds_writes_the_rows_it_writes(database_url: str) -> None:
+    sender, receiver = add_users(database_url, 2)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(FLOOR.read_text())
+        fund(conn, sender, 10_000)
+        fund(conn, receiver, 10_000)
+
+        with conn.transaction():
+            start = unreported(conn)
+            conn.execute(
+                "select public.transfer_funds(%s, %s, 300, 'RWF', 'tf-1')", (sender, receiver)
+            )
+            by_transfer = written(start, unreported(conn))
+        with conn.transaction():
+            start = unreported(conn)
+            conn.execute("set local session_replication_role = replica")
+            conn.execute(
+                "select public.bench_floor_transfer_funds(%s, %s, 300)", (sender, receiver)
+            )
+            by_floor = written(start, unreported(conn))
+
+        assert (balance(conn, sender), balance(conn, receiver)) == (9_400, 10_600)
+
+    assert by_transfer == [
+        ("outbox_events", 1, 0),
+        ("private.transaction_directory", 1, 0),
+        ("system_audit_logs", 3, 0),
+        ("transaction_events", 1, 0),
+        ("transactions", 1, 0),
+        ("wallets", 0, 2),
+    ]
+    assert by_floor == by_transfer

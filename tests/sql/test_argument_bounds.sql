@@ -10,7 +10,8 @@ begin;
 -- What the calls below need to exist: a user with a payment method, a claimed queue message, a
 -- running job and a pending one.
 insert into public.users (id, phone_number) values
-('8e1f0a00-0000-4000-8000-000000000001', '+250788000001');
+('8e1f0a00-0000-4000-8000-000000000001', '+250788000001'),
+('8e1f0a00-0000-4000-8000-000000000002', '+250788000002');
 create temporary table setup as
 select
     (
@@ -139,6 +140,9 @@ insert into bounded (function_name, argument, call, named) values
 ('update_transaction_status', 'p_new_status', $$select public.update_transaction_status(gen_random_uuid(), repeat('x', 201))$$, null),
 ('update_transaction_status', 'p_error_message', $$select public.update_transaction_status(gen_random_uuid(), 'failed', repeat('x', 2001))$$, null),
 ('update_transaction_status', 'p_reason', $$select public.update_transaction_status(gen_random_uuid(), 'failed', null, repeat('x', 2001))$$, null),
+('transfer_funds', 'p_currency', $$select public.transfer_funds('8e1f0a00-0000-4000-8000-000000000001', '8e1f0a00-0000-4000-8000-000000000002', 1, repeat('x', 201))$$, null),
+('transfer_funds', 'p_idempotency_key', $$select public.transfer_funds('8e1f0a00-0000-4000-8000-000000000001', '8e1f0a00-0000-4000-8000-000000000002', 1, 'RWF', repeat('x', 256))$$, null),
+('transfer_funds', 'p_metadata', $$select public.transfer_funds('8e1f0a00-0000-4000-8000-000000000001', '8e1f0a00-0000-4000-8000-000000000002', 1, 'RWF', null, jsonb_build_object('m', repeat('x', 16384)))$$, null),
 -- wallets, payment methods
 ('get_wallet_balance', 'p_currency', $$select public.get_wallet_balance('8e1f0a00-0000-4000-8000-000000000001', repeat('x', 201))$$, null),
 ('add_payment_method', 'p_method_type', $$select public.add_payment_method('8e1f0a00-0000-4000-8000-000000000001', repeat('x', 201), 'mtn')$$, null),
