@@ -230,8 +230,11 @@ select throws_ok(
     'PT404', null, 'an unknown recipient is PT404'
 );
 select throws_ok(
-    pg_temp.transfer_sql(pg_temp.uid('aline'), pg_temp.uid('bosco'), 1, 'XXX'),
-    '22023', null, 'an unknown currency is 22023'
+    pg_temp.transfer_sql(pg_temp.uid('aline'), pg_temp.uid('bosco'), 1, 'XYZ'),
+    '22023',
+    'transfer_funds: p_currency must be an ISO 4217 code the platform handles, in capitals '
+    || '(got XYZ)',
+    'an unknown currency is 22023, naming transfer_funds'
 );
 select throws_ok(
     pg_temp.transfer_sql(pg_temp.uid('aline'), pg_temp.uid('bosco'), 1, 'rwf'),
