@@ -209,26 +209,22 @@ create or replace function private.require_transaction_arguments(
     p_metadata jsonb,
     p_counterparty_id uuid,
     p_original_transaction_id uuid,
-    p_function text
+    p_function text,
+    p_user_argument text,
+    p_counterparty_argument text
 )
 returns void
 language plpgsql
 stable
 set search_path = ''
 as $$
--- p_function names the caller in its errors: create_transaction, or transfer_funds, whose
--- p_from_user_id and p_to_user_id are the user and counterparty here.
+-- Errors speak the caller's words: p_function and its names for the two user arguments
+-- (p_user_argument, p_counterparty_argument), which it may call otherwise than this check does.
 declare
     v_minor_units smallint := private.currency_minor_units(p_currency);
-    -- Unnamed in create_transaction's not-found error, as it always was.
-    v_user_argument text := case when p_function = 'transfer_funds' then 'p_from_user_id' end;
-    v_counterparty_argument text := case
-        when p_function = 'transfer_funds' then 'p_to_user_id' else 'p_counterparty_id'
-    end;
 begin
     if p_user_id is null then
-        raise exception '%: % must be a user id',
-            p_function, coalesce(v_user_argument, 'p_user_id')
+        raise exception '%: % must be a user id', p_function, p_user_argument
         using errcode = '22023';
     end if;
     if p_type is null or p_type not in (
@@ -260,7 +256,7 @@ begin
     perform private.require_json_size(p_metadata, 16384, p_function, 'p_metadata');
     if (p_type = 'transfer') <> (p_counterparty_id is not null) then
         raise exception '%: % is required for a transfer and only for one',
-            p_function, v_counterparty_argument
+            p_function, p_counterparty_argument
         using errcode = '22023';
     end if;
     if p_counterparty_id = p_user_id then
@@ -272,24 +268,29 @@ begin
             'and only for one', p_function
         using errcode = '22023';
     end if;
-    -- Both users in one read; which one is missing is asked only when one is.
+    -- Both users in one read; which one is missing is asked only when one is. A missing user is
+    -- named by its argument only when there is a counterparty to tell it apart from.
     if (
         select count(*) from public.users as u
         where u.id in (p_user_id, p_counterparty_id)
     ) < (case when p_counterparty_id is null then 1 else 2 end) then
-        perform private.require_user(p_user_id, p_function, v_user_argument);
+        perform private.require_user(
+            p_user_id, p_function,
+            case when p_counterparty_id is not null then p_user_argument end
+        );
         if p_counterparty_id is not null then
             perform private.require_user(
-                p_counterparty_id, p_function, v_counterparty_argument
+                p_counterparty_id, p_function, p_counterparty_argument
             );
         end if;
     end if;
 end;
 $$;
 comment on function private.require_transaction_arguments(
-    uuid, text, numeric, text, jsonb, uuid, uuid, text
+    uuid, text, numeric, text, jsonb, uuid, uuid, text, text, text
 ) is
-'The checks of create_transaction''s (or transfer_funds'', p_function) arguments: 22023 for a bad '
+'The checks of a transaction''s arguments for caller p_function, whose errors name the user and '
+'counterparty by the caller''s p_user_argument and p_counterparty_argument: 22023 for a bad '
 'value, PT404 for an unknown user or counterparty.';
 
 create or replace function private.require_refundable(
@@ -453,7 +454,7 @@ declare
 begin
     perform private.require_transaction_arguments(
         p_user_id, p_type, p_amount, p_currency, p_metadata, p_counterparty_id,
-        p_original_transaction_id, 'create_transaction'
+        p_original_transaction_id, 'create_transaction', 'p_user_id', 'p_counterparty_id'
     );
     perform private.require_idempotency_key(p_idempotency_key, 'create_transaction');
     v_request := pg_catalog.jsonb_build_object(
@@ -678,7 +679,7 @@ declare
 begin
     perform private.require_transaction_arguments(
         p_from_user_id, 'transfer', p_amount, p_currency, p_metadata,
-        p_to_user_id, null, 'transfer_funds'
+        p_to_user_id, null, 'transfer_funds', 'p_from_user_id', 'p_to_user_id'
     );
     perform private.require_idempotency_key(p_idempotency_key, 'transfer_funds');
     -- Named apart from create_transaction's request: a key used there (a pending transfer) is

@@ -5,7 +5,7 @@
 -- here is created (and moved) at now(). The users, notes and helpers are tests/sql/fixtures/
 -- transactions.sql.
 begin;
-select plan(42);
+select plan(43);
 
 call tests.fixture('transactions');
 call pg_temp.story_created();
@@ -201,6 +201,14 @@ select throws_ok(
     'PT404',
     'create_transaction: no user 99999999-9999-4999-8999-999999999999 (p_counterparty_id)',
     'a transfer to an unknown user is not found'
+);
+select throws_ok(
+    pg_temp.create_sql(
+        pg_temp.uid('nobody'), 'transfer', 10, 'RWF', null, '{}', pg_temp.uid('aline')
+    ),
+    'PT404',
+    'create_transaction: no user 99999999-9999-4999-8999-999999999999 (p_user_id)',
+    'a transfer from an unknown user is not found, naming which of the two'
 );
 select throws_ok(
     pg_temp.create_sql(pg_temp.uid('aline'), 'refund', 10, 'RWF'),

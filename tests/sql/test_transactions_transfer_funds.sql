@@ -219,15 +219,18 @@ select throws_ok(
 );
 select throws_ok(
     pg_temp.transfer_sql(null, pg_temp.uid('bosco'), 1, 'RWF'),
-    '22023', null, 'a null sender is 22023'
+    '22023', 'transfer_funds: p_from_user_id must be a user id',
+    'a null sender is 22023, named by transfer_funds'' argument'
 );
 select throws_ok(
     pg_temp.transfer_sql(pg_temp.uid('nobody'), pg_temp.uid('bosco'), 1, 'RWF'),
-    'PT404', null, 'an unknown sender is PT404'
+    'PT404', 'transfer_funds: no user 99999999-9999-4999-8999-999999999999 (p_from_user_id)',
+    'an unknown sender is PT404, named by transfer_funds'' argument'
 );
 select throws_ok(
     pg_temp.transfer_sql(pg_temp.uid('aline'), pg_temp.uid('nobody'), 1, 'RWF'),
-    'PT404', null, 'an unknown recipient is PT404'
+    'PT404', 'transfer_funds: no user 99999999-9999-4999-8999-999999999999 (p_to_user_id)',
+    'an unknown recipient is PT404, named by transfer_funds'' argument'
 );
 select throws_ok(
     pg_temp.transfer_sql(pg_temp.uid('aline'), pg_temp.uid('bosco'), 1, 'XYZ'),
