@@ -1421,7 +1421,7 @@ select is_empty(
               or has_function_privilege('authenticated', p.oid, 'execute')
               or not has_function_privilege('service_role', p.oid, 'execute')
               or not p.prosecdef
-              or p.proconfig is distinct from array['search_path=""'])$$,
+              or not coalesce('search_path=""' = any(p.proconfig), false))$$,
     'every WhatsApp queue RPC has a comment, is service_role only, security definer, search_path '
     || 'pinned'
 );
