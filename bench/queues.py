@@ -1,5 +1,5 @@
-"""message_queue against pgmq's shapes written in plain SQL, side by side on one throwaway
-cluster with fsync and synchronous_commit on, the two alternating round by round.
+"""message_queue against pgmq's shapes, side by side on one throwaway cluster with fsync and
+synchronous_commit on, which side runs first changing round by round.
 
   enqueue     enqueue_message (validation, the wake-up check, NOTIFY when the queue was empty)
               against pgmq.send's INSERT
@@ -8,15 +8,20 @@ cluster with fsync and synchronous_commit on, the two alternating round by round
               (FOR UPDATE SKIP LOCKED), then pgmq.delete's DELETE
   claim 10    the same, 10 at a time, 600,000 queued (messages/s)
   bulk        200,000 enqueues in one statement into a table analysed while empty, with an ANALYZE
-              from another session a second in, against one INSERT of 200,000 rows
-  decay       claim 10 + ack at full speed for --decay-seconds with 1,500,000 queued, both
-              sides: the last 10 s as a share of the first 10 s
+              from another session a second in, against pgmq.send called 200,000 times in one
+              statement and one INSERT of 200,000 rows
+  decay       claim 10 + ack at full speed for --decay-seconds with --decay-queued queued, for
+              message_queue, background_jobs (claim_jobs + complete_job),
+              whatsapp_message_queue (claim_whatsapp_messages + record_whatsapp_sends, 100,000
+              recipients) and pgmq: the last 10 s as a share of the first 10 s
 
-pgbench -M prepared, -c 8 -j 2 by default. The pgmq side is the SQL pgmq 1.5 runs, without its
-PL/pgSQL wrappers, so it is the stricter baseline; it has no priorities, idempotency keys,
-retries, dead letters, per-worker leases or wake-ups. Each pair starts from vacuumed tables.
+pgbench -M prepared, -c 8 -j 2 by default; autovacuum as the migrations leave it. pgmq is not
+installed: its functions are written below as it runs them, and the same statements sent bare
+are a third column. Neither has priorities, idempotency keys, retries, dead letters,
+per-worker leases or wake-ups. Each run starts from vacuumed tables.
 
-    .venv/bin/python -m bench.queues [--seconds 10] [--rounds 3] [--decay-seconds 60] [--clients 8]
+    .venv/bin/python -m bench.queues [--seconds 10] [--rounds 3] [--decay-seconds 60]
+        [--decay-queued 1500000] [--clients 8]
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import time
 from dataclasses import dataclass
 
 import psycopg
+from psycopg import sql
 
 from bench.pgbench import pgbench
 from tests.support.server import start_test_server
@@ -107,6 +113,32 @@ BARE_READ = (
     " select coalesce(array_agg(r.msg_id), '{{}}') as ids from read as r \\gset\n"
     "delete from bench_pgmq where msg_id = any(:ids::bigint[]);\n"
 )
+JOB_CLAIM = (
+    "select coalesce(array_agg(c.id), '{{}}') as ids"
+    " from public.claim_jobs(null, {batch}, 'w') as c \\gset\n"
+    "select count(public.complete_job(j.id, null, 'w')) from unnest(:ids::bigint[]) as j (id);\n"
+)
+WHATSAPP_CLAIM = (
+    "select coalesce(jsonb_agg(jsonb_build_object('id', c.id, 'outcome', 'sent', 'provider',"
+    " 'meta', 'provider_message_id', 'wamid.bench.' || c.id)), '[]') as results"
+    " from public.claim_whatsapp_messages({batch}, 60, 'w') as c \\gset\n"
+    "select public.record_whatsapp_sends(:results::jsonb, 'w');\n"
+)
+# Written directly, as top_up writes message_queue: filling is not measured.
+FILL = {
+    "background_jobs": (
+        "insert into public.background_jobs (job_type, payload)"
+        " select 'bench', jsonb_build_object('n', n) from generate_series(1, %s) as n"
+    ),
+    "whatsapp_message_queue": (
+        "insert into public.whatsapp_message_queue (recipient_phone, message_type, payload)"
+        " select '+2507' || lpad((n %% 100000)::text, 8, '0'), 'template',"
+        ' \'{"name": "ride_update", "language": {"code": "en_US"}}\''
+        " from generate_series(1, %s) as n"
+    ),
+}
+
+
 BULK = 200_000
 BULK_ENQUEUE = (
     "select count(public.enqueue_message('bench', 'job', jsonb_build_object('n', n), 5))"
@@ -135,8 +167,13 @@ class Row:
 
 
 def top_up(url: str, queued: int) -> None:
-    """Both queues hold `queued` visible messages, written directly: filling is not measured."""
+    """Both queues hold `queued` visible messages, written directly: filling is not measured.
+    Written past enqueue_message, ours need the head enqueue would have made."""
     with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "insert into private.queue_heads (queue, queue_name, priority)"
+            " values ('message_queue', 'bench', 5) on conflict do nothing"
+        )
         conn.execute(
             "insert into public.message_queue (queue_name, message_type, payload)"
             " select 'bench', 'job', jsonb_build_object('n', n) from generate_series(1,"
@@ -163,6 +200,21 @@ def empty(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("truncate public.message_queue, public.message_queue_completed, bench_pgmq")
     vacuum(url)
+
+
+def fill_other(url: str, queue: str, queued: int) -> None:
+    """background_jobs or whatsapp_message_queue emptied, then holding `queued` due rows and
+    the head their enqueues would have made."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        table = sql.Identifier("public", queue)
+        conn.execute(sql.SQL("truncate {} cascade").format(table))
+        conn.execute(FILL[queue], (queued,))  # type: ignore[call-overload]  # constants here
+        conn.execute(
+            "insert into private.queue_heads (queue, queue_name, priority)"
+            " values (%s, '', 5) on conflict do nothing",
+            (queue,),
+        )
+        conn.execute(sql.SQL("vacuum analyze {}").format(table))
 
 
 def rotated(first: int) -> list[str]:
@@ -227,6 +279,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--decay-seconds", type=int, default=60, help="0 skips the decay runs")
+    parser.add_argument("--decay-queued", type=int, default=1_500_000)
     parser.add_argument("--clients", type=int, default=8)
     args = parser.parse_args()
 
@@ -254,16 +307,18 @@ def main() -> None:
                 )
             rows["bulk"].append(bulk_row(url, number))
         if args.decay_seconds:
-            for side, script in (("ours", CLAIM), ("pgmq", PGMQ_READ)):
+            decay = {"seconds": args.decay_seconds, "concurrency": args.clients, "progress": 10}
+            for side, script in (("message_queue", CLAIM), ("pgmq", PGMQ_READ)):
                 empty(url)
-                top_up(url, 1_500_000)
-                decays[side] = pgbench(
-                    url,
-                    script.format(batch=10),
-                    seconds=args.decay_seconds,
-                    concurrency=args.clients,
-                    progress=10,
-                ).interval_tps
+                top_up(url, args.decay_queued)
+                decays[side] = pgbench(url, script.format(batch=10), **decay).interval_tps
+            empty(url)
+            for queue, script in (
+                ("background_jobs", JOB_CLAIM),
+                ("whatsapp_message_queue", WHATSAPP_CLAIM),
+            ):
+                fill_other(url, queue, args.decay_queued)
+                decays[queue] = pgbench(url, script.format(batch=10), **decay).interval_tps
     finally:
         server.close()
 
@@ -281,7 +336,7 @@ def main() -> None:
     for side, intervals in decays.items():
         first, last = intervals[0] * 10, intervals[-1] * 10
         print(
-            f"decay {side}: claim 10 + ack {first:.0f} msg/s in the first 10 s, {last:.0f} in"
+            f"decay {side}: claim 10 + ack {first:.0f}/s in the first 10 s, {last:.0f} in"
             f" the last ({last / first:.2f}); each 10 s: "
             + ", ".join(f"{tps * 10:.0f}" for tps in intervals)
         )

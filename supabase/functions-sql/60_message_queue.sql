@@ -79,6 +79,9 @@ begin
         p_idempotency_key,
         private.request_correlation_id()
     );
+    perform private.keep_queue_head(
+        'message_queue', p_queue_name, p_priority::smallint, v_scheduled_at, v_id
+    );
     if v_notify then
         perform pg_catalog.pg_notify('message_queue', p_queue_name);
     end if;
@@ -98,6 +101,53 @@ from public, anon, authenticated;
 grant execute on function public.enqueue_message(text, text, jsonb, integer, timestamptz, text)
 to service_role;
 
+create or replace function private.advance_message_queue_head(
+    p_queue_name text,
+    p_priority smallint
+)
+returns private.queue_heads
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+    v_head private.queue_heads;
+    v_limit timestamptz;
+    v_first_visible_at timestamptz;
+    v_first_id bigint;
+begin
+    -- One claim moves a head at a time, and at most every 100 ms; the others read from where
+    -- it is.
+    select h.* into v_head
+    from private.queue_heads as h
+    where h.queue = 'message_queue'
+        and h.queue_name = p_queue_name
+        and h.priority = p_priority
+        and h.advanced_at < pg_catalog.now() - interval '100 milliseconds'
+    for update skip locked;
+    if not found then
+        return null;
+    end if;
+    v_limit := private.queue_head_limit();
+    -- Past the dead entries acks left since the last move: at most 100 ms of them.
+    select q.visible_at, q.id into v_first_visible_at, v_first_id
+    from public.message_queue as q
+    where q.queue_name = p_queue_name
+        and q.priority = p_priority
+        and q.status = 'pending'
+        and (q.visible_at, q.id) >= (v_head.visible_from, v_head.id_from)
+    order by q.visible_at, q.id
+    limit 1;
+    return private.move_queue_head(
+        'message_queue', p_queue_name, p_priority, v_limit, v_first_visible_at, v_first_id
+    );
+end;
+$$;
+comment on function private.advance_message_queue_head(text, smallint) is
+'Moves the head of message_queue p_queue_name at p_priority to its first pending row when no '
+'claim has for 100 ms and none is moving it; returns the new head, or null when it was not '
+'moved.';
+
 create or replace function public.claim_messages(
     p_queue_name text,
     p_batch_size integer default 1,
@@ -110,6 +160,10 @@ volatile
 security definer
 set search_path = ''
 as $$
+declare
+    v_head private.queue_heads;
+    v_left integer := p_batch_size;
+    v_claimed integer;
 begin
     perform private.require_queue_name(p_queue_name, 'claim_messages');
     perform private.require_claim_arguments(
@@ -118,45 +172,63 @@ begin
     -- Stored as claimed_by.
     perform private.require_identifier(p_worker_id, 'claim_messages', 'p_worker_id');
 
-    -- Highest priority first, then the longest visible. Rows another worker is claiming are
-    -- skipped, not waited for. A message whose lease ran out is claimed again; one delivered
-    -- max_retries + 1 times already (its workers died on it) becomes a dead letter instead.
-    -- claim_whatsapp_messages writes the same rule into its own UPDATE: a shared function or
-    -- transition table cost claim 1 + ack 7 to 9% (README, Queues).
-    return query
-    with picked as (
-        select q.id
-        from public.message_queue as q
-        where q.queue_name = p_queue_name
-            and q.status = 'pending'
-            and q.visible_at <= pg_catalog.now()
-        order by q.priority desc, q.visible_at, q.id
-        limit p_batch_size
-        for update skip locked
-    ),
+    -- Highest priority first, each priority read from its head (59_queues.sql), then the
+    -- longest visible. Rows another worker is claiming are skipped, not waited for. A message
+    -- whose lease ran out is claimed again; one delivered max_retries + 1 times already (its
+    -- workers died on it) becomes a dead letter instead. claim_whatsapp_messages writes the
+    -- same rule into its own UPDATE: a shared function or transition table cost claim 1 + ack
+    -- 7 to 9% (README, Queues).
+    for v_head in
+        select h.* from private.queue_heads as h
+        where h.queue = 'message_queue' and h.queue_name = p_queue_name
+        order by h.priority desc
+    loop
+        exit when v_left = 0;
+        if v_head.advanced_at < pg_catalog.now() - interval '100 milliseconds' then
+            v_head := coalesce(
+                private.advance_message_queue_head(p_queue_name, v_head.priority), v_head
+            );
+        end if;
 
-    claimed as (
-        update public.message_queue as q
-        set
-            attempts = q.attempts + case when q.attempts > q.max_retries then 0 else 1 end,
-            status = case when q.attempts > q.max_retries then 'dead' else 'pending' end,
-            dead_at = case when q.attempts > q.max_retries then pg_catalog.now() end,
-            last_error = case
-                when q.attempts > q.max_retries
-                    then 'visibility timeout expired on the last attempt'
-                else q.last_error
-            end,
-            visible_at = pg_catalog.now()
-            + pg_catalog.make_interval(secs => p_visibility_timeout_s),
-            claimed_at = pg_catalog.now(),
-            claimed_by = p_worker_id
-        from picked as p
-        where q.id = p.id
-        returning q.*
-    )
+        return query
+        with picked as (
+            select q.id
+            from public.message_queue as q
+            where q.queue_name = p_queue_name
+                and q.priority = v_head.priority
+                and q.status = 'pending'
+                and (q.visible_at, q.id) >= (v_head.visible_from, v_head.id_from)
+                and q.visible_at <= pg_catalog.now()
+            order by q.visible_at, q.id
+            limit v_left
+            for update skip locked
+        ),
 
-    select c.* from claimed as c where c.status = 'pending'
-    order by c.priority desc, c.id;
+        claimed as (
+            update public.message_queue as q
+            set
+                attempts = q.attempts + case when q.attempts > q.max_retries then 0 else 1 end,
+                status = case when q.attempts > q.max_retries then 'dead' else 'pending' end,
+                dead_at = case when q.attempts > q.max_retries then pg_catalog.now() end,
+                last_error = case
+                    when q.attempts > q.max_retries
+                        then 'visibility timeout expired on the last attempt'
+                    else q.last_error
+                end,
+                visible_at = pg_catalog.now()
+                + pg_catalog.make_interval(secs => p_visibility_timeout_s),
+                claimed_at = pg_catalog.now(),
+                claimed_by = p_worker_id
+            from picked as p
+            where q.id = p.id
+            returning q.*
+        )
+
+        select c.* from claimed as c where c.status = 'pending'
+        order by c.id;
+        get diagnostics v_claimed = row_count;
+        v_left := v_left - v_claimed;
+    end loop;
 end;
 $$;
 comment on function public.claim_messages(text, integer, integer, text) is
@@ -295,6 +367,12 @@ begin
             case when p_worker_id is null then '' else ' by ' || p_worker_id end
         using errcode = 'PT404';
     end if;
+    if v_message.status = 'pending' then
+        perform private.keep_queue_head(
+            'message_queue', v_message.queue_name, v_message.priority, v_message.visible_at,
+            v_message.id
+        );
+    end if;
     return v_message;
 end;
 $$;
@@ -316,19 +394,37 @@ security definer
 set search_path = ''
 as $$
 declare
-    v_redriven integer;
+    v_first record;
+    v_redriven integer := 0;
 begin
     perform private.require_queue_name(p_queue_name, 'redrive_dead_messages');
-    update public.message_queue as q
-    set
-        status = 'pending',
-        attempts = 0,
-        visible_at = pg_catalog.now(),
-        dead_at = null,
-        claimed_at = null,
-        claimed_by = null
-    where q.queue_name = p_queue_name and q.status = 'dead';
-    get diagnostics v_redriven = row_count;
+    -- Each priority's first redriven row keeps its head.
+    for v_first in
+        with redriven as (
+            update public.message_queue as q
+            set
+                status = 'pending',
+                attempts = 0,
+                visible_at = pg_catalog.now(),
+                dead_at = null,
+                claimed_at = null,
+                claimed_by = null
+            where q.queue_name = p_queue_name and q.status = 'dead'
+            returning q.priority, q.id
+        )
+
+        select
+            r.priority,
+            min(r.id) as id,
+            count(*)::integer as redriven
+        from redriven as r
+        group by r.priority
+    loop
+        perform private.keep_queue_head(
+            'message_queue', p_queue_name, v_first.priority, pg_catalog.now(), v_first.id
+        );
+        v_redriven := v_redriven + v_first.redriven;
+    end loop;
     if v_redriven > 0 then
         perform pg_catalog.pg_notify('message_queue', p_queue_name);
     end if;

@@ -73,6 +73,9 @@ begin
             where j.job_type = p_job_type and j.idempotency_key = p_idempotency_key
         );
     end if;
+    perform private.keep_queue_head(
+        'background_jobs', '', p_priority::smallint, v_scheduled_at, v_id
+    );
 
     -- Only the job that gives its type due work wakes workers, as in enqueue_message: a NOTIFY
     -- serialises the commits of every transaction sending one.
@@ -113,45 +116,84 @@ volatile
 set search_path = ''
 as $$
 declare
-    v_timed_out integer;
+    v_first record;
+    v_timed_out integer := 0;
 begin
     perform private.require_between(p_limit, 1, 100000, 'time_out_jobs', 'p_limit');
     -- A job its worker is completing or failing right now is skipped, not waited for: that
-    -- call wins, or the next time-out takes it.
-    with expired as (
-        select j.id
-        from public.background_jobs as j
-        where j.status = 'running' and j.timeout_at < pg_catalog.now()
-        order by j.timeout_at
-        limit p_limit
-        for update skip locked
-    )
-
-    update public.background_jobs as j
-    set
-        -- The two ends of a run that timed out, one chosen by the attempts left: pending again
-        -- after the backoff with its lease cleared, or timeout (final) as it ran.
-        (status, run_at, worker_id, started_at, timeout_at, completed_at) = (
-            select t.status, t.run_at, t.worker_id, t.started_at, t.timeout_at, t.completed_at
-            from (
-                values
-                (
-                    true,
-                    'pending',
-                    pg_catalog.now() + private.retry_backoff(j.attempts),
-                    null,
-                    null,
-                    null,
-                    null
-                ),
-                (false, 'timeout', j.run_at, j.worker_id, j.started_at, j.timeout_at, pg_catalog.now())
-            ) as t (retries, status, run_at, worker_id, started_at, timeout_at, completed_at)
-            where t.retries = (j.attempts < j.max_attempts)
+    -- call wins, or the next time-out takes it. Each priority's jobs pending again keep its
+    -- head: (earliest run_at, lowest id) is before every one of them.
+    for v_first in
+        with expired as (
+            select j.id
+            from public.background_jobs as j
+            where j.status = 'running' and j.timeout_at < pg_catalog.now()
+            order by j.timeout_at
+            limit p_limit
+            for update skip locked
         ),
-        last_error = pg_catalog.format('timed out after %s s', j.timeout_seconds)
-    from expired as e
-    where j.id = e.id;
-    get diagnostics v_timed_out = row_count;
+
+        timed_out as (
+            update public.background_jobs as j
+            set
+                -- The two ends of a run that timed out, one chosen by the attempts left:
+                -- pending again after the backoff with its lease cleared, or timeout (final)
+                -- as it ran.
+                (status, run_at, worker_id, started_at, timeout_at, completed_at) = (
+                    select
+                        t.status,
+                        t.run_at,
+                        t.worker_id,
+                        t.started_at,
+                        t.timeout_at,
+                        t.completed_at
+                    from (
+                        values
+                        (
+                            true,
+                            'pending',
+                            pg_catalog.now() + private.retry_backoff(j.attempts),
+                            null,
+                            null,
+                            null,
+                            null
+                        ),
+                        (
+                            false,
+                            'timeout',
+                            j.run_at,
+                            j.worker_id,
+                            j.started_at,
+                            j.timeout_at,
+                            pg_catalog.now()
+                        )
+                    ) as t (
+                        retries, status, run_at, worker_id, started_at, timeout_at, completed_at
+                    )
+                    where t.retries = (j.attempts < j.max_attempts)
+                ),
+                last_error = pg_catalog.format('timed out after %s s', j.timeout_seconds)
+            from expired as e
+            where j.id = e.id
+            returning j.status, j.priority, j.run_at, j.id
+        )
+
+        select
+            r.priority,
+            r.status = 'pending' as pending,
+            min(r.run_at) as run_at,
+            min(r.id) as id,
+            count(*)::integer as jobs
+        from timed_out as r
+        group by r.priority, r.status = 'pending'
+    loop
+        if v_first.pending then
+            perform private.keep_queue_head(
+                'background_jobs', '', v_first.priority, v_first.run_at, v_first.id
+            );
+        end if;
+        v_timed_out := v_timed_out + v_first.jobs;
+    end loop;
     return v_timed_out;
 end;
 $$;
@@ -159,6 +201,46 @@ comment on function private.time_out_jobs(integer) is
 'Ends up to p_limit runs whose lease (timeout_at) has passed: the job is pending again after '
 'the retry backoff while attempts < max_attempts, else timeout (final). Returns how many. Run '
 'by every claim_jobs and every minute by time-out-background-jobs.';
+
+create or replace function private.advance_background_jobs_head(p_priority smallint)
+returns private.queue_heads
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+    v_head private.queue_heads;
+    v_limit timestamptz;
+    v_first_run_at timestamptz;
+    v_first_id bigint;
+begin
+    -- As advance_message_queue_head (message queue file), over background_jobs' ready index.
+    select h.* into v_head
+    from private.queue_heads as h
+    where h.queue = 'background_jobs'
+        and h.queue_name = ''
+        and h.priority = p_priority
+        and h.advanced_at < pg_catalog.now() - interval '100 milliseconds'
+    for update skip locked;
+    if not found then
+        return null;
+    end if;
+    v_limit := private.queue_head_limit();
+    select j.run_at, j.id into v_first_run_at, v_first_id
+    from public.background_jobs as j
+    where j.status = 'pending'
+        and j.priority = p_priority
+        and (j.run_at, j.id) >= (v_head.visible_from, v_head.id_from)
+    order by j.run_at, j.id
+    limit 1;
+    return private.move_queue_head(
+        'background_jobs', '', p_priority, v_limit, v_first_run_at, v_first_id
+    );
+end;
+$$;
+comment on function private.advance_background_jobs_head(smallint) is
+'Moves the head of background_jobs at p_priority to its first pending job when no claim has for '
+'100 ms and none is moving it; returns the new head, or null when it was not moved.';
 
 create or replace function public.claim_jobs(
     p_job_types text[] default null,
@@ -171,6 +253,10 @@ volatile
 security definer
 set search_path = ''
 as $$
+declare
+    v_head private.queue_heads;
+    v_left integer := p_batch_size;
+    v_claimed integer;
 begin
     if pg_catalog.cardinality(p_job_types) not between 1 and 100 or exists (
         select from pg_catalog.unnest(p_job_types) as t (job_type)
@@ -188,35 +274,51 @@ begin
     -- Workers recover a dead worker's jobs themselves rather than waiting for the cron job.
     perform private.time_out_jobs(100);
 
-    -- Highest priority first, then the longest due. Rows another worker is claiming are
-    -- skipped, not waited for.
-    return query
-    with picked as (
-        select j.id
-        from public.background_jobs as j
-        where j.status = 'pending'
-            and j.run_at <= pg_catalog.now()
-            and (p_job_types is null or j.job_type = any(p_job_types))
-        order by j.priority desc, j.run_at, j.id
-        limit p_batch_size
-        for update skip locked
-    ),
+    -- Highest priority first, each priority read from its head (59_queues.sql), then the
+    -- longest due. Rows another worker is claiming are skipped, not waited for.
+    for v_head in
+        select h.* from private.queue_heads as h
+        where h.queue = 'background_jobs' and h.queue_name = ''
+        order by h.priority desc
+    loop
+        exit when v_left = 0;
+        if v_head.advanced_at < pg_catalog.now() - interval '100 milliseconds' then
+            v_head := coalesce(private.advance_background_jobs_head(v_head.priority), v_head);
+        end if;
 
-    claimed as (
-        update public.background_jobs as j
-        set
-            status = 'running',
-            attempts = j.attempts + 1,
-            started_at = pg_catalog.now(),
-            timeout_at = pg_catalog.now() + pg_catalog.make_interval(secs => j.timeout_seconds),
-            worker_id = p_worker_id
-        from picked as p
-        where j.id = p.id
-        returning j.*
-    )
+        return query
+        with picked as (
+            select j.id
+            from public.background_jobs as j
+            where j.status = 'pending'
+                and j.priority = v_head.priority
+                and (j.run_at, j.id) >= (v_head.visible_from, v_head.id_from)
+                and j.run_at <= pg_catalog.now()
+                and (p_job_types is null or j.job_type = any(p_job_types))
+            order by j.run_at, j.id
+            limit v_left
+            for update skip locked
+        ),
 
-    select c.* from claimed as c
-    order by c.priority desc, c.run_at, c.id;
+        claimed as (
+            update public.background_jobs as j
+            set
+                status = 'running',
+                attempts = j.attempts + 1,
+                started_at = pg_catalog.now(),
+                timeout_at = pg_catalog.now()
+                + pg_catalog.make_interval(secs => j.timeout_seconds),
+                worker_id = p_worker_id
+            from picked as p
+            where j.id = p.id
+            returning j.*
+        )
+
+        select c.* from claimed as c
+        order by c.run_at, c.id;
+        get diagnostics v_claimed = row_count;
+        v_left := v_left - v_claimed;
+    end loop;
 end;
 $$;
 comment on function public.claim_jobs(text[], integer, text) is
@@ -359,6 +461,9 @@ begin
             timeout_at = null
         where j.id = p_job_id
         returning j.* into v_job;
+        perform private.keep_queue_head(
+            'background_jobs', '', v_job.priority, v_job.run_at, v_job.id
+        );
     else
         update public.background_jobs as j
         set

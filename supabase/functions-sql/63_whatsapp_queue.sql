@@ -108,6 +108,9 @@ begin
             where q.idempotency_key = p_idempotency_key
         );
     end if;
+    perform private.keep_queue_head(
+        'whatsapp_message_queue', '', p_priority::smallint, v_scheduled_at, v_id
+    );
     if v_notify then
         perform pg_catalog.pg_notify('whatsapp_message_queue', '');
     end if;
@@ -132,6 +135,47 @@ grant execute on function public.enqueue_whatsapp_message(
     text, text, jsonb, integer, text, timestamptz, text
 ) to service_role;
 
+create or replace function private.advance_whatsapp_queue_head(p_priority smallint)
+returns private.queue_heads
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+    v_head private.queue_heads;
+    v_limit timestamptz;
+    v_first_visible_at timestamptz;
+    v_first_id bigint;
+begin
+    -- As advance_message_queue_head (message queue file), over this queue's ready index.
+    select h.* into v_head
+    from private.queue_heads as h
+    where h.queue = 'whatsapp_message_queue'
+        and h.queue_name = ''
+        and h.priority = p_priority
+        and h.advanced_at < pg_catalog.now() - interval '100 milliseconds'
+    for update skip locked;
+    if not found then
+        return null;
+    end if;
+    v_limit := private.queue_head_limit();
+    select q.visible_at, q.id into v_first_visible_at, v_first_id
+    from public.whatsapp_message_queue as q
+    where q.status = 'pending'
+        and q.priority = p_priority
+        and (q.visible_at, q.id) >= (v_head.visible_from, v_head.id_from)
+    order by q.visible_at, q.id
+    limit 1;
+    return private.move_queue_head(
+        'whatsapp_message_queue', '', p_priority, v_limit, v_first_visible_at, v_first_id
+    );
+end;
+$$;
+comment on function private.advance_whatsapp_queue_head(smallint) is
+'Moves the head of whatsapp_message_queue at p_priority to its first pending message when no '
+'claim has for 100 ms and none is moving it; returns the new head, or null when it was not '
+'moved.';
+
 create or replace function public.claim_whatsapp_messages(
     p_batch_size integer default 50,
     p_visibility_timeout_s integer default 60,
@@ -143,6 +187,10 @@ volatile
 security definer
 set search_path = ''
 as $$
+declare
+    v_head private.queue_heads;
+    v_left integer := p_batch_size;
+    v_claimed integer;
 begin
     perform private.require_claim_arguments(
         p_batch_size, p_visibility_timeout_s, 'claim_whatsapp_messages'
@@ -153,68 +201,87 @@ begin
         return;
     end if;
 
-    -- Highest priority first, but only the head of each recipient's lane: a message whose
-    -- recipient has an earlier one still pending (waiting, in flight or retrying), or any one
-    -- in flight, waits for it,
-    -- so one recipient's messages go out in order and never two at once (Meta's pair rate
-    -- limit), while different recipients' go in parallel. A competing claim that has locked a
-    -- head makes it skipped, and the message behind it is still not a head.
-    return query
-    with picked as (
-        select q.id
-        from public.whatsapp_message_queue as q
-        where q.status = 'pending'
-            and q.visible_at <= pg_catalog.now()
-            and not exists (
-                select from public.whatsapp_message_queue as other
-                where other.recipient_phone = q.recipient_phone
-                    and other.status = 'pending'
-                    and other.id <> q.id
-                    and (
-                        (other.scheduled_at, other.id) < (q.scheduled_at, q.id)
-                        -- In flight, whatever its place: enqueued late with an earlier
-                        -- scheduled_at, or redriven.
-                        or (other.claimed_at is not null and other.visible_at > pg_catalog.now())
-                    )
-            )
-        order by q.priority desc, q.visible_at, q.id
-        limit p_batch_size
-        for update skip locked
-    ),
+    -- Highest priority first, each priority read from its head (59_queues.sql), but only the
+    -- head of each recipient's lane: a message whose recipient has an earlier one still
+    -- pending (waiting, in flight or retrying), or any one in flight, waits for it, so one
+    -- recipient's messages go out in order and never two at once (Meta's pair rate limit),
+    -- while different recipients' go in parallel. A competing claim that has locked a head
+    -- makes it skipped, and the message behind it is still not a head.
+    for v_head in
+        select h.* from private.queue_heads as h
+        where h.queue = 'whatsapp_message_queue' and h.queue_name = ''
+        order by h.priority desc
+    loop
+        exit when v_left = 0;
+        if v_head.advanced_at < pg_catalog.now() - interval '100 milliseconds' then
+            v_head := coalesce(private.advance_whatsapp_queue_head(v_head.priority), v_head);
+        end if;
 
-    -- A message whose lease ran out after its recipient was erased is not sent again. The
-    -- dead-letter rule is claim_messages' (message queue file), written here again to keep
-    -- the claim one static UPDATE (README, Queues).
-    claimed as (
-        update public.whatsapp_message_queue as q
-        set
-            attempts = q.attempts + case
-                when q.attempts > q.max_retries or q.erased_at is not null then 0 else 1
-            end,
-            status = case
-                when q.erased_at is not null then 'cancelled'
-                when q.attempts > q.max_retries then 'dead'
-                else 'pending'
-            end,
-            finished_at = case
-                when q.attempts > q.max_retries or q.erased_at is not null then pg_catalog.now()
-            end,
-            last_error = case
-                when q.erased_at is null and q.attempts > q.max_retries
-                    then 'visibility timeout expired on the last attempt'
-                else q.last_error
-            end,
-            visible_at = pg_catalog.now()
-            + pg_catalog.make_interval(secs => p_visibility_timeout_s),
-            claimed_at = pg_catalog.now(),
-            claimed_by = p_worker_id
-        from picked as p
-        where q.id = p.id
-        returning q.*
-    )
+        return query
+        with picked as (
+            select q.id
+            from public.whatsapp_message_queue as q
+            where q.status = 'pending'
+                and q.priority = v_head.priority
+                and (q.visible_at, q.id) >= (v_head.visible_from, v_head.id_from)
+                and q.visible_at <= pg_catalog.now()
+                and not exists (
+                    select from public.whatsapp_message_queue as other
+                    where other.recipient_phone = q.recipient_phone
+                        and other.status = 'pending'
+                        and other.id <> q.id
+                        and (
+                            (other.scheduled_at, other.id) < (q.scheduled_at, q.id)
+                            -- In flight, whatever its place: enqueued late with an earlier
+                            -- scheduled_at, or redriven.
+                            or (
+                                other.claimed_at is not null
+                                and other.visible_at > pg_catalog.now()
+                            )
+                        )
+                )
+            order by q.visible_at, q.id
+            limit v_left
+            for update skip locked
+        ),
 
-    select c.* from claimed as c where c.status = 'pending'
-    order by c.priority desc, c.id;
+        -- A message whose lease ran out after its recipient was erased is not sent again. The
+        -- dead-letter rule is claim_messages' (message queue file), written here again to keep
+        -- the claim one static UPDATE (README, Queues).
+        claimed as (
+            update public.whatsapp_message_queue as q
+            set
+                attempts = q.attempts + case
+                    when q.attempts > q.max_retries or q.erased_at is not null then 0 else 1
+                end,
+                status = case
+                    when q.erased_at is not null then 'cancelled'
+                    when q.attempts > q.max_retries then 'dead'
+                    else 'pending'
+                end,
+                finished_at = case
+                    when q.attempts > q.max_retries or q.erased_at is not null
+                        then pg_catalog.now()
+                end,
+                last_error = case
+                    when q.erased_at is null and q.attempts > q.max_retries
+                        then 'visibility timeout expired on the last attempt'
+                    else q.last_error
+                end,
+                visible_at = pg_catalog.now()
+                + pg_catalog.make_interval(secs => p_visibility_timeout_s),
+                claimed_at = pg_catalog.now(),
+                claimed_by = p_worker_id
+            from picked as p
+            where q.id = p.id
+            returning q.*
+        )
+
+        select c.* from claimed as c where c.status = 'pending'
+        order by c.id;
+        get diagnostics v_claimed = row_count;
+        v_left := v_left - v_claimed;
+    end loop;
 end;
 $$;
 comment on function public.claim_whatsapp_messages(integer, integer, text) is
@@ -335,6 +402,7 @@ declare
     v_problem text := private.whatsapp_results_problem(p_results);
     v_counts jsonb;
     v_refused bigint[];
+    v_back bigint[];
 begin
     if v_problem is not null then
         raise exception 'record_whatsapp_sends: %', v_problem
@@ -490,9 +558,25 @@ begin
             'ignored', pg_catalog.jsonb_array_length(p_results) - count(*),
             'tracked', (select count(*) from tracked)
         ),
-        pg_catalog.array_agg(r.id) filter (where r.status in ('failed', 'dead', 'unconfirmed'))
-    into v_counts, v_refused
+        pg_catalog.array_agg(r.id) filter (where r.status in ('failed', 'dead', 'unconfirmed')),
+        pg_catalog.array_agg(r.id) filter (where r.status = 'pending')
+    into v_counts, v_refused, v_back
     from recorded as r;
+
+    -- Each priority's messages back on the queue keep its head: (earliest visible_at, lowest
+    -- id) is before every one of them.
+    perform private.keep_queue_head(
+        'whatsapp_message_queue', '', b.priority, b.visible_at, b.id
+    )
+    from (
+        select
+            q.priority,
+            min(q.visible_at) as visible_at,
+            min(q.id) as id
+        from public.whatsapp_message_queue as q
+        where q.id = any(v_back)
+        group by q.priority
+    ) as b;
 
     perform private.emit_whatsapp_send_event(
         q, pg_catalog.jsonb_build_object('error_code', q.last_error_code, 'error', q.last_error)
@@ -581,23 +665,43 @@ security definer
 set search_path = ''
 as $$
 declare
-    v_redriven integer;
+    v_first record;
+    v_redriven integer := 0;
 begin
     if p_status is null or p_status not in ('dead', 'failed', 'unconfirmed') then
         raise exception 'redrive_whatsapp_messages: p_status must be dead, failed or unconfirmed'
         using errcode = '22023';
     end if;
-    update public.whatsapp_message_queue as q
-    set
-        status = 'pending',
-        attempts = 0,
-        visible_at = pg_catalog.now(),
-        claimed_at = null,
-        claimed_by = null,
-        finished_at = null
-    -- An erased recipient's message has nobody to go to.
-    where q.status = p_status and (p_ids is null or q.id = any(p_ids)) and q.erased_at is null;
-    get diagnostics v_redriven = row_count;
+    -- Each priority's first redriven message keeps its head.
+    for v_first in
+        with redriven as (
+            update public.whatsapp_message_queue as q
+            set
+                status = 'pending',
+                attempts = 0,
+                visible_at = pg_catalog.now(),
+                claimed_at = null,
+                claimed_by = null,
+                finished_at = null
+            -- An erased recipient's message has nobody to go to.
+            where q.status = p_status
+                and (p_ids is null or q.id = any(p_ids))
+                and q.erased_at is null
+            returning q.priority, q.id
+        )
+
+        select
+            r.priority,
+            min(r.id) as id,
+            count(*)::integer as redriven
+        from redriven as r
+        group by r.priority
+    loop
+        perform private.keep_queue_head(
+            'whatsapp_message_queue', '', v_first.priority, pg_catalog.now(), v_first.id
+        );
+        v_redriven := v_redriven + v_first.redriven;
+    end loop;
     if v_redriven > 0 then
         perform pg_catalog.pg_notify('whatsapp_message_queue', '');
     end if;
