@@ -19,7 +19,7 @@ FLUSH_BYTES = 65_536
 class CoalescedWrites:
     """Wraps a transport; every other attribute is the wrapped transport's."""
 
-    __slots__ = ("_transport", "_loop", "_held", "_held_bytes")
+    __slots__ = ("_held", "_held_bytes", "_loop", "_transport")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport

@@ -42,12 +42,6 @@ def request_settings(
     return settings
 
 
-def settings_statement(settings: Sequence[tuple[str, str]]) -> tuple[str, list[str]]:
-    """One SELECT making every setting; `true`: each lasts until the end of the transaction."""
-    query = "select " + ", ".join(["pg_catalog.set_config(%s, %s, true)"] * len(settings))
-    return query, [item for pair in settings for item in pair]
-
-
 async def execute_as_request(
     conn: psycopg.AsyncConnection[Any],
     settings: Sequence[tuple[str, str]],
@@ -59,8 +53,31 @@ async def execute_as_request(
     and commits it before it answers (so a caller answers only after the commit); inside one the
     caller opened, they are part of it. `sql`'s first row, if any."""
     cursor = psycopg.AsyncClientCursor(conn)
-    setup, setup_params = settings_statement(settings)
-    query = f"{cursor.mogrify(setup, setup_params)}; {cursor.mogrify(sql, params)}"
+    setup = ", ".join([_set_config(cursor, name, value) for name, value in settings])
+    query = f"select {setup}; {cursor.mogrify(sql, params)}"
     await cursor.execute(query)
     cursor.nextset()
     return await cursor.fetchone() if cursor.description else None
+
+
+SET_CONFIG = "pg_catalog.set_config(%s, %s, true)"
+# Settings whose value is new on every request (the headers carry the request id): not kept.
+_UNCACHED = frozenset({"request.headers"})
+_CACHED_FRAGMENTS = 4096
+_fragments: dict[tuple[str, str, str], str] = {}
+
+
+def _set_config(cursor: psycopg.AsyncClientCursor[Any], name: str, value: str) -> str:
+    """One set_config call, quoted by psycopg. Binding costs more than the call it binds, and
+    most settings (role, path, search_path, a service's claims) repeat on every request; their
+    quoting depends only on the connection's encoding, which is part of the key."""
+    if name in _UNCACHED:
+        return cursor.mogrify(SET_CONFIG, (name, value))
+    key = (cursor.connection.info.encoding, name, value)
+    fragment = _fragments.get(key)
+    if fragment is None:
+        fragment = cursor.mogrify(SET_CONFIG, (name, value))
+        if len(_fragments) >= _CACHED_FRAGMENTS:
+            _fragments.clear()  # user claims vary without end; the common ones return at once
+        _fragments[key] = fragment
+    return fragment
