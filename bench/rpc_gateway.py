@@ -9,7 +9,12 @@ same call three ways with the same concurrency:
             client-side, committed by Postgres before it answers (one round trip; the floor
             for the gateway)
   gateway   POST /rest/v1/rpc/bench_add over HTTP with an anon key
-Prints requests/s, p50 and p99 latency, and each row's throughput as a ratio to raw.
+  pgbench   `select public.bench_add(:n, 1)` with -M prepared, as many clients (the ceiling the
+            issue measures the gateway against; latencies from pgbench's per-transaction log)
+  asgi      the same POST to an ASGI app answering a constant (bench/constant_asgi.py), served as
+            the edge is: what any Python edge can reach here with this load generator
+Prints requests/s, p50 and p99 latency, and each row's throughput as a ratio to raw and to
+pgbench.
 
     .venv/bin/python -m bench.rpc_gateway [--seconds 5] [--concurrency 8]
 """
@@ -32,6 +37,7 @@ from psycopg_pool import AsyncConnectionPool
 from app import keys
 from app.local.stack import StackError, wait_until_ready
 from bench.http_load import KeepAliveConnection, post_json
+from bench.pgbench import pgbench
 from tests.support.server import (
     AUTHENTICATOR_PASSWORD,
     JWT_SECRET,
@@ -40,6 +46,10 @@ from tests.support.server import (
     start_test_server,
 )
 
+PGBENCH_SCRIPT = """\
+\\set n random(1, 1000000)
+select public.bench_add(:n, 1);
+"""
 FUNCTIONS = """
 create function public.bench_add(a int, b int) returns int
 language sql immutable set search_path = '' as 'select a + b';
@@ -153,7 +163,42 @@ async def run_benchmarks(
     finally:
         edge.terminate()
         edge.wait(timeout=15)
+    results.append(await through_constant_asgi(server, database, seconds, concurrency))
     return results
+
+
+async def through_constant_asgi(
+    server: TestServer, database: str, seconds: float, concurrency: int
+) -> Result:
+    """The gateway's request, answered by bench/constant_asgi.py instead."""
+    port = free_port()
+    process = start_edge(server, database, port, concurrency, module="bench.constant_asgi")
+    try:
+        connections = [
+            await KeepAliveConnection.open("127.0.0.1", port) for _ in range(concurrency)
+        ]
+        headers = {"apikey": keys.api_key(JWT_SECRET, "anon")}
+
+        async def constant(n: int) -> None:
+            request = post_json(
+                "127.0.0.1", port, "/rest/v1/rpc/bench_add", {"a": n, "b": 1}, headers
+            )
+            status, body = await connections[n // 1_000_000 % concurrency].request(request)
+            if status != 200:
+                raise RuntimeError(f"{status}: {body!r}")
+
+        result = await measure("asgi", constant, seconds, concurrency)
+        for connection in connections:
+            connection.close()
+        return result
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def through_pgbench(url: str, seconds: float, concurrency: int) -> Result:
+    run = pgbench(url, PGBENCH_SCRIPT, seconds=seconds, concurrency=concurrency, latencies=True)
+    return Result("pgbench", [ms / 1000 for ms in run.latencies_ms], seconds)
 
 
 def start_edge(
@@ -162,6 +207,8 @@ def start_edge(
     port: int,
     pool_size: int,
     env: dict[str, str] | None = None,
+    *,
+    module: str = "app",
 ) -> subprocess.Popen:
     settings = {
         **os.environ,
@@ -175,7 +222,8 @@ def start_edge(
         "EASYMO_LOCAL_DIR": "/nonexistent",  # never the developer's stack.env
         **(env or {}),
     }
-    edge = subprocess.Popen([sys.executable, "-m", "app", "serve"], env=settings)
+    command = ["-m", "app", "serve"] if module == "app" else ["-m", module]
+    edge = subprocess.Popen([sys.executable, *command], env=settings)
     try:
         wait_until_ready(f"http://127.0.0.1:{port}", edge)
     except StackError:
@@ -195,21 +243,27 @@ def main() -> None:
         database = server.clone("bench")
         with psycopg.connect(server.url(database), autocommit=True) as conn:
             conn.execute(FUNCTIONS)
+        ceiling = through_pgbench(server.url(database), args.seconds, args.concurrency)
         results = asyncio.run(run_benchmarks(server, database, args.seconds, args.concurrency))
     finally:
         server.close()
 
     floor = results[0].throughput
+    results.insert(0, ceiling)
     print(f"{os.cpu_count()} cores, concurrency {args.concurrency}, {args.seconds:.0f}s per row")
-    print(f"{'path':<10}{'requests':>10}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'vs raw':>8}")
+    print(
+        f"{'path':<10}{'requests':>10}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'vs raw':>8}"
+        f"{'vs pgbench':>11}"
+    )
     for result in results:
         print(
             f"{result.name:<10}{len(result.latencies):>10}{result.throughput:>10.0f}"
             f"{result.percentile(0.5):>9.2f}{result.percentile(0.99):>9.2f}"
-            f"{result.throughput / floor:>8.2f}"
+            f"{result.throughput / floor:>8.2f}{result.throughput / ceiling.throughput:>11.2f}"
         )
-    mean_ms = statistics.mean(results[-1].latencies) * 1000
-    print(f"gateway mean latency {mean_ms:.2f} ms")
+    gateway = next(r for r in results if r.name == "gateway")
+    print(f"gateway mean latency {statistics.mean(gateway.latencies) * 1000:.2f} ms")
+    print("target: gateway >= 0.7 of pgbench; asgi is what a Python edge can reach at all")
 
 
 if __name__ == "__main__":

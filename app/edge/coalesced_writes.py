@@ -1,58 +1,50 @@
-"""A transport that sends what one step of the event loop writes as one write.
+"""A transport that sends a response's head and body in one write.
 
 uvicorn writes a response's head when the app sends `http.response.start` and its body on the
 next message: two send() calls, two TCP segments and, on loopback, two wake-ups of the client
-for one small answer. Here writes are gathered and sent once the step that made them ends (or
-sooner, past `FLUSH_BYTES`), so a head and body sent back to back leave in one segment; nothing
-waits longer than the current loop step."""
+for one small answer. Here a write is held until the next one, and the two go out together at
+once; a write nothing follows in the same step of the event loop (a HEAD response's head, a
+100 Continue, the last piece of a stream) goes out when that step ends. Nothing waits longer
+than the current step, and the body leaves before the app's cleanup after it."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-# Past this much held, write at once: what one step may hold stays bounded, and the transport's
-# own buffer (and with it uvicorn's flow control) sees large bodies as they are written.
-FLUSH_BYTES = 65_536
-
 
 class CoalescedWrites:
     """Wraps a transport; every other attribute is the wrapped transport's."""
 
-    __slots__ = ("_held", "_held_bytes", "_loop", "_transport")
+    __slots__ = ("_held", "_loop", "_transport")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
         self._loop = loop
-        self._held: list[bytes] = []
-        self._held_bytes = 0
+        self._held: bytes | None = None
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not data:
             return
-        if not self._held:
+        if self._held is None:
+            self._held = bytes(data)
             self._loop.call_soon(self.flush)
-        self._held.append(bytes(data))
-        self._held_bytes += len(data)
-        if self._held_bytes >= FLUSH_BYTES:
-            self.flush()
+            return
+        held, self._held = self._held, None
+        if not self._transport.is_closing():
+            self._transport.write(held + data)
 
     def flush(self) -> None:
-        if not self._held:
-            return
-        data = self._held[0] if len(self._held) == 1 else b"".join(self._held)
-        self._held = []
-        self._held_bytes = 0
-        if not self._transport.is_closing():
-            self._transport.write(data)
+        held, self._held = self._held, None
+        if held is not None and not self._transport.is_closing():
+            self._transport.write(held)
 
     def close(self) -> None:
         self.flush()  # what was written before close() is sent, as a transport's close() does
         self._transport.close()
 
     def abort(self) -> None:
-        self._held = []
-        self._held_bytes = 0
+        self._held = None
         self._transport.abort()
 
     def __getattr__(self, name: str) -> Any:
