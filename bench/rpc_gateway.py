@@ -30,6 +30,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
@@ -81,6 +82,12 @@ class Result:
     name: str
     latencies: list[float]
     seconds: float
+    # CPU the serving process spent in the timed window (user and system), when it was asked.
+    server_cpu_seconds: float = float("nan")
+
+    @property
+    def server_cpu_us_per_request(self) -> float:
+        return self.server_cpu_seconds / max(1, len(self.latencies)) * 1e6
 
     @property
     def throughput(self) -> float:
@@ -91,9 +98,21 @@ class Result:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
+def cpu_seconds(pid: int) -> float:
+    """A process's CPU time so far, user and system (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def measure(
-    name: str, call: Callable[[int], Awaitable[None]], seconds: float, concurrency: int
+    name: str,
+    call: Callable[[int], Awaitable[None]],
+    seconds: float,
+    concurrency: int,
+    server_pid: int | None = None,
 ) -> Result:
+    """`call` from `concurrency` workers for `seconds`; with `server_pid`, also the CPU that
+    process spent meanwhile: a figure the machine's other load disturbs less than a rate."""
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
 
@@ -107,9 +126,12 @@ async def measure(
 
     for warm in range(50):  # connections open, plans cached, before the clock starts
         await call(warm * 1_000_000 % (concurrency * 1_000_000))
+    cpu_before = cpu_seconds(server_pid) if server_pid else float("nan")
     started = time.perf_counter()
     await asyncio.gather(*(worker(i) for i in range(concurrency)))
-    return Result(name, latencies, time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    cpu = cpu_seconds(server_pid) - cpu_before if server_pid else float("nan")
+    return Result(name, latencies, elapsed, cpu)
 
 
 async def run_benchmarks(
@@ -157,7 +179,7 @@ async def run_benchmarks(
             if status != 200 or int(body) != n + 1:
                 raise RuntimeError(f"{status}: {body!r}")
 
-        results.append(await measure("gateway", gateway, seconds, concurrency))
+        results.append(await measure("gateway", gateway, seconds, concurrency, edge.pid))
         for connection in connections:
             connection.close()
     finally:
@@ -187,7 +209,7 @@ async def through_constant_asgi(
             if status != 200:
                 raise RuntimeError(f"{status}: {body!r}")
 
-        result = await measure("asgi", constant, seconds, concurrency)
+        result = await measure("asgi", constant, seconds, concurrency, process.pid)
         for connection in connections:
             connection.close()
         return result
@@ -253,13 +275,14 @@ def main() -> None:
     print(f"{os.cpu_count()} cores, concurrency {args.concurrency}, {args.seconds:.0f}s per row")
     print(
         f"{'path':<10}{'requests':>10}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'vs raw':>8}"
-        f"{'vs pgbench':>11}"
+        f"{'vs pgbench':>11}{'server CPU us/req':>18}"
     )
     for result in results:
         print(
             f"{result.name:<10}{len(result.latencies):>10}{result.throughput:>10.0f}"
             f"{result.percentile(0.5):>9.2f}{result.percentile(0.99):>9.2f}"
             f"{result.throughput / floor:>8.2f}{result.throughput / ceiling.throughput:>11.2f}"
+            f"{result.server_cpu_us_per_request:>18.0f}"
         )
     gateway = next(r for r in results if r.name == "gateway")
     print(f"gateway mean latency {statistics.mean(gateway.latencies) * 1000:.2f} ms")
