@@ -9,7 +9,12 @@ same call three ways with the same concurrency:
             client-side, committed by Postgres before it answers (one round trip; the floor
             for the gateway)
   gateway   POST /rest/v1/rpc/bench_add over HTTP with an anon key
-Prints requests/s, p50 and p99 latency, and each row's throughput as a ratio to raw.
+  pgbench   `select public.bench_add(:n, 1)` with -M prepared, as many clients (the ceiling the
+            issue measures the gateway against; latencies from pgbench's per-transaction log)
+  asgi      the same POST to an ASGI app answering a constant (bench/constant_asgi.py), served as
+            the edge is: what any Python edge can reach here with this load generator
+Prints requests/s, p50 and p99 latency, and each row's throughput as a ratio to raw and to
+pgbench.
 
     .venv/bin/python -m bench.rpc_gateway [--seconds 5] [--concurrency 8]
 """
@@ -25,6 +30,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
@@ -32,6 +38,7 @@ from psycopg_pool import AsyncConnectionPool
 from app import keys
 from app.local.stack import StackError, wait_until_ready
 from bench.http_load import KeepAliveConnection, post_json
+from bench.pgbench import pgbench
 from tests.support.server import (
     AUTHENTICATOR_PASSWORD,
     JWT_SECRET,
@@ -40,6 +47,10 @@ from tests.support.server import (
     start_test_server,
 )
 
+PGBENCH_SCRIPT = """\
+\\set n random(1, 1000000)
+select public.bench_add(:n, 1);
+"""
 FUNCTIONS = """
 create function public.bench_add(a int, b int) returns int
 language sql immutable set search_path = '' as 'select a + b';
@@ -71,6 +82,12 @@ class Result:
     name: str
     latencies: list[float]
     seconds: float
+    # CPU the serving process spent in the timed window (user and system), when it was asked.
+    server_cpu_seconds: float = float("nan")
+
+    @property
+    def server_cpu_us_per_request(self) -> float:
+        return self.server_cpu_seconds / max(1, len(self.latencies)) * 1e6
 
     @property
     def throughput(self) -> float:
@@ -81,9 +98,21 @@ class Result:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
+def cpu_seconds(pid: int) -> float:
+    """A process's CPU time so far, user and system (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def measure(
-    name: str, call: Callable[[int], Awaitable[None]], seconds: float, concurrency: int
+    name: str,
+    call: Callable[[int], Awaitable[None]],
+    seconds: float,
+    concurrency: int,
+    server_pid: int | None = None,
 ) -> Result:
+    """`call` from `concurrency` workers for `seconds`; with `server_pid`, also the CPU that
+    process spent meanwhile: a figure the machine's other load disturbs less than a rate."""
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
 
@@ -97,9 +126,12 @@ async def measure(
 
     for warm in range(50):  # connections open, plans cached, before the clock starts
         await call(warm * 1_000_000 % (concurrency * 1_000_000))
+    cpu_before = cpu_seconds(server_pid) if server_pid else float("nan")
     started = time.perf_counter()
     await asyncio.gather(*(worker(i) for i in range(concurrency)))
-    return Result(name, latencies, time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    cpu = cpu_seconds(server_pid) - cpu_before if server_pid else float("nan")
+    return Result(name, latencies, elapsed, cpu)
 
 
 async def run_benchmarks(
@@ -147,13 +179,48 @@ async def run_benchmarks(
             if status != 200 or int(body) != n + 1:
                 raise RuntimeError(f"{status}: {body!r}")
 
-        results.append(await measure("gateway", gateway, seconds, concurrency))
+        results.append(await measure("gateway", gateway, seconds, concurrency, edge.pid))
         for connection in connections:
             connection.close()
     finally:
         edge.terminate()
         edge.wait(timeout=15)
+    results.append(await through_constant_asgi(server, database, seconds, concurrency))
     return results
+
+
+async def through_constant_asgi(
+    server: TestServer, database: str, seconds: float, concurrency: int
+) -> Result:
+    """The gateway's request, answered by bench/constant_asgi.py instead."""
+    port = free_port()
+    process = start_edge(server, database, port, concurrency, module="bench.constant_asgi")
+    try:
+        connections = [
+            await KeepAliveConnection.open("127.0.0.1", port) for _ in range(concurrency)
+        ]
+        headers = {"apikey": keys.api_key(JWT_SECRET, "anon")}
+
+        async def constant(n: int) -> None:
+            request = post_json(
+                "127.0.0.1", port, "/rest/v1/rpc/bench_add", {"a": n, "b": 1}, headers
+            )
+            status, body = await connections[n // 1_000_000 % concurrency].request(request)
+            if status != 200:
+                raise RuntimeError(f"{status}: {body!r}")
+
+        result = await measure("asgi", constant, seconds, concurrency, process.pid)
+        for connection in connections:
+            connection.close()
+        return result
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def through_pgbench(url: str, seconds: float, concurrency: int) -> Result:
+    run = pgbench(url, PGBENCH_SCRIPT, seconds=seconds, concurrency=concurrency, latencies=True)
+    return Result("pgbench", [ms / 1000 for ms in run.latencies_ms], seconds)
 
 
 def start_edge(
@@ -162,6 +229,8 @@ def start_edge(
     port: int,
     pool_size: int,
     env: dict[str, str] | None = None,
+    *,
+    module: str = "app",
 ) -> subprocess.Popen:
     settings = {
         **os.environ,
@@ -175,7 +244,8 @@ def start_edge(
         "EASYMO_LOCAL_DIR": "/nonexistent",  # never the developer's stack.env
         **(env or {}),
     }
-    edge = subprocess.Popen([sys.executable, "-m", "app", "serve"], env=settings)
+    command = ["-m", "app", "serve"] if module == "app" else ["-m", module]
+    edge = subprocess.Popen([sys.executable, *command], env=settings)
     try:
         wait_until_ready(f"http://127.0.0.1:{port}", edge)
     except StackError:
@@ -195,21 +265,28 @@ def main() -> None:
         database = server.clone("bench")
         with psycopg.connect(server.url(database), autocommit=True) as conn:
             conn.execute(FUNCTIONS)
+        ceiling = through_pgbench(server.url(database), args.seconds, args.concurrency)
         results = asyncio.run(run_benchmarks(server, database, args.seconds, args.concurrency))
     finally:
         server.close()
 
     floor = results[0].throughput
+    results.insert(0, ceiling)
     print(f"{os.cpu_count()} cores, concurrency {args.concurrency}, {args.seconds:.0f}s per row")
-    print(f"{'path':<10}{'requests':>10}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'vs raw':>8}")
+    print(
+        f"{'path':<10}{'requests':>10}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'vs raw':>8}"
+        f"{'vs pgbench':>11}{'server CPU us/req':>18}"
+    )
     for result in results:
         print(
             f"{result.name:<10}{len(result.latencies):>10}{result.throughput:>10.0f}"
             f"{result.percentile(0.5):>9.2f}{result.percentile(0.99):>9.2f}"
-            f"{result.throughput / floor:>8.2f}"
+            f"{result.throughput / floor:>8.2f}{result.throughput / ceiling.throughput:>11.2f}"
+            f"{result.server_cpu_us_per_request:>18.0f}"
         )
-    mean_ms = statistics.mean(results[-1].latencies) * 1000
-    print(f"gateway mean latency {mean_ms:.2f} ms")
+    gateway = next(r for r in results if r.name == "gateway")
+    print(f"gateway mean latency {statistics.mean(gateway.latencies) * 1000:.2f} ms")
+    print("target: gateway >= 0.7 of pgbench; asgi is what a Python edge can reach at all")
 
 
 if __name__ == "__main__":

@@ -74,6 +74,7 @@ class Row:
     messages_per_second: float
     p50_ms: float
     p99_ms: float
+    edge_cpu_us: float = float("nan")  # the edge process's CPU per POST
 
 
 def meta_batch(rng: random.Random, tag: str, batch: int) -> bytes:
@@ -100,7 +101,9 @@ def signed_post(port: int, body: bytes) -> bytes:
     return head.encode() + body
 
 
-async def through_edge(port: int, senders: int, batch: int, seconds: float) -> Result:
+async def through_edge(
+    port: int, senders: int, batch: int, seconds: float, edge_pid: int | None = None
+) -> Result:
     rng = random.Random(senders * 100 + batch)  # noqa: S311 (test data, not secrets)
     connections = [await KeepAliveConnection.open("127.0.0.1", port) for _ in range(senders)]
     run = f"{senders}x{batch}.{rng.randrange(1 << 30)}"
@@ -113,7 +116,7 @@ async def through_edge(port: int, senders: int, batch: int, seconds: float) -> R
             raise RuntimeError(f"{status}: {body!r}")
 
     try:
-        return await measure(f"edge {senders}x{batch}", post, seconds, senders)
+        return await measure(f"edge {senders}x{batch}", post, seconds, senders, edge_pid)
     finally:
         for connection in connections:
             connection.close()
@@ -136,7 +139,7 @@ def run(server: TestServer, senders: list[int], batches: list[int], seconds: flo
     try:
         for batch in batches:
             for count in senders:
-                result = asyncio.run(through_edge(port, count, batch, seconds))
+                result = asyncio.run(through_edge(port, count, batch, seconds, edge.pid))
                 rows.append(
                     Row(
                         "edge",
@@ -145,6 +148,7 @@ def run(server: TestServer, senders: list[int], batches: list[int], seconds: flo
                         result.throughput * batch,
                         result.percentile(0.5),
                         result.percentile(0.99),
+                        result.server_cpu_us_per_request,
                     )
                 )
     finally:
@@ -175,13 +179,13 @@ def main() -> None:
     print(f"{os.cpu_count()} cores, {args.seconds:.0f}s per row; pgbench p50 is its mean")
     print(
         f"{'path':<9}{'senders':>8}{'batch':>6}{'msg/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
-        f"{'vs pgbench':>11}"
+        f"{'vs pgbench':>11}{'edge CPU us/POST':>17}"
     )
     for row in rows:
         ratio = row.messages_per_second / ceiling[(row.senders, row.batch)]
         print(
             f"{row.path:<9}{row.senders:>8}{row.batch:>6}{row.messages_per_second:>9.0f}"
-            f"{row.p50_ms:>9.2f}{row.p99_ms:>9.2f}{ratio:>11.2f}"
+            f"{row.p50_ms:>9.2f}{row.p99_ms:>9.2f}{ratio:>11.2f}{row.edge_cpu_us:>17.0f}"
         )
     print("target: edge >= 1000 msg/s with p99 < 100 ms, and >= 0.5 of pgbench")
 

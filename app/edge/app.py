@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from app.db.sql_files import SqlSources
+from app.edge.hot_routes import HotRoutes
 from app.edge.pool import edge_pool
 from app.edge.probes import Readiness, health
 from app.gateway.catalog import Catalog
@@ -23,7 +24,7 @@ from app.registry.instance import ServiceInstance, app_version, registered
 from app.settings import Settings
 from app.shared.metrics import EdgeMetrics
 from app.shared.request_context import RequestContext
-from app.webhooks.routes import webhook_routes
+from app.webhooks.routes import webhooks
 
 # Every method reaches the API's handlers, which refuse what they do not serve in PostgREST's JSON.
 ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
@@ -38,6 +39,7 @@ def create_app(settings: Settings, sources: SqlSources | None = None) -> Starlet
     gateway = RpcGateway(settings, pool, catalog)
     tables = TableGateway(settings, pool, catalog)
     openapi = OpenApiRoot(settings, pool, app_version())
+    hooks = webhooks(settings, pool, catalog.role_settings, metrics)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -71,12 +73,14 @@ def create_app(settings: Settings, sources: SqlSources | None = None) -> Starlet
             Route("/rest/v1/", openapi.handle, methods=["GET", "HEAD"]),
             Route("/rest/v1/rpc/{function}", gateway.handle, methods=methods),
             Route("/rest/v1/{table}", tables.handle, methods=ANY_METHOD),
-            *webhook_routes(settings, pool, catalog.role_settings, metrics),
+            *hooks.routes,
             # Last: whatever else is asked under /rest/v1 answers in PostgREST's JSON.
             Route("/rest/v1/{path:path}", unknown_path, methods=ANY_METHOD),
         ],
         lifespan=lifespan,
     )
+    # Added first, so inside RequestContext: the hot routes keep their request ids and metrics.
+    app.add_middleware(HotRoutes, rpc=gateway.handle, meta_webhook=hooks.meta_receive)
     app.add_middleware(RequestContext, metrics=metrics)
     app.state.metrics = metrics  # the server counts the connections it closes here
     return app

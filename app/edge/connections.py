@@ -34,6 +34,7 @@ from typing import Any
 import structlog
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from app.edge.coalesced_writes import CoalescedWrites
 from app.settings import Settings
 
 # Descriptors the edge keeps for itself besides client sockets: the database pool, the reload
@@ -114,7 +115,9 @@ def bounded_protocol(
         # Connection events
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
+            # Every write of the connection goes through it, so their order is kept.
+            coalesced = CoalescedWrites(transport, self.loop)
+            super().connection_made(coalesced)  # type: ignore[arg-type]
             self._start_waiting()
             self.timeout_keep_alive_task = self.loop.call_later(
                 self.timeout_keep_alive, self.timeout_keep_alive_handler

@@ -94,6 +94,8 @@ def wants_object(accept: str | None) -> bool:
 
 
 def _page(request: Request) -> Page:
+    if not request.scope["query_string"]:
+        return Page()  # most calls have no query string: nothing to parse
     params = request.query_params
     try:
         limit = int(params["limit"]) if "limit" in params else None

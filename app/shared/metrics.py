@@ -48,13 +48,29 @@ class EdgeMetrics:
             ["reason"],
             registry=self.registry,
         )
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._webhook_children: dict[tuple[str, str], Counter] = {}
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:
+            # labels() takes a lock and validates on every call; the label sets are few.
+            children = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+            )
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def count_webhook(self, provider: str, outcome: str) -> None:
-        self.webhooks.labels(provider, outcome).inc()
+        child = self._webhook_children.get((provider, outcome))
+        if child is None:
+            child = self._webhook_children[(provider, outcome)] = self.webhooks.labels(
+                provider, outcome
+            )
+        child.inc()
 
     def count_client_disconnect(self, route: str) -> None:
         self.client_disconnects.labels(route).inc()

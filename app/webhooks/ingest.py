@@ -106,7 +106,7 @@ class Ingest:
             request,
             role=ROLE,
             claims={"role": ROLE},
-            path=request.url.path,
+            path=request.scope["path"],  # the route's own: a URL object would cost more
             search_path=self.search_path,
             role_settings=self.role_settings.of(ROLE),
         )
@@ -115,7 +115,7 @@ class Ingest:
             async with self.pool.connection(timeout=self.settings.pool_timeout_seconds) as conn:
                 row = await execute_as_request(conn, settings, sql, arguments)
         except PoolTimeout as error:
-            log.warning("webhook not stored: no database connection", path=request.url.path)
+            log.warning("webhook not stored: no database connection", path=request.scope["path"])
             raise _unavailable("No database connection") from error
         return row[0] if row is not None else None
 

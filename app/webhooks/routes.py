@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
 import structlog
 from psycopg_pool import AsyncConnectionPool
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from app.settings import Settings
@@ -17,21 +22,29 @@ from app.webhooks.twilio_hook import TwilioWebhook
 log = structlog.get_logger("webhooks")
 
 
-def webhook_routes(
+@dataclass(frozen=True)
+class Webhooks:
+    routes: list[Route]
+    # Meta's events, for the edge to reach without its router (app/edge/hot_routes.py).
+    meta_receive: Callable[[Request], Awaitable[Response]]
+
+
+def webhooks(
     settings: Settings,
     pool: AsyncConnectionPool,
     role_settings: RoleSettings,
     metrics: EdgeMetrics,
-) -> list[Route]:
+) -> Webhooks:
     _warn_if_unconfigured(settings)
     ingest = Ingest(settings, pool, role_settings)
     meta = MetaWebhook(settings, ingest, metrics)
     twilio = TwilioWebhook(settings, ingest, metrics)
-    return [
+    routes = [
         Route("/webhooks/whatsapp", meta.verify, methods=["GET"]),
         Route("/webhooks/whatsapp", meta.receive, methods=["POST"]),
         Route("/webhooks/twilio", twilio.receive, methods=["POST"]),
     ]
+    return Webhooks(routes, meta.receive)
 
 
 def _warn_if_unconfigured(settings: Settings) -> None:

@@ -16,6 +16,7 @@ though not something jsonb can read."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -26,6 +27,9 @@ MAX_FRACTION_DIGITS = 16_383
 MAX_EXPONENT = 1_073_741_800
 ITEM_LISTS = {"messages": "message", "statuses": "status"}
 QUOTED_CHARS = 40
+# In JSON parsed strictly from UTF-8, NUL and surrogates arrive only as escapes: the parser
+# refuses raw control characters, and strict UTF-8 refuses encoded surrogates.
+_TEXT_ESCAPES = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,31 @@ def read_float(literal: str) -> Number:
 def read_int(literal: str) -> Number:
     # Never int(): past 4,300 digits Python refuses to convert, and nothing needs the value.
     return Number(literal, storable=len(literal.lstrip("-")) <= MAX_INTEGER_DIGITS)
+
+
+class NumberReader:
+    """json.loads' parse_float and parse_int, noting whether every number read is storable."""
+
+    __slots__ = ("all_storable",)
+
+    def __init__(self) -> None:
+        self.all_storable = True
+
+    def read_float(self, literal: str) -> Number:
+        number = read_float(literal)
+        self.all_storable = self.all_storable and number.storable
+        return number
+
+    def read_int(self, literal: str) -> Number:
+        number = read_int(literal)
+        self.all_storable = self.all_storable and number.storable
+        return number
+
+
+def may_hold_unstorable_text(text: str) -> bool:
+    """False when JSON `text`, parsed strictly from UTF-8, can hold no NUL and no surrogate:
+    most bodies have no such escape, and their strings need no walk. True means look."""
+    return _TEXT_ESCAPES.search(text) is not None
 
 
 def unstorable(value: Any) -> str | None:

@@ -8,7 +8,15 @@ import json
 import psycopg
 import pytest
 
-from app.webhooks.unstorable import encode, read_float, read_int, take_out_unstorable
+from app.webhooks.unstorable import (
+    NumberReader,
+    encode,
+    may_hold_unstorable_text,
+    read_float,
+    read_int,
+    take_out_unstorable,
+    unstorable,
+)
 
 FLOATS = [
     "1e131071",
@@ -86,3 +94,35 @@ def test_only_the_messages_holding_one_are_taken_out_and_numbers_go_on_as_writte
         "the message holds a number beyond what Postgres can store (1e200000)",
         "the status holds a number beyond what Postgres can store (1e-20000)",
     ]
+
+
+# Bodies whose strings or numbers Postgres may not hold, written as Meta would send them, and
+# bodies that only look close to one.
+SHORTCUT_BODIES = [
+    r'{"t": "\u0000"}',
+    r'{"\u0000": 1}',
+    r'{"t": "\ud800"}',
+    r'{"t": "\uDFFF"}',
+    r'{"t": "\udbff\udfff"}',  # a pair: storable, though the shortcut must look
+    r'{"t": "caf\u00e9 \/ ok"}',
+    r'{"t": "\\u0000"}',  # an escaped backslash, then text: storable
+    '{"n": 1e200000}',
+    '{"n": 1E5}',
+    '{"n": 0e1073741823}',
+    '{"n": ' + "9" * 131073 + "}",
+    '{"n": 0.' + "1" * 16384 + "}",
+    '{"n": [1, 2.5, -0.0], "t": "plain"}',
+]
+
+
+@pytest.mark.parametrize("body", SHORTCUT_BODIES, ids=lambda body: body[:24])
+def test_the_shortcut_never_passes_what_the_walk_refuses(body: str) -> None:
+    """meta_payload skips walking the parsed body when parsing judged every number storable and
+    the text holds no escape that can make NUL or a surrogate: it must agree with the walk."""
+    numbers = NumberReader()
+    parsed = json.loads(body, parse_float=numbers.read_float, parse_int=numbers.read_int)
+    walk_passes = unstorable(parsed) is None
+    shortcut_passes = numbers.all_storable and not may_hold_unstorable_text(body)
+    assert walk_passes or not shortcut_passes
+    if "\\\\" not in body and "\\ud" not in body.lower():
+        assert shortcut_passes == walk_passes  # no false alarm outside escapes that can pair
