@@ -20,19 +20,21 @@ synchronous_commit on.
   TPC-B     `pgbench -i -s 10` in a database of its own, then its default tpcb-like script
             (three account/teller/branch updates, a select and a history insert)
 
-pgbench -M prepared for all, -c 8 -j 2 by default. The users (1,000 by default) are each
-funded by a completed credit far above what the run can move, so no transfer is short of funds.
-After the run, reconcile_wallet_balances() must find nothing and the sum of balances must be what it
-was. Target: transfers at least half of TPC-B's transactions per second, transfer_funds at least 0.6
-of its floor.
+pgbench -M prepared for all, -c 8 -j 2 by default. Each row but TPC-B runs on a fresh clone
+prepared the same way, in --rounds rounds whose order alternates; the ratios are medians. The
+users (1,000 by default) are each funded by a completed credit far above what the run can move,
+so no transfer is short of funds. After each run, reconcile_wallet_balances() must find nothing
+and the sum of balances must be what it was. Target: transfers at least half of TPC-B's
+transactions per second, transfer_funds at least 0.6 of its floor.
 
-    .venv/bin/python -m bench.payments [--seconds 30] [--clients 8]
+    .venv/bin/python -m bench.payments [--seconds 30] [--rounds 3] [--clients 8]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,7 +43,7 @@ from pathlib import Path
 import psycopg
 
 from bench.pgbench import PgbenchRun, pgbench, pgbench_builtin, pgbench_init
-from tests.support.server import start_test_server
+from tests.support.server import TestServer, start_test_server
 
 TPCB_SCALE = 10
 FUNDING = 1_000_000_000  # RWF per user: a run moves at most 1,000 per transfer
@@ -168,37 +170,32 @@ def ledger(url: str) -> tuple[int, int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--users", type=int, default=1000)
     args = parser.parse_args()
     if args.users < 2:
         parser.error("--users: a transfer needs two users")
 
+    rounds: list[dict[str, Row]] = []
+    ledgers: list[tuple[tuple[int, int, int], tuple[int, int, int], int]] = []
     server = start_test_server(durable=True)
     try:
-        url = server.url(server.clone("bench_payments"))
-        prepare(url, args.users)
-        before = ledger(url)
-        transfers = measured(
-            url, lambda: script_run(args, url, transfer_script(args.users), {"seq": "0"})
-        )
-        funds = measured(
-            url,
-            lambda: script_run(
-                args, url, transfer_script(args.users, TRANSFER_FUNDS), {"seq": "0"}
-            ),
-        )
-        after = ledger(url)
-
-        floor_database = server.clone("bench_floor")
-        floor_url = server.url(floor_database)
-        prepare(floor_url, args.users)
-        prepare_floor(floor_url, floor_database)
-        floor = measured(floor_url, lambda: script_run(args, floor_url, floor_script(args.users)))
-        floor_funds = measured(
-            floor_url,
-            lambda: script_run(args, floor_url, floor_script(args.users, "transfer_funds")),
-        )
+        for number in range(args.rounds):
+            # Each row on a fresh clone prepared the same way, so that none runs on the tables
+            # another row grew; which goes first changes from round to round.
+            runs: dict[str, Callable[[], Row]] = {
+                "transfer": lambda: transfers(server, args, transfer_script(args.users), ledgers),
+                "transfer_funds": lambda: transfers(
+                    server, args, transfer_script(args.users, TRANSFER_FUNDS), ledgers
+                ),
+                "floor": lambda: floor_row(server, args, "transfer"),
+                "floor_funds": lambda: floor_row(server, args, "transfer_funds"),
+            }
+            names = list(runs)
+            order = names if number % 2 == 0 else names[::-1]
+            measured_rows = {name: runs[name]() for name in order}
+            rounds.append({name: measured_rows[name] for name in names})
 
         tpcb_url = server.url(server.empty_database("bench_tpcb"))
         pgbench_init(tpcb_url, scale=TPCB_SCALE)
@@ -211,20 +208,32 @@ def main() -> None:
     finally:
         server.close()
 
-    report(
-        args,
-        rows={
-            "transfer": transfers,
-            "transfer_funds": funds,
-            "floor": floor,
-            "floor_funds": floor_funds,
-            "TPC-B": tpcb,
-        },
-        before=before,
-        after=after,
-    )
-    if after[1] or after[0] != before[0]:
-        raise SystemExit("the ledger does not balance after the run")
+    report(args, rounds=rounds, tpcb=tpcb, ledgers=ledgers)
+    if any(after[1] or after[0] != before[0] for before, after, _ in ledgers):
+        raise SystemExit("the ledger does not balance after a run")
+
+
+def transfers(
+    server: TestServer,
+    args: argparse.Namespace,
+    script: str,
+    ledgers: list[tuple[tuple[int, int, int], tuple[int, int, int], int]],
+) -> Row:
+    """`script` on a fresh clone, and its ledger before and after."""
+    url = server.url(server.clone("bench_payments"))
+    prepare(url, args.users)
+    before = ledger(url)
+    row = measured(url, lambda: script_run(args, url, script, {"seq": "0"}))
+    ledgers.append((before, ledger(url), row.run.transactions))
+    return row
+
+
+def floor_row(server: TestServer, args: argparse.Namespace, function: str) -> Row:
+    database = server.clone("bench_floor")
+    url = server.url(database)
+    prepare(url, args.users)
+    prepare_floor(url, database)
+    return measured(url, lambda: script_run(args, url, floor_script(args.users, function)))
 
 
 def script_run(
@@ -256,42 +265,50 @@ def measured(url: str, run: Callable[[], PgbenchRun]) -> Row:
 def report(
     args: argparse.Namespace,
     *,
-    rows: dict[str, Row],
-    before: tuple[int, int, int],
-    after: tuple[int, int, int],
+    rounds: list[dict[str, Row]],
+    tpcb: Row,
+    ledgers: list[tuple[tuple[int, int, int], tuple[int, int, int], int]],
 ) -> None:
     print(
-        f"{os.cpu_count()} cores, {args.clients} clients, {args.seconds:.0f}s per row, fsync on,"
-        f" {args.users} users, TPC-B scale {TPCB_SCALE}"
+        f"{os.cpu_count()} cores, {args.clients} clients, {args.seconds:.0f}s per row,"
+        f" {args.rounds} rounds, fsync on, {args.users} users, TPC-B scale {TPCB_SCALE}"
     )
-    transfers, funds, floor, floor_funds, tpcb = (
-        rows["transfer"],
-        rows["transfer_funds"],
-        rows["floor"],
-        rows["floor_funds"],
-        rows["TPC-B"],
+    print(
+        f"{'':<16}{'rnd':>4}{'tps':>10}{'ms':>9}{'/TPC-B':>8}{'WAL records':>13}{'WAL bytes':>11}"
     )
-    print(f"{'':<16}{'tps':>10}{'ms':>9}{'ratio':>8}{'WAL records':>13}{'WAL bytes':>11}")
-    for name, row in rows.items():
+    for number, rows in enumerate(rounds, 1):
+        for name, row in rows.items():
+            print(
+                f"{name:<16}{number:>4}{row.run.tps:>10.0f}{row.run.latency_ms:>9.2f}"
+                f"{row.run.tps / tpcb.run.tps:>8.2f}{row.wal_records:>13.1f}"
+                f"{row.wal_bytes:>11,.0f}"
+            )
+    print(
+        f"{'TPC-B':<16}{'':>4}{tpcb.run.tps:>10.0f}{tpcb.run.latency_ms:>9.2f}{1:>8.2f}"
+        f"{tpcb.wal_records:>13.1f}{tpcb.wal_bytes:>11,.0f}"
+    )
+    for before, after, counted in ledgers:
         print(
-            f"{name:<16}{row.run.tps:>10.0f}{row.run.latency_ms:>9.2f}"
-            f"{row.run.tps / tpcb.run.tps:>8.2f}{row.wal_records:>13.1f}{row.wal_bytes:>11,.0f}"
+            f"ledger: reconcile_wallet_balances() {after[1]} rows, sum of balances {before[0]:,}"
+            f" before and {after[0]:,} after"
+            f" ({'unchanged' if after[0] == before[0] else 'CHANGED'}),"
+            f" {after[2] - before[2]:,} transfers completed (pgbench counted {counted:,})"
         )
+
+    def ratios(name: str, baseline: str) -> str:
+        each = [rows[name].run.tps / rows[baseline].run.tps for rows in rounds]
+        return f"{statistics.median(each):.2f} (rounds: {', '.join(f'{r:.2f}' for r in each)})"
+
+    transfer_tpcb = [rows["transfer"].run.tps / tpcb.run.tps for rows in rounds]
+    print(f"transfer / TPC-B, median: {statistics.median(transfer_tpcb):.2f}")
     print(
-        f"ledger: reconcile_wallet_balances() {after[1]} rows, sum of balances {before[0]:,}"
-        f" before and {after[0]:,} after"
-        f" ({'unchanged' if after[0] == before[0] else 'CHANGED'}),"
-        f" {after[2] - before[2]:,} transfers completed"
-        f" (pgbench counted {transfers.run.transactions + funds.run.transactions:,})"
+        "floor: a transfer's rows written by one plain call, no checks and no triggers;"
+        f" transfers run at {ratios('transfer', 'floor')} of it"
     )
     print(
-        f"floor: a transfer's rows written by one plain call, no checks and no triggers;"
-        f" transfers run at {transfers.run.tps / floor.run.tps:.2f} of it"
-    )
-    print(
-        f"floor_funds: the rows of one transfer_funds call, the same way; transfer_funds runs at"
-        f" {funds.run.tps / floor_funds.run.tps:.2f} of it"
-        f" ({funds.run.tps / floor.run.tps:.2f} of the three-step floor)"
+        "floor_funds: the rows of one transfer_funds call, the same way; transfer_funds runs at"
+        f" {ratios('transfer_funds', 'floor_funds')} of it"
+        f" ({ratios('transfer_funds', 'floor')} of the three-step floor)"
     )
     print("target: transfer >= 0.5 of TPC-B, transfer_funds >= 0.6 of floor_funds")
 
