@@ -159,6 +159,38 @@ comment on function private.keep_queue_head(text, text, smallint, timestamptz, b
 'p_queue_name and p_priority if there is none, and moves it back to (p_visible_at, p_id) when '
 'the row is due more than half a second ago.';
 
+create or replace function private.take_due_queue_head(
+    p_queue text,
+    p_queue_name text,
+    p_priority smallint
+)
+returns private.queue_heads
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+    v_head private.queue_heads;
+begin
+    -- One claim moves a head at a time, and at most every 100 ms; the others read from where
+    -- it is.
+    select h.* into v_head
+    from private.queue_heads as h
+    where h.queue = p_queue
+        and h.queue_name = p_queue_name
+        and h.priority = p_priority
+        and h.advanced_at < pg_catalog.now() - interval '100 milliseconds'
+    for update skip locked;
+    if not found then
+        return null;
+    end if;
+    return v_head;
+end;
+$$;
+comment on function private.take_due_queue_head(text, text, smallint) is
+'The head of p_queue, p_queue_name and p_priority, locked for the calling claim to move, when '
+'no claim has moved it for 100 ms and none holds it; else null.';
+
 create or replace function private.move_queue_head(
     p_queue text,
     p_queue_name text,

@@ -116,16 +116,8 @@ declare
     v_first_visible_at timestamptz;
     v_first_id bigint;
 begin
-    -- One claim moves a head at a time, and at most every 100 ms; the others read from where
-    -- it is.
-    select h.* into v_head
-    from private.queue_heads as h
-    where h.queue = 'message_queue'
-        and h.queue_name = p_queue_name
-        and h.priority = p_priority
-        and h.advanced_at < pg_catalog.now() - interval '100 milliseconds'
-    for update skip locked;
-    if not found then
+    v_head := private.take_due_queue_head('message_queue', p_queue_name, p_priority);
+    if v_head is null then
         return null;
     end if;
     v_limit := private.queue_head_limit();

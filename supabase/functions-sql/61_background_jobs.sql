@@ -214,15 +214,8 @@ declare
     v_first_run_at timestamptz;
     v_first_id bigint;
 begin
-    -- As advance_message_queue_head (message queue file), over background_jobs' ready index.
-    select h.* into v_head
-    from private.queue_heads as h
-    where h.queue = 'background_jobs'
-        and h.queue_name = ''
-        and h.priority = p_priority
-        and h.advanced_at < pg_catalog.now() - interval '100 milliseconds'
-    for update skip locked;
-    if not found then
+    v_head := private.take_due_queue_head('background_jobs', '', p_priority);
+    if v_head is null then
         return null;
     end if;
     v_limit := private.queue_head_limit();

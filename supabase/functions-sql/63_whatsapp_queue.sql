@@ -147,15 +147,8 @@ declare
     v_first_visible_at timestamptz;
     v_first_id bigint;
 begin
-    -- As advance_message_queue_head (message queue file), over this queue's ready index.
-    select h.* into v_head
-    from private.queue_heads as h
-    where h.queue = 'whatsapp_message_queue'
-        and h.queue_name = ''
-        and h.priority = p_priority
-        and h.advanced_at < pg_catalog.now() - interval '100 milliseconds'
-    for update skip locked;
-    if not found then
+    v_head := private.take_due_queue_head('whatsapp_message_queue', '', p_priority);
+    if v_head is null then
         return null;
     end if;
     v_limit := private.queue_head_limit();

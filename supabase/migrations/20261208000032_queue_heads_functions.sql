@@ -2,13 +2,13 @@
 -- that changed since the last migration that carried them, so that `supabase db push`
 -- deploys them too. Edit the files in supabase/functions-sql/, not this one.
 -- functions-sql: 59_queues.sql
---     sha256=91c1f92ac30ec3dc19fe3ad8cb814e133c27c92f13f1e3c51214bb20e0470f4a
+--     sha256=d5d660b1a0d0fc0181c13abade402de29015c53b37314bdfd50d6b6a0d368bbd
 -- functions-sql: 60_message_queue.sql
---     sha256=c6ce6629da76db914f027762c767ca63d2f7d4e57816f8e4e042ab7a0b12c8ad
+--     sha256=00d63da33775d7b77680e641b9966122baf238bb86dd392909b80f9f87b2e601
 -- functions-sql: 61_background_jobs.sql
---     sha256=67e8e3718aa02616cf7b9ddbbcc2d0500eb4aea72997c7b36fd9ee4ee062baa9
+--     sha256=21f05a945609b4d70f41e1c83398b355950009ee0b0fd0eaba2f277299406720
 -- functions-sql: 63_whatsapp_queue.sql
---     sha256=1ad3a7dd57eb3e3d89ed0d758d4686d633ad98fd6d78913c6081e4e5c6048694
+--     sha256=4189cc09750d4ef2fda2f82343b1f381c815557b51a5380f895d2feacdbf5cc0
 
 -- supabase/functions-sql/59_queues.sql ---------------------------------------------------------
 
@@ -173,6 +173,38 @@ comment on function private.keep_queue_head(text, text, smallint, timestamptz, b
 'p_queue_name and p_priority if there is none, and moves it back to (p_visible_at, p_id) when '
 'the row is due more than half a second ago.';
 
+create or replace function private.take_due_queue_head(
+    p_queue text,
+    p_queue_name text,
+    p_priority smallint
+)
+returns private.queue_heads
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+    v_head private.queue_heads;
+begin
+    -- One claim moves a head at a time, and at most every 100 ms; the others read from where
+    -- it is.
+    select h.* into v_head
+    from private.queue_heads as h
+    where h.queue = p_queue
+        and h.queue_name = p_queue_name
+        and h.priority = p_priority
+        and h.advanced_at < pg_catalog.now() - interval '100 milliseconds'
+    for update skip locked;
+    if not found then
+        return null;
+    end if;
+    return v_head;
+end;
+$$;
+comment on function private.take_due_queue_head(text, text, smallint) is
+'The head of p_queue, p_queue_name and p_priority, locked for the calling claim to move, when '
+'no claim has moved it for 100 ms and none holds it; else null.';
+
 create or replace function private.move_queue_head(
     p_queue text,
     p_queue_name text,
@@ -331,16 +363,8 @@ declare
     v_first_visible_at timestamptz;
     v_first_id bigint;
 begin
-    -- One claim moves a head at a time, and at most every 100 ms; the others read from where
-    -- it is.
-    select h.* into v_head
-    from private.queue_heads as h
-    where h.queue = 'message_queue'
-        and h.queue_name = p_queue_name
-        and h.priority = p_priority
-        and h.advanced_at < pg_catalog.now() - interval '100 milliseconds'
-    for update skip locked;
-    if not found then
+    v_head := private.take_due_queue_head('message_queue', p_queue_name, p_priority);
+    if v_head is null then
         return null;
     end if;
     v_limit := private.queue_head_limit();
@@ -898,15 +922,8 @@ declare
     v_first_run_at timestamptz;
     v_first_id bigint;
 begin
-    -- As advance_message_queue_head (message queue file), over background_jobs' ready index.
-    select h.* into v_head
-    from private.queue_heads as h
-    where h.queue = 'background_jobs'
-        and h.queue_name = ''
-        and h.priority = p_priority
-        and h.advanced_at < pg_catalog.now() - interval '100 milliseconds'
-    for update skip locked;
-    if not found then
+    v_head := private.take_due_queue_head('background_jobs', '', p_priority);
+    if v_head is null then
         return null;
     end if;
     v_limit := private.queue_head_limit();
@@ -1394,15 +1411,8 @@ declare
     v_first_visible_at timestamptz;
     v_first_id bigint;
 begin
-    -- As advance_message_queue_head (message queue file), over this queue's ready index.
-    select h.* into v_head
-    from private.queue_heads as h
-    where h.queue = 'whatsapp_message_queue'
-        and h.queue_name = ''
-        and h.priority = p_priority
-        and h.advanced_at < pg_catalog.now() - interval '100 milliseconds'
-    for update skip locked;
-    if not found then
+    v_head := private.take_due_queue_head('whatsapp_message_queue', '', p_priority);
+    if v_head is null then
         return null;
     end if;
     v_limit := private.queue_head_limit();
