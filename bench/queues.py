@@ -217,6 +217,15 @@ def fill_other(url: str, queue: str, queued: int) -> None:
         conn.execute(sql.SQL("vacuum analyze {}").format(table))
 
 
+def still_queued(url: str, queue: str) -> int:
+    """Pending rows left after a decay run (pgmq's side: its table)."""
+    table = sql.Identifier("bench_pgmq") if queue == "pgmq" else sql.Identifier("public", queue)
+    pending = sql.SQL("") if queue == "pgmq" else sql.SQL(" where status = 'pending'")
+    with psycopg.connect(url) as conn:
+        row = conn.execute(sql.SQL("select count(*) from {}{}").format(table, pending)).fetchone()
+    return int(row[0]) if row else 0
+
+
 def rotated(first: int) -> list[str]:
     """The sides in an order that changes each round, so none always runs on the warmest cache
     or right after a vacuum's aftermath."""
@@ -285,6 +294,7 @@ def main() -> None:
 
     rows: dict[str, list[Row]] = {"enqueue": [], "claim 1": [], "claim 10": [], "bulk": []}
     decays: dict[str, list[float]] = {}
+    left: dict[str, int] = {}
     server = start_test_server(durable=True)
     try:
         url = server.url(server.clone("bench_queues"))
@@ -312,6 +322,7 @@ def main() -> None:
                 empty(url)
                 top_up(url, args.decay_queued)
                 decays[side] = pgbench(url, script.format(batch=10), **decay).interval_tps
+                left[side] = still_queued(url, side)
             empty(url)
             for queue, script in (
                 ("background_jobs", JOB_CLAIM),
@@ -319,6 +330,7 @@ def main() -> None:
             ):
                 fill_other(url, queue, args.decay_queued)
                 decays[queue] = pgbench(url, script.format(batch=10), **decay).interval_tps
+                left[queue] = still_queued(url, queue)
     finally:
         server.close()
 
@@ -340,6 +352,10 @@ def main() -> None:
             f" the last ({last / first:.2f}); each 10 s: "
             + ", ".join(f"{tps * 10:.0f}" for tps in intervals)
         )
+        if not left[side]:
+            # Claims of an empty queue are counted as 10 messages each: the run says nothing
+            # from the drain on.
+            print(f"  {side} drained before the end: queue more with --decay-queued")
     print("targets: claim 1 and claim 10 >= 1.0 of pgmq; decay last/first >= 0.9")
 
 
