@@ -64,14 +64,14 @@ def create_app(settings: Settings, sources: SqlSources | None = None) -> Starlet
                 await listener
             await pool.close()
 
-    methods = ["GET", "HEAD", "POST"]
+    rpc = Route("/rest/v1/rpc/{function}", gateway.handle, methods=["GET", "HEAD", "POST"])
     app = Starlette(
         routes=[
             Route("/health", health, methods=["GET"]),
             Route("/ready", Readiness(pool, expected_versions).check, methods=["GET"]),
             Route("/metrics", metrics.endpoint, methods=["GET"]),
             Route("/rest/v1/", openapi.handle, methods=["GET", "HEAD"]),
-            Route("/rest/v1/rpc/{function}", gateway.handle, methods=methods),
+            rpc,
             Route("/rest/v1/{table}", tables.handle, methods=ANY_METHOD),
             *hooks.routes,
             # Last: whatever else is asked under /rest/v1 answers in PostgREST's JSON.
@@ -80,7 +80,7 @@ def create_app(settings: Settings, sources: SqlSources | None = None) -> Starlet
         lifespan=lifespan,
     )
     # Added first, so inside RequestContext: the hot routes keep their request ids and metrics.
-    app.add_middleware(HotRoutes, rpc=gateway.handle, meta_webhook=hooks.meta_receive)
+    app.add_middleware(HotRoutes, routes=[rpc, hooks.meta_receive])
     app.add_middleware(RequestContext, metrics=metrics)
     app.state.metrics = metrics  # the server counts the connections it closes here
     return app

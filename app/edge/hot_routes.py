@@ -6,45 +6,36 @@ the 500 of an unexpected error stay around them, as around every other route."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
-
-Endpoint = Callable[[Request], Awaitable[Response]]
-RPC_PREFIX = "/rest/v1/rpc/"
-RPC_METHODS = frozenset({"GET", "HEAD", "POST"})
-META_WEBHOOK = "/webhooks/whatsapp"
 
 
 class HotRoutes:
-    """POST /webhooks/whatsapp and GET|HEAD|POST /rest/v1/rpc/{function} straight to their
-    endpoints, exactly as the router would match them; anything else to `app`."""
+    """Requests that `routes` (routes of the app's router, tried first) match go straight to
+    their endpoints, with the path parameters the router would give; anything else to `app`.
+    The routes are the router's own objects, so paths and methods are written once."""
 
-    def __init__(self, app: ASGIApp, *, rpc: Endpoint, meta_webhook: Endpoint) -> None:
+    def __init__(self, app: ASGIApp, *, routes: Sequence[Route]) -> None:
         self.app = app
-        self.rpc = rpc
-        self.meta_webhook = meta_webhook
+        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        endpoint = self._endpoint(scope) if scope["type"] == "http" else None
-        if endpoint is None:
+        route = self._route(scope) if scope["type"] == "http" else None
+        if route is None:
             await self.app(scope, receive, send)
             return
-        response = await endpoint(Request(scope, receive, send))
+        response = await route.endpoint(Request(scope, receive, send))
         await response(scope, receive, send)
 
-    def _endpoint(self, scope: Scope) -> Endpoint | None:
+    def _route(self, scope: Scope) -> Route | None:
         if scope.get("root_path"):
             return None  # served under a prefix: the router knows how to strip it
-        path: str = scope["path"]
-        method: str = scope["method"]
-        if path == META_WEBHOOK and method == "POST":
-            return self.meta_webhook
-        if path.startswith(RPC_PREFIX) and method in RPC_METHODS:
-            function = path[len(RPC_PREFIX) :]
-            if function and "/" not in function:  # the router's {function}: [^/]+
-                scope["path_params"] = {"function": function}
-                return self.rpc
+        for route in self.routes:
+            match = route.path_regex.match(scope["path"])
+            if match and route.methods and scope["method"] in route.methods:
+                scope["path_params"] = match.groupdict()  # str parameters: kept as matched
+                return route
         return None

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import structlog
 from psycopg_pool import AsyncConnectionPool
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 
 from app.settings import Settings
@@ -25,8 +22,9 @@ log = structlog.get_logger("webhooks")
 @dataclass(frozen=True)
 class Webhooks:
     routes: list[Route]
-    # Meta's events, for the edge to reach without its router (app/edge/hot_routes.py).
-    meta_receive: Callable[[Request], Awaitable[Response]]
+    # Meta's events, one of `routes`, for the edge to reach without its router
+    # (app/edge/hot_routes.py).
+    meta_receive: Route
 
 
 def webhooks(
@@ -39,12 +37,13 @@ def webhooks(
     ingest = Ingest(settings, pool, role_settings)
     meta = MetaWebhook(settings, ingest, metrics)
     twilio = TwilioWebhook(settings, ingest, metrics)
+    receive = Route("/webhooks/whatsapp", meta.receive, methods=["POST"])
     routes = [
         Route("/webhooks/whatsapp", meta.verify, methods=["GET"]),
-        Route("/webhooks/whatsapp", meta.receive, methods=["POST"]),
+        receive,
         Route("/webhooks/twilio", twilio.receive, methods=["POST"]),
     ]
-    return Webhooks(routes, meta.receive)
+    return Webhooks(routes, receive)
 
 
 def _warn_if_unconfigured(settings: Settings) -> None:
