@@ -32,6 +32,7 @@ import statistics
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -166,14 +167,20 @@ class Row:
         return self.rate["ours"] / self.rate[baseline]
 
 
+def make_head(conn: psycopg.Connection[Any], queue: str, queue_name: str) -> None:
+    """The head the first enqueue of priority 5 would have made, for rows written directly."""
+    conn.execute(
+        "insert into private.queue_heads (queue, queue_name, priority)"
+        " values (%s, %s, 5) on conflict do nothing",
+        (queue, queue_name),
+    )
+
+
 def top_up(url: str, queued: int) -> None:
     """Both queues hold `queued` visible messages, written directly: filling is not measured.
     Written past enqueue_message, ours need the head enqueue would have made."""
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
-            "insert into private.queue_heads (queue, queue_name, priority)"
-            " values ('message_queue', 'bench', 5) on conflict do nothing"
-        )
+        make_head(conn, "message_queue", "bench")
         conn.execute(
             "insert into public.message_queue (queue_name, message_type, payload)"
             " select 'bench', 'job', jsonb_build_object('n', n) from generate_series(1,"
@@ -209,11 +216,7 @@ def fill_other(url: str, queue: str, queued: int) -> None:
         table = sql.Identifier("public", queue)
         conn.execute(sql.SQL("truncate {} cascade").format(table))
         conn.execute(FILL[queue], (queued,))  # type: ignore[call-overload]  # constants here
-        conn.execute(
-            "insert into private.queue_heads (queue, queue_name, priority)"
-            " values (%s, '', 5) on conflict do nothing",
-            (queue,),
-        )
+        make_head(conn, queue, "")
         conn.execute(sql.SQL("vacuum analyze {}").format(table))
 
 

@@ -181,10 +181,7 @@ begin
         and h.priority = p_priority
         and h.advanced_at < pg_catalog.now() - interval '100 milliseconds'
     for update skip locked;
-    if not found then
-        return null;
-    end if;
-    return v_head;
+    return v_head;  -- null when none was due or free: a select into of no row leaves it null
 end;
 $$;
 comment on function private.take_due_queue_head(text, text, smallint) is

@@ -1,5 +1,5 @@
 -- Heads again for pending rows, after the migration that makes every enqueue keep its head
--- (20261208000032_queue_heads_functions): a row enqueued at a new priority by the old
+-- (20261208012846_queue_heads_functions): a row enqueued at a new priority by the old
 -- functions, between 20261207230000_queue_heads and it, has a head now. Claims read only the
 -- priorities that have one.
 

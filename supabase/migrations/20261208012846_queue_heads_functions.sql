@@ -2,7 +2,7 @@
 -- that changed since the last migration that carried them, so that `supabase db push`
 -- deploys them too. Edit the files in supabase/functions-sql/, not this one.
 -- functions-sql: 59_queues.sql
---     sha256=d5d660b1a0d0fc0181c13abade402de29015c53b37314bdfd50d6b6a0d368bbd
+--     sha256=b3b26c0a319b0d457418a46bdbcf6bc648c5b6bd0019ec6fcadcb5e626168b56
 -- functions-sql: 60_message_queue.sql
 --     sha256=00d63da33775d7b77680e641b9966122baf238bb86dd392909b80f9f87b2e601
 -- functions-sql: 61_background_jobs.sql
@@ -195,10 +195,7 @@ begin
         and h.priority = p_priority
         and h.advanced_at < pg_catalog.now() - interval '100 milliseconds'
     for update skip locked;
-    if not found then
-        return null;
-    end if;
-    return v_head;
+    return v_head;  -- null when none was due or free: a select into of no row leaves it null
 end;
 $$;
 comment on function private.take_due_queue_head(text, text, smallint) is
