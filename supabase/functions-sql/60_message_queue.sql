@@ -140,6 +140,15 @@ comment on function private.advance_message_queue_head(text, smallint) is
 'claim has for 100 ms and none is moving it; returns the new head, or null when it was not '
 'moved.';
 
+-- Claims and acks run one generic plan per session (plan_cache_mode = force_generic_plan):
+-- custom plans re-planned the claim on every call, a quarter of the server's time in claim 1 +
+-- ack. A generic plan cannot see the batch size, so the claim picks its rows as an array
+-- (id = any(array(select ... for update skip locked))) that the update reads through the
+-- primary key: as a join, a generic plan may hash the whole table on every claim (one did: 37
+-- claims a second). Sequential and bitmap scans are off too, so that a plan made while the table looked
+-- empty still reads the index once the queue has grown. The other two queues plan each claim:
+-- claim_jobs chooses between two indexes by how selective its job types are, and the WhatsApp
+-- lane test, planned for a table that looked empty, read every pending row for each candidate.
 create or replace function public.claim_messages(
     p_queue_name text,
     p_batch_size integer default 1,
@@ -151,6 +160,9 @@ language plpgsql
 volatile
 security definer
 set search_path = ''
+set plan_cache_mode = force_generic_plan
+set enable_seqscan = off
+set enable_bitmapscan = off
 as $$
 declare
     v_head private.queue_heads;
@@ -182,21 +194,9 @@ begin
             );
         end if;
 
+        -- Picked as an array, not joined: see above.
         return query
-        with picked as (
-            select q.id
-            from public.message_queue as q
-            where q.queue_name = p_queue_name
-                and q.priority = v_head.priority
-                and q.status = 'pending'
-                and (q.visible_at, q.id) >= (v_head.visible_from, v_head.id_from)
-                and q.visible_at <= pg_catalog.now()
-            order by q.visible_at, q.id
-            limit v_left
-            for update skip locked
-        ),
-
-        claimed as (
+        with claimed as (
             update public.message_queue as q
             set
                 attempts = q.attempts + case when q.attempts > q.max_retries then 0 else 1 end,
@@ -211,8 +211,18 @@ begin
                 + pg_catalog.make_interval(secs => p_visibility_timeout_s),
                 claimed_at = pg_catalog.now(),
                 claimed_by = p_worker_id
-            from picked as p
-            where q.id = p.id
+            where q.id = any(array(
+                select p.id
+                from public.message_queue as p
+                where p.queue_name = p_queue_name
+                    and p.priority = v_head.priority
+                    and p.status = 'pending'
+                    and (p.visible_at, p.id) >= (v_head.visible_from, v_head.id_from)
+                    and p.visible_at <= pg_catalog.now()
+                order by p.visible_at, p.id
+                limit v_left
+                for update skip locked
+            ))
             returning q.*
         )
 
@@ -238,6 +248,9 @@ language plpgsql
 volatile
 security definer
 set search_path = ''
+set plan_cache_mode = force_generic_plan
+set enable_seqscan = off
+set enable_bitmapscan = off
 as $$
 declare
     v_acked integer;
@@ -248,11 +261,13 @@ begin
     end if;
     perform private.require_identifier(p_worker_id, 'ack_messages', 'p_worker_id');
     -- Only claimed messages, and with p_worker_id only the claims that worker holds: a worker
-    -- whose lease ran out and was claimed again no longer owns the message.
+    -- whose lease ran out and was claimed again no longer owns the message. Not dead is
+    -- written "<> 'dead'" rather than "= 'pending'" so that no partial index matches: the
+    -- generic plan (see claim_messages) reads the primary key, never the whole ready index.
     with done as (
         delete from public.message_queue as q
         where q.id = any(p_ids)
-            and q.status = 'pending'
+            and q.status <> 'dead'
             and q.claimed_at is not null
             and (p_worker_id is null or q.claimed_by = p_worker_id)
         returning q.*
