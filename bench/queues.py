@@ -21,7 +21,7 @@ are a third column. Neither has priorities, idempotency keys, retries, dead lett
 per-worker leases or wake-ups. Each run starts from vacuumed tables.
 
     .venv/bin/python -m bench.queues [--seconds 10] [--rounds 3] [--decay-seconds 60]
-        [--decay-queued 1500000] [--clients 8]
+        [--decay-queued 2500000] [--clients 8]
 """
 
 from __future__ import annotations
@@ -291,7 +291,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--decay-seconds", type=int, default=60, help="0 skips the decay runs")
-    parser.add_argument("--decay-queued", type=int, default=1_500_000)
+    parser.add_argument("--decay-queued", type=int, default=2_500_000)
     parser.add_argument("--clients", type=int, default=8)
     args = parser.parse_args()
 
