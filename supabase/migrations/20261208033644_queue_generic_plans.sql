@@ -2,7 +2,7 @@
 -- that changed since the last migration that carried them, so that `supabase db push`
 -- deploys them too. Edit the files in supabase/functions-sql/, not this one.
 -- functions-sql: 60_message_queue.sql
---     sha256=bb8459eb99be5bebd00558ed664be5c8bc15367bd0d4cee91678aec483e5e2f8
+--     sha256=a1ee935c48c19eaa730ade3fbd4622f169890433cb0d27cc0dd7c58b8a39bf97
 
 -- supabase/functions-sql/60_message_queue.sql --------------------------------------------------
 
@@ -153,10 +153,11 @@ comment on function private.advance_message_queue_head(text, smallint) is
 -- ack. A generic plan cannot see the batch size, so the claim picks its rows as an array
 -- (id = any(array(select ... for update skip locked))) that the update reads through the
 -- primary key: as a join, a generic plan may hash the whole table on every claim (one did: 37
--- claims a second). Sequential and bitmap scans are off too, so that a plan made while the table looked
--- empty still reads the index once the queue has grown. The other two queues plan each claim:
--- claim_jobs chooses between two indexes by how selective its job types are, and the WhatsApp
--- lane test, planned for a table that looked empty, read every pending row for each candidate.
+-- claims a second). Sequential and bitmap scans are off too, so that a plan made while the
+-- table looked empty still reads the index once the queue has grown. The other two queues plan
+-- each claim: claim_jobs chooses between two indexes by how selective its job types are, and the
+-- WhatsApp lane test, planned for a table that looked empty, read every pending row for each
+-- candidate.
 create or replace function public.claim_messages(
     p_queue_name text,
     p_batch_size integer default 1,
