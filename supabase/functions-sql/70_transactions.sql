@@ -391,11 +391,13 @@ as $$
 -- for this one), finds the first and replays it. A clash on the reference alone (30 random bits
 -- a day) draws again.
 declare
-    v_directory private.transaction_directory := (
-        p_id, null, p_idempotency_key, p_request, p_now
-    )::private.transaction_directory;
+    v_directory private.transaction_directory;
     v_first private.transaction_directory;
 begin
+    v_directory.id := p_id;
+    v_directory.idempotency_key := p_idempotency_key;
+    v_directory.request := p_request;
+    v_directory.created_at := p_now;
     loop
         v_directory.reference := private.transaction_reference(p_now);
         insert into private.transaction_directory (
