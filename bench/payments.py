@@ -153,6 +153,10 @@ def prepare(url: str, users: int) -> None:
         conn.execute("checkpoint")
 
 
+# A run's ledger before and after it (ledger()), and the transfers pgbench counted.
+LedgerCheck = tuple[tuple[int, int, int], tuple[int, int, int], int]
+
+
 def ledger(url: str) -> tuple[int, int, int]:
     """The sum of balances, the wallets reconcile_wallet_balances() finds wrong, and the
     completed transfers."""
@@ -178,7 +182,7 @@ def main() -> None:
         parser.error("--users: a transfer needs two users")
 
     rounds: list[dict[str, Row]] = []
-    ledgers: list[tuple[tuple[int, int, int], tuple[int, int, int], int]] = []
+    ledgers: list[LedgerCheck] = []
     server = start_test_server(durable=True)
     try:
         for number in range(args.rounds):
@@ -217,7 +221,7 @@ def transfers(
     server: TestServer,
     args: argparse.Namespace,
     script: str,
-    ledgers: list[tuple[tuple[int, int, int], tuple[int, int, int], int]],
+    ledgers: list[LedgerCheck],
 ) -> Row:
     """`script` on a fresh clone, and its ledger before and after."""
     url = server.url(server.clone("bench_payments"))
@@ -267,7 +271,7 @@ def report(
     *,
     rounds: list[dict[str, Row]],
     tpcb: Row,
-    ledgers: list[tuple[tuple[int, int, int], tuple[int, int, int], int]],
+    ledgers: list[LedgerCheck],
 ) -> None:
     print(
         f"{os.cpu_count()} cores, {args.clients} clients, {args.seconds:.0f}s per row,"

@@ -9,21 +9,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from starlette.requests import Request
-from starlette.routing import Route
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 
 class HotRoutes:
     """Requests that `routes` (routes of the app's router, tried first) match go straight to
-    their endpoints, with the path parameters the router would give; anything else to `app`.
-    The routes are the router's own objects, so paths and methods are written once."""
+    their endpoints; anything else to `app`. Each route matches as the router matches it (its
+    own `matches`: path, prefix, parameters and methods), so nothing is written twice."""
 
     def __init__(self, app: ASGIApp, *, routes: Sequence[Route]) -> None:
         self.app = app
         self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = self._route(scope) if scope["type"] == "http" else None
+        route = self._route(scope)
         if route is None:
             await self.app(scope, receive, send)
             return
@@ -31,11 +31,9 @@ class HotRoutes:
         await response(scope, receive, send)
 
     def _route(self, scope: Scope) -> Route | None:
-        if scope.get("root_path"):
-            return None  # served under a prefix: the router knows how to strip it
         for route in self.routes:
-            match = route.path_regex.match(scope["path"])
-            if match and route.methods and scope["method"] in route.methods:
-                scope["path_params"] = match.groupdict()  # str parameters: kept as matched
+            match, child_scope = route.matches(scope)
+            if match is Match.FULL:
+                scope.update(child_scope)
                 return route
         return None
